@@ -1,1 +1,167 @@
-fn main() {}
+//! `switchboard`: the gateway binary. `run` starts it; `check-config`
+//! validates a configuration file; `calls`, `trunks` and `cdrs` read the
+//! admin API of a running gateway.
+
+mod admin;
+mod cli;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use switchboard_config::Config;
+use switchboard_storage::{SledStore, Store};
+
+#[derive(Parser)]
+#[command(name = "switchboard", version, about = "Telephony and device gateway: SIP B2BUA with RTP relay")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway (embedded defaults when no config file is given).
+    Run {
+        /// TOML configuration file.
+        #[arg(short, long, env = "SWITCHBOARD_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Validate a configuration file and report every error with its key.
+    CheckConfig {
+        /// TOML configuration file.
+        file: PathBuf,
+    },
+    /// Active calls, like `core show channels`.
+    Calls(cli::ApiArgs),
+    /// Trunks and their state.
+    Trunks(cli::ApiArgs),
+    /// Recent call detail records.
+    Cdrs {
+        #[command(flatten)]
+        api: cli::ApiArgs,
+        /// How many.
+        #[arg(short = 'n', long, default_value_t = 20)]
+        limit: usize,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run { config } => run(config),
+        Command::CheckConfig { file } => check_config(&file),
+        Command::Calls(api) => cli::calls(&api),
+        Command::Trunks(api) => cli::trunks(&api),
+        Command::Cdrs { api, limit } => cli::cdrs(&api, limit),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn check_config(file: &std::path::Path) -> anyhow::Result<()> {
+    match switchboard_config::load(Some(file)) {
+        Ok(c) => {
+            println!("{}: OK ({} trunks, {} routes)", file.display(), c.trunks.len(), c.routes.len());
+            Ok(())
+        }
+        Err(errors) => {
+            for e in &errors.0 {
+                println!("{}: {}", file.display(), e);
+            }
+            anyhow::bail!("{} error(s) in {}", errors.0.len(), file.display())
+        }
+    }
+}
+
+fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SWITCHBOARD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log.level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if config.log.json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
+    let config = switchboard_config::load(config_path.as_deref()).map_err(|e| anyhow::anyhow!("invalid configuration:\n{e}"))?;
+    init_logging(&config);
+    if config_path.is_none() {
+        tracing::info!("no config file given: running on embedded defaults");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the tokio runtime")?;
+    runtime.block_on(serve(Arc::new(config)))
+}
+
+async fn serve(config: Arc<Config>) -> anyhow::Result<()> {
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .context("installing the metrics recorder")?;
+    let store_path = config.storage.path.clone();
+    let store: Arc<dyn Store> = Arc::new(
+        tokio::task::spawn_blocking(move || SledStore::open(&store_path))
+            .await?
+            .with_context(|| format!("opening the store at {}", config.storage.path.display()))?,
+    );
+    let gateway = switchboard_actors::Gateway::start(Arc::clone(&config), Arc::clone(&store)).await?;
+    let upkeep = metrics.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            upkeep.run_upkeep();
+        }
+    });
+    let state = admin::AdminState { gateway: gateway.clone(), store: Arc::clone(&store), metrics, test_hooks: config.admin.test_hooks };
+    let listener = tokio::net::TcpListener::bind(config.admin.listen)
+        .await
+        .with_context(|| format!("binding the admin API on {}", config.admin.listen))?;
+    tracing::info!(listen = %config.admin.listen, "admin API listening");
+    let app = admin::router(state);
+    let server = axum::serve(listener, app).with_graceful_shutdown(shutdown_signal());
+    let root_cell = gateway.root.get_cell();
+    tokio::select! {
+        r = server => r.context("admin server")?,
+        _ = wait_stopped(root_cell) => anyhow::bail!("the actor tree stopped"),
+    }
+    tracing::info!("shutting down");
+    store.flush().context("flushing the store")?;
+    Ok(())
+}
+
+async fn wait_stopped(cell: ractor::ActorCell) {
+    loop {
+        if matches!(cell.get_status(), ractor::ActorStatus::Stopped | ractor::ActorStatus::Stopping) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

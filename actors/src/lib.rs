@@ -1,1 +1,16 @@
-//! placeholder
+//! Actors and supervisors of switchboard (ractor), and the tokio drivers that
+//! move bytes for them: the SIP endpoint (RFC 3261 transports and the
+//! transaction layer), one `Call` actor per call (B2BUA), the call supervisor,
+//! one `Trunk` actor per trunk, the RTP relay (RFC 3550) and the CDR writer.
+
+pub mod call;
+pub mod cdr;
+pub mod context;
+pub mod endpoint;
+pub mod gateway;
+pub mod media;
+pub mod supervisor;
+pub mod trunk;
+
+pub use call::{CallId, CallSnapshot};
+pub use gateway::{Gateway, GatewayError};

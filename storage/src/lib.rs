@@ -1,1 +1,125 @@
-//! placeholder
+//! Durable state for switchboard: the narrow [`Store`] trait, its default sled backend
+//! ([`SledStore`]) and typed records such as call detail records ([`cdr`]).
+//!
+//! The trait is deliberately small (get, put, delete, prefix scan, atomic batch across trees,
+//! flush, count) so another backend (redb, Postgres) can replace sled. Every store carries a
+//! schema version in the [`Tree::Meta`] tree; opening a store written by newer code fails with
+//! [`StoreError::SchemaTooNew`] instead of misreading it.
+
+pub mod cdr;
+mod error;
+mod sled_store;
+mod time;
+
+pub use cdr::{put_cdr, put_cdrs, recent_cdrs, Cdr, Disposition};
+pub use error::{Corruption, StoreError};
+pub use sled_store::SledStore;
+pub use time::{now_unix_ms, rfc3339};
+
+/// Version of the on-disk layout written by this code into [`Tree::Meta`] under
+/// [`SCHEMA_VERSION_KEY`].
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Key in [`Tree::Meta`] holding the store's schema version as a big-endian `u32`.
+pub const SCHEMA_VERSION_KEY: &[u8] = b"schema_version";
+
+/// A named keyspace in the store. Add a variant (and a name) for each new kind of record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Tree {
+    /// Store-wide metadata, such as the schema version.
+    Meta,
+    /// Call detail records, keyed by end time then call id.
+    Cdrs,
+}
+
+impl Tree {
+    /// Every tree, in a fixed order (the backend opens them all at start).
+    pub const ALL: &'static [Tree] = &[Tree::Meta, Tree::Cdrs];
+
+    /// The backend's name for this tree; stable on disk, never rename.
+    pub fn name(self) -> &'static str {
+        match self {
+            Tree::Meta => "meta",
+            Tree::Cdrs => "cdrs",
+        }
+    }
+
+    /// Position of this tree in [`Tree::ALL`].
+    pub(crate) fn index(self) -> usize {
+        match self {
+            Tree::Meta => 0,
+            Tree::Cdrs => 1,
+        }
+    }
+}
+
+impl std::fmt::Display for Tree {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A key and its value, as returned by [`Store::scan_prefix`].
+pub type Entry = (Vec<u8>, Vec<u8>);
+
+/// One write in an atomic [`Store::apply_batch`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BatchOp {
+    /// Insert or replace `key` in `tree`.
+    Put {
+        /// Target tree.
+        tree: Tree,
+        /// Key bytes.
+        key: Vec<u8>,
+        /// Value bytes.
+        value: Vec<u8>,
+    },
+    /// Remove `key` from `tree` (no error when absent).
+    Delete {
+        /// Target tree.
+        tree: Tree,
+        /// Key bytes.
+        key: Vec<u8>,
+    },
+}
+
+/// A durable key-value store with named trees. Implementations must be safe to share across
+/// threads (`Arc<dyn Store>`).
+pub trait Store: Send + Sync + 'static {
+    /// The value stored under `key`, if any.
+    fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Insert or replace the value under `key`. Not durable until [`Store::flush`].
+    fn put(&self, tree: Tree, key: &[u8], value: &[u8]) -> Result<(), StoreError>;
+    /// Remove `key`; removing an absent key is not an error.
+    fn delete(&self, tree: Tree, key: &[u8]) -> Result<(), StoreError>;
+    /// Up to `limit` entries with this prefix, in key order (or reverse key order when `reverse`).
+    fn scan_prefix(
+        &self,
+        tree: Tree,
+        prefix: &[u8],
+        limit: usize,
+        reverse: bool,
+    ) -> Result<Vec<Entry>, StoreError>;
+    /// All ops applied atomically (sled transaction across trees): all or none are visible.
+    fn apply_batch(&self, ops: Vec<BatchOp>) -> Result<(), StoreError>;
+    /// Durably flush everything written so far (fsync).
+    fn flush(&self) -> Result<(), StoreError>;
+    /// Number of entries in `tree` (may be O(n)).
+    fn count(&self, tree: Tree) -> Result<usize, StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tree_names_are_unique_and_indexed() {
+        for (i, t) in Tree::ALL.iter().enumerate() {
+            assert_eq!(t.index(), i);
+            assert_eq!(t.to_string(), t.name());
+        }
+        let mut names: Vec<_> = Tree::ALL.iter().map(|t| t.name()).collect();
+        names.dedup();
+        assert_eq!(names.len(), Tree::ALL.len());
+    }
+}

@@ -1,0 +1,469 @@
+//! The `Call` actor: one per call, owning both legs of the B2BUA (RFC 3261
+//! §6 "back-to-back user agent"), the media relay and the CDR.
+//!
+//! The A leg is the caller's dialog (we are its UAS); the B leg is a new
+//! dialog toward a trunk (we are its UAC) with its own Call-ID, tags and an
+//! SDP anchored on our media ports. Provisional and final responses are
+//! relayed back, CANCEL and BYE cross from either side, in-dialog requests
+//! (re-INVITE, UPDATE, INFO) are relayed to the other leg, and RFC 4028
+//! session timers are passed through and watched.
+
+mod build;
+mod flow;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use serde::Serialize;
+use switchboard_config::{RouteTarget, TrunkConfig};
+use switchboard_sip::dialog::Dialog;
+use switchboard_sip::message::{self, MessageExt};
+use switchboard_sip::transaction::TransactionKey;
+use switchboard_sip::transport::Peer;
+use switchboard_storage::{now_unix_ms, Disposition};
+
+use crate::context::{mask_number, CallContext};
+use crate::endpoint::{EndpointMsg, Owner, SipEvent};
+use crate::media::{MediaSnapshot, Relay, RelayStats, Side};
+
+pub use build::{calling, dialed};
+
+/// How long we wait for the far side to answer our BYE before giving up.
+const BYE_GUARD: Duration = Duration::from_secs(32);
+
+/// A call's id: 16 hex digits, also the CDR id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct CallId(pub String);
+
+impl CallId {
+    /// A fresh random id.
+    pub fn new() -> Self {
+        Self(format!("{:016x}", rand::random::<u64>()))
+    }
+}
+
+impl Default for CallId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Display for CallId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Messages of a call actor.
+#[derive(Debug)]
+pub enum CallMsg {
+    /// A SIP transaction event for one of our Call-IDs.
+    Sip(SipEvent),
+    /// Our single timer fired (generation).
+    Timer(u64),
+    /// Hang up on operator request.
+    Hangup,
+    /// Test hook: panic on purpose, so supervision can be exercised.
+    Crash,
+}
+
+/// Where a call is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    /// INVITE sent to the trunk, nothing back yet.
+    Trying,
+    /// The callee is ringing (or early media).
+    Ringing,
+    /// Answered.
+    Answered,
+    /// Being torn down.
+    Ending,
+}
+
+/// One leg as the admin API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct LegView {
+    /// Which leg.
+    pub side: Side,
+    /// Its Call-ID.
+    pub call_id: String,
+    /// Signalling peer.
+    pub peer: String,
+    /// Transport.
+    pub transport: &'static str,
+    /// Our media port facing it.
+    pub rtp_port: Option<u16>,
+    /// Where we send its media (from SDP, before latching).
+    pub remote_media: Option<String>,
+}
+
+/// Everything the supervisor needs to show a call and to tear it down if
+/// the actor crashes.
+#[derive(Debug, Clone, Serialize)]
+pub struct CallSnapshot {
+    /// Call id.
+    pub id: CallId,
+    /// Phase.
+    pub state: Phase,
+    /// Calling number.
+    pub src: String,
+    /// Dialed number.
+    pub dst: String,
+    /// Start (RFC 3339).
+    pub start: String,
+    /// Answer time (RFC 3339).
+    pub answer: Option<String>,
+    /// Inbound trunk.
+    pub trunk_in: Option<String>,
+    /// Outbound trunk.
+    pub trunk_out: Option<String>,
+    /// Negotiated audio codec.
+    pub codec: Option<String>,
+    /// Both legs.
+    pub legs: Vec<LegView>,
+    /// Media counters (filled when read).
+    pub media: MediaSnapshot,
+    #[serde(skip)]
+    pub(crate) start_ms: u64,
+    #[serde(skip)]
+    pub(crate) answer_ms: Option<u64>,
+    #[serde(skip)]
+    pub(crate) stats: Option<Arc<RelayStats>>,
+    #[serde(skip)]
+    pub(crate) teardown: Teardown,
+}
+
+/// What it takes to end both legs from outside the actor.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Teardown {
+    pub a_peer: Option<Peer>,
+    pub a_key: Option<TransactionKey>,
+    pub a_invite: Option<rsip::Request>,
+    pub a_tag: String,
+    pub a_dialog: Option<Dialog>,
+    pub a_final_sent: bool,
+    pub b_peer: Option<Peer>,
+    pub b_invite: Option<rsip::Request>,
+    pub b_dialog: Option<Dialog>,
+    pub b_provisional: bool,
+    pub call_ids: Vec<String>,
+}
+
+/// Arguments of a new call.
+#[derive(Debug)]
+pub struct CallArgs {
+    /// The id chosen by the supervisor.
+    pub id: CallId,
+    /// Server transaction of the caller's INVITE.
+    pub key: TransactionKey,
+    /// The caller's INVITE.
+    pub invite: rsip::Request,
+    /// Where it came from.
+    pub peer: Peer,
+    /// Shared context.
+    pub ctx: Arc<CallContext>,
+}
+
+struct ALeg {
+    invite: rsip::Request,
+    key: TransactionKey,
+    peer: Peer,
+    tag: String,
+    call_id: String,
+    dialog: Option<Dialog>,
+    final_sent: bool,
+    remote_media: Option<SocketAddr>,
+}
+
+struct BLeg {
+    invite: Option<rsip::Request>,
+    peer: Peer,
+    call_id: String,
+    dialog: Option<Dialog>,
+    provisional: bool,
+    auth_tries: u8,
+    acks: HashMap<u32, rsip::Request>,
+    cancel_sent: bool,
+    /// The INVITE transaction is over (final response or Timer B).
+    invite_done: bool,
+    remote_media: Option<SocketAddr>,
+}
+
+/// A request relayed from one leg, waiting for the other leg's answer.
+struct Relayed {
+    from: Side,
+    key: TransactionKey,
+    request: rsip::Request,
+}
+
+struct Outcome {
+    disposition: Disposition,
+    cause: &'static str,
+    code: Option<u16>,
+}
+
+/// State of a call actor.
+pub struct CallState {
+    id: CallId,
+    myself: ActorRef<CallMsg>,
+    ctx: Arc<CallContext>,
+    phase: Phase,
+    a: ALeg,
+    b: Option<BLeg>,
+    trunk: Option<TrunkConfig>,
+    relay: Option<Relay>,
+    src: String,
+    dst: String,
+    trunk_in: Option<String>,
+    codec: Option<String>,
+    start_ms: u64,
+    answer_ms: Option<u64>,
+    cancel_pending: bool,
+    /// Requests relayed to the other leg, by the branch we sent them with.
+    relayed: HashMap<String, Relayed>,
+    /// Branches of BYEs we sent and still wait for.
+    byes: Vec<String>,
+    no_answer_at: Option<Instant>,
+    /// Until when we wait for the caller's ACK of our 200 (64*T1, like Timer L).
+    ack_wait_until: Option<Instant>,
+    session_at: Option<Instant>,
+    session_interval: Option<Duration>,
+    end_at: Option<Instant>,
+    timer_gen: u64,
+    armed: Option<Instant>,
+    outcome: Option<Outcome>,
+    /// What was last sent to the supervisor (to skip identical updates).
+    published: Option<(Phase, bool, bool, bool, usize)>,
+}
+
+/// The call actor.
+#[derive(Debug, Default)]
+pub struct Call;
+
+impl Actor for Call {
+    type Msg = CallMsg;
+    type State = CallState;
+    type Arguments = CallArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<CallMsg>,
+        args: CallArgs,
+    ) -> Result<CallState, ActorProcessingErr> {
+        let call_id = args.invite.call_id().unwrap_or_default();
+        args.ctx.endpoint.send_message(EndpointMsg::Register {
+            call_id: call_id.clone(),
+            owner: Owner::Call(myself.clone()),
+        })?;
+        let trunk_in = args.ctx.config.trunk_for_source(args.peer.addr.ip()).map(|t| t.name.clone());
+        Ok(CallState {
+            src: build::calling(&args.invite),
+            dst: build::dialed(&args.invite).unwrap_or_default(),
+            a: ALeg {
+                invite: args.invite,
+                key: args.key,
+                peer: args.peer,
+                tag: message::new_tag(),
+                call_id,
+                dialog: None,
+                final_sent: false,
+                remote_media: None,
+            },
+            id: args.id,
+            myself: myself.clone(),
+            ctx: args.ctx,
+            phase: Phase::Trying,
+            b: None,
+            trunk: None,
+            relay: None,
+            trunk_in,
+            codec: None,
+            start_ms: now_unix_ms(),
+            answer_ms: None,
+            cancel_pending: false,
+            relayed: HashMap::new(),
+            byes: Vec::new(),
+            no_answer_at: None,
+            ack_wait_until: None,
+            session_at: None,
+            session_interval: None,
+            end_at: None,
+            timer_gen: 0,
+            armed: None,
+            outcome: None,
+            published: None,
+        })
+    }
+
+    async fn post_start(
+        &self,
+        myself: ActorRef<CallMsg>,
+        state: &mut CallState,
+    ) -> Result<(), ActorProcessingErr> {
+        state.setup();
+        state.after(&myself).await;
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<CallMsg>,
+        msg: CallMsg,
+        state: &mut CallState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            CallMsg::Sip(ev) => state.on_sip(ev),
+            CallMsg::Timer(gen) => {
+                if gen == state.timer_gen {
+                    state.armed = None;
+                    state.on_timer(Instant::now());
+                }
+            }
+            CallMsg::Hangup => state.hangup("operator", 480),
+            CallMsg::Crash => panic!("call {} crashed on purpose (test hook)", state.id),
+        }
+        state.after(&myself).await;
+        Ok(())
+    }
+}
+
+impl CallState {
+    fn send(&self, msg: EndpointMsg) {
+        let _ = self.ctx.endpoint.send_message(msg);
+    }
+
+    fn respond_a(&mut self, code: u16, sdp: Option<Vec<u8>>) {
+        if self.a.final_sent {
+            return;
+        }
+        if code >= 200 {
+            self.a.final_sent = true;
+        }
+        let contact = self.ctx.contact(self.a.peer.transport);
+        let contact = (code < 300).then_some(contact.as_str());
+        let mut resp = build::response_to(&self.a.invite, code, &self.a.tag, contact, sdp);
+        if code == 200 {
+            if let Some(se) = self.session_interval {
+                resp.headers.push(rsip::Header::Other(
+                    "Session-Expires".into(),
+                    format!("{};refresher=uac", se.as_secs()),
+                ));
+                resp.headers.push(rsip::Header::Require("timer".into()));
+            }
+        }
+        self.send(EndpointMsg::SendResponse { key: self.a.key.clone(), response: resp });
+    }
+
+    fn fail(&mut self, code: u16, disposition: Disposition, cause: &'static str) {
+        self.respond_a(code, None);
+        self.finish(disposition, cause, Some(code));
+    }
+
+    fn finish(&mut self, disposition: Disposition, cause: &'static str, code: Option<u16>) {
+        if self.outcome.is_none() {
+            self.outcome = Some(Outcome { disposition, cause, code });
+        }
+        self.phase = Phase::Ending;
+    }
+
+    /// Route the call and send the INVITE to the trunk.
+    fn setup(&mut self) {
+        let ctx = Arc::clone(&self.ctx);
+        if build::max_forwards(&self.a.invite) == 0 {
+            return self.fail(483, Disposition::Failed, "too many hops");
+        }
+        let Some((route, number)) = ctx.config.dial(&self.dst) else {
+            tracing::info!(call = %self.id, dst = %mask_number(&self.dst), "no route");
+            return self.fail(404, Disposition::Failed, "no route");
+        };
+        let trunk_name = match &route.to {
+            RouteTarget::Trunk(name) => name.clone(),
+        };
+        let (Some(trunk), Some(handle)) = (ctx.config.trunk(&trunk_name), ctx.trunks.get(&trunk_name)) else {
+            return self.fail(503, Disposition::Congestion, "unknown trunk");
+        };
+        if handle.status.borrow().is_down() {
+            return self.fail(503, Disposition::Congestion, "trunk down");
+        }
+        self.trunk = Some(trunk.clone());
+        if !build::has_sdp(&self.a.invite, &self.a.invite.body) {
+            // Late offer is not supported yet: refuse clearly.
+            return self.fail(488, Disposition::Failed, "no SDP offer");
+        }
+        let (Some(pa), Some(pb)) = (ctx.ports.allocate(), ctx.ports.allocate()) else {
+            return self.fail(503, Disposition::Congestion, "no media ports");
+        };
+        let relay = Relay::start(pa, pb);
+        let anchored = match build::anchor(&self.a.invite.body, ctx.media_ip, relay.port(Side::B)) {
+            Ok(a) => a,
+            Err(err) => {
+                tracing::info!(call = %self.id, %err, "bad SDP offer");
+                return self.fail(488, Disposition::Failed, "bad SDP offer");
+            }
+        };
+        if let Some(audio) = &anchored.audio {
+            self.a.remote_media = build::media_target(audio);
+            relay.set_remote(Side::A, self.a.remote_media);
+            self.codec = audio.codecs.first().cloned();
+        }
+        self.relay = Some(relay);
+        if let Some(se) = build::session_expires(&self.a.invite) {
+            self.session_interval = Some(Duration::from_secs(u64::from(se)));
+        }
+        let peer = Peer { addr: trunk.address, transport: crate::context::sip_transport(trunk.transport) };
+        let b_call_id = format!("{}@{}", self.id, ctx.sip_addr.ip());
+        let from_tag = message::new_tag();
+        let branch = message::new_branch();
+        let uri = format!("sip:{}@{}", number, trunk.address);
+        let from_domain = trunk.from_domain.clone().unwrap_or_else(|| ctx.sip_addr.ip().to_string());
+        let contact = ctx.contact(peer.transport);
+        let via = ctx.via_host();
+        let invite = build::outbound_invite(
+            build::OutboundInvite {
+                uri: &uri,
+                src: &self.src,
+                from_domain: &from_domain,
+                from_tag: &from_tag,
+                call_id: &b_call_id,
+                cseq: 1,
+                branch: &branch,
+                via_host: &via,
+                transport: peer.transport,
+                contact: &contact,
+                max_forwards: build::max_forwards(&self.a.invite).saturating_sub(1).min(70),
+                user_agent: &ctx.config.sip.user_agent,
+                body: anchored.body,
+            },
+            &self.a.invite,
+        );
+        let invite = match invite {
+            Ok(i) => i,
+            Err(err) => {
+                tracing::warn!(call = %self.id, %err, "cannot build INVITE to trunk");
+                return self.fail(500, Disposition::Failed, "internal");
+            }
+        };
+        tracing::info!(call = %self.id, src = %mask_number(&self.src), dst = %mask_number(&self.dst), trunk = %trunk.name, "outbound INVITE");
+        self.send(EndpointMsg::Register { call_id: b_call_id.clone(), owner: Owner::Call(self.myself.clone()) });
+        self.send(EndpointMsg::SendRequest { peer, request: invite.clone() });
+        self.no_answer_at = Some(Instant::now() + ctx.config.sip.no_answer_timeout);
+        self.b = Some(BLeg {
+            invite: Some(invite),
+            peer,
+            call_id: b_call_id,
+            dialog: None,
+            provisional: false,
+            auth_tries: 0,
+            acks: HashMap::new(),
+            cancel_sent: false,
+            invite_done: false,
+            remote_media: None,
+        });
+    }
+
+}

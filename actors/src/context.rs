@@ -1,0 +1,102 @@
+//! What every call shares: configuration, the actors it talks to, the media
+//! port pool and the CDR writer. Only channels, `Arc<Config>` and the store are
+//! shared, as the design asks.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use ractor::ActorRef;
+use switchboard_config::Config;
+use tokio::sync::watch;
+
+use crate::cdr::CdrSink;
+use crate::endpoint::EndpointMsg;
+use crate::media::PortPool;
+use crate::supervisor::SupervisorMsg;
+use crate::trunk::{TrunkMsg, TrunkStatus};
+
+/// A trunk as calls see it: its actor and its live status.
+#[derive(Debug, Clone)]
+pub struct TrunkHandle {
+    /// The trunk actor.
+    pub actor: ActorRef<TrunkMsg>,
+    /// Live status (up/down, registration).
+    pub status: watch::Receiver<TrunkStatus>,
+}
+
+/// Shared by every call actor.
+#[derive(Debug)]
+pub struct CallContext {
+    /// The configuration in force.
+    pub config: Arc<Config>,
+    /// The SIP endpoint.
+    pub endpoint: ActorRef<EndpointMsg>,
+    /// The call supervisor.
+    pub supervisor: ActorRef<SupervisorMsg>,
+    /// RTP ports.
+    pub ports: Arc<PortPool>,
+    /// Where finished calls' CDRs go.
+    pub cdrs: CdrSink,
+    /// Trunks by name.
+    pub trunks: HashMap<String, TrunkHandle>,
+    /// Our SIP address as peers should reach it (Via, Contact).
+    pub sip_addr: SocketAddr,
+    /// Address put in SDP for anchored media.
+    pub media_ip: IpAddr,
+}
+
+impl CallContext {
+    /// `host:port` for Via sent-by.
+    pub fn via_host(&self) -> String {
+        self.sip_addr.to_string()
+    }
+
+    /// Our Contact URI for `transport`.
+    pub fn contact(&self, transport: switchboard_sip::transport::Transport) -> String {
+        match transport {
+            switchboard_sip::transport::Transport::Udp => format!("sip:switchboard@{}", self.sip_addr),
+            t => format!("sip:switchboard@{};transport={}", self.sip_addr, t.as_str().to_ascii_lowercase()),
+        }
+    }
+}
+
+/// Mask a phone number for logs: keep the first 4 and last 2 characters.
+pub fn mask_number(n: &str) -> String {
+    let chars: Vec<char> = n.chars().collect();
+    if chars.len() <= 6 {
+        return "*".repeat(chars.len());
+    }
+    let mut out = String::with_capacity(chars.len());
+    for (i, c) in chars.iter().enumerate() {
+        if i < 4 || i >= chars.len() - 2 {
+            out.push(*c);
+        } else {
+            out.push('*');
+        }
+    }
+    out
+}
+
+/// The SIP transport for a configured trunk transport.
+pub fn sip_transport(t: switchboard_config::Transport) -> switchboard_sip::transport::Transport {
+    use switchboard_sip::transport::Transport as T;
+    match t {
+        switchboard_config::Transport::Udp => T::Udp,
+        switchboard_config::Transport::Tcp => T::Tcp,
+        switchboard_config::Transport::Tls => T::Tls,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mask_number;
+
+    #[test]
+    fn masks_numbers() {
+        assert_eq!(mask_number("+441234567890"), "+441*******90");
+        assert_eq!(mask_number("1234"), "****");
+        assert_eq!(mask_number(""), "");
+    }
+}
+

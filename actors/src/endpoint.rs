@@ -1,0 +1,563 @@
+//! The SIP endpoint actor: owns the RFC 3261 transaction layer (sans-IO core
+//! from `switchboard-sip`) and the UDP and TCP transports (RFC 3261 §18).
+//!
+//! Drivers only move bytes: a UDP receive task and one task per TCP connection
+//! parse inbound messages and hand them to this actor; the actor feeds its
+//! [`TransactionLayer`], sends what the layer wants sent and dispatches the
+//! layer's events to the owner of the Call-ID (a call or a trunk). A new INVITE
+//! with an unknown Call-ID goes to the call supervisor; a request for an unknown
+//! dialog gets 481.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use rsip::{Method, SipMessage};
+use switchboard_sip::message::{self, make_response, MessageExt};
+use switchboard_sip::transaction::{
+    Timers, TransactionEvent, TransactionKey, TransactionLayer, Transmit,
+};
+use switchboard_sip::transport::{Peer, StreamFramer, Transport};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::mpsc;
+
+use crate::call::CallMsg;
+use crate::supervisor::SupervisorMsg;
+use crate::trunk::TrunkMsg;
+
+/// Most TCP connections kept open at once (inbound plus outbound).
+pub const MAX_TCP_CONNECTIONS: usize = 1024;
+/// Messages queued toward one TCP connection before new ones are dropped.
+const TCP_QUEUE: usize = 256;
+/// A TCP connection with no traffic for this long is closed.
+const TCP_IDLE: Duration = Duration::from_secs(300);
+/// Requests for a new call buffered while its actor starts.
+const PENDING_LIMIT: usize = 32;
+
+/// Who receives the transaction events of a Call-ID.
+#[derive(Debug, Clone)]
+pub enum Owner {
+    /// A call actor (both legs' Call-IDs point at it).
+    Call(ActorRef<CallMsg>),
+    /// A trunk actor (its OPTIONS and REGISTER Call-IDs).
+    Trunk(ActorRef<TrunkMsg>),
+}
+
+/// A transaction event for an owner.
+#[derive(Debug, Clone)]
+pub enum SipEvent {
+    /// A request: `key` is its server transaction (None for ACK to a 2xx).
+    Request { key: Option<TransactionKey>, request: rsip::Request, peer: Peer },
+    /// The caller cancelled the INVITE of server transaction `invite`.
+    Cancelled { invite: TransactionKey },
+    /// A response to a request we sent (or a stray 2xx retransmission).
+    Response { response: rsip::Response },
+    /// The client transaction with this branch timed out (Timer B/F).
+    Timeout { branch: String },
+}
+
+/// Counters for the status API and readiness.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct EndpointStatus {
+    /// Transactions alive in the layer.
+    pub transactions: usize,
+    /// Call-IDs routed to owners.
+    pub dialogs: usize,
+    /// TCP connections open.
+    pub tcp_connections: usize,
+}
+
+/// Messages of the endpoint actor.
+#[derive(Debug)]
+pub enum EndpointMsg {
+    /// A parsed message from a transport driver.
+    Inbound { peer: Peer, msg: SipMessage },
+    /// Start a client transaction.
+    SendRequest { peer: Peer, request: rsip::Request },
+    /// Answer through a server transaction.
+    SendResponse { key: TransactionKey, response: rsip::Response },
+    /// Send outside a transaction (ACK for 2xx).
+    SendStateless { peer: Peer, msg: SipMessage },
+    /// Route events for `call_id` to `owner`.
+    Register { call_id: String, owner: Owner },
+    /// Stop routing `call_id`.
+    Unregister { call_id: String },
+    /// A TCP connection is up: messages for `addr` go to `tx`.
+    TcpUp { addr: SocketAddr, tx: mpsc::Sender<Bytes> },
+    /// A TCP connection to `addr` closed.
+    TcpDown { addr: SocketAddr },
+    /// Timer tick from the timer task.
+    Tick,
+    /// Status for the admin API.
+    Status(RpcReplyPort<EndpointStatus>),
+}
+
+/// Everything the endpoint needs at start.
+pub struct EndpointArgs {
+    /// The bound UDP socket.
+    pub udp: Arc<UdpSocket>,
+    /// The bound TCP listener (same address).
+    pub tcp: Option<Arc<TcpListener>>,
+    /// RFC 3261 timer values.
+    pub timers: Timers,
+    /// Where new calls go.
+    pub supervisor: ActorRef<SupervisorMsg>,
+    /// Value for the Server and User-Agent headers.
+    pub user_agent: String,
+}
+
+impl std::fmt::Debug for EndpointArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EndpointArgs").finish_non_exhaustive()
+    }
+}
+
+enum Route {
+    Owner(Owner),
+    /// The call actor is being spawned; events wait here.
+    Pending(Vec<SipEvent>),
+}
+
+/// State of the endpoint actor.
+pub struct EndpointState {
+    layer: TransactionLayer,
+    udp: Arc<UdpSocket>,
+    tcp: HashMap<SocketAddr, mpsc::Sender<Bytes>>,
+    routes: HashMap<String, Route>,
+    /// Client transactions in flight: Call-ID and branch, to route timeouts.
+    client: HashMap<TransactionKey, (String, String)>,
+    supervisor: ActorRef<SupervisorMsg>,
+    user_agent: String,
+    timer: tokio::sync::watch::Sender<Option<Instant>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// The SIP endpoint actor.
+#[derive(Debug, Default)]
+pub struct Endpoint;
+
+impl Actor for Endpoint {
+    type Msg = EndpointMsg;
+    type State = EndpointState;
+    type Arguments = EndpointArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<EndpointMsg>,
+        args: EndpointArgs,
+    ) -> Result<EndpointState, ActorProcessingErr> {
+        let (timer, timer_rx) = tokio::sync::watch::channel(None);
+        let mut tasks = vec![
+            tokio::spawn(udp_receive(Arc::clone(&args.udp), myself.clone())),
+            tokio::spawn(timer_task(timer_rx, myself.clone())),
+        ];
+        if let Some(listener) = args.tcp {
+            tasks.push(tokio::spawn(tcp_accept(listener, myself.clone())));
+        }
+        Ok(EndpointState {
+            layer: TransactionLayer::new(args.timers),
+            udp: args.udp,
+            tcp: HashMap::new(),
+            routes: HashMap::new(),
+            client: HashMap::new(),
+            supervisor: args.supervisor,
+            user_agent: args.user_agent,
+            timer,
+            tasks,
+        })
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<EndpointMsg>,
+        state: &mut EndpointState,
+    ) -> Result<(), ActorProcessingErr> {
+        for t in &state.tasks {
+            t.abort();
+        }
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<EndpointMsg>,
+        msg: EndpointMsg,
+        state: &mut EndpointState,
+    ) -> Result<(), ActorProcessingErr> {
+        let now = Instant::now();
+        match msg {
+            EndpointMsg::Inbound { peer, msg } => {
+                count_inbound(&msg);
+                state.layer.handle_message(now, peer, msg);
+            }
+            EndpointMsg::SendRequest { peer, request } => {
+                metrics::counter!("switchboard_sip_requests_total", "method" => request.method.to_string(), "direction" => "out").increment(1);
+                if peer.transport.is_reliable() && !state.tcp.contains_key(&peer.addr) {
+                    connect_tcp(&myself, state, peer.addr);
+                }
+                let ids = (request.call_id(), request.top_via_branch());
+                let key = state.layer.send_request(now, peer, request);
+                if let (Some(call_id), Some(branch)) = ids {
+                    state.client.insert(key, (call_id, branch));
+                }
+            }
+            EndpointMsg::SendResponse { key, mut response } => {
+                metrics::counter!("switchboard_sip_responses_total", "code" => u16::from(response.status_code.clone()).to_string(), "direction" => "out").increment(1);
+                add_server_header(&mut response, &state.user_agent);
+                if let Err(err) = state.layer.send_response(now, &key, response) {
+                    tracing::debug!(%err, "response for a finished transaction dropped");
+                }
+            }
+            EndpointMsg::SendStateless { peer, msg } => state.layer.send_stateless(peer, msg),
+            EndpointMsg::Register { call_id, owner } => {
+                if let Some(Route::Pending(events)) =
+                    state.routes.insert(call_id, Route::Owner(owner.clone()))
+                {
+                    for ev in events {
+                        deliver(&owner, ev);
+                    }
+                }
+            }
+            EndpointMsg::Unregister { call_id } => {
+                state.routes.remove(&call_id);
+            }
+            EndpointMsg::TcpUp { addr, tx } => {
+                if state.tcp.len() >= MAX_TCP_CONNECTIONS {
+                    tracing::warn!(%addr, "TCP connection limit reached; refusing");
+                } else {
+                    state.tcp.insert(addr, tx);
+                }
+            }
+            EndpointMsg::TcpDown { addr } => {
+                state.tcp.remove(&addr);
+            }
+            EndpointMsg::Tick => state.layer.handle_timeout(now),
+            EndpointMsg::Status(reply) => {
+                let _ = reply.send(EndpointStatus {
+                    transactions: state.layer.len(),
+                    dialogs: state.routes.len(),
+                    tcp_connections: state.tcp.len(),
+                });
+            }
+        }
+        pump(&myself, state).await;
+        Ok(())
+    }
+}
+
+fn count_inbound(msg: &SipMessage) {
+    match msg {
+        SipMessage::Request(r) => {
+            metrics::counter!("switchboard_sip_requests_total", "method" => r.method.to_string(), "direction" => "in").increment(1);
+        }
+        SipMessage::Response(r) => {
+            metrics::counter!("switchboard_sip_responses_total", "code" => u16::from(r.status_code.clone()).to_string(), "direction" => "in").increment(1);
+        }
+    }
+}
+
+fn add_server_header(response: &mut rsip::Response, ua: &str) {
+    response.headers.push(rsip::Header::Server(ua.into()));
+}
+
+/// Drain the layer: transmit, dispatch events, re-arm the timer.
+async fn pump(myself: &ActorRef<EndpointMsg>, state: &mut EndpointState) {
+    while let Some(t) = state.layer.poll_transmit() {
+        transmit(myself, state, t).await;
+    }
+    while let Some(ev) = state.layer.poll_event() {
+        dispatch(state, ev);
+        // Dispatch may have produced immediate answers (481, 405, OPTIONS 200).
+        while let Some(t) = state.layer.poll_transmit() {
+            transmit(myself, state, t).await;
+        }
+    }
+    let next = state.layer.poll_timeout();
+    if *state.timer.borrow() != next {
+        let _ = state.timer.send(next);
+    }
+}
+
+async fn transmit(myself: &ActorRef<EndpointMsg>, state: &mut EndpointState, t: Transmit) {
+    match t.peer.transport {
+        Transport::Udp => {
+            if let Err(err) = state.udp.send_to(&t.data, t.peer.addr).await {
+                tracing::debug!(%err, to = %t.peer.addr, "UDP send failed");
+            }
+        }
+        Transport::Tcp | Transport::Tls => {
+            if !state.tcp.contains_key(&t.peer.addr) {
+                connect_tcp(myself, state, t.peer.addr);
+            }
+            if let Some(tx) = state.tcp.get(&t.peer.addr) {
+                if tx.try_send(t.data).is_err() {
+                    metrics::counter!("switchboard_sip_tcp_dropped_total").increment(1);
+                }
+            }
+        }
+    }
+}
+
+fn dispatch(state: &mut EndpointState, ev: TransactionEvent) {
+    match ev {
+        TransactionEvent::Request { key, request, peer } => {
+            let Some(call_id) = request.call_id() else { return };
+            let ev = SipEvent::Request { key: key.clone(), request, peer };
+            match state.routes.get_mut(&call_id) {
+                Some(Route::Owner(o)) => deliver(o, ev),
+                Some(Route::Pending(q)) => {
+                    if q.len() < PENDING_LIMIT {
+                        q.push(ev);
+                    }
+                }
+                None => unrouted(state, key, ev, call_id),
+            }
+        }
+        TransactionEvent::Cancelled { invite, cancel } => {
+            if let Some(call_id) = cancel.call_id() {
+                route(state, &call_id, SipEvent::Cancelled { invite });
+            }
+        }
+        TransactionEvent::Response { key, response } => {
+            if response.status_code.code() >= 200 {
+                state.client.remove(&key);
+            }
+            if let Some(call_id) = response.call_id() {
+                route(state, &call_id, SipEvent::Response { response });
+            }
+        }
+        TransactionEvent::StrayResponse { response, .. } => {
+            if let Some(call_id) = response.call_id() {
+                route(state, &call_id, SipEvent::Response { response });
+            }
+        }
+        TransactionEvent::Timeout { key } => {
+            if let Some((call_id, branch)) = state.client.remove(&key) {
+                route(state, &call_id, SipEvent::Timeout { branch });
+            }
+        }
+        // Calls watch for the caller's ACK themselves.
+        TransactionEvent::AckTimeout { .. } => {}
+    }
+}
+
+fn route(state: &mut EndpointState, call_id: &str, ev: SipEvent) {
+    match state.routes.get_mut(call_id) {
+        Some(Route::Owner(o)) => deliver(o, ev),
+        Some(Route::Pending(q)) => {
+            if q.len() < PENDING_LIMIT {
+                q.push(ev);
+            }
+        }
+        None => {}
+    }
+}
+
+fn deliver(owner: &Owner, ev: SipEvent) {
+    match owner {
+        Owner::Call(a) => {
+            let _ = a.send_message(CallMsg::Sip(ev));
+        }
+        Owner::Trunk(a) => {
+            let _ = a.send_message(TrunkMsg::Sip(ev));
+        }
+    }
+}
+
+/// A request whose Call-ID nobody owns.
+fn unrouted(state: &mut EndpointState, key: Option<TransactionKey>, ev: SipEvent, call_id: String) {
+    let SipEvent::Request { request, peer, .. } = ev else { return };
+    let Some(key) = key else { return }; // a stray ACK: drop
+    let in_dialog = request.to_tag().is_some();
+    let now = Instant::now();
+    let code = match request.method {
+        Method::Invite if !in_dialog => {
+            state.routes.insert(call_id, Route::Pending(Vec::new()));
+            let _ = state.supervisor.send_message(SupervisorMsg::NewCall { key, request, peer });
+            return;
+        }
+        Method::Options if !in_dialog => 200,
+        Method::Register | Method::Subscribe | Method::Publish | Method::Message
+            if !in_dialog =>
+        {
+            405
+        }
+        _ => 481,
+    };
+    let mut resp = make_response(&request, code, Some(&message::new_tag()));
+    if code == 200 || code == 405 {
+        resp.headers.push(rsip::Header::Allow(
+            "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO".into(),
+        ));
+    }
+    add_server_header(&mut resp, &state.user_agent);
+    if let Err(err) = state.layer.send_response(now, &key, resp) {
+        tracing::debug!(%err, "answer to unrouted request dropped");
+    }
+}
+
+/// Re-arms on every deadline change and sends `Tick` when it passes.
+async fn timer_task(
+    mut rx: tokio::sync::watch::Receiver<Option<Instant>>,
+    endpoint: ActorRef<EndpointMsg>,
+) {
+    loop {
+        let deadline = *rx.borrow_and_update();
+        match deadline {
+            Some(at) => {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(at.into()) => {
+                        if endpoint.send_message(EndpointMsg::Tick).is_err() { return; }
+                        // Wait for the actor to publish the next deadline.
+                        if rx.changed().await.is_err() { return; }
+                    }
+                    r = rx.changed() => if r.is_err() { return },
+                }
+            }
+            None => {
+                if rx.changed().await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+async fn udp_receive(sock: Arc<UdpSocket>, endpoint: ActorRef<EndpointMsg>) {
+    let mut buf = vec![0u8; message::MAX_MESSAGE_SIZE + 1];
+    let local = sock.local_addr().ok();
+    loop {
+        let (n, from) = match sock.recv_from(&mut buf).await {
+            Ok(r) => r,
+            Err(err) => {
+                tracing::debug!(%err, "UDP receive error");
+                continue;
+            }
+        };
+        let data = &buf[..n];
+        if data.iter().all(|b| *b == b'\r' || *b == b'\n' || *b == 0) {
+            continue; // keep-alive
+        }
+        if Some(from) == local {
+            continue;
+        }
+        let peer = Peer { addr: from, transport: Transport::Udp };
+        match message::parse(data) {
+            Ok(msg) => {
+                if endpoint.send_message(EndpointMsg::Inbound { peer, msg }).is_err() {
+                    return;
+                }
+            }
+            Err(err) => {
+                metrics::counter!("switchboard_sip_parse_errors_total", "transport" => "udp").increment(1);
+                tracing::debug!(%from, %err, "malformed SIP datagram");
+                if let Some(reply) = message::bad_request(data, &err) {
+                    let _ = sock.send_to(&reply, from).await;
+                }
+            }
+        }
+    }
+}
+
+async fn tcp_accept(listener: Arc<TcpListener>, endpoint: ActorRef<EndpointMsg>) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, addr)) => {
+                let _ = stream.set_nodelay(true);
+                tokio::spawn(tcp_connection(stream, addr, endpoint.clone()));
+            }
+            Err(err) => {
+                tracing::warn!(%err, "TCP accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+fn connect_tcp(myself: &ActorRef<EndpointMsg>, state: &mut EndpointState, addr: SocketAddr) {
+    if state.tcp.len() >= MAX_TCP_CONNECTIONS {
+        return;
+    }
+    // Queue through a channel now; the connection task drains it once up.
+    let (tx, rx) = mpsc::channel(TCP_QUEUE);
+    state.tcp.insert(addr, tx);
+    let endpoint = myself.clone();
+    tokio::spawn(async move {
+        match tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr)).await {
+            Ok(Ok(stream)) => {
+                let _ = stream.set_nodelay(true);
+                run_tcp(stream, addr, endpoint, rx).await;
+            }
+            _ => {
+                tracing::warn!(%addr, "TCP connect failed");
+                let _ = endpoint.send_message(EndpointMsg::TcpDown { addr });
+            }
+        }
+    });
+}
+
+async fn tcp_connection(stream: TcpStream, addr: SocketAddr, endpoint: ActorRef<EndpointMsg>) {
+    let (tx, rx) = mpsc::channel(TCP_QUEUE);
+    if endpoint.send_message(EndpointMsg::TcpUp { addr, tx }).is_err() {
+        return;
+    }
+    run_tcp(stream, addr, endpoint, rx).await;
+}
+
+async fn run_tcp(
+    stream: TcpStream,
+    addr: SocketAddr,
+    endpoint: ActorRef<EndpointMsg>,
+    mut rx: mpsc::Receiver<Bytes>,
+) {
+    let (mut rd, mut wr) = stream.into_split();
+    let writer = tokio::spawn(async move {
+        while let Some(data) = rx.recv().await {
+            if wr.write_all(&data).await.is_err() {
+                break;
+            }
+        }
+    });
+    let peer = Peer { addr, transport: Transport::Tcp };
+    let mut framer = StreamFramer::new();
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match tokio::time::timeout(TCP_IDLE, rd.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
+            Ok(Ok(n)) => n,
+        };
+        if let Err(err) = framer.push(&buf[..n]) {
+            tracing::debug!(%addr, %err, "closing TCP connection: framing error");
+            break;
+        }
+        let mut fatal = false;
+        loop {
+            match framer.next_message() {
+                Ok(Some(data)) => match message::parse(&data) {
+                    Ok(msg) => {
+                        let _ = endpoint.send_message(EndpointMsg::Inbound { peer, msg });
+                    }
+                    Err(err) => {
+                        metrics::counter!("switchboard_sip_parse_errors_total", "transport" => "tcp").increment(1);
+                        tracing::debug!(%addr, %err, "malformed SIP over TCP");
+                    }
+                },
+                Ok(None) => break,
+                Err(err) => {
+                    tracing::debug!(%addr, %err, "closing TCP connection: framing error");
+                    fatal = true;
+                    break;
+                }
+            }
+        }
+        if fatal {
+            break;
+        }
+    }
+    writer.abort();
+    let _ = endpoint.send_message(EndpointMsg::TcpDown { addr });
+}

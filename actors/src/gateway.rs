@@ -1,0 +1,306 @@
+//! Wiring and the root supervisor.
+//!
+//! `Gateway::start` binds the SIP sockets, opens the CDR writer and spawns the
+//! actor tree under a `Root` actor: the call supervisor (which owns the calls),
+//! the SIP endpoint and one actor per trunk. ractor has no restart strategy of
+//! its own, so `Root` implements one: a failed endpoint or trunk actor is
+//! started again with the same sockets and configuration, at most
+//! `MAX_RESTARTS` times in `RESTART_WINDOW`; past that the root stops and the
+//! process exits rather than limp along.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SupervisionEvent};
+use switchboard_config::Config;
+use switchboard_sip::transaction::Timers;
+use switchboard_storage::Store;
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::watch;
+
+use crate::cdr;
+use crate::context::{sip_transport, CallContext, TrunkHandle};
+use crate::endpoint::{Endpoint, EndpointArgs, EndpointMsg};
+use crate::media::PortPool;
+use crate::supervisor::{CallSupervisor, SupervisorMsg};
+use crate::trunk::{initial_status, Trunk, TrunkArgs, TrunkMsg, TrunkStatus};
+
+/// Restarts allowed per child within the window.
+pub const MAX_RESTARTS: usize = 5;
+/// The window for restart intensity.
+pub const RESTART_WINDOW: Duration = Duration::from_secs(60);
+
+/// Errors starting the gateway.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// A socket could not be bound.
+    #[error("cannot bind SIP {transport} on {addr}: {source}")]
+    Bind {
+        /// Transport.
+        transport: &'static str,
+        /// Address.
+        addr: SocketAddr,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// An actor failed to start.
+    #[error("cannot start the {which} actor: {source}")]
+    Spawn {
+        /// Which actor.
+        which: &'static str,
+        /// Cause.
+        source: ractor::SpawnErr,
+    },
+    /// The endpoint did not come up.
+    #[error("the SIP endpoint stopped during start-up")]
+    EndpointGone,
+    /// The CDR writer thread could not start.
+    #[error("cannot start the CDR writer: {0}")]
+    CdrWriter(std::io::Error),
+}
+
+/// A running gateway: handles for the admin API.
+#[derive(Debug, Clone)]
+pub struct Gateway {
+    /// The root supervisor.
+    pub root: ActorRef<RootMsg>,
+    /// The call supervisor.
+    pub supervisor: ActorRef<SupervisorMsg>,
+    /// Live endpoint reference (changes on restart).
+    pub endpoint: watch::Receiver<Option<ActorRef<EndpointMsg>>>,
+    /// Trunk statuses by name, in config order.
+    pub trunks: Vec<watch::Receiver<TrunkStatus>>,
+    /// RTP ports.
+    pub ports: Arc<PortPool>,
+    /// The bound SIP address.
+    pub sip_addr: SocketAddr,
+}
+
+impl Gateway {
+    /// Bind, spawn and wire everything.
+    pub async fn start(config: Arc<Config>, store: Arc<dyn Store>) -> Result<Self, GatewayError> {
+        let listen = config.sip.listen;
+        let udp = UdpSocket::bind(listen).await.map_err(|source| GatewayError::Bind { transport: "UDP", addr: listen, source })?;
+        let bound = udp.local_addr().map_err(|source| GatewayError::Bind { transport: "UDP", addr: listen, source })?;
+        let tcp = TcpListener::bind(bound).await.map_err(|source| GatewayError::Bind { transport: "TCP", addr: bound, source })?;
+        let advertised = config.sip.advertised_ip();
+        let sip_addr = SocketAddr::new(advertised, bound.port());
+        let media_ip = config.media.advertise.unwrap_or(advertised);
+        let bind_ip = match config.sip.listen.ip() {
+            ip if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            ip => ip,
+        };
+        let ports = PortPool::new(bind_ip, config.media.rtp_ports.clone());
+        let (cdrs, _writer) = cdr::start(store).map_err(GatewayError::CdrWriter)?;
+
+        let (supervisor, _) = Actor::spawn(None, CallSupervisor, ())
+            .await
+            .map_err(|source| GatewayError::Spawn { which: "call supervisor", source })?;
+        let (endpoint_tx, endpoint_rx) = watch::channel(None);
+        let mut trunk_status = Vec::new();
+        let mut trunk_senders = Vec::new();
+        for t in &config.trunks {
+            let (tx, rx) = watch::channel(initial_status(t));
+            trunk_status.push(rx);
+            trunk_senders.push(Arc::new(tx));
+        }
+        let root_args = RootArgs {
+            config: Arc::clone(&config),
+            udp: Arc::new(udp),
+            tcp: Arc::new(tcp),
+            supervisor: supervisor.clone(),
+            endpoint_tx,
+            trunk_senders,
+            sip_addr,
+        };
+        let (root, _) = Actor::spawn(Some("root".into()), Root, root_args)
+            .await
+            .map_err(|source| GatewayError::Spawn { which: "root", source })?;
+        supervisor.get_cell().link(root.get_cell());
+        // Wait for the root to publish the endpoint, then hand the context to the call supervisor.
+        let mut ep_rx = endpoint_rx.clone();
+        let endpoint = loop {
+            if let Some(ep) = ep_rx.borrow_and_update().clone() {
+                break ep;
+            }
+            if ep_rx.changed().await.is_err() {
+                return Err(GatewayError::EndpointGone);
+            }
+        };
+        let trunk_refs = ractor::call!(root, RootMsg::Trunks).unwrap_or_default();
+        let trunks: HashMap<String, TrunkHandle> = config
+            .trunks
+            .iter()
+            .zip(trunk_status.iter())
+            .filter_map(|(t, st)| {
+                trunk_refs.get(&t.name).map(|a| (t.name.clone(), TrunkHandle { actor: a.clone(), status: st.clone() }))
+            })
+            .collect();
+        let ctx = Arc::new(CallContext {
+            config: Arc::clone(&config),
+            endpoint,
+            supervisor: supervisor.clone(),
+            ports: Arc::clone(&ports),
+            cdrs,
+            trunks,
+            sip_addr,
+            media_ip,
+        });
+        let _ = supervisor.send_message(SupervisorMsg::SetContext(ctx));
+        tracing::info!(%bound, advertised = %sip_addr, "SIP listening on UDP and TCP");
+        Ok(Self { root, supervisor, endpoint: endpoint_rx, trunks: trunk_status, ports, sip_addr: bound })
+    }
+
+    /// The endpoint, if it is running.
+    pub fn endpoint(&self) -> Option<ActorRef<EndpointMsg>> {
+        self.endpoint.borrow().clone()
+    }
+}
+
+/// Messages of the root supervisor.
+#[derive(Debug)]
+pub enum RootMsg {
+    /// The trunk actors by name.
+    Trunks(ractor::RpcReplyPort<HashMap<String, ActorRef<TrunkMsg>>>),
+}
+
+/// What the root needs to (re)start its children.
+#[derive(Debug)]
+pub struct RootArgs {
+    config: Arc<Config>,
+    udp: Arc<UdpSocket>,
+    tcp: Arc<TcpListener>,
+    supervisor: ActorRef<SupervisorMsg>,
+    endpoint_tx: watch::Sender<Option<ActorRef<EndpointMsg>>>,
+    trunk_senders: Vec<Arc<watch::Sender<TrunkStatus>>>,
+    sip_addr: SocketAddr,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Child {
+    Endpoint,
+    Trunk(usize),
+}
+
+/// State of the root supervisor.
+#[derive(Debug)]
+pub struct RootState {
+    args: RootArgs,
+    children: HashMap<ractor::ActorId, Child>,
+    endpoint: Option<ActorRef<EndpointMsg>>,
+    trunks: HashMap<String, ActorRef<TrunkMsg>>,
+    restarts: HashMap<Child, Vec<Instant>>,
+}
+
+/// The root supervisor.
+#[derive(Debug, Default)]
+pub struct Root;
+
+impl Root {
+    async fn spawn_child(&self, myself: &ActorRef<RootMsg>, state: &mut RootState, child: Child) -> Result<(), ActorProcessingErr> {
+        let a = &state.args;
+        let cell: ActorCell = match &child {
+            Child::Endpoint => {
+                let args = EndpointArgs {
+                    udp: Arc::clone(&a.udp),
+                    tcp: Some(Arc::clone(&a.tcp)),
+                    timers: Timers { t1: a.config.sip.t1, t2: a.config.sip.t2, t4: a.config.sip.t4 },
+                    supervisor: a.supervisor.clone(),
+                    user_agent: a.config.sip.user_agent.clone(),
+                };
+                let (ep, _) = Actor::spawn_linked(None, Endpoint, args, myself.get_cell()).await?;
+                state.endpoint = Some(ep.clone());
+                let _ = a.endpoint_tx.send(Some(ep.clone()));
+                ep.get_cell()
+            }
+            Child::Trunk(i) => {
+                let t = a.config.trunks[*i].clone();
+                let Some(endpoint) = state.endpoint.clone() else { return Ok(()) };
+                let transport = sip_transport(t.transport);
+                let contact = match transport {
+                    switchboard_sip::transport::Transport::Udp => format!("sip:switchboard@{}", a.sip_addr),
+                    other => format!("sip:switchboard@{};transport={}", a.sip_addr, other.as_str().to_ascii_lowercase()),
+                };
+                let name = t.name.clone();
+                let args = TrunkArgs {
+                    config: t,
+                    endpoint,
+                    status: Arc::clone(&a.trunk_senders[*i]),
+                    via_host: a.sip_addr.to_string(),
+                    contact,
+                    user_agent: a.config.sip.user_agent.clone(),
+                };
+                let (tr, _) = Actor::spawn_linked(None, Trunk, args, myself.get_cell()).await?;
+                state.trunks.insert(name, tr.clone());
+                tr.get_cell()
+            }
+        };
+        state.children.insert(cell.get_id(), child);
+        Ok(())
+    }
+}
+
+impl Actor for Root {
+    type Msg = RootMsg;
+    type State = RootState;
+    type Arguments = RootArgs;
+
+    async fn pre_start(&self, _: ActorRef<RootMsg>, args: RootArgs) -> Result<RootState, ActorProcessingErr> {
+        Ok(RootState { args, children: HashMap::new(), endpoint: None, trunks: HashMap::new(), restarts: HashMap::new() })
+    }
+
+    async fn post_start(&self, myself: ActorRef<RootMsg>, state: &mut RootState) -> Result<(), ActorProcessingErr> {
+        self.spawn_child(&myself, state, Child::Endpoint).await?;
+        for i in 0..state.args.config.trunks.len() {
+            self.spawn_child(&myself, state, Child::Trunk(i)).await?;
+        }
+        Ok(())
+    }
+
+    async fn handle(&self, _: ActorRef<RootMsg>, msg: RootMsg, state: &mut RootState) -> Result<(), ActorProcessingErr> {
+        match msg {
+            RootMsg::Trunks(reply) => {
+                let _ = reply.send(state.trunks.clone());
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<RootMsg>,
+        evt: SupervisionEvent,
+        state: &mut RootState,
+    ) -> Result<(), ActorProcessingErr> {
+        let (cell, failed) = match evt {
+            SupervisionEvent::ActorFailed(cell, err) => {
+                tracing::error!(actor = ?cell.get_id(), %err, "child actor failed");
+                (cell, true)
+            }
+            SupervisionEvent::ActorTerminated(cell, _, _) => (cell, false),
+            _ => return Ok(()),
+        };
+        if cell.get_id() == state.args.supervisor.get_id() {
+            tracing::error!("call supervisor stopped; shutting down");
+            myself.stop(Some("call supervisor stopped".into()));
+            return Ok(());
+        }
+        let Some(child) = state.children.remove(&cell.get_id()) else { return Ok(()) };
+        if !failed {
+            return Ok(());
+        }
+        let now = Instant::now();
+        let history = state.restarts.entry(child.clone()).or_default();
+        history.retain(|t| now.duration_since(*t) < RESTART_WINDOW);
+        if history.len() >= MAX_RESTARTS {
+            tracing::error!(?child, "restart intensity exceeded; stopping the gateway");
+            myself.stop(Some("restart intensity exceeded".into()));
+            return Ok(());
+        }
+        history.push(now);
+        metrics::counter!("switchboard_actor_restarts_total").increment(1);
+        self.spawn_child(&myself, state, child).await
+    }
+}

@@ -1,0 +1,423 @@
+//! RTP/RTCP relay for anchored media (RFC 3550, RFC 4961 symmetric RTP).
+//!
+//! Each call takes two port pairs from the `[media] rtp_ports` range: one faces
+//! the caller (A), one faces the callee (B). A relay task per pair of sockets
+//! moves datagrams between the legs without going through any actor mailbox.
+//! Each side's destination starts as the address from its SDP and latches to
+//! the source of the first packet received from that side (symmetric RTP, for
+//! peers behind NAT); an SDP change re-arms the latch.
+
+use std::collections::VecDeque;
+use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+use switchboard_sip::rtp::RtpStats;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// Largest datagram the relay accepts; anything longer is truncated by the
+/// kernel and dropped here.
+const MAX_DATAGRAM: usize = 2048;
+
+/// The even ports of the configured range, handed out as RTP/RTCP pairs.
+#[derive(Debug)]
+pub struct PortPool {
+    ip: IpAddr,
+    free: Mutex<VecDeque<u16>>,
+    total: usize,
+}
+
+impl PortPool {
+    /// A pool over the even ports of `range` (RTP on even, RTCP on even+1),
+    /// bound on `ip`.
+    pub fn new(ip: IpAddr, range: RangeInclusive<u16>) -> Arc<Self> {
+        let free: VecDeque<u16> = range
+            .clone()
+            .filter(|p| p % 2 == 0 && p.checked_add(1).is_some_and(|r| range.contains(&r)))
+            .collect();
+        let total = free.len();
+        metrics::gauge!("switchboard_rtp_port_pairs_free").set(total as f64);
+        Arc::new(Self { ip, free: Mutex::new(free), total })
+    }
+
+    /// Pairs currently free.
+    pub fn free(&self) -> usize {
+        self.free.lock().map(|f| f.len()).unwrap_or(0)
+    }
+
+    /// Pairs in the pool.
+    pub fn total(&self) -> usize {
+        self.total
+    }
+
+    /// Take a pair and bind both sockets. Ports that another process holds are
+    /// skipped (put back at the end of the queue). `None` when nothing is free.
+    pub fn allocate(self: &Arc<Self>) -> Option<PortPair> {
+        let attempts = self.free();
+        for _ in 0..attempts {
+            let port = {
+                let mut free = self.free.lock().ok()?;
+                free.pop_front()?
+            };
+            match bind_pair(self.ip, port) {
+                Ok((rtp, rtcp)) => {
+                    metrics::gauge!("switchboard_rtp_port_pairs_free").decrement(1.0);
+                    return Some(PortPair {
+                        port,
+                        rtp: Some(rtp),
+                        rtcp: Some(rtcp),
+                        pool: Arc::clone(self),
+                    });
+                }
+                Err(err) => {
+                    tracing::warn!(port, %err, "RTP port busy, skipping");
+                    self.give_back(port);
+                }
+            }
+        }
+        None
+    }
+
+    fn give_back(&self, port: u16) {
+        if let Ok(mut free) = self.free.lock() {
+            free.push_back(port);
+        }
+    }
+}
+
+fn bind_pair(ip: IpAddr, port: u16) -> std::io::Result<(UdpSocket, UdpSocket)> {
+    let rtp = std::net::UdpSocket::bind(SocketAddr::new(ip, port))?;
+    let rtcp = std::net::UdpSocket::bind(SocketAddr::new(ip, port + 1))?;
+    rtp.set_nonblocking(true)?;
+    rtcp.set_nonblocking(true)?;
+    Ok((UdpSocket::from_std(rtp)?, UdpSocket::from_std(rtcp)?))
+}
+
+/// An RTP/RTCP port pair leased from the pool; returned on drop.
+#[derive(Debug)]
+pub struct PortPair {
+    port: u16,
+    rtp: Option<UdpSocket>,
+    rtcp: Option<UdpSocket>,
+    pool: Arc<PortPool>,
+}
+
+impl PortPair {
+    /// The RTP port (RTCP is the next one).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+impl Drop for PortPair {
+    fn drop(&mut self) {
+        // Close the sockets before the port is offered again.
+        self.rtp.take();
+        self.rtcp.take();
+        self.pool.give_back(self.port);
+        metrics::gauge!("switchboard_rtp_port_pairs_free").increment(1.0);
+    }
+}
+
+/// Counters of one direction of a call's media.
+#[derive(Debug, Default)]
+pub struct DirectionStats {
+    /// RTP packets relayed.
+    pub packets: AtomicU64,
+    /// RTP payload+header bytes relayed.
+    pub bytes: AtomicU64,
+    /// Packets lost upstream of us (sequence gaps, RFC 3550 A.3).
+    pub lost: AtomicU64,
+    /// RTCP packets relayed.
+    pub rtcp: AtomicU64,
+    /// Datagrams dropped: not RTP, or no destination known yet.
+    pub dropped: AtomicU64,
+}
+
+/// Per-call media counters, shared read-only with the admin API.
+#[derive(Debug, Default)]
+pub struct RelayStats {
+    /// Caller (A) to callee (B).
+    pub a_to_b: DirectionStats,
+    /// Callee (B) to caller (A).
+    pub b_to_a: DirectionStats,
+}
+
+/// A serialisable copy of one direction's counters.
+#[derive(Debug, Clone, Copy, Serialize, Default, PartialEq, Eq)]
+pub struct DirectionSnapshot {
+    /// RTP packets relayed.
+    pub packets: u64,
+    /// Bytes relayed.
+    pub bytes: u64,
+    /// Sequence-gap loss seen on input.
+    pub lost: u64,
+    /// RTCP packets relayed.
+    pub rtcp: u64,
+    /// Datagrams dropped.
+    pub dropped: u64,
+}
+
+impl DirectionStats {
+    fn snapshot(&self) -> DirectionSnapshot {
+        DirectionSnapshot {
+            packets: self.packets.load(Ordering::Relaxed),
+            bytes: self.bytes.load(Ordering::Relaxed),
+            lost: self.lost.load(Ordering::Relaxed),
+            rtcp: self.rtcp.load(Ordering::Relaxed),
+            dropped: self.dropped.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Both directions' counters, for JSON.
+#[derive(Debug, Clone, Copy, Serialize, Default, PartialEq, Eq)]
+pub struct MediaSnapshot {
+    /// Caller to callee.
+    pub a_to_b: DirectionSnapshot,
+    /// Callee to caller.
+    pub b_to_a: DirectionSnapshot,
+}
+
+impl RelayStats {
+    /// Read the counters.
+    pub fn snapshot(&self) -> MediaSnapshot {
+        MediaSnapshot { a_to_b: self.a_to_b.snapshot(), b_to_a: self.b_to_a.snapshot() }
+    }
+}
+
+/// Which leg of a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Side {
+    /// The caller's leg.
+    A,
+    /// The callee's leg.
+    B,
+}
+
+#[derive(Debug)]
+enum Control {
+    /// New destination from SDP for a side (None: on hold / unknown). Re-arms latching.
+    Remote(Side, Option<SocketAddr>),
+}
+
+/// The media relay of one call: two tasks (RTP and RTCP) and the four sockets.
+/// Dropping it stops the tasks and returns the ports.
+#[derive(Debug)]
+pub struct Relay {
+    a: PortPair,
+    b: PortPair,
+    stats: Arc<RelayStats>,
+    controls: Vec<mpsc::UnboundedSender<Control>>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Relay {
+    /// Start relaying between the A-facing pair `a` and the B-facing pair `b`.
+    pub fn start(mut a: PortPair, mut b: PortPair) -> Self {
+        let stats = Arc::new(RelayStats::default());
+        let mut controls = Vec::with_capacity(2);
+        let mut tasks = Vec::with_capacity(2);
+        let sockets = [
+            (a.rtp.take(), b.rtp.take(), Kind::Rtp),
+            (a.rtcp.take(), b.rtcp.take(), Kind::Rtcp),
+        ];
+        for (sa, sb, kind) in sockets {
+            if let (Some(sa), Some(sb)) = (sa, sb) {
+                let (tx, rx) = mpsc::unbounded_channel();
+                controls.push(tx);
+                tasks.push(tokio::spawn(relay_task(sa, sb, kind, rx, Arc::clone(&stats))));
+            }
+        }
+        Self { a, b, stats, controls, tasks }
+    }
+
+    /// The port facing `side`.
+    pub fn port(&self, side: Side) -> u16 {
+        match side {
+            Side::A => self.a.port(),
+            Side::B => self.b.port(),
+        }
+    }
+
+    /// Counters, shared.
+    pub fn stats(&self) -> Arc<RelayStats> {
+        Arc::clone(&self.stats)
+    }
+
+    /// Set where media for `side` goes (RTP address; RTCP is port+1), from SDP.
+    /// Port 0 or an unspecified address (hold) clears it.
+    pub fn set_remote(&self, side: Side, rtp: Option<SocketAddr>) {
+        let rtp = rtp.filter(|a| a.port() != 0 && !a.ip().is_unspecified());
+        for (i, ctl) in self.controls.iter().enumerate() {
+            let addr = match i {
+                0 => rtp,
+                _ => rtp.and_then(|a| a.port().checked_add(1).map(|p| SocketAddr::new(a.ip(), p))),
+            };
+            let _ = ctl.send(Control::Remote(side, addr));
+        }
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Rtp,
+    Rtcp,
+}
+
+/// Destination state of one side.
+#[derive(Debug, Default)]
+struct Dest {
+    addr: Option<SocketAddr>,
+    latched: bool,
+}
+
+impl Dest {
+    fn learn(&mut self, from: SocketAddr) {
+        if !self.latched {
+            self.addr = Some(from);
+            self.latched = true;
+        }
+    }
+}
+
+async fn relay_task(
+    sa: UdpSocket,
+    sb: UdpSocket,
+    kind: Kind,
+    mut ctl: mpsc::UnboundedReceiver<Control>,
+    stats: Arc<RelayStats>,
+) {
+    let mut a = Dest::default();
+    let mut b = Dest::default();
+    let mut in_a = RtpStats::new();
+    let mut in_b = RtpStats::new();
+    let mut buf_a = vec![0u8; MAX_DATAGRAM];
+    let mut buf_b = vec![0u8; MAX_DATAGRAM];
+    let relayed = metrics::counter!("switchboard_rtp_packets_relayed_total");
+    loop {
+        tokio::select! {
+            r = sa.recv_from(&mut buf_a) => {
+                let Ok((n, from)) = r else { continue };
+                a.learn(from);
+                forward(&sb, b.addr, &buf_a[..n], kind, &mut in_a, &stats.a_to_b, &relayed).await;
+            }
+            r = sb.recv_from(&mut buf_b) => {
+                let Ok((n, from)) = r else { continue };
+                b.learn(from);
+                forward(&sa, a.addr, &buf_b[..n], kind, &mut in_b, &stats.b_to_a, &relayed).await;
+            }
+            c = ctl.recv() => match c {
+                Some(Control::Remote(side, addr)) => {
+                    let d = match side { Side::A => &mut a, Side::B => &mut b };
+                    d.addr = addr;
+                    d.latched = false;
+                }
+                None => return,
+            }
+        }
+    }
+}
+
+async fn forward(
+    out: &UdpSocket,
+    to: Option<SocketAddr>,
+    data: &[u8],
+    kind: Kind,
+    rx: &mut RtpStats,
+    stats: &DirectionStats,
+    relayed: &metrics::Counter,
+) {
+    let Some(to) = to else {
+        stats.dropped.fetch_add(1, Ordering::Relaxed);
+        return;
+    };
+    match kind {
+        Kind::Rtcp => {
+            stats.rtcp.fetch_add(1, Ordering::Relaxed);
+        }
+        Kind::Rtp => {
+            if rx.observe(data).is_err() {
+                stats.dropped.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            stats.packets.fetch_add(1, Ordering::Relaxed);
+            stats.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+            stats.lost.store(rx.lost(), Ordering::Relaxed);
+            relayed.increment(1);
+        }
+    }
+    if out.send_to(data, to).await.is_err() {
+        stats.dropped.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    const LO: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+    fn rtp_packet(seq: u16) -> Vec<u8> {
+        let mut p = vec![0x80, 0x00];
+        p.extend_from_slice(&seq.to_be_bytes());
+        p.extend_from_slice(&[0, 0, 0, 160, 0, 0, 0, 1]);
+        p.extend_from_slice(&[0xffu8; 160]);
+        p
+    }
+
+    #[tokio::test]
+    async fn pool_returns_ports_on_drop() {
+        let pool = PortPool::new(LO, 31000..=31007);
+        assert_eq!(pool.total(), 4);
+        let a = pool.allocate().expect("pair");
+        let b = pool.allocate().expect("pair");
+        assert_eq!(pool.free(), 2);
+        assert_ne!(a.port(), b.port());
+        drop(a);
+        assert_eq!(pool.free(), 3);
+        drop(b);
+        assert_eq!(pool.free(), 4);
+    }
+
+    #[tokio::test]
+    async fn relays_and_latches() {
+        let pool = PortPool::new(LO, 31100..=31107);
+        let relay = Relay::start(pool.allocate().unwrap(), pool.allocate().unwrap());
+        let caller = UdpSocket::bind((LO, 0)).await.unwrap();
+        let callee = UdpSocket::bind((LO, 0)).await.unwrap();
+        relay.set_remote(Side::B, Some(callee.local_addr().unwrap()));
+        // Caller's SDP address is wrong (NAT): latching must find it anyway.
+        relay.set_remote(Side::A, Some(SocketAddr::new(LO, 9)));
+        let a_port = SocketAddr::new(LO, relay.port(Side::A));
+        let b_port = SocketAddr::new(LO, relay.port(Side::B));
+        let mut buf = [0u8; 512];
+        for seq in 0..5u16 {
+            caller.send_to(&rtp_packet(seq), a_port).await.unwrap();
+            let (n, from) = callee.recv_from(&mut buf).await.unwrap();
+            assert_eq!(n, 172);
+            assert_eq!(from, b_port);
+        }
+        callee.send_to(&rtp_packet(7), b_port).await.unwrap();
+        let (_, from) = caller.recv_from(&mut buf).await.unwrap();
+        assert_eq!(from, a_port);
+        let s = relay.stats().snapshot();
+        assert_eq!(s.a_to_b.packets, 5);
+        assert_eq!(s.b_to_a.packets, 1);
+        assert_eq!(s.a_to_b.lost, 0);
+    }
+}

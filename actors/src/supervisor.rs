@@ -1,0 +1,234 @@
+//! The call supervisor: spawns one `Call` actor per incoming INVITE
+//! (`spawn_linked`), keeps the registry of live calls by `CallId`, and decides
+//! what happens when a call actor dies. ractor has no restart strategy of its
+//! own; for calls the policy is teardown, not restart: a crashed call gets a
+//! BYE (or CANCEL/500) on both legs from its last published snapshot, its
+//! media ports return to the pool with its state, and a CDR is written with
+//! the cause `crash`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use rsip::Method;
+use switchboard_sip::message::{self, make_cancel, make_response};
+use switchboard_sip::transaction::TransactionKey;
+use switchboard_sip::transport::Peer;
+use switchboard_storage::{now_unix_ms, rfc3339, Cdr, Disposition};
+
+use crate::call::{Call, CallArgs, CallId, CallMsg, CallSnapshot, Phase};
+use crate::context::CallContext;
+use crate::endpoint::EndpointMsg;
+
+/// Messages of the call supervisor.
+#[derive(Debug)]
+pub enum SupervisorMsg {
+    /// The shared context, sent once the other actors exist.
+    SetContext(Arc<CallContext>),
+    /// A new INVITE (the endpoint already sent 100 Trying).
+    NewCall { key: TransactionKey, request: rsip::Request, peer: Peer },
+    /// A call's latest snapshot.
+    Update(Box<CallSnapshot>),
+    /// All live calls.
+    List(RpcReplyPort<Vec<CallSnapshot>>),
+    /// One call.
+    Get(CallId, RpcReplyPort<Option<CallSnapshot>>),
+    /// Hang a call up; false when unknown.
+    Hangup(CallId, RpcReplyPort<bool>),
+    /// Test hook: make a call actor panic; false when unknown.
+    Crash(CallId, RpcReplyPort<bool>),
+}
+
+struct Entry {
+    actor: ActorRef<CallMsg>,
+    snapshot: Option<CallSnapshot>,
+}
+
+/// State of the call supervisor.
+#[derive(Default)]
+pub struct SupervisorState {
+    ctx: Option<Arc<CallContext>>,
+    calls: HashMap<CallId, Entry>,
+    by_actor: HashMap<ActorId, CallId>,
+}
+
+/// The call supervisor actor.
+#[derive(Debug, Default)]
+pub struct CallSupervisor;
+
+impl Actor for CallSupervisor {
+    type Msg = SupervisorMsg;
+    type State = SupervisorState;
+    type Arguments = ();
+
+    async fn pre_start(&self, _: ActorRef<SupervisorMsg>, _: ()) -> Result<SupervisorState, ActorProcessingErr> {
+        metrics::gauge!("switchboard_calls_active").set(0.0);
+        Ok(SupervisorState::default())
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<SupervisorMsg>,
+        msg: SupervisorMsg,
+        state: &mut SupervisorState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            SupervisorMsg::SetContext(ctx) => state.ctx = Some(ctx),
+            SupervisorMsg::NewCall { key, request, peer } => new_call(&myself, state, key, request, peer).await,
+            SupervisorMsg::Update(snap) => {
+                if let Some(e) = state.calls.get_mut(&snap.id) {
+                    e.snapshot = Some(*snap);
+                }
+            }
+            SupervisorMsg::List(reply) => {
+                let mut list: Vec<CallSnapshot> =
+                    state.calls.values().filter_map(|e| e.snapshot.as_ref().map(live)).collect();
+                list.sort_by(|a, b| a.start_ms.cmp(&b.start_ms).then_with(|| a.id.cmp(&b.id)));
+                let _ = reply.send(list);
+            }
+            SupervisorMsg::Get(id, reply) => {
+                let _ = reply.send(state.calls.get(&id).and_then(|e| e.snapshot.as_ref().map(live)));
+            }
+            SupervisorMsg::Hangup(id, reply) => {
+                let found = state.calls.get(&id).map(|e| e.actor.send_message(CallMsg::Hangup).is_ok());
+                let _ = reply.send(found.unwrap_or(false));
+            }
+            SupervisorMsg::Crash(id, reply) => {
+                let found = state.calls.get(&id).map(|e| e.actor.send_message(CallMsg::Crash).is_ok());
+                let _ = reply.send(found.unwrap_or(false));
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        _myself: ActorRef<SupervisorMsg>,
+        evt: SupervisionEvent,
+        state: &mut SupervisorState,
+    ) -> Result<(), ActorProcessingErr> {
+        match evt {
+            SupervisionEvent::ActorTerminated(cell, _, _) => {
+                remove(state, cell.get_id());
+            }
+            SupervisionEvent::ActorFailed(cell, err) => {
+                if let Some((id, entry)) = remove(state, cell.get_id()) {
+                    metrics::counter!("switchboard_call_actor_crashes_total").increment(1);
+                    tracing::error!(call = %id, %err, "call actor crashed; tearing the call down");
+                    if let (Some(ctx), Some(snap)) = (&state.ctx, entry.snapshot) {
+                        teardown(ctx, snap).await;
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+fn live(s: &CallSnapshot) -> CallSnapshot {
+    let mut s = s.clone();
+    if let Some(stats) = &s.stats {
+        s.media = stats.snapshot();
+    }
+    s
+}
+
+fn remove(state: &mut SupervisorState, actor: ActorId) -> Option<(CallId, Entry)> {
+    let id = state.by_actor.remove(&actor)?;
+    let entry = state.calls.remove(&id)?;
+    metrics::gauge!("switchboard_calls_active").set(state.calls.len() as f64);
+    Some((id, entry))
+}
+
+async fn new_call(
+    myself: &ActorRef<SupervisorMsg>,
+    state: &mut SupervisorState,
+    key: TransactionKey,
+    request: rsip::Request,
+    peer: Peer,
+) {
+    let Some(ctx) = state.ctx.clone() else {
+        return reject(myself, None, key, &request, 503);
+    };
+    if state.calls.len() >= ctx.config.sip.max_calls {
+        metrics::counter!("switchboard_calls_rejected_total", "reason" => "max_calls").increment(1);
+        return reject(myself, Some(&ctx), key, &request, 503);
+    }
+    let id = CallId::new();
+    let args = CallArgs { id: id.clone(), key: key.clone(), invite: request.clone(), peer, ctx: Arc::clone(&ctx) };
+    match Actor::spawn_linked(None, Call, args, myself.get_cell()).await {
+        Ok((actor, _)) => {
+            state.by_actor.insert(actor.get_id(), id.clone());
+            state.calls.insert(id, Entry { actor, snapshot: None });
+            metrics::gauge!("switchboard_calls_active").set(state.calls.len() as f64);
+        }
+        Err(err) => {
+            tracing::error!(%err, "cannot start call actor");
+            reject(myself, Some(&ctx), key, &request, 500);
+        }
+    }
+}
+
+fn reject(
+    _myself: &ActorRef<SupervisorMsg>,
+    ctx: Option<&Arc<CallContext>>,
+    key: TransactionKey,
+    request: &rsip::Request,
+    code: u16,
+) {
+    let Some(ctx) = ctx else { return };
+    let resp = make_response(request, code, Some(&message::new_tag()));
+    let _ = ctx.endpoint.send_message(EndpointMsg::SendResponse { key, response: resp });
+    if let Some(call_id) = switchboard_sip::message::MessageExt::call_id(request) {
+        let _ = ctx.endpoint.send_message(EndpointMsg::Unregister { call_id });
+    }
+}
+
+/// End both legs of a crashed call from its snapshot and write its CDR.
+async fn teardown(ctx: &Arc<CallContext>, snap: CallSnapshot) {
+    let t = snap.teardown.clone();
+    let send = |m: EndpointMsg| {
+        let _ = ctx.endpoint.send_message(m);
+    };
+    let via = ctx.via_host();
+    // A leg.
+    if let (Some(mut d), Some(peer)) = (t.a_dialog.clone(), t.a_peer) {
+        let bye = d.make_request(Method::Bye, &via, peer.transport, &message::new_branch(), &ctx.contact(peer.transport));
+        send(EndpointMsg::SendRequest { peer, request: bye });
+    } else if let (false, Some(key), Some(inv)) = (t.a_final_sent, t.a_key.clone(), t.a_invite.as_ref()) {
+        send(EndpointMsg::SendResponse { key, response: make_response(inv, 500, Some(&t.a_tag)) });
+    }
+    // B leg.
+    if let (Some(mut d), Some(peer)) = (t.b_dialog.clone(), t.b_peer) {
+        let bye = d.make_request(Method::Bye, &via, peer.transport, &message::new_branch(), &ctx.contact(peer.transport));
+        send(EndpointMsg::SendRequest { peer, request: bye });
+    } else if let (true, Some(inv), Some(peer)) = (t.b_provisional, t.b_invite.as_ref(), t.b_peer) {
+        send(EndpointMsg::SendRequest { peer, request: make_cancel(inv) });
+    }
+    for call_id in t.call_ids {
+        send(EndpointMsg::Unregister { call_id });
+    }
+    let end = now_unix_ms();
+    let answered = snap.answer_ms.is_some() && snap.state != Phase::Trying;
+    let cdr = Cdr {
+        v: 1,
+        id: snap.id.0.clone(),
+        src: snap.src.clone(),
+        dst: snap.dst.clone(),
+        start: rfc3339(snap.start_ms),
+        answer: snap.answer_ms.map(rfc3339),
+        end: rfc3339(end),
+        duration: end.saturating_sub(snap.start_ms) / 1000,
+        billsec: snap.answer_ms.map(|a| end.saturating_sub(a) / 1000).unwrap_or(0),
+        disposition: if answered { Disposition::Answered } else { Disposition::Failed },
+        hangup_cause: "crash".into(),
+        sip_code: None,
+        trunk_in: snap.trunk_in.clone(),
+        trunk_out: snap.trunk_out.clone(),
+        codec: snap.codec.clone(),
+        end_unix_ms: end,
+    };
+    metrics::counter!("switchboard_calls_total", "disposition" => cdr.disposition.as_str()).increment(1);
+    ctx.cdrs.submit(cdr).await;
+}

@@ -1,0 +1,213 @@
+//! Environment overrides: `SWITCHBOARD_<SECTION>_<KEY>` for every scalar key of `[sip]`,
+//! `[media]`, `[admin]`, `[storage]` and `[log]`, plus per-trunk credentials
+//! `SWITCHBOARD_TRUNK_<NAME>_USERNAME` / `_PASSWORD` (NAME upper-cased, `-` as `_`).
+//!
+//! The environment wins over the file. An empty value clears the key (the default applies).
+//! Other `SWITCHBOARD_` variables are ignored: the binary has its own (e.g. for the CLI).
+
+use std::collections::HashMap;
+
+use crate::error::{ConfigError, ConfigErrorKind};
+use crate::raw::RawConfig;
+
+/// Prefix of every variable read here.
+pub const ENV_PREFIX: &str = "SWITCHBOARD_";
+
+/// Every scalar key that has an env override, as (section, key).
+pub const SCALAR_KEYS: &[(&str, &str)] = &[
+    ("sip", "listen"),
+    ("sip", "advertise"),
+    ("sip", "t1_ms"),
+    ("sip", "t2_ms"),
+    ("sip", "t4_ms"),
+    ("sip", "user_agent"),
+    ("sip", "max_calls"),
+    ("sip", "no_answer_timeout_secs"),
+    ("media", "rtp_ports"),
+    ("media", "advertise"),
+    ("admin", "listen"),
+    ("admin", "test_hooks"),
+    ("storage", "path"),
+    ("log", "level"),
+    ("log", "json"),
+];
+
+/// Env variable name for a scalar key, e.g. `SWITCHBOARD_SIP_T1_MS`.
+pub fn var_name(section: &str, key: &str) -> String {
+    format!("{ENV_PREFIX}{}_{}", section, key).to_ascii_uppercase()
+}
+
+/// The `<NAME>` part of a trunk's env variables: upper-cased, `-` as `_`.
+pub fn trunk_env_name(name: &str) -> String {
+    name.to_ascii_uppercase().replace('-', "_")
+}
+
+/// A typed place in the raw config an env value lands in.
+enum Slot<'a> {
+    Str(&'a mut Option<String>),
+    U64(&'a mut Option<u64>),
+    Bool(&'a mut Option<bool>),
+}
+
+fn slot<'a>(raw: &'a mut RawConfig, section: &str, key: &str) -> Option<Slot<'a>> {
+    Some(match (section, key) {
+        ("sip", "listen") => Slot::Str(&mut raw.sip.listen),
+        ("sip", "advertise") => Slot::Str(&mut raw.sip.advertise),
+        ("sip", "t1_ms") => Slot::U64(&mut raw.sip.t1_ms),
+        ("sip", "t2_ms") => Slot::U64(&mut raw.sip.t2_ms),
+        ("sip", "t4_ms") => Slot::U64(&mut raw.sip.t4_ms),
+        ("sip", "user_agent") => Slot::Str(&mut raw.sip.user_agent),
+        ("sip", "max_calls") => Slot::U64(&mut raw.sip.max_calls),
+        ("sip", "no_answer_timeout_secs") => Slot::U64(&mut raw.sip.no_answer_timeout_secs),
+        ("media", "rtp_ports") => Slot::Str(&mut raw.media.rtp_ports),
+        ("media", "advertise") => Slot::Str(&mut raw.media.advertise),
+        ("admin", "listen") => Slot::Str(&mut raw.admin.listen),
+        ("admin", "test_hooks") => Slot::Bool(&mut raw.admin.test_hooks),
+        ("storage", "path") => Slot::Str(&mut raw.storage.path),
+        ("log", "level") => Slot::Str(&mut raw.log.level),
+        ("log", "json") => Slot::Bool(&mut raw.log.json),
+        _ => return None,
+    })
+}
+
+fn parse_bool(v: &str) -> Option<bool> {
+    match v.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Some(true),
+        "false" | "0" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+/// Apply overrides from `env` (later duplicates win) to `raw`. Returns, for each overridden
+/// config key (`sip.listen`, `trunk[0].password`), the variable that set it, so later errors
+/// name the variable.
+pub(crate) fn apply(
+    raw: &mut RawConfig,
+    env: &[(String, String)],
+    errors: &mut Vec<ConfigError>,
+) -> HashMap<String, String> {
+    let vars: HashMap<&str, &str> = env
+        .iter()
+        .filter(|(k, _)| k.starts_with(ENV_PREFIX))
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let mut origins = HashMap::new();
+    for &(section, key) in SCALAR_KEYS {
+        let var = var_name(section, key);
+        let Some(&value) = vars.get(var.as_str()) else {
+            continue;
+        };
+        let Some(slot) = slot(raw, section, key) else {
+            continue;
+        };
+        let value = value.trim();
+        let result: Result<(), &str> = match slot {
+            _ if value.is_empty() => {
+                clear(slot);
+                Ok(())
+            }
+            Slot::Str(s) => {
+                *s = Some(value.to_string());
+                Ok(())
+            }
+            Slot::U64(n) => value
+                .parse()
+                .map(|v| *n = Some(v))
+                .map_err(|_| "a non-negative integer"),
+            Slot::Bool(b) => parse_bool(value)
+                .map(|v| *b = Some(v))
+                .ok_or("true or false"),
+        };
+        match result {
+            Ok(()) => {
+                origins.insert(format!("{section}.{key}"), var);
+            }
+            Err(expected) => errors.push(ConfigError::new(
+                var,
+                ConfigErrorKind::Invalid {
+                    value: value.to_string(),
+                    expected: expected.into(),
+                },
+            )),
+        }
+    }
+    for (i, trunk) in raw.trunks.iter_mut().enumerate() {
+        let Some(name) = trunk.name.as_deref() else {
+            continue;
+        };
+        let base = format!("{ENV_PREFIX}TRUNK_{}_", trunk_env_name(name));
+        for (field, dest) in [
+            ("username", &mut trunk.username),
+            ("password", &mut trunk.password),
+        ] {
+            let var = format!("{base}{}", field.to_ascii_uppercase());
+            if let Some(&value) = vars.get(var.as_str()) {
+                *dest = (!value.is_empty()).then(|| value.to_string());
+                origins.insert(format!("trunk[{i}].{field}"), var);
+            }
+        }
+    }
+    origins
+}
+
+fn clear(slot: Slot<'_>) {
+    match slot {
+        Slot::Str(s) => *s = None,
+        Slot::U64(n) => *n = None,
+        Slot::Bool(b) => *b = None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn every_scalar_key_has_a_slot() {
+        let mut raw = RawConfig::default();
+        for &(s, k) in SCALAR_KEYS {
+            assert!(slot(&mut raw, s, k).is_some(), "{s}.{k}");
+        }
+        assert_eq!(var_name("sip", "t1_ms"), "SWITCHBOARD_SIP_T1_MS");
+        assert_eq!(trunk_env_name("my-Trunk_2"), "MY_TRUNK_2");
+    }
+
+    #[test]
+    fn applies_typed_values_and_reports_bad_ones() {
+        let mut raw = RawConfig::default();
+        raw.sip.t2_ms = Some(1);
+        let mut errors = Vec::new();
+        let origins = apply(
+            &mut raw,
+            &env(&[
+                ("SWITCHBOARD_SIP_T1_MS", "250"),
+                ("SWITCHBOARD_SIP_T2_MS", ""),
+                ("SWITCHBOARD_SIP_T4_MS", "soon"),
+                ("SWITCHBOARD_ADMIN_TEST_HOOKS", "yes"),
+                ("SWITCHBOARD_LOG_JSON", "maybe"),
+                ("SWITCHBOARD_LOG_LEVEL", "debug"),
+                ("SWITCHBOARD_CONFIG", "/etc/x.toml"),
+                ("PATH", "/bin"),
+            ]),
+            &mut errors,
+        );
+        assert_eq!(raw.sip.t1_ms, Some(250));
+        assert_eq!(raw.sip.t2_ms, None, "empty clears");
+        assert_eq!(raw.admin.test_hooks, Some(true));
+        assert_eq!(raw.log.level.as_deref(), Some("debug"));
+        assert_eq!(origins["sip.t1_ms"], "SWITCHBOARD_SIP_T1_MS");
+        let keys: Vec<_> = errors.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(keys, ["SWITCHBOARD_SIP_T4_MS", "SWITCHBOARD_LOG_JSON"]);
+        assert!(matches!(
+            &errors[1].kind,
+            ConfigErrorKind::Invalid { expected, .. } if expected == "true or false"
+        ));
+    }
+}

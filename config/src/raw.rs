@@ -1,0 +1,294 @@
+//! The file as written: serde structs mirroring the TOML layout with every key optional and
+//! `deny_unknown_fields`. Each section and each `[[trunk]]`/`[[route]]` entry is decoded on its
+//! own, and a bad key is dropped and the decode retried, so one pass reports every unknown key
+//! and every wrongly typed value with its full key.
+
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+
+use crate::error::{ConfigError, ConfigErrorKind};
+
+/// `[sip]` as written.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSip {
+    pub listen: Option<String>,
+    pub advertise: Option<String>,
+    pub t1_ms: Option<u64>,
+    pub t2_ms: Option<u64>,
+    pub t4_ms: Option<u64>,
+    pub user_agent: Option<String>,
+    pub max_calls: Option<u64>,
+    pub no_answer_timeout_secs: Option<u64>,
+}
+
+/// `[media]` as written.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawMedia {
+    pub rtp_ports: Option<String>,
+    pub advertise: Option<String>,
+}
+
+/// `[admin]` as written.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAdmin {
+    pub listen: Option<String>,
+    pub test_hooks: Option<bool>,
+}
+
+/// `[storage]` as written.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawStorage {
+    pub path: Option<String>,
+}
+
+/// `[log]` as written.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawLog {
+    pub level: Option<String>,
+    pub json: Option<bool>,
+}
+
+/// One `[[trunk]]` as written.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTrunk {
+    pub name: Option<String>,
+    pub address: Option<String>,
+    pub transport: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub register: Option<bool>,
+    pub register_expires: Option<i64>,
+    pub keepalive_secs: Option<u64>,
+    pub allow: Option<Vec<String>>,
+    pub from_domain: Option<String>,
+}
+
+/// One `[[route]]` as written.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRoute {
+    #[serde(rename = "match")]
+    pub pattern: Option<String>,
+    pub to: Option<String>,
+    pub strip: Option<u64>,
+    pub prepend: Option<String>,
+}
+
+/// The whole file as written.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct RawConfig {
+    pub sip: RawSip,
+    pub media: RawMedia,
+    pub admin: RawAdmin,
+    pub storage: RawStorage,
+    pub log: RawLog,
+    pub trunks: Vec<RawTrunk>,
+    pub routes: Vec<RawRoute>,
+}
+
+/// Parse TOML text into [`RawConfig`], appending every problem to `errors`.
+pub(crate) fn parse(text: &str, errors: &mut Vec<ConfigError>) -> RawConfig {
+    let table: toml::Table = match toml::from_str(text) {
+        Ok(t) => t,
+        Err(e) => {
+            let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
+            errors.push(ConfigError::new(
+                "file",
+                ConfigErrorKind::Syntax {
+                    line,
+                    column,
+                    message: e.message().trim().to_string(),
+                },
+            ));
+            return RawConfig::default();
+        }
+    };
+    let mut raw = RawConfig::default();
+    for (key, value) in table {
+        match key.as_str() {
+            "sip" => raw.sip = section(&key, value, errors),
+            "media" => raw.media = section(&key, value, errors),
+            "admin" => raw.admin = section(&key, value, errors),
+            "storage" => raw.storage = section(&key, value, errors),
+            "log" => raw.log = section(&key, value, errors),
+            "trunk" => raw.trunks = array(&key, value, errors),
+            "route" => raw.routes = array(&key, value, errors),
+            _ => errors.push(ConfigError::new(key, ConfigErrorKind::UnknownKey)),
+        }
+    }
+    raw
+}
+
+/// 1-based (line, column) of byte offset `at`.
+fn line_col(text: &str, at: usize) -> (usize, usize) {
+    let before = &text[..at.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+/// An array of tables (`[[trunk]]`), each entry decoded on its own as `name[i]`.
+fn array<T: DeserializeOwned + Default>(
+    name: &str,
+    value: toml::Value,
+    errors: &mut Vec<ConfigError>,
+) -> Vec<T> {
+    match value {
+        toml::Value::Array(items) => items
+            .into_iter()
+            .enumerate()
+            .map(|(i, item)| section(&format!("{name}[{i}]"), item, errors))
+            .collect(),
+        other => {
+            errors.push(ConfigError::new(
+                name,
+                ConfigErrorKind::Invalid {
+                    value: render(&other),
+                    expected: format!("an array of tables ([[{name}]])"),
+                },
+            ));
+            Vec::new()
+        }
+    }
+}
+
+/// Decode one table into `T`; a bad key is reported, removed, and the decode retried.
+fn section<T: DeserializeOwned + Default>(
+    prefix: &str,
+    value: toml::Value,
+    errors: &mut Vec<ConfigError>,
+) -> T {
+    let mut table = match value {
+        toml::Value::Table(t) => t,
+        other => {
+            errors.push(ConfigError::new(
+                prefix,
+                ConfigErrorKind::Invalid {
+                    value: render(&other),
+                    expected: "a table".into(),
+                },
+            ));
+            return T::default();
+        }
+    };
+    // Each retry removes one key, so this ends; the bound is a belt and braces.
+    for _ in 0..=table.len() {
+        let err = match serde_path_to_error::deserialize::<_, T>(table.clone()) {
+            Ok(t) => return t,
+            Err(e) => e,
+        };
+        let field = err
+            .path()
+            .iter()
+            .next()
+            .and_then(|seg| match seg {
+                serde_path_to_error::Segment::Map { key } => Some(key.clone()),
+                _ => None,
+            })
+            .filter(|f| table.contains_key(f));
+        let message = err.into_inner().message().to_string();
+        let Some(field) = field else {
+            // Not attributable to a key (should not happen with all-optional fields).
+            errors.push(ConfigError::new(
+                prefix,
+                ConfigErrorKind::Invalid {
+                    value: String::new(),
+                    expected: message,
+                },
+            ));
+            return T::default();
+        };
+        let key = format!("{prefix}.{field}");
+        let bad = table.remove(&field).unwrap_or(toml::Value::Boolean(false));
+        let kind = if message.starts_with("unknown field") {
+            ConfigErrorKind::UnknownKey
+        } else {
+            ConfigErrorKind::Invalid {
+                value: render(&bad),
+                expected: message
+                    .split_once("expected ")
+                    .map_or(message.as_str(), |(_, e)| e)
+                    .to_string(),
+            }
+        };
+        errors.push(ConfigError::new(key, kind));
+    }
+    T::default()
+}
+
+/// A value as the user would recognise it (strings without quotes).
+pub(crate) fn render(v: &toml::Value) -> String {
+    match v {
+        toml::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn collects_every_unknown_and_mistyped_key() {
+        let mut errors = Vec::new();
+        let raw = parse(
+            r#"
+            bogus = 1
+            [sip]
+            listn = "x"
+            t1_ms = "fast"
+            t2_ms = 100
+            [[trunk]]
+            name = "a"
+            colour = "red"
+            [[route]]
+            match = 5
+            "#,
+            &mut errors,
+        );
+        let keys: Vec<_> = errors.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "bogus",
+                "route[0].match",
+                "sip.listn",
+                "sip.t1_ms",
+                "trunk[0].colour"
+            ]
+        );
+        assert_eq!(errors[0].kind, ConfigErrorKind::UnknownKey);
+        assert!(matches!(
+            &errors[3].kind,
+            ConfigErrorKind::Invalid { value, .. } if value == "fast"
+        ));
+        // Good keys next to bad ones still count.
+        assert_eq!(raw.sip.t2_ms, Some(100));
+        assert_eq!(raw.trunks[0].name.as_deref(), Some("a"));
+    }
+
+    #[test]
+    fn syntax_error_has_position() {
+        let mut errors = Vec::new();
+        parse("[sip]\nlisten = \n", &mut errors);
+        assert_eq!(errors.len(), 1);
+        assert!(matches!(
+            errors[0].kind,
+            ConfigErrorKind::Syntax { line: 2, .. }
+        ));
+    }
+
+    #[test]
+    fn wrong_shapes() {
+        let mut errors = Vec::new();
+        parse("sip = 3\ntrunk = \"x\"\nroute = [1]\n", &mut errors);
+        let keys: Vec<_> = errors.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(keys, ["route[0]", "sip", "trunk"]);
+    }
+}

@@ -1,0 +1,228 @@
+//! The dial plan: `[[route]]` entries matching dialed digits by exact number, prefix (`0044*`)
+//! or catch-all (`*`), chosen like Asterisk: exact first, then longest prefix, then `*`.
+
+use std::fmt;
+
+/// Which dialed numbers a route takes (TOML key `match`; digits, `+`, `#`, `*` only).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum RoutePattern {
+    /// Exactly this number.
+    Exact(String),
+    /// Numbers starting with this (written with a trailing `*`, e.g. `0044*`).
+    Prefix(String),
+    /// Everything (written `*`).
+    Any,
+}
+
+impl RoutePattern {
+    /// Whether `dialed` is taken by this pattern.
+    pub fn matches(&self, dialed: &str) -> bool {
+        match self {
+            RoutePattern::Exact(n) => dialed == n,
+            RoutePattern::Prefix(p) => dialed.starts_with(p.as_str()),
+            RoutePattern::Any => true,
+        }
+    }
+
+    /// Parse `*`, `PREFIX*` or `NUMBER`; `None` if empty or with other characters.
+    pub(crate) fn parse(s: &str) -> Option<Self> {
+        if !is_dial_string(s) || s.is_empty() {
+            return None;
+        }
+        Some(match s.strip_suffix('*') {
+            Some("") => RoutePattern::Any,
+            Some(prefix) => RoutePattern::Prefix(prefix.to_string()),
+            None => RoutePattern::Exact(s.to_string()),
+        })
+    }
+}
+
+impl fmt::Display for RoutePattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RoutePattern::Exact(n) => f.write_str(n),
+            RoutePattern::Prefix(p) => write!(f, "{p}*"),
+            RoutePattern::Any => f.write_str("*"),
+        }
+    }
+}
+
+/// Where a route sends the call.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum RouteTarget {
+    /// Out through a configured trunk (written `trunk:NAME`).
+    Trunk(String),
+}
+
+impl fmt::Display for RouteTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RouteTarget::Trunk(name) => write!(f, "trunk:{name}"),
+        }
+    }
+}
+
+/// How a target string failed to parse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TargetError {
+    /// A known kind this version cannot route to yet.
+    Unsupported,
+    /// Not a target at all.
+    Invalid,
+}
+
+impl RouteTarget {
+    /// Parse `trunk:NAME`. Whether NAME exists is checked by the caller.
+    pub(crate) fn parse(s: &str) -> Result<Self, TargetError> {
+        if let Some(name) = s.strip_prefix("trunk:") {
+            return if name.is_empty() {
+                Err(TargetError::Invalid)
+            } else {
+                Ok(RouteTarget::Trunk(name.to_string()))
+            };
+        }
+        let kind = s.split_once(':').map_or(s, |(k, _)| k);
+        match kind {
+            "fax" | "app" | "device" | "queue" | "ivr" => Err(TargetError::Unsupported),
+            _ => Err(TargetError::Invalid),
+        }
+    }
+}
+
+/// One `[[route]]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteConfig {
+    /// Numbers this route takes.
+    pub pattern: RoutePattern,
+    /// Where they go.
+    pub to: RouteTarget,
+    /// Characters to strip from the front of the dialed number (default 0).
+    pub strip: usize,
+    /// Prepended after stripping (default "").
+    pub prepend: String,
+}
+
+impl RouteConfig {
+    /// The number to send: `dialed` without its first `strip` characters (all of them if it is
+    /// shorter), with `prepend` in front.
+    pub fn rewrite(&self, dialed: &str) -> String {
+        let rest = dialed
+            .char_indices()
+            .nth(self.strip)
+            .map_or("", |(i, _)| &dialed[i..]);
+        format!("{}{rest}", self.prepend)
+    }
+}
+
+/// Digits, `+`, `#` and `*` only.
+pub(crate) fn is_dial_string(s: &str) -> bool {
+    s.chars()
+        .all(|c| c.is_ascii_digit() || matches!(c, '+' | '#' | '*'))
+}
+
+/// Pick the route for `dialed`: exact match, else longest prefix, else `*`; ties go to the
+/// first in file order.
+pub(crate) fn select<'a>(routes: &'a [RouteConfig], dialed: &str) -> Option<&'a RouteConfig> {
+    let mut best: Option<(&RouteConfig, usize)> = None;
+    for r in routes.iter().filter(|r| r.pattern.matches(dialed)) {
+        // Rank: exact beats any prefix, a longer prefix beats a shorter, any prefix beats `*`.
+        let rank = match &r.pattern {
+            RoutePattern::Exact(_) => usize::MAX,
+            RoutePattern::Prefix(p) => p.len() + 1,
+            RoutePattern::Any => 0,
+        };
+        if best.is_none_or(|(_, b)| rank > b) {
+            best = Some((r, rank));
+        }
+    }
+    best.map(|(r, _)| r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(pattern: &str, trunk: &str) -> RouteConfig {
+        RouteConfig {
+            pattern: RoutePattern::parse(pattern).unwrap(),
+            to: RouteTarget::Trunk(trunk.into()),
+            strip: 0,
+            prepend: String::new(),
+        }
+    }
+
+    #[test]
+    fn parse_patterns() {
+        assert_eq!(RoutePattern::parse("*"), Some(RoutePattern::Any));
+        assert_eq!(
+            RoutePattern::parse("0044*"),
+            Some(RoutePattern::Prefix("0044".into()))
+        );
+        assert_eq!(
+            RoutePattern::parse("*67*"),
+            Some(RoutePattern::Prefix("*67".into()))
+        );
+        assert_eq!(
+            RoutePattern::parse("+4420#"),
+            Some(RoutePattern::Exact("+4420#".into()))
+        );
+        assert_eq!(RoutePattern::parse(""), None);
+        assert_eq!(RoutePattern::parse("00x4"), None);
+        assert_eq!(RoutePattern::parse("00 44"), None);
+        for p in ["*", "0044*", "123"] {
+            assert_eq!(RoutePattern::parse(p).unwrap().to_string(), p);
+        }
+    }
+
+    #[test]
+    fn parse_targets() {
+        assert_eq!(
+            RouteTarget::parse("trunk:a-1"),
+            Ok(RouteTarget::Trunk("a-1".into()))
+        );
+        assert_eq!(RouteTarget::parse("trunk:"), Err(TargetError::Invalid));
+        assert_eq!(RouteTarget::parse("fax"), Err(TargetError::Unsupported));
+        assert_eq!(RouteTarget::parse("app:ivr"), Err(TargetError::Unsupported));
+        assert_eq!(
+            RouteTarget::parse("device:esp1"),
+            Err(TargetError::Unsupported)
+        );
+        assert_eq!(RouteTarget::parse("sip:x@y"), Err(TargetError::Invalid));
+        assert_eq!(RouteTarget::Trunk("x".into()).to_string(), "trunk:x");
+    }
+
+    #[test]
+    fn selection_order() {
+        let routes = vec![
+            route("*", "any"),
+            route("00*", "short"),
+            route("0044*", "uk"),
+            route("0044*", "uk-second"),
+            route("004420*", "london"),
+            route("00442071234567", "exact"),
+            route("*", "any-second"),
+        ];
+        let pick = |d: &str| match select(&routes, d).map(|r| &r.to) {
+            Some(RouteTarget::Trunk(n)) => n.as_str(),
+            None => "none",
+        };
+        assert_eq!(pick("00442071234567"), "exact");
+        assert_eq!(pick("00442071234568"), "london");
+        assert_eq!(pick("0044161"), "uk");
+        assert_eq!(pick("0033"), "short");
+        assert_eq!(pick("911"), "any");
+        assert_eq!(pick(""), "any");
+        assert_eq!(select(&routes[1..3], "911"), None);
+    }
+
+    #[test]
+    fn rewrite_strips_and_prepends() {
+        let mut r = route("00*", "t");
+        assert_eq!(r.rewrite("0044207"), "0044207");
+        r.strip = 2;
+        r.prepend = "+".into();
+        assert_eq!(r.rewrite("0044207"), "+44207");
+        r.strip = 10;
+        assert_eq!(r.rewrite("0044"), "+");
+    }
+}

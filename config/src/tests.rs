@@ -1,0 +1,462 @@
+//! Whole-crate tests: the example file, every error kind, env precedence, dial plan.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use super::*;
+
+const EXAMPLE: &str = include_str!("../switchboard.example.toml");
+
+fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn ok(toml: &str) -> Config {
+    load_from_str(toml, &[]).unwrap_or_else(|e| panic!("unexpected errors:\n{e}"))
+}
+
+fn errs(toml: &str) -> ConfigErrors {
+    load_from_str(toml, &[]).expect_err("expected errors")
+}
+
+fn example_env() -> Vec<(String, String)> {
+    env(&[
+        ("SWITCHBOARD_TRUNK_CARRIER_A_USERNAME", "alice"),
+        ("SWITCHBOARD_TRUNK_CARRIER_A_PASSWORD", "s3cret"),
+    ])
+}
+
+#[test]
+fn example_loads_cleanly() {
+    let c = load_from_str(EXAMPLE, &example_env()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.sip, SipConfig::default());
+    assert_eq!(c.media, MediaConfig::default());
+    assert_eq!(c.admin, AdminConfig::default());
+    assert_eq!(c.storage, StorageConfig::default());
+    assert_eq!(c.log, LogConfig::default());
+    assert_eq!(c.trunks.len(), 2);
+    let a = c.trunk("carrier-a").unwrap();
+    assert_eq!(a.address, "192.0.2.10:5060".parse::<SocketAddr>().unwrap());
+    assert_eq!(a.host, "192.0.2.10");
+    assert!(a.register);
+    assert_eq!(a.username.as_deref(), Some("alice"));
+    assert_eq!(a.password.as_ref().map(Secret::expose), Some("s3cret"));
+    assert_eq!(a.allow.len(), 2);
+    assert_eq!(a.allow[1].to_string(), "198.51.100.7/32");
+    let pbx = c.trunk("pbx").unwrap();
+    assert_eq!(pbx.transport, Transport::Tcp);
+    assert_eq!(pbx.keepalive, Duration::ZERO);
+    assert_eq!(pbx.address.port(), 5060);
+    assert_eq!(c.routes.len(), 3);
+    assert_eq!(
+        c.dial("00442071234567").map(|(r, n)| (r.to.to_string(), n)),
+        Some(("trunk:carrier-a".into(), "+442071234567".into()))
+    );
+}
+
+#[test]
+fn example_without_credentials_says_what_is_missing() {
+    let e = load_from_str(EXAMPLE, &[]).unwrap_err();
+    assert_eq!(
+        e.0,
+        vec![
+            ConfigError::new(
+                "trunk[0].register",
+                ConfigErrorKind::Requires { needs: "username" }
+            ),
+            ConfigError::new(
+                "trunk[0].register",
+                ConfigErrorKind::Requires { needs: "password" }
+            ),
+        ]
+    );
+}
+
+#[test]
+fn empty_file_is_default() {
+    assert_eq!(ok(""), Config::default());
+    assert_eq!(load_from_str("", &[]).unwrap().trunks, vec![]);
+}
+
+#[test]
+fn every_error_kind_at_its_key() {
+    let e = errs(
+        r#"
+        [sip]
+        listen = "nowhere"
+        advertise = "0.0.0.0"
+        t1_ms = 0
+        user_agent = "evil\r\nX: y"
+        extra = 1
+
+        [media]
+        rtp_ports = "20001-20999"
+
+        [[trunk]]
+        name = "a"
+        address = "host.invalid:5060"
+
+        [[trunk]]
+        name = "a"
+        address = "192.0.2.1:70000"
+        transport = "sctp"
+        register = true
+        register_expires = 10
+        allow = ["10.0.0.0/33"]
+
+        [[trunk]]
+        address = "192.0.2.2"
+
+        [[route]]
+        match = "00x"
+        to = "trunk:nope"
+
+        [[route]]
+        match = "1*"
+        to = "fax"
+
+        [[route]]
+        to = "sip:x"
+        prepend = "abc"
+        "#,
+    );
+    use ConfigErrorKind as K;
+    let at = |k: &str| e.at(k).unwrap_or_else(|| panic!("no error at {k}:\n{e}"));
+    assert!(matches!(at("sip.listen"), K::Invalid { value, .. } if value == "nowhere"));
+    assert!(matches!(at("sip.advertise"), K::Invalid { .. }));
+    assert_eq!(
+        at("sip.t1_ms"),
+        &K::OutOfRange {
+            value: 0,
+            min: 1,
+            max: 60_000
+        }
+    );
+    assert!(matches!(at("sip.user_agent"), K::Invalid { .. }));
+    assert_eq!(at("sip.extra"), &K::UnknownKey);
+    assert!(matches!(at("media.rtp_ports"), K::Invalid { .. }));
+    assert_eq!(
+        at("trunk[0].address"),
+        &K::Unresolvable {
+            host: "host.invalid".into()
+        }
+    );
+    assert_eq!(
+        at("trunk[1].name"),
+        &K::Duplicate {
+            name: "a".into(),
+            first: "trunk[0].name".into()
+        }
+    );
+    assert!(matches!(at("trunk[1].address"), K::Invalid { .. }));
+    assert!(matches!(at("trunk[1].transport"), K::Invalid { value, .. } if value == "sctp"));
+    assert_eq!(at("trunk[1].register"), &K::Requires { needs: "username" });
+    assert_eq!(
+        at("trunk[1].register_expires"),
+        &K::OutOfRange {
+            value: 10,
+            min: 60,
+            max: 86_400
+        }
+    );
+    assert!(matches!(at("trunk[1].allow[0]"), K::Invalid { .. }));
+    assert_eq!(at("trunk[2].name"), &K::Missing);
+    assert!(matches!(at("route[0].match"), K::Invalid { .. }));
+    assert_eq!(
+        at("route[0].to"),
+        &K::UnknownTrunk {
+            name: "nope".into()
+        }
+    );
+    assert_eq!(
+        at("route[1].to"),
+        &K::UnsupportedTarget {
+            target: "fax".into()
+        }
+    );
+    assert_eq!(at("route[2].match"), &K::Missing);
+    assert!(matches!(at("route[2].to"), K::Invalid { .. }));
+    assert!(matches!(at("route[2].prepend"), K::Invalid { .. }));
+    // Every line is "key: message".
+    for line in e.to_string().lines() {
+        assert!(line.split_once(": ").is_some(), "{line}");
+    }
+}
+
+#[test]
+fn io_and_syntax_errors() {
+    let missing = std::path::Path::new("/nonexistent/switchboard.toml");
+    let e = load(Some(missing)).unwrap_err();
+    assert!(matches!(
+        &e.0[0].kind,
+        ConfigErrorKind::Io {
+            kind: std::io::ErrorKind::NotFound,
+            ..
+        }
+    ));
+    let e = errs("[sip\n");
+    assert!(matches!(
+        &e.0[0].kind,
+        ConfigErrorKind::Syntax { line: 1, .. }
+    ));
+    assert_eq!(e.0[0].key, "file");
+}
+
+#[test]
+fn rtp_port_rules() {
+    for bad in [
+        "0-10",
+        "20001-20999",
+        "20000-20002",
+        "20010-20000",
+        "20000",
+        "a-b",
+        "20000-70000",
+    ] {
+        let e = errs(&format!("[media]\nrtp_ports = \"{bad}\""));
+        assert!(e.at("media.rtp_ports").is_some(), "{bad} accepted");
+    }
+    assert_eq!(
+        ok("[media]\nrtp_ports = \"10000-10003\"").media.rtp_ports,
+        10000..=10003
+    );
+}
+
+#[test]
+fn typed_values() {
+    let c = ok(r#"
+        [sip]
+        listen = "0.0.0.0:5080"
+        advertise = "203.0.113.1"
+        t1_ms = 250
+        t2_ms = 2000
+        t4_ms = 3000
+        max_calls = 5
+        no_answer_timeout_secs = 30
+        [admin]
+        test_hooks = true
+        [log]
+        json = true
+        level = "info,switchboard_sip=debug"
+        [[trunk]]
+        name = "v6"
+        address = "[2001:db8::1]"
+        transport = "tls"
+        [[trunk]]
+        name = "local"
+        address = "localhost:5070"
+        "#);
+    assert_eq!(c.sip.listen.port(), 5080);
+    assert_eq!(
+        c.sip.advertised_ip(),
+        "203.0.113.1".parse::<IpAddr>().unwrap()
+    );
+    assert_eq!(c.sip.t1, Duration::from_millis(250));
+    assert_eq!(c.sip.no_answer_timeout, Duration::from_secs(30));
+    assert_eq!(c.sip.max_calls, 5);
+    assert!(c.admin.test_hooks && c.log.json);
+    let v6 = c.trunk("v6").unwrap();
+    assert_eq!(
+        v6.address,
+        "[2001:db8::1]:5061".parse::<SocketAddr>().unwrap()
+    );
+    assert_eq!(v6.host, "[2001:db8::1]");
+    let local = c.trunk("local").unwrap();
+    assert_eq!(local.host, "localhost");
+    assert_eq!(local.address.port(), 5070);
+    assert!(local.address.ip().is_loopback());
+    assert!(errs("[sip]\nt1_ms = 900\nt2_ms = 800")
+        .at("sip.t2_ms")
+        .is_some());
+}
+
+#[test]
+fn env_overrides_file_and_defaults() {
+    let file = "[sip]\nlisten = \"127.0.0.1:5070\"\nt1_ms = 700\n[log]\nlevel = \"warn\"\n";
+    let c = load_from_str(
+        file,
+        &env(&[
+            ("SWITCHBOARD_SIP_LISTEN", "0.0.0.0:5090"),
+            ("SWITCHBOARD_SIP_ADVERTISE", "198.51.100.9"),
+            ("SWITCHBOARD_MEDIA_RTP_PORTS", "30000-30099"),
+            ("SWITCHBOARD_ADMIN_LISTEN", "0.0.0.0:9000"),
+            ("SWITCHBOARD_ADMIN_TEST_HOOKS", "true"),
+            ("SWITCHBOARD_STORAGE_PATH", "/var/lib/sb"),
+            ("SWITCHBOARD_LOG_JSON", "1"),
+            ("SWITCHBOARD_LOG_LEVEL", ""),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(c.sip.listen, "0.0.0.0:5090".parse::<SocketAddr>().unwrap());
+    assert_eq!(c.sip.t1, Duration::from_millis(700), "file beats default");
+    assert_eq!(
+        c.sip.advertised_ip(),
+        "198.51.100.9".parse::<IpAddr>().unwrap()
+    );
+    assert_eq!(c.media.rtp_ports, 30000..=30099);
+    assert_eq!(c.admin.listen.port(), 9000);
+    assert!(c.admin.test_hooks && c.log.json);
+    assert_eq!(c.storage.path, std::path::PathBuf::from("/var/lib/sb"));
+    assert_eq!(c.log.level, "info", "empty env clears the file value");
+    // Later duplicates in the env list win, like a shell's last assignment.
+    let c = load_from_str(
+        "",
+        &env(&[
+            ("SWITCHBOARD_SIP_T1_MS", "100"),
+            ("SWITCHBOARD_SIP_T1_MS", "200"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(c.sip.t1, Duration::from_millis(200));
+}
+
+#[test]
+fn bad_env_values_name_the_variable() {
+    let e = load_from_str(
+        "[sip]\nlisten = \"127.0.0.1:5060\"",
+        &env(&[
+            ("SWITCHBOARD_SIP_LISTEN", "garbage"),
+            ("SWITCHBOARD_SIP_T1_MS", "-5"),
+            ("SWITCHBOARD_MEDIA_RTP_PORTS", "1-2"),
+            ("SWITCHBOARD_ADMIN_TEST_HOOKS", "perhaps"),
+            ("SWITCHBOARD_SIP_MAX_CALLS", "0"),
+        ]),
+    )
+    .unwrap_err();
+    let mut keys: Vec<_> = e.0.iter().map(|e| e.key.as_str()).collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "SWITCHBOARD_ADMIN_TEST_HOOKS",
+            "SWITCHBOARD_MEDIA_RTP_PORTS",
+            "SWITCHBOARD_SIP_LISTEN",
+            "SWITCHBOARD_SIP_MAX_CALLS",
+            "SWITCHBOARD_SIP_T1_MS",
+        ]
+    );
+}
+
+#[test]
+fn trunk_credentials_from_env() {
+    let file = r#"
+        [[trunk]]
+        name = "my-carrier"
+        address = "192.0.2.5"
+        username = "file-user"
+        password = "file-pass"
+        register = true
+        "#;
+    let c = load_from_str(
+        file,
+        &env(&[("SWITCHBOARD_TRUNK_MY_CARRIER_PASSWORD", "env-pass")]),
+    )
+    .unwrap();
+    let t = c.trunk("my-carrier").unwrap();
+    assert_eq!(t.username.as_deref(), Some("file-user"));
+    assert_eq!(t.password.as_ref().unwrap().expose(), "env-pass");
+    assert_eq!(
+        format!("{t:?}").matches("env-pass").count(),
+        0,
+        "secret leaked"
+    );
+    let e = load_from_str(
+        file,
+        &env(&[("SWITCHBOARD_TRUNK_MY_CARRIER_USERNAME", "has space")]),
+    )
+    .unwrap_err();
+    assert!(
+        e.at("SWITCHBOARD_TRUNK_MY_CARRIER_USERNAME").is_some(),
+        "{e}"
+    );
+}
+
+#[test]
+fn trunk_names_must_differ_as_env_names() {
+    let e = errs(
+        "[[trunk]]\nname = \"a-b\"\naddress = \"192.0.2.1\"\n\
+         [[trunk]]\nname = \"A_B\"\naddress = \"192.0.2.2\"\n",
+    );
+    assert!(matches!(
+        e.at("trunk[1].name"),
+        Some(ConfigErrorKind::Duplicate { .. })
+    ));
+    let long = "x".repeat(65);
+    let e = errs(&format!(
+        "[[trunk]]\nname = \"{long}\"\naddress = \"192.0.2.1\"\n"
+    ));
+    assert!(matches!(
+        e.at("trunk[0].name"),
+        Some(ConfigErrorKind::Invalid { .. })
+    ));
+}
+
+#[test]
+fn route_selection_and_dial() {
+    let c = ok(r#"
+        [[trunk]]
+        name = "a"
+        address = "192.0.2.1"
+        [[trunk]]
+        name = "b"
+        address = "192.0.2.2"
+        [[route]]
+        match = "*"
+        to = "trunk:b"
+        [[route]]
+        match = "00*"
+        to = "trunk:b"
+        strip = 2
+        prepend = "+"
+        [[route]]
+        match = "0044*"
+        to = "trunk:a"
+        strip = 4
+        prepend = "+44"
+        [[route]]
+        match = "0044*"
+        to = "trunk:b"
+        [[route]]
+        match = "0044123"
+        to = "trunk:b"
+        "#);
+    let target = |d: &str| c.route(d).map(|r| r.to.to_string());
+    assert_eq!(target("0044123").as_deref(), Some("trunk:b"), "exact first");
+    assert_eq!(
+        target("00441234").as_deref(),
+        Some("trunk:a"),
+        "longest prefix, first in file"
+    );
+    assert_eq!(target("0033").as_deref(), Some("trunk:b"));
+    assert_eq!(c.dial("004420").unwrap().1, "+4420");
+    assert_eq!(c.dial("0033").unwrap().1, "+33");
+    assert_eq!(c.dial("911").unwrap().1, "911");
+    assert!(RoutePattern::Prefix("00".into()).matches("0033"));
+    let none = ok("");
+    assert_eq!(none.dial("1"), None);
+}
+
+#[test]
+fn trunk_for_source_prefers_address() {
+    let c = ok(r#"
+        [[trunk]]
+        name = "wide"
+        address = "192.0.2.50"
+        allow = ["192.0.2.0/24"]
+        [[trunk]]
+        name = "exact"
+        address = "192.0.2.7"
+        "#);
+    let name = |ip: &str| {
+        c.trunk_for_source(ip.parse().unwrap())
+            .map(|t| t.name.as_str())
+    };
+    assert_eq!(name("192.0.2.7"), Some("exact"));
+    assert_eq!(name("192.0.2.8"), Some("wide"));
+    assert_eq!(name("::ffff:192.0.2.7"), Some("exact"));
+    assert_eq!(name("198.51.100.1"), None);
+    assert!(c.trunk("nope").is_none());
+}

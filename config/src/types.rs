@@ -1,0 +1,250 @@
+//! The validated, typed configuration sections. Values here are already parsed and checked, so
+//! the rest of the gateway never re-validates them ("parse, don't validate").
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::ops::RangeInclusive;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// `[sip]`: signalling listener and RFC 3261 timers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SipConfig {
+    /// UDP and TCP listen on this same address (default `127.0.0.1:5060`).
+    pub listen: SocketAddr,
+    /// Address put in Via/Contact/SDP; `None` = the listen IP (see [`SipConfig::advertised_ip`]).
+    pub advertise: Option<IpAddr>,
+    /// RFC 3261 T1, RTT estimate (key `t1_ms`, default 500 ms).
+    pub t1: Duration,
+    /// RFC 3261 T2, maximum retransmit interval (key `t2_ms`, default 4000 ms).
+    pub t2: Duration,
+    /// RFC 3261 T4, maximum message lifetime (key `t4_ms`, default 5000 ms).
+    pub t4: Duration,
+    /// User-Agent/Server header value (default "switchboard").
+    pub user_agent: String,
+    /// Concurrent call limit (default 10000).
+    pub max_calls: usize,
+    /// Give up ringing after this long (key `no_answer_timeout_secs`, default 120 s).
+    pub no_answer_timeout: Duration,
+}
+
+impl SipConfig {
+    /// The IP to advertise: `advertise`, else the listen IP, else (listen IP unspecified)
+    /// 127.0.0.1.
+    pub fn advertised_ip(&self) -> IpAddr {
+        match self.advertise {
+            Some(ip) => ip,
+            None if self.listen.ip().is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            None => self.listen.ip(),
+        }
+    }
+}
+
+impl Default for SipConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 5060)),
+            advertise: None,
+            t1: Duration::from_millis(500),
+            t2: Duration::from_millis(4000),
+            t4: Duration::from_millis(5000),
+            user_agent: "switchboard".into(),
+            max_calls: 10_000,
+            no_answer_timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+/// `[media]`: RTP relay ports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaConfig {
+    /// RTP/RTCP port range (key `rtp_ports = "20000-20999"`); starts even, at least 4 ports.
+    pub rtp_ports: RangeInclusive<u16>,
+    /// Address put in SDP for media; `None` = the SIP advertised address.
+    pub advertise: Option<IpAddr>,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        Self {
+            rtp_ports: 20000..=20999,
+            advertise: None,
+        }
+    }
+}
+
+/// `[admin]`: the admin HTTP API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminConfig {
+    /// Listen address (default `127.0.0.1:8080`).
+    pub listen: SocketAddr,
+    /// Enables test-only endpoints (default false).
+    pub test_hooks: bool,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            test_hooks: false,
+        }
+    }
+}
+
+/// `[storage]`: where durable state lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StorageConfig {
+    /// Store directory (default `./data`).
+    pub path: PathBuf,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            path: PathBuf::from("./data"),
+        }
+    }
+}
+
+/// `[log]`: logging.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    /// A tracing filter such as `info` or `info,switchboard_sip=debug` (default "info").
+    pub level: String,
+    /// Log JSON lines instead of text.
+    pub json: bool,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+            json: false,
+        }
+    }
+}
+
+/// SIP transport towards a trunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Transport {
+    /// UDP (default).
+    #[default]
+    Udp,
+    /// TCP.
+    Tcp,
+    /// TLS over TCP.
+    Tls,
+}
+
+impl Transport {
+    /// Lower-case name as written in the file and in Via (`udp`, `tcp`, `tls`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+            Transport::Tls => "tls",
+        }
+    }
+
+    /// Port used when an address has none: 5060, or 5061 for TLS (RFC 3261 §19.1.2).
+    pub fn default_port(self) -> u16 {
+        match self {
+            Transport::Tls => 5061,
+            Transport::Udp | Transport::Tcp => 5060,
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Option<Self> {
+        match s {
+            "udp" => Some(Transport::Udp),
+            "tcp" => Some(Transport::Tcp),
+            "tls" => Some(Transport::Tls),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A secret (password) that never shows in logs: Debug and Display print `***`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wrap a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The secret itself; use only where it is needed (digest computation).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// One `[[trunk]]`: a SIP provider or peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrunkConfig {
+    /// Unique name, `[A-Za-z0-9_-]{1,64}`.
+    pub name: String,
+    /// Resolved address (first IPv4 preferred); port 5060 (5061 for TLS) when not written.
+    pub address: SocketAddr,
+    /// Host as written (without port), for the Request-URI domain.
+    pub host: String,
+    /// Transport (default UDP).
+    pub transport: Transport,
+    /// Auth user (also from `SWITCHBOARD_TRUNK_<NAME>_USERNAME`).
+    pub username: Option<String>,
+    /// Auth password (also from `SWITCHBOARD_TRUNK_<NAME>_PASSWORD`).
+    pub password: Option<Secret>,
+    /// REGISTER to the trunk (requires username and password).
+    pub register: bool,
+    /// Requested registration expiry in seconds (60..=86400, default 3600).
+    pub register_expires: u32,
+    /// OPTIONS keepalive interval (key `keepalive_secs`, default 30, zero = off).
+    pub keepalive: Duration,
+    /// Source networks accepted as this trunk (a single IP is a /32 or /128).
+    pub allow: Vec<ipnet::IpNet>,
+    /// Domain for the From header, if not `host`.
+    pub from_domain: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_is_hidden() {
+        let s = Secret::new("hunter2");
+        assert_eq!(format!("{s} {s:?}"), "*** ***");
+        assert_eq!(s.expose(), "hunter2");
+    }
+
+    #[test]
+    fn advertised_ip_fallbacks() {
+        let mut sip = SipConfig::default();
+        assert_eq!(sip.advertised_ip(), IpAddr::from([127, 0, 0, 1]));
+        sip.listen = "0.0.0.0:5060".parse().unwrap();
+        assert_eq!(sip.advertised_ip(), IpAddr::from([127, 0, 0, 1]));
+        sip.listen = "10.1.2.3:5060".parse().unwrap();
+        assert_eq!(sip.advertised_ip(), IpAddr::from([10, 1, 2, 3]));
+        sip.advertise = Some(IpAddr::from([203, 0, 113, 5]));
+        assert_eq!(sip.advertised_ip(), IpAddr::from([203, 0, 113, 5]));
+    }
+}

@@ -1,0 +1,510 @@
+//! Turn the raw file (plus env overrides) into the typed [`Config`], checking every key and
+//! collecting every problem. Failed keys fall back to their defaults internally so checking
+//! continues; the result is an error whenever anything failed.
+
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::ops::RangeInclusive;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::error::{ConfigError, ConfigErrorKind};
+use crate::raw::{RawConfig, RawRoute, RawTrunk};
+use crate::route::{is_dial_string, RouteConfig, RoutePattern, RouteTarget, TargetError};
+use crate::types::{
+    AdminConfig, LogConfig, MediaConfig, Secret, SipConfig, StorageConfig, Transport, TrunkConfig,
+};
+use crate::{env, Config};
+
+/// Collects errors; keys overridden from the environment are reported by variable name.
+struct Checker {
+    errors: Vec<ConfigError>,
+    origins: HashMap<String, String>,
+}
+
+impl Checker {
+    fn err(&mut self, key: &str, kind: ConfigErrorKind) {
+        let key = self.origins.get(key).map_or(key, String::as_str);
+        self.errors.push(ConfigError::new(key, kind));
+    }
+
+    fn invalid(&mut self, key: &str, value: &str, expected: &str) {
+        self.err(
+            key,
+            ConfigErrorKind::Invalid {
+                value: value.to_string(),
+                expected: expected.to_string(),
+            },
+        );
+    }
+
+    /// A number in `min..=max` (or the default when absent).
+    fn ranged(&mut self, key: &str, value: Option<u64>, default: u64, min: u64, max: u64) -> u64 {
+        match value {
+            None => default,
+            Some(v) if (min..=max).contains(&v) => v,
+            Some(v) => {
+                let clamp = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+                self.err(
+                    key,
+                    ConfigErrorKind::OutOfRange {
+                        value: clamp(v),
+                        min: clamp(min),
+                        max: clamp(max),
+                    },
+                );
+                default
+            }
+        }
+    }
+
+    fn socket(&mut self, key: &str, value: Option<&str>, default: SocketAddr) -> SocketAddr {
+        match value {
+            None => default,
+            Some(s) => s.trim().parse().unwrap_or_else(|_| {
+                self.invalid(key, s, "an IP address and port such as 0.0.0.0:5060");
+                default
+            }),
+        }
+    }
+
+    /// An optional, specified IP address; empty means unset.
+    fn advertise(&mut self, key: &str, value: Option<&str>) -> Option<IpAddr> {
+        let s = value.map(str::trim).filter(|s| !s.is_empty())?;
+        match s.parse::<IpAddr>() {
+            Ok(ip) if !ip.is_unspecified() => Some(ip),
+            _ => {
+                self.invalid(key, s, "a specific IP address (not 0.0.0.0 or ::)");
+                None
+            }
+        }
+    }
+
+    /// A non-empty single-line string.
+    fn text(&mut self, key: &str, value: Option<String>, default: &str) -> String {
+        match value {
+            None => default.to_string(),
+            Some(s) if !s.trim().is_empty() && !s.chars().any(char::is_control) => s,
+            Some(s) => {
+                self.invalid(key, &s, "a non-empty single-line string");
+                default.to_string()
+            }
+        }
+    }
+}
+
+/// Validate `raw` into a [`Config`]; `origins` maps overridden keys to env variable names.
+pub(crate) fn validate(
+    raw: RawConfig,
+    origins: HashMap<String, String>,
+    mut errors: Vec<ConfigError>,
+) -> Result<Config, Vec<ConfigError>> {
+    let mut c = Checker {
+        errors: std::mem::take(&mut errors),
+        origins,
+    };
+    let sip = sip(&mut c, raw.sip);
+    let media = MediaConfig {
+        rtp_ports: rtp_ports(&mut c, raw.media.rtp_ports.as_deref()),
+        advertise: c.advertise("media.advertise", raw.media.advertise.as_deref()),
+    };
+    let admin = AdminConfig {
+        listen: c.socket(
+            "admin.listen",
+            raw.admin.listen.as_deref(),
+            AdminConfig::default().listen,
+        ),
+        test_hooks: raw.admin.test_hooks.unwrap_or(false),
+    };
+    let storage = StorageConfig {
+        path: match raw.storage.path {
+            Some(p) if p.trim().is_empty() => {
+                c.invalid("storage.path", &p, "a directory path");
+                StorageConfig::default().path
+            }
+            Some(p) => PathBuf::from(p),
+            None => StorageConfig::default().path,
+        },
+    };
+    let log = LogConfig {
+        level: match raw.log.level {
+            Some(l) if l.is_empty() || l.chars().any(char::is_whitespace) => {
+                c.invalid(
+                    "log.level",
+                    &l,
+                    "a level or filter such as info or info,sip=debug",
+                );
+                LogConfig::default().level
+            }
+            Some(l) => l,
+            None => LogConfig::default().level,
+        },
+        json: raw.log.json.unwrap_or(false),
+    };
+    let written_names: HashSet<String> = raw.trunks.iter().filter_map(|t| t.name.clone()).collect();
+    let trunks = trunks(&mut c, raw.trunks);
+    let routes = raw
+        .routes
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, r)| route(&mut c, i, r, &written_names))
+        .collect();
+    if c.errors.is_empty() {
+        Ok(Config {
+            sip,
+            media,
+            admin,
+            storage,
+            trunks,
+            routes,
+            log,
+        })
+    } else {
+        Err(c.errors)
+    }
+}
+
+fn sip(c: &mut Checker, raw: crate::raw::RawSip) -> SipConfig {
+    let d = SipConfig::default();
+    let ms = |v: Duration| u64::try_from(v.as_millis()).unwrap_or(u64::MAX);
+    let t1 = c.ranged("sip.t1_ms", raw.t1_ms, ms(d.t1), 1, 60_000);
+    let t2 = c.ranged("sip.t2_ms", raw.t2_ms, ms(d.t2), 1, 600_000);
+    let t4 = c.ranged("sip.t4_ms", raw.t4_ms, ms(d.t4), 1, 600_000);
+    if t2 < t1 {
+        c.err(
+            "sip.t2_ms",
+            ConfigErrorKind::OutOfRange {
+                value: i64::try_from(t2).unwrap_or(i64::MAX),
+                min: i64::try_from(t1).unwrap_or(i64::MAX),
+                max: 600_000,
+            },
+        );
+    }
+    let max_calls = c.ranged("sip.max_calls", raw.max_calls, 10_000, 1, 1_000_000);
+    let no_answer = c.ranged(
+        "sip.no_answer_timeout_secs",
+        raw.no_answer_timeout_secs,
+        d.no_answer_timeout.as_secs(),
+        1,
+        86_400,
+    );
+    SipConfig {
+        listen: c.socket("sip.listen", raw.listen.as_deref(), d.listen),
+        advertise: c.advertise("sip.advertise", raw.advertise.as_deref()),
+        t1: Duration::from_millis(t1),
+        t2: Duration::from_millis(t2),
+        t4: Duration::from_millis(t4),
+        user_agent: c.text("sip.user_agent", raw.user_agent, &d.user_agent),
+        max_calls: usize::try_from(max_calls).unwrap_or(usize::MAX),
+        no_answer_timeout: Duration::from_secs(no_answer),
+    }
+}
+
+/// `"LOW-HIGH"`: LOW even and non-zero, LOW <= HIGH, at least 4 ports.
+fn rtp_ports(c: &mut Checker, value: Option<&str>) -> RangeInclusive<u16> {
+    const KEY: &str = "media.rtp_ports";
+    let Some(s) = value else {
+        return MediaConfig::default().rtp_ports;
+    };
+    let parsed = s.split_once('-').and_then(|(lo, hi)| {
+        Some((
+            lo.trim().parse::<u16>().ok()?,
+            hi.trim().parse::<u16>().ok()?,
+        ))
+    });
+    match parsed {
+        Some((lo, hi)) if lo > 0 && lo % 2 == 0 && lo <= hi && hi - lo >= 3 => lo..=hi,
+        Some(_) => {
+            c.invalid(
+                KEY,
+                s,
+                "an even, non-zero start, start <= end and at least 4 ports",
+            );
+            MediaConfig::default().rtp_ports
+        }
+        None => {
+            c.invalid(KEY, s, "a port range such as 20000-20999");
+            MediaConfig::default().rtp_ports
+        }
+    }
+}
+
+fn valid_trunk_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == '-')
+}
+
+fn trunks(c: &mut Checker, raw: Vec<RawTrunk>) -> Vec<TrunkConfig> {
+    let mut seen: HashMap<String, String> = HashMap::new(); // env name -> key of first use
+    let mut out = Vec::new();
+    for (i, t) in raw.into_iter().enumerate() {
+        let p = format!("trunk[{i}]");
+        let before = c.errors.len();
+        let name = match t.name {
+            None => {
+                c.err(&format!("{p}.name"), ConfigErrorKind::Missing);
+                String::new()
+            }
+            Some(n) if !valid_trunk_name(&n) => {
+                c.invalid(&format!("{p}.name"), &n, "1 to 64 of A-Z a-z 0-9 _ -");
+                n
+            }
+            Some(n) => {
+                // Names must also differ as env names, or their secrets would be shared.
+                let env_name = env::trunk_env_name(&n);
+                if let Some(first) = seen.get(&env_name) {
+                    let first = first.clone();
+                    c.err(
+                        &format!("{p}.name"),
+                        ConfigErrorKind::Duplicate {
+                            name: n.clone(),
+                            first,
+                        },
+                    );
+                } else {
+                    seen.insert(env_name, format!("{p}.name"));
+                }
+                n
+            }
+        };
+        let transport = match t.transport.as_deref() {
+            None => Transport::Udp,
+            Some(s) => Transport::parse(s).unwrap_or_else(|| {
+                c.invalid(&format!("{p}.transport"), s, "udp, tcp or tls");
+                Transport::Udp
+            }),
+        };
+        let resolved = match t.address.as_deref() {
+            None => {
+                c.err(&format!("{p}.address"), ConfigErrorKind::Missing);
+                None
+            }
+            Some(a) => address(c, &format!("{p}.address"), a, transport.default_port()),
+        };
+        let username = t.username.filter(|u| {
+            let ok = !u.is_empty() && !u.chars().any(|ch| ch.is_control() || ch == ' ');
+            if !ok {
+                c.invalid(
+                    &format!("{p}.username"),
+                    u,
+                    "a non-empty user name without spaces",
+                );
+            }
+            ok
+        });
+        let password = t.password.map(Secret::new);
+        let register = t.register.unwrap_or(false);
+        if register && username.is_none() {
+            c.err(
+                &format!("{p}.register"),
+                ConfigErrorKind::Requires { needs: "username" },
+            );
+        }
+        if register && password.is_none() {
+            c.err(
+                &format!("{p}.register"),
+                ConfigErrorKind::Requires { needs: "password" },
+            );
+        }
+        let register_expires = match t.register_expires {
+            None => 3600,
+            Some(v) => u32::try_from(v)
+                .ok()
+                .filter(|v| (60..=86_400).contains(v))
+                .unwrap_or_else(|| {
+                    c.err(
+                        &format!("{p}.register_expires"),
+                        ConfigErrorKind::OutOfRange {
+                            value: v,
+                            min: 60,
+                            max: 86_400,
+                        },
+                    );
+                    3600
+                }),
+        };
+        let keepalive = c.ranged(
+            &format!("{p}.keepalive_secs"),
+            t.keepalive_secs,
+            30,
+            0,
+            86_400,
+        );
+        let allow = t
+            .allow
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+            .filter_map(|(j, a)| {
+                let s = a.trim();
+                let net = s
+                    .parse::<ipnet::IpNet>()
+                    .ok()
+                    .or_else(|| s.parse::<IpAddr>().ok().map(ipnet::IpNet::from));
+                if net.is_none() {
+                    c.invalid(
+                        &format!("{p}.allow[{j}]"),
+                        &a,
+                        "an IP address or CIDR such as 192.0.2.0/24",
+                    );
+                }
+                net
+            })
+            .collect();
+        let from_domain = t.from_domain.filter(|d| {
+            let ok = !d.is_empty()
+                && d.chars().all(|ch| {
+                    ch.is_ascii_alphanumeric() || matches!(ch, '.' | '-' | ':' | '[' | ']')
+                });
+            if !ok {
+                c.invalid(&format!("{p}.from_domain"), d, "a host name or IP address");
+            }
+            ok
+        });
+        if let (Some((address, host)), true) = (resolved, c.errors.len() == before) {
+            out.push(TrunkConfig {
+                name,
+                address,
+                host,
+                transport,
+                username,
+                password,
+                register,
+                register_expires,
+                keepalive: Duration::from_secs(keepalive),
+                allow,
+                from_domain,
+            });
+        }
+    }
+    out
+}
+
+/// Split `host[:port]` (IPv6 as `[addr]:port` or bare), resolve it (first IPv4 preferred).
+/// Returns (address, host as written without port).
+fn address(
+    c: &mut Checker,
+    key: &str,
+    written: &str,
+    default_port: u16,
+) -> Option<(SocketAddr, String)> {
+    let s = written.trim();
+    if let Ok(sa) = s.parse::<SocketAddr>() {
+        let host = match sa {
+            SocketAddr::V4(v4) => v4.ip().to_string(),
+            SocketAddr::V6(v6) => format!("[{}]", v6.ip()),
+        };
+        return Some((sa, host));
+    }
+    if let Ok(ip) = s
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<IpAddr>()
+    {
+        let host = match ip {
+            IpAddr::V4(v4) => v4.to_string(),
+            IpAddr::V6(v6) => format!("[{v6}]"),
+        };
+        return Some((SocketAddr::new(ip, default_port), host));
+    }
+    let (host, port) = match s.rsplit_once(':') {
+        Some((h, p)) => match p.parse::<u16>() {
+            Ok(port) if port > 0 => (h, port),
+            _ => {
+                c.invalid(key, written, "host or host:port with a port in 1..=65535");
+                return None;
+            }
+        },
+        None => (s, default_port),
+    };
+    let host_ok = !host.is_empty()
+        && host.len() <= 253
+        && host
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || ch == '.' || ch == '-');
+    if !host_ok {
+        c.invalid(key, written, "host or host:port");
+        return None;
+    }
+    let addrs: Vec<SocketAddr> = match (host, port).to_socket_addrs() {
+        Ok(a) => a.collect(),
+        Err(_) => Vec::new(),
+    };
+    match addrs.iter().find(|a| a.is_ipv4()).or_else(|| addrs.first()) {
+        Some(a) => Some((*a, host.to_string())),
+        None => {
+            c.err(
+                key,
+                ConfigErrorKind::Unresolvable {
+                    host: host.to_string(),
+                },
+            );
+            None
+        }
+    }
+}
+
+fn route(c: &mut Checker, i: usize, r: RawRoute, trunks: &HashSet<String>) -> Option<RouteConfig> {
+    let p = format!("route[{i}]");
+    let before = c.errors.len();
+    let pattern = match r.pattern.as_deref() {
+        None => {
+            c.err(&format!("{p}.match"), ConfigErrorKind::Missing);
+            None
+        }
+        Some(s) => RoutePattern::parse(s).or_else(|| {
+            c.invalid(
+                &format!("{p}.match"),
+                s,
+                "digits, +, # and * (NUMBER, PREFIX* or *)",
+            );
+            None
+        }),
+    };
+    let to = match r.to.as_deref() {
+        None => {
+            c.err(&format!("{p}.to"), ConfigErrorKind::Missing);
+            None
+        }
+        Some(s) => match RouteTarget::parse(s) {
+            Ok(RouteTarget::Trunk(name)) if !trunks.contains(&name) => {
+                c.err(&format!("{p}.to"), ConfigErrorKind::UnknownTrunk { name });
+                None
+            }
+            Ok(t) => Some(t),
+            Err(TargetError::Unsupported) => {
+                c.err(
+                    &format!("{p}.to"),
+                    ConfigErrorKind::UnsupportedTarget {
+                        target: s.to_string(),
+                    },
+                );
+                None
+            }
+            Err(TargetError::Invalid) => {
+                c.invalid(&format!("{p}.to"), s, "trunk:NAME");
+                None
+            }
+        },
+    };
+    let strip = c.ranged(&format!("{p}.strip"), r.strip, 0, 0, 64);
+    let prepend = r.prepend.unwrap_or_default();
+    if !is_dial_string(&prepend) || prepend.len() > 64 {
+        c.invalid(
+            &format!("{p}.prepend"),
+            &prepend,
+            "up to 64 of digits, +, # and *",
+        );
+    }
+    match (pattern, to, c.errors.len() == before) {
+        (Some(pattern), Some(to), true) => Some(RouteConfig {
+            pattern,
+            to,
+            strip: usize::try_from(strip).unwrap_or(0),
+            prepend,
+        }),
+        _ => None,
+    }
+}

@@ -1,0 +1,148 @@
+//! The operator commands that read a running gateway's admin API, printed as
+//! tables (`core show channels` style) or JSON.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use serde_json::Value;
+
+/// Where the admin API is.
+#[derive(clap::Args)]
+pub struct ApiArgs {
+    /// Admin API base URL.
+    #[arg(long, env = "SWITCHBOARD_ADMIN_URL", default_value = "http://127.0.0.1:8080")]
+    admin: String,
+    /// Print the raw JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// GET a path of the admin API and parse the JSON body.
+fn get(api: &ApiArgs, path: &str) -> anyhow::Result<Value> {
+    let rest = api.admin.strip_prefix("http://").context("only http:// admin URLs are supported")?;
+    let host = rest.trim_end_matches('/');
+    let mut stream = TcpStream::connect(host).with_context(|| format!("connecting to the admin API at {host}"))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {host}\r\nAccept: application/json\r\nConnection: close\r\n\r\n")?;
+    let mut raw = Vec::new();
+    stream.take(16 * 1024 * 1024).read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text.split_once("\r\n\r\n").context("malformed HTTP response")?;
+    let status: u16 = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).context("malformed status line")?;
+    let value: Value = serde_json::from_str(body).context("the admin API did not return JSON")?;
+    if status >= 400 {
+        let msg = value["error"]["message"].as_str().unwrap_or("error");
+        bail!("admin API answered {status}: {msg}");
+    }
+    Ok(value)
+}
+
+fn s(v: &Value) -> String {
+    match v {
+        Value::Null => "-".into(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn print_table(headers: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            widths[i] = widths[i].max(c.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let parts: Vec<String> = cells.iter().enumerate().map(|(i, c)| format!("{:<w$}", c, w = widths[i])).collect();
+        println!("{}", parts.join("  ").trim_end());
+    };
+    line(headers.iter().map(|h| h.to_string()).collect());
+    for r in rows {
+        line(r.clone());
+    }
+}
+
+/// `switchboard calls`
+pub fn calls(api: &ApiArgs) -> anyhow::Result<()> {
+    let v = get(api, "/api/v1/calls")?;
+    if api.json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    let calls = v["calls"].as_array().cloned().unwrap_or_default();
+    let rows: Vec<Vec<String>> = calls
+        .iter()
+        .map(|c| {
+            vec![
+                s(&c["id"]),
+                s(&c["state"]),
+                s(&c["src"]),
+                s(&c["dst"]),
+                format!("{}->{}", s(&c["trunk_in"]), s(&c["trunk_out"])),
+                s(&c["codec"]),
+                s(&c["start"]),
+                s(&c["media"]["a_to_b"]["packets"]),
+                s(&c["media"]["b_to_a"]["packets"]),
+            ]
+        })
+        .collect();
+    print_table(&["Call", "State", "Src", "Dst", "Trunks", "Codec", "Start", "Pkts A>B", "Pkts B>A"], &rows);
+    println!("{} active call{}", calls.len(), if calls.len() == 1 { "" } else { "s" });
+    Ok(())
+}
+
+/// `switchboard trunks`
+pub fn trunks(api: &ApiArgs) -> anyhow::Result<()> {
+    let v = get(api, "/api/v1/trunks")?;
+    if api.json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    let trunks = v["trunks"].as_array().cloned().unwrap_or_default();
+    let rows: Vec<Vec<String>> = trunks
+        .iter()
+        .map(|t| {
+            vec![
+                s(&t["name"]),
+                s(&t["address"]),
+                s(&t["transport"]),
+                s(&t["state"]),
+                s(&t["registered"]),
+                s(&t["rtt_ms"]),
+                s(&t["last_error"]),
+            ]
+        })
+        .collect();
+    print_table(&["Name", "Address", "Transport", "State", "Registered", "RTT ms", "Last error"], &rows);
+    Ok(())
+}
+
+/// `switchboard cdrs`
+pub fn cdrs(api: &ApiArgs, limit: usize) -> anyhow::Result<()> {
+    let v = get(api, &format!("/api/v1/cdrs?limit={limit}"))?;
+    if api.json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    let cdrs = v["cdrs"].as_array().cloned().unwrap_or_default();
+    let rows: Vec<Vec<String>> = cdrs
+        .iter()
+        .map(|c| {
+            vec![
+                s(&c["start"]),
+                s(&c["src"]),
+                s(&c["dst"]),
+                s(&c["disposition"]),
+                s(&c["duration"]),
+                s(&c["billsec"]),
+                s(&c["hangup_cause"]),
+                format!("{}->{}", s(&c["trunk_in"]), s(&c["trunk_out"])),
+                s(&c["id"]),
+            ]
+        })
+        .collect();
+    print_table(&["Start", "Src", "Dst", "Disposition", "Duration", "Billsec", "Cause", "Trunks", "Id"], &rows);
+    Ok(())
+}

@@ -1,0 +1,332 @@
+//! The default [`Store`] backend on sled 0.34: one sled tree per [`Tree`], multi-tree
+//! transactions for [`Store::apply_batch`], and a schema version check at open.
+
+use std::path::Path;
+
+use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
+
+use crate::{
+    BatchOp, Corruption, Entry, Store, StoreError, Tree, SCHEMA_VERSION, SCHEMA_VERSION_KEY,
+};
+
+/// A [`Store`] on an embedded sled database.
+#[derive(Debug, Clone)]
+pub struct SledStore {
+    db: sled::Db,
+    /// Opened trees, indexed by [`Tree::index`].
+    trees: Vec<sled::Tree>,
+    schema_version: u32,
+}
+
+impl SledStore {
+    /// Open (or create) the store in directory `path`, writing the schema version on first use
+    /// and refusing a store written by newer code ([`StoreError::SchemaTooNew`]).
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::from_db(sled::Config::new().path(path).open()?)
+    }
+
+    /// A temporary store, removed when dropped; for tests.
+    pub fn temporary() -> Result<Self, StoreError> {
+        Self::from_db(sled::Config::new().temporary(true).open()?)
+    }
+
+    fn from_db(db: sled::Db) -> Result<Self, StoreError> {
+        let trees = Tree::ALL
+            .iter()
+            .map(|t| db.open_tree(t.name()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let meta = &trees[Tree::Meta.index()];
+        let schema_version = match meta.get(SCHEMA_VERSION_KEY)? {
+            None => {
+                meta.insert(SCHEMA_VERSION_KEY, &SCHEMA_VERSION.to_be_bytes())?;
+                db.flush()?;
+                SCHEMA_VERSION
+            }
+            Some(bytes) => {
+                let raw: [u8; 4] = bytes.as_ref().try_into().map_err(|_| StoreError::Corrupt {
+                    tree: Tree::Meta,
+                    key: SCHEMA_VERSION_KEY.to_vec(),
+                    reason: Corruption::SchemaVersionLength { len: bytes.len() },
+                })?;
+                let found = u32::from_be_bytes(raw);
+                if found > SCHEMA_VERSION {
+                    return Err(StoreError::SchemaTooNew {
+                        found,
+                        supported: SCHEMA_VERSION,
+                    });
+                }
+                found
+            }
+        };
+        Ok(Self {
+            db,
+            trees,
+            schema_version,
+        })
+    }
+
+    /// Schema version of the opened store (at most [`SCHEMA_VERSION`]).
+    pub fn schema_version(&self) -> u32 {
+        self.schema_version
+    }
+
+    fn tree(&self, tree: Tree) -> &sled::Tree {
+        &self.trees[tree.index()]
+    }
+}
+
+impl Store for SledStore {
+    fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.tree(tree).get(key)?.map(|v| v.to_vec()))
+    }
+
+    fn put(&self, tree: Tree, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        self.tree(tree).insert(key, value)?;
+        Ok(())
+    }
+
+    fn delete(&self, tree: Tree, key: &[u8]) -> Result<(), StoreError> {
+        self.tree(tree).remove(key)?;
+        Ok(())
+    }
+
+    fn scan_prefix(
+        &self,
+        tree: Tree,
+        prefix: &[u8],
+        limit: usize,
+        reverse: bool,
+    ) -> Result<Vec<Entry>, StoreError> {
+        let iter = self.tree(tree).scan_prefix(prefix);
+        let pair = |r: sled::Result<(sled::IVec, sled::IVec)>| {
+            r.map(|(k, v)| (k.to_vec(), v.to_vec()))
+                .map_err(StoreError::from)
+        };
+        if reverse {
+            iter.rev().take(limit).map(pair).collect()
+        } else {
+            iter.take(limit).map(pair).collect()
+        }
+    }
+
+    fn apply_batch(&self, ops: Vec<BatchOp>) -> Result<(), StoreError> {
+        if ops.is_empty() {
+            return Ok(());
+        }
+        let result = self.trees.as_slice().transaction(|views| {
+            for op in &ops {
+                match op {
+                    BatchOp::Put { tree, key, value } => {
+                        views[tree.index()].insert(key.as_slice(), value.as_slice())?;
+                    }
+                    BatchOp::Delete { tree, key } => {
+                        views[tree.index()].remove(key.as_slice())?;
+                    }
+                }
+            }
+            Ok::<(), ConflictableTransactionError<std::convert::Infallible>>(())
+        });
+        match result {
+            Ok(()) => Ok(()),
+            Err(TransactionError::Storage(e)) => Err(StoreError::Backend { source: e }),
+            Err(TransactionError::Abort(never)) => match never {},
+        }
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    fn count(&self, tree: Tree) -> Result<usize, StoreError> {
+        Ok(self.tree(tree).len())
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    /// A directory under the system temp dir, removed on drop (no tempfile crate offline).
+    pub(crate) struct TempDir(pub(crate) PathBuf);
+
+    impl TempDir {
+        pub(crate) fn new(name: &str) -> Self {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0);
+            let dir = std::env::temp_dir().join(format!(
+                "switchboard-storage-{name}-{}-{nanos}",
+                std::process::id()
+            ));
+            std::fs::create_dir_all(&dir).unwrap();
+            TempDir(dir)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn kv(k: &str, v: &str) -> (Vec<u8>, Vec<u8>) {
+        (k.as_bytes().to_vec(), v.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn put_get_delete() {
+        let s = SledStore::temporary().unwrap();
+        assert_eq!(s.schema_version(), SCHEMA_VERSION);
+        assert_eq!(s.get(Tree::Cdrs, b"a").unwrap(), None);
+        s.put(Tree::Cdrs, b"a", b"1").unwrap();
+        assert_eq!(s.get(Tree::Cdrs, b"a").unwrap(), Some(b"1".to_vec()));
+        // Trees are separate keyspaces.
+        assert_eq!(s.get(Tree::Meta, b"a").unwrap(), None);
+        s.put(Tree::Cdrs, b"a", b"2").unwrap();
+        assert_eq!(s.get(Tree::Cdrs, b"a").unwrap(), Some(b"2".to_vec()));
+        assert_eq!(s.count(Tree::Cdrs).unwrap(), 1);
+        s.delete(Tree::Cdrs, b"a").unwrap();
+        s.delete(Tree::Cdrs, b"a").unwrap();
+        assert_eq!(s.get(Tree::Cdrs, b"a").unwrap(), None);
+        assert_eq!(s.count(Tree::Cdrs).unwrap(), 0);
+        // Meta holds the schema version.
+        assert_eq!(s.count(Tree::Meta).unwrap(), 1);
+    }
+
+    #[test]
+    fn scan_prefix_order_reverse_limit() {
+        let s = SledStore::temporary().unwrap();
+        for k in ["b2", "a1", "b1", "b3", "c1"] {
+            s.put(Tree::Cdrs, k.as_bytes(), k.as_bytes()).unwrap();
+        }
+        let fwd = s.scan_prefix(Tree::Cdrs, b"b", 10, false).unwrap();
+        assert_eq!(fwd, vec![kv("b1", "b1"), kv("b2", "b2"), kv("b3", "b3")]);
+        let rev = s.scan_prefix(Tree::Cdrs, b"b", 2, true).unwrap();
+        assert_eq!(rev, vec![kv("b3", "b3"), kv("b2", "b2")]);
+        assert_eq!(s.scan_prefix(Tree::Cdrs, b"", 100, false).unwrap().len(), 5);
+        assert_eq!(s.scan_prefix(Tree::Cdrs, b"", 0, true).unwrap(), vec![]);
+        assert_eq!(s.scan_prefix(Tree::Cdrs, b"z", 10, true).unwrap(), vec![]);
+        let all_rev = s.scan_prefix(Tree::Cdrs, b"", 1, true).unwrap();
+        assert_eq!(all_rev, vec![kv("c1", "c1")]);
+    }
+
+    #[test]
+    fn batch_applies_across_trees() {
+        let s = SledStore::temporary().unwrap();
+        s.put(Tree::Cdrs, b"old", b"x").unwrap();
+        s.apply_batch(vec![
+            BatchOp::Put {
+                tree: Tree::Cdrs,
+                key: b"k1".to_vec(),
+                value: b"v1".to_vec(),
+            },
+            BatchOp::Put {
+                tree: Tree::Meta,
+                key: b"k2".to_vec(),
+                value: b"v2".to_vec(),
+            },
+            BatchOp::Delete {
+                tree: Tree::Cdrs,
+                key: b"old".to_vec(),
+            },
+        ])
+        .unwrap();
+        assert_eq!(s.get(Tree::Cdrs, b"k1").unwrap(), Some(b"v1".to_vec()));
+        assert_eq!(s.get(Tree::Meta, b"k2").unwrap(), Some(b"v2".to_vec()));
+        assert_eq!(s.get(Tree::Cdrs, b"old").unwrap(), None);
+        s.apply_batch(vec![]).unwrap();
+    }
+
+    #[test]
+    fn batch_is_atomic_to_concurrent_readers() {
+        // Writers flip two keys in different trees together; a reader never sees them differ
+        // within one batch generation once both are written.
+        let s = std::sync::Arc::new(SledStore::temporary().unwrap());
+        let writer = {
+            let s = s.clone();
+            std::thread::spawn(move || {
+                for i in 0u32..300 {
+                    let v = i.to_be_bytes().to_vec();
+                    s.apply_batch(vec![
+                        BatchOp::Put {
+                            tree: Tree::Cdrs,
+                            key: b"x".to_vec(),
+                            value: v.clone(),
+                        },
+                        BatchOp::Put {
+                            tree: Tree::Meta,
+                            key: b"x".to_vec(),
+                            value: v,
+                        },
+                    ])
+                    .unwrap();
+                }
+            })
+        };
+        // Read in a transaction-free way: the later read must never be older than the earlier.
+        for _ in 0..2000 {
+            let a = s.get(Tree::Cdrs, b"x").unwrap();
+            let b = s.get(Tree::Meta, b"x").unwrap();
+            if let (Some(a), Some(b)) = (a, b) {
+                assert!(b >= a, "meta {b:?} older than cdrs {a:?}: batch not atomic");
+            }
+        }
+        writer.join().unwrap();
+        assert_eq!(
+            s.get(Tree::Cdrs, b"x").unwrap(),
+            s.get(Tree::Meta, b"x").unwrap()
+        );
+    }
+
+    #[test]
+    fn reopen_keeps_flushed_data() {
+        let dir = TempDir::new("reopen");
+        {
+            let s = SledStore::open(&dir.0).unwrap();
+            s.put(Tree::Cdrs, b"k", b"v").unwrap();
+            s.flush().unwrap();
+        }
+        let s = SledStore::open(&dir.0).unwrap();
+        assert_eq!(s.get(Tree::Cdrs, b"k").unwrap(), Some(b"v".to_vec()));
+        assert_eq!(s.schema_version(), SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn schema_too_new_on_reopen() {
+        let dir = TempDir::new("schema");
+        {
+            let s = SledStore::open(&dir.0).unwrap();
+            s.put(Tree::Meta, SCHEMA_VERSION_KEY, &99u32.to_be_bytes())
+                .unwrap();
+            s.flush().unwrap();
+        }
+        match SledStore::open(&dir.0) {
+            Err(StoreError::SchemaTooNew { found, supported }) => {
+                assert_eq!(found, 99);
+                assert_eq!(supported, SCHEMA_VERSION);
+            }
+            other => panic!("expected SchemaTooNew, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn garbage_schema_version_is_corrupt() {
+        let dir = TempDir::new("schema-garbage");
+        {
+            let s = SledStore::open(&dir.0).unwrap();
+            s.put(Tree::Meta, SCHEMA_VERSION_KEY, b"xy").unwrap();
+            s.flush().unwrap();
+        }
+        assert!(matches!(
+            SledStore::open(&dir.0),
+            Err(StoreError::Corrupt {
+                tree: Tree::Meta,
+                reason: Corruption::SchemaVersionLength { len: 2 },
+                ..
+            })
+        ));
+    }
+}
