@@ -46,13 +46,25 @@ pub struct ApiError {
 
 impl ApiError {
     fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into() }
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
     }
     fn not_found(what: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{what} not found"),
+        )
     }
     fn unavailable() -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the gateway is not ready")
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the gateway is not ready",
+        )
     }
 }
 
@@ -90,19 +102,34 @@ async fn health() -> ApiResult {
 }
 
 async fn sip_up(s: &AdminState) -> bool {
-    let Some(ep) = s.gateway.endpoint() else { return false };
+    let Some(ep) = s.gateway.endpoint() else {
+        return false;
+    };
     ractor::call_t!(ep, EndpointMsg::Status, ACTOR_TIMEOUT.as_millis() as u64).is_ok()
 }
 
 async fn ready(State(s): State<AdminState>) -> Response {
     let store = s.store.get(Tree::Meta, b"schema_version").is_ok();
     let sip = sip_up(&s).await;
-    let code = if store && sip { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (code, [(header::CACHE_CONTROL, "no-store")], Json(json!({"ready": store && sip, "store": store, "sip": sip}))).into_response()
+    let code = if store && sip {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        code,
+        [(header::CACHE_CONTROL, "no-store")],
+        Json(json!({"ready": store && sip, "store": store, "sip": sip})),
+    )
+        .into_response()
 }
 
 async fn metrics(State(s): State<AdminState>) -> Response {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], s.metrics.render()).into_response()
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        s.metrics.render(),
+    )
+        .into_response()
 }
 
 async fn status(State(s): State<AdminState>) -> ApiResult {
@@ -110,9 +137,13 @@ async fn status(State(s): State<AdminState>) -> ApiResult {
         Some(ep) => ractor::call_t!(ep, EndpointMsg::Status, ACTOR_TIMEOUT.as_millis() as u64).ok(),
         None => None,
     };
-    let calls = ractor::call_t!(s.gateway.supervisor, SupervisorMsg::List, ACTOR_TIMEOUT.as_millis() as u64)
-        .map(|c| c.len())
-        .map_err(|_| ApiError::unavailable())?;
+    let calls = ractor::call_t!(
+        s.gateway.supervisor,
+        SupervisorMsg::List,
+        ACTOR_TIMEOUT.as_millis() as u64
+    )
+    .map(|c| c.len())
+    .map_err(|_| ApiError::unavailable())?;
     ok_json(json!({
         "version": env!("CARGO_PKG_VERSION"),
         "sip_listen": s.gateway.sip_addr.to_string(),
@@ -124,14 +155,23 @@ async fn status(State(s): State<AdminState>) -> ApiResult {
 }
 
 async fn list_calls(State(s): State<AdminState>) -> ApiResult {
-    let calls = ractor::call_t!(s.gateway.supervisor, SupervisorMsg::List, ACTOR_TIMEOUT.as_millis() as u64)
-        .map_err(|_| ApiError::unavailable())?;
+    let calls = ractor::call_t!(
+        s.gateway.supervisor,
+        SupervisorMsg::List,
+        ACTOR_TIMEOUT.as_millis() as u64
+    )
+    .map_err(|_| ApiError::unavailable())?;
     ok_json(json!({"calls": calls}))
 }
 
 async fn get_call(State(s): State<AdminState>, Path(id): Path<String>) -> ApiResult {
-    let call = ractor::call_t!(s.gateway.supervisor, SupervisorMsg::Get, ACTOR_TIMEOUT.as_millis() as u64, CallId(id))
-        .map_err(|_| ApiError::unavailable())?;
+    let call = ractor::call_t!(
+        s.gateway.supervisor,
+        SupervisorMsg::Get,
+        ACTOR_TIMEOUT.as_millis() as u64,
+        CallId(id)
+    )
+    .map_err(|_| ApiError::unavailable())?;
     match call {
         Some(c) => ok_json(c),
         None => Err(ApiError::not_found("call")),
@@ -139,24 +179,43 @@ async fn get_call(State(s): State<AdminState>, Path(id): Path<String>) -> ApiRes
 }
 
 async fn hangup_call(State(s): State<AdminState>, Path(id): Path<String>) -> ApiResult {
-    let found = ractor::call_t!(s.gateway.supervisor, SupervisorMsg::Hangup, ACTOR_TIMEOUT.as_millis() as u64, CallId(id.clone()))
-        .map_err(|_| ApiError::unavailable())?;
+    let found = ractor::call_t!(
+        s.gateway.supervisor,
+        SupervisorMsg::Hangup,
+        ACTOR_TIMEOUT.as_millis() as u64,
+        CallId(id.clone())
+    )
+    .map_err(|_| ApiError::unavailable())?;
     if !found {
         return Err(ApiError::not_found("call"));
     }
-    Ok((StatusCode::ACCEPTED, [(header::CACHE_CONTROL, "no-store")], Json(json!({"id": id, "hangup": true}))).into_response())
+    Ok((
+        StatusCode::ACCEPTED,
+        [(header::CACHE_CONTROL, "no-store")],
+        Json(json!({"id": id, "hangup": true})),
+    )
+        .into_response())
 }
 
 async fn crash_call(State(s): State<AdminState>, Path(id): Path<String>) -> ApiResult {
     if !s.test_hooks {
         return Err(ApiError::not_found("route"));
     }
-    let found = ractor::call_t!(s.gateway.supervisor, SupervisorMsg::Crash, ACTOR_TIMEOUT.as_millis() as u64, CallId(id.clone()))
-        .map_err(|_| ApiError::unavailable())?;
+    let found = ractor::call_t!(
+        s.gateway.supervisor,
+        SupervisorMsg::Crash,
+        ACTOR_TIMEOUT.as_millis() as u64,
+        CallId(id.clone())
+    )
+    .map_err(|_| ApiError::unavailable())?;
     if !found {
         return Err(ApiError::not_found("call"));
     }
-    Ok((StatusCode::ACCEPTED, Json(json!({"id": id, "crashed": true}))).into_response())
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"id": id, "crashed": true})),
+    )
+        .into_response())
 }
 
 #[derive(Deserialize)]
@@ -172,12 +231,21 @@ async fn list_cdrs(State(s): State<AdminState>, Query(q): Query<CdrQuery>) -> Ap
         .map_err(|_| ApiError::unavailable())?
         .map_err(|err| {
             tracing::error!(%err, "reading CDRs failed");
-            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "store_error", "CDRs could not be read")
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "store_error",
+                "CDRs could not be read",
+            )
         })?;
     ok_json(json!({"cdrs": cdrs}))
 }
 
 async fn list_trunks(State(s): State<AdminState>) -> ApiResult {
-    let trunks: Vec<_> = s.gateway.trunks.iter().map(|t| t.borrow().clone()).collect();
+    let trunks: Vec<_> = s
+        .gateway
+        .trunks
+        .iter()
+        .map(|t| t.borrow().clone())
+        .collect();
     ok_json(json!({"trunks": trunks}))
 }

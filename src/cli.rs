@@ -12,7 +12,11 @@ use serde_json::Value;
 #[derive(clap::Args)]
 pub struct ApiArgs {
     /// Admin API base URL.
-    #[arg(long, env = "SWITCHBOARD_ADMIN_URL", default_value = "http://127.0.0.1:8080")]
+    #[arg(
+        long,
+        env = "SWITCHBOARD_ADMIN_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
     admin: String,
     /// Print the raw JSON.
     #[arg(long)]
@@ -21,16 +25,26 @@ pub struct ApiArgs {
 
 /// GET a path of the admin API and parse the JSON body.
 fn get(api: &ApiArgs, path: &str) -> anyhow::Result<Value> {
-    let rest = api.admin.strip_prefix("http://").context("only http:// admin URLs are supported")?;
+    let rest = api
+        .admin
+        .strip_prefix("http://")
+        .context("only http:// admin URLs are supported")?;
     let host = rest.trim_end_matches('/');
-    let mut stream = TcpStream::connect(host).with_context(|| format!("connecting to the admin API at {host}"))?;
+    let mut stream = TcpStream::connect(host)
+        .with_context(|| format!("connecting to the admin API at {host}"))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     write!(stream, "GET {path} HTTP/1.0\r\nHost: {host}\r\nAccept: application/json\r\nConnection: close\r\n\r\n")?;
     let mut raw = Vec::new();
     stream.take(16 * 1024 * 1024).read_to_end(&mut raw)?;
     let text = String::from_utf8_lossy(&raw);
-    let (head, body) = text.split_once("\r\n\r\n").context("malformed HTTP response")?;
-    let status: u16 = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).context("malformed status line")?;
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .context("malformed HTTP response")?;
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .context("malformed status line")?;
     let value: Value = serde_json::from_str(body).context("the admin API did not return JSON")?;
     if status >= 400 {
         let msg = value["error"]["message"].as_str().unwrap_or("error");
@@ -55,7 +69,11 @@ fn print_table(headers: &[&str], rows: &[Vec<String>]) {
         }
     }
     let line = |cells: Vec<String>| {
-        let parts: Vec<String> = cells.iter().enumerate().map(|(i, c)| format!("{:<w$}", c, w = widths[i])).collect();
+        let parts: Vec<String> = cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{:<w$}", c, w = widths[i]))
+            .collect();
         println!("{}", parts.join("  ").trim_end());
     };
     line(headers.iter().map(|h| h.to_string()).collect());
@@ -88,8 +106,17 @@ pub fn calls(api: &ApiArgs) -> anyhow::Result<()> {
             ]
         })
         .collect();
-    print_table(&["Call", "State", "Src", "Dst", "Trunks", "Codec", "Start", "Pkts A>B", "Pkts B>A"], &rows);
-    println!("{} active call{}", calls.len(), if calls.len() == 1 { "" } else { "s" });
+    print_table(
+        &[
+            "Call", "State", "Src", "Dst", "Trunks", "Codec", "Start", "Pkts A>B", "Pkts B>A",
+        ],
+        &rows,
+    );
+    println!(
+        "{} active call{}",
+        calls.len(),
+        if calls.len() == 1 { "" } else { "s" }
+    );
     Ok(())
 }
 
@@ -115,7 +142,18 @@ pub fn trunks(api: &ApiArgs) -> anyhow::Result<()> {
             ]
         })
         .collect();
-    print_table(&["Name", "Address", "Transport", "State", "Registered", "RTT ms", "Last error"], &rows);
+    print_table(
+        &[
+            "Name",
+            "Address",
+            "Transport",
+            "State",
+            "Registered",
+            "RTT ms",
+            "Last error",
+        ],
+        &rows,
+    );
     Ok(())
 }
 
@@ -143,6 +181,19 @@ pub fn cdrs(api: &ApiArgs, limit: usize) -> anyhow::Result<()> {
             ]
         })
         .collect();
-    print_table(&["Start", "Src", "Dst", "Disposition", "Duration", "Billsec", "Cause", "Trunks", "Id"], &rows);
+    print_table(
+        &[
+            "Start",
+            "Src",
+            "Dst",
+            "Disposition",
+            "Duration",
+            "Billsec",
+            "Cause",
+            "Trunks",
+            "Id",
+        ],
+        &rows,
+    );
     Ok(())
 }

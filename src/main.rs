@@ -15,7 +15,11 @@ use switchboard_config::Config;
 use switchboard_storage::{SledStore, Store};
 
 #[derive(Parser)]
-#[command(name = "switchboard", version, about = "Telephony and device gateway: SIP B2BUA with RTP relay")]
+#[command(
+    name = "switchboard",
+    version,
+    about = "Telephony and device gateway: SIP B2BUA with RTP relay"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -69,7 +73,12 @@ fn main() -> std::process::ExitCode {
 fn check_config(file: &std::path::Path) -> anyhow::Result<()> {
     match switchboard_config::load(Some(file)) {
         Ok(c) => {
-            println!("{}: OK ({} trunks, {} routes)", file.display(), c.trunks.len(), c.routes.len());
+            println!(
+                "{}: OK ({} trunks, {} routes)",
+                file.display(),
+                c.trunks.len(),
+                c.routes.len()
+            );
             Ok(())
         }
         Err(errors) => {
@@ -84,7 +93,9 @@ fn check_config(file: &std::path::Path) -> anyhow::Result<()> {
 fn init_logging(config: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SWITCHBOARD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log.level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if config.log.json {
         builder.json().init();
     } else {
@@ -93,12 +104,16 @@ fn init_logging(config: &Config) {
 }
 
 fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
-    let config = switchboard_config::load(config_path.as_deref()).map_err(|e| anyhow::anyhow!("invalid configuration:\n{e}"))?;
+    let config = switchboard_config::load(config_path.as_deref())
+        .map_err(|e| anyhow::anyhow!("invalid configuration:\n{e}"))?;
     init_logging(&config);
     if config_path.is_none() {
         tracing::info!("no config file given: running on embedded defaults");
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the tokio runtime")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
     runtime.block_on(serve(Arc::new(config)))
 }
 
@@ -112,7 +127,8 @@ async fn serve(config: Arc<Config>) -> anyhow::Result<()> {
             .await?
             .with_context(|| format!("opening the store at {}", config.storage.path.display()))?,
     );
-    let gateway = switchboard_actors::Gateway::start(Arc::clone(&config), Arc::clone(&store)).await?;
+    let gateway =
+        switchboard_actors::Gateway::start(Arc::clone(&config), Arc::clone(&store)).await?;
     let upkeep = metrics.clone();
     tokio::spawn(async move {
         loop {
@@ -120,7 +136,12 @@ async fn serve(config: Arc<Config>) -> anyhow::Result<()> {
             upkeep.run_upkeep();
         }
     });
-    let state = admin::AdminState { gateway: gateway.clone(), store: Arc::clone(&store), metrics, test_hooks: config.admin.test_hooks };
+    let state = admin::AdminState {
+        gateway: gateway.clone(),
+        store: Arc::clone(&store),
+        metrics,
+        test_hooks: config.admin.test_hooks,
+    };
     let listener = tokio::net::TcpListener::bind(config.admin.listen)
         .await
         .with_context(|| format!("binding the admin API on {}", config.admin.listen))?;
@@ -139,7 +160,10 @@ async fn serve(config: Arc<Config>) -> anyhow::Result<()> {
 
 async fn wait_stopped(cell: ractor::ActorCell) {
     loop {
-        if matches!(cell.get_status(), ractor::ActorStatus::Stopped | ractor::ActorStatus::Stopping) {
+        if matches!(
+            cell.get_status(),
+            ractor::ActorStatus::Stopped | ractor::ActorStatus::Stopping
+        ) {
             return;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -150,13 +174,14 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {},
             _ = term.recv() => {},

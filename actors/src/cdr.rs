@@ -30,7 +30,7 @@ impl CdrSink {
             Ok(()) => {}
             Err(TrySendError::Full(cdr)) => {
                 let tx = self.tx.clone();
-                let _ = tokio::task::spawn_blocking(move || tx.send(cdr)).await;
+                let _ = tokio::task::spawn_blocking(move || tx.send(cdr).is_ok()).await;
             }
             Err(TrySendError::Disconnected(cdr)) => {
                 tracing::error!(id = %cdr.id, "CDR writer gone; record lost");
@@ -42,7 +42,9 @@ impl CdrSink {
 /// Start the writer thread.
 pub fn start(store: Arc<dyn Store>) -> std::io::Result<(CdrSink, JoinHandle<()>)> {
     let (tx, rx) = sync_channel(CDR_QUEUE);
-    let handle = std::thread::Builder::new().name("cdr-writer".into()).spawn(move || writer(rx, store))?;
+    let handle = std::thread::Builder::new()
+        .name("cdr-writer".into())
+        .spawn(move || writer(rx, store))?;
     Ok((CdrSink { tx }, handle))
 }
 
@@ -57,7 +59,9 @@ fn writer(rx: Receiver<Cdr>, store: Arc<dyn Store>) {
         }
         let result = put_cdrs(store.as_ref(), &batch).and_then(|()| store.flush());
         match result {
-            Ok(()) => metrics::counter!("switchboard_cdrs_written_total").increment(batch.len() as u64),
+            Ok(()) => {
+                metrics::counter!("switchboard_cdrs_written_total").increment(batch.len() as u64)
+            }
             Err(err) => {
                 metrics::counter!("switchboard_cdr_write_errors_total").increment(1);
                 tracing::error!(%err, count = batch.len(), "writing CDRs failed");

@@ -55,8 +55,14 @@ impl CallContext {
     /// Our Contact URI for `transport`.
     pub fn contact(&self, transport: switchboard_sip::transport::Transport) -> String {
         match transport {
-            switchboard_sip::transport::Transport::Udp => format!("sip:switchboard@{}", self.sip_addr),
-            t => format!("sip:switchboard@{};transport={}", self.sip_addr, t.as_str().to_ascii_lowercase()),
+            switchboard_sip::transport::Transport::Udp => {
+                format!("sip:switchboard@{}", self.sip_addr)
+            }
+            t => format!(
+                "sip:switchboard@{};transport={}",
+                self.sip_addr,
+                t.as_str().to_ascii_lowercase()
+            ),
         }
     }
 }
@@ -99,4 +105,3 @@ mod tests {
         assert_eq!(mask_number(""), "");
     }
 }
-

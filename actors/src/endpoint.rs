@@ -51,7 +51,11 @@ pub enum Owner {
 #[derive(Debug, Clone)]
 pub enum SipEvent {
     /// A request: `key` is its server transaction (None for ACK to a 2xx).
-    Request { key: Option<TransactionKey>, request: rsip::Request, peer: Peer },
+    Request {
+        key: Option<TransactionKey>,
+        request: rsip::Request,
+        peer: Peer,
+    },
     /// The caller cancelled the INVITE of server transaction `invite`.
     Cancelled { invite: TransactionKey },
     /// A response to a request we sent (or a stray 2xx retransmission).
@@ -79,7 +83,10 @@ pub enum EndpointMsg {
     /// Start a client transaction.
     SendRequest { peer: Peer, request: rsip::Request },
     /// Answer through a server transaction.
-    SendResponse { key: TransactionKey, response: rsip::Response },
+    SendResponse {
+        key: TransactionKey,
+        response: rsip::Response,
+    },
     /// Send outside a transaction (ACK for 2xx).
     SendStateless { peer: Peer, msg: SipMessage },
     /// Route events for `call_id` to `owner`.
@@ -87,7 +94,10 @@ pub enum EndpointMsg {
     /// Stop routing `call_id`.
     Unregister { call_id: String },
     /// A TCP connection is up: messages for `addr` go to `tx`.
-    TcpUp { addr: SocketAddr, tx: mpsc::Sender<Bytes> },
+    TcpUp {
+        addr: SocketAddr,
+        tx: mpsc::Sender<Bytes>,
+    },
     /// A TCP connection to `addr` closed.
     TcpDown { addr: SocketAddr },
     /// Timer tick from the timer task.
@@ -305,21 +315,21 @@ async fn transmit(myself: &ActorRef<EndpointMsg>, state: &mut EndpointState, t: 
 fn dispatch(state: &mut EndpointState, ev: TransactionEvent) {
     match ev {
         TransactionEvent::Request { key, request, peer } => {
-            let Some(call_id) = request.call_id() else { return };
-            let ev = SipEvent::Request { key: key.clone(), request, peer };
-            match state.routes.get_mut(&call_id) {
-                Some(Route::Owner(o)) => deliver(o, ev),
-                Some(Route::Pending(q)) => {
-                    if q.len() < PENDING_LIMIT {
-                        q.push(ev);
-                    }
-                }
-                None => unrouted(state, key, ev, call_id),
+            let Some(call_id) = request.call_id() else {
+                return;
+            };
+            let ev = SipEvent::Request {
+                key: key.clone(),
+                request,
+                peer,
+            };
+            if let Some(ev) = route(state, &call_id, ev) {
+                unrouted(state, key, ev, call_id);
             }
         }
         TransactionEvent::Cancelled { invite, cancel } => {
             if let Some(call_id) = cancel.call_id() {
-                route(state, &call_id, SipEvent::Cancelled { invite });
+                let _ = route(state, &call_id, SipEvent::Cancelled { invite });
             }
         }
         TransactionEvent::Response { key, response } => {
@@ -327,17 +337,17 @@ fn dispatch(state: &mut EndpointState, ev: TransactionEvent) {
                 state.client.remove(&key);
             }
             if let Some(call_id) = response.call_id() {
-                route(state, &call_id, SipEvent::Response { response });
+                let _ = route(state, &call_id, SipEvent::Response { response });
             }
         }
         TransactionEvent::StrayResponse { response, .. } => {
             if let Some(call_id) = response.call_id() {
-                route(state, &call_id, SipEvent::Response { response });
+                let _ = route(state, &call_id, SipEvent::Response { response });
             }
         }
         TransactionEvent::Timeout { key } => {
             if let Some((call_id, branch)) = state.client.remove(&key) {
-                route(state, &call_id, SipEvent::Timeout { branch });
+                let _ = route(state, &call_id, SipEvent::Timeout { branch });
             }
         }
         // Calls watch for the caller's ACK themselves.
@@ -345,16 +355,16 @@ fn dispatch(state: &mut EndpointState, ev: TransactionEvent) {
     }
 }
 
-fn route(state: &mut EndpointState, call_id: &str, ev: SipEvent) {
+/// Deliver to the owner of `call_id`, or queue while its call starts.
+/// Returns the event back when nobody owns the Call-ID.
+fn route(state: &mut EndpointState, call_id: &str, ev: SipEvent) -> Option<SipEvent> {
     match state.routes.get_mut(call_id) {
         Some(Route::Owner(o)) => deliver(o, ev),
-        Some(Route::Pending(q)) => {
-            if q.len() < PENDING_LIMIT {
-                q.push(ev);
-            }
-        }
-        None => {}
+        Some(Route::Pending(q)) if q.len() < PENDING_LIMIT => q.push(ev),
+        Some(Route::Pending(_)) => {}
+        None => return Some(ev),
     }
+    None
 }
 
 fn deliver(owner: &Owner, ev: SipEvent) {
@@ -370,20 +380,22 @@ fn deliver(owner: &Owner, ev: SipEvent) {
 
 /// A request whose Call-ID nobody owns.
 fn unrouted(state: &mut EndpointState, key: Option<TransactionKey>, ev: SipEvent, call_id: String) {
-    let SipEvent::Request { request, peer, .. } = ev else { return };
+    let SipEvent::Request { request, peer, .. } = ev else {
+        return;
+    };
     let Some(key) = key else { return }; // a stray ACK: drop
     let in_dialog = request.to_tag().is_some();
     let now = Instant::now();
     let code = match request.method {
         Method::Invite if !in_dialog => {
             state.routes.insert(call_id, Route::Pending(Vec::new()));
-            let _ = state.supervisor.send_message(SupervisorMsg::NewCall { key, request, peer });
+            let _ = state
+                .supervisor
+                .send_message(SupervisorMsg::NewCall { key, request, peer });
             return;
         }
         Method::Options if !in_dialog => 200,
-        Method::Register | Method::Subscribe | Method::Publish | Method::Message
-            if !in_dialog =>
-        {
+        Method::Register | Method::Subscribe | Method::Publish | Method::Message if !in_dialog => {
             405
         }
         _ => 481,
@@ -445,15 +457,22 @@ async fn udp_receive(sock: Arc<UdpSocket>, endpoint: ActorRef<EndpointMsg>) {
         if Some(from) == local {
             continue;
         }
-        let peer = Peer { addr: from, transport: Transport::Udp };
+        let peer = Peer {
+            addr: from,
+            transport: Transport::Udp,
+        };
         match message::parse(data) {
             Ok(msg) => {
-                if endpoint.send_message(EndpointMsg::Inbound { peer, msg }).is_err() {
+                if endpoint
+                    .send_message(EndpointMsg::Inbound { peer, msg })
+                    .is_err()
+                {
                     return;
                 }
             }
             Err(err) => {
-                metrics::counter!("switchboard_sip_parse_errors_total", "transport" => "udp").increment(1);
+                metrics::counter!("switchboard_sip_parse_errors_total", "transport" => "udp")
+                    .increment(1);
                 tracing::debug!(%from, %err, "malformed SIP datagram");
                 if let Some(reply) = message::bad_request(data, &err) {
                     let _ = sock.send_to(&reply, from).await;
@@ -502,7 +521,10 @@ fn connect_tcp(myself: &ActorRef<EndpointMsg>, state: &mut EndpointState, addr: 
 
 async fn tcp_connection(stream: TcpStream, addr: SocketAddr, endpoint: ActorRef<EndpointMsg>) {
     let (tx, rx) = mpsc::channel(TCP_QUEUE);
-    if endpoint.send_message(EndpointMsg::TcpUp { addr, tx }).is_err() {
+    if endpoint
+        .send_message(EndpointMsg::TcpUp { addr, tx })
+        .is_err()
+    {
         return;
     }
     run_tcp(stream, addr, endpoint, rx).await;
@@ -522,7 +544,10 @@ async fn run_tcp(
             }
         }
     });
-    let peer = Peer { addr, transport: Transport::Tcp };
+    let peer = Peer {
+        addr,
+        transport: Transport::Tcp,
+    };
     let mut framer = StreamFramer::new();
     let mut buf = vec![0u8; 16 * 1024];
     loop {

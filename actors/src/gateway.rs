@@ -82,9 +82,25 @@ impl Gateway {
     /// Bind, spawn and wire everything.
     pub async fn start(config: Arc<Config>, store: Arc<dyn Store>) -> Result<Self, GatewayError> {
         let listen = config.sip.listen;
-        let udp = UdpSocket::bind(listen).await.map_err(|source| GatewayError::Bind { transport: "UDP", addr: listen, source })?;
-        let bound = udp.local_addr().map_err(|source| GatewayError::Bind { transport: "UDP", addr: listen, source })?;
-        let tcp = TcpListener::bind(bound).await.map_err(|source| GatewayError::Bind { transport: "TCP", addr: bound, source })?;
+        let udp = UdpSocket::bind(listen)
+            .await
+            .map_err(|source| GatewayError::Bind {
+                transport: "UDP",
+                addr: listen,
+                source,
+            })?;
+        let bound = udp.local_addr().map_err(|source| GatewayError::Bind {
+            transport: "UDP",
+            addr: listen,
+            source,
+        })?;
+        let tcp = TcpListener::bind(bound)
+            .await
+            .map_err(|source| GatewayError::Bind {
+                transport: "TCP",
+                addr: bound,
+                source,
+            })?;
         let advertised = config.sip.advertised_ip();
         let sip_addr = SocketAddr::new(advertised, bound.port());
         let media_ip = config.media.advertise.unwrap_or(advertised);
@@ -97,7 +113,10 @@ impl Gateway {
 
         let (supervisor, _) = Actor::spawn(None, CallSupervisor, ())
             .await
-            .map_err(|source| GatewayError::Spawn { which: "call supervisor", source })?;
+            .map_err(|source| GatewayError::Spawn {
+                which: "call supervisor",
+                source,
+            })?;
         let (endpoint_tx, endpoint_rx) = watch::channel(None);
         let mut trunk_status = Vec::new();
         let mut trunk_senders = Vec::new();
@@ -117,7 +136,10 @@ impl Gateway {
         };
         let (root, _) = Actor::spawn(Some("root".into()), Root, root_args)
             .await
-            .map_err(|source| GatewayError::Spawn { which: "root", source })?;
+            .map_err(|source| GatewayError::Spawn {
+                which: "root",
+                source,
+            })?;
         supervisor.get_cell().link(root.get_cell());
         // Wait for the root to publish the endpoint, then hand the context to the call supervisor.
         let mut ep_rx = endpoint_rx.clone();
@@ -135,7 +157,15 @@ impl Gateway {
             .iter()
             .zip(trunk_status.iter())
             .filter_map(|(t, st)| {
-                trunk_refs.get(&t.name).map(|a| (t.name.clone(), TrunkHandle { actor: a.clone(), status: st.clone() }))
+                trunk_refs.get(&t.name).map(|a| {
+                    (
+                        t.name.clone(),
+                        TrunkHandle {
+                            actor: a.clone(),
+                            status: st.clone(),
+                        },
+                    )
+                })
             })
             .collect();
         let ctx = Arc::new(CallContext {
@@ -150,7 +180,14 @@ impl Gateway {
         });
         let _ = supervisor.send_message(SupervisorMsg::SetContext(ctx));
         tracing::info!(%bound, advertised = %sip_addr, "SIP listening on UDP and TCP");
-        Ok(Self { root, supervisor, endpoint: endpoint_rx, trunks: trunk_status, ports, sip_addr: bound })
+        Ok(Self {
+            root,
+            supervisor,
+            endpoint: endpoint_rx,
+            trunks: trunk_status,
+            ports,
+            sip_addr: bound,
+        })
     }
 
     /// The endpoint, if it is running.
@@ -199,14 +236,23 @@ pub struct RootState {
 pub struct Root;
 
 impl Root {
-    async fn spawn_child(&self, myself: &ActorRef<RootMsg>, state: &mut RootState, child: Child) -> Result<(), ActorProcessingErr> {
+    async fn spawn_child(
+        &self,
+        myself: &ActorRef<RootMsg>,
+        state: &mut RootState,
+        child: Child,
+    ) -> Result<(), ActorProcessingErr> {
         let a = &state.args;
         let cell: ActorCell = match &child {
             Child::Endpoint => {
                 let args = EndpointArgs {
                     udp: Arc::clone(&a.udp),
                     tcp: Some(Arc::clone(&a.tcp)),
-                    timers: Timers { t1: a.config.sip.t1, t2: a.config.sip.t2, t4: a.config.sip.t4 },
+                    timers: Timers {
+                        t1: a.config.sip.t1,
+                        t2: a.config.sip.t2,
+                        t4: a.config.sip.t4,
+                    },
                     supervisor: a.supervisor.clone(),
                     user_agent: a.config.sip.user_agent.clone(),
                 };
@@ -217,11 +263,19 @@ impl Root {
             }
             Child::Trunk(i) => {
                 let t = a.config.trunks[*i].clone();
-                let Some(endpoint) = state.endpoint.clone() else { return Ok(()) };
+                let Some(endpoint) = state.endpoint.clone() else {
+                    return Ok(());
+                };
                 let transport = sip_transport(t.transport);
                 let contact = match transport {
-                    switchboard_sip::transport::Transport::Udp => format!("sip:switchboard@{}", a.sip_addr),
-                    other => format!("sip:switchboard@{};transport={}", a.sip_addr, other.as_str().to_ascii_lowercase()),
+                    switchboard_sip::transport::Transport::Udp => {
+                        format!("sip:switchboard@{}", a.sip_addr)
+                    }
+                    other => format!(
+                        "sip:switchboard@{};transport={}",
+                        a.sip_addr,
+                        other.as_str().to_ascii_lowercase()
+                    ),
                 };
                 let name = t.name.clone();
                 let args = TrunkArgs {
@@ -247,11 +301,25 @@ impl Actor for Root {
     type State = RootState;
     type Arguments = RootArgs;
 
-    async fn pre_start(&self, _: ActorRef<RootMsg>, args: RootArgs) -> Result<RootState, ActorProcessingErr> {
-        Ok(RootState { args, children: HashMap::new(), endpoint: None, trunks: HashMap::new(), restarts: HashMap::new() })
+    async fn pre_start(
+        &self,
+        _: ActorRef<RootMsg>,
+        args: RootArgs,
+    ) -> Result<RootState, ActorProcessingErr> {
+        Ok(RootState {
+            args,
+            children: HashMap::new(),
+            endpoint: None,
+            trunks: HashMap::new(),
+            restarts: HashMap::new(),
+        })
     }
 
-    async fn post_start(&self, myself: ActorRef<RootMsg>, state: &mut RootState) -> Result<(), ActorProcessingErr> {
+    async fn post_start(
+        &self,
+        myself: ActorRef<RootMsg>,
+        state: &mut RootState,
+    ) -> Result<(), ActorProcessingErr> {
         self.spawn_child(&myself, state, Child::Endpoint).await?;
         for i in 0..state.args.config.trunks.len() {
             self.spawn_child(&myself, state, Child::Trunk(i)).await?;
@@ -259,7 +327,12 @@ impl Actor for Root {
         Ok(())
     }
 
-    async fn handle(&self, _: ActorRef<RootMsg>, msg: RootMsg, state: &mut RootState) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        _: ActorRef<RootMsg>,
+        msg: RootMsg,
+        state: &mut RootState,
+    ) -> Result<(), ActorProcessingErr> {
         match msg {
             RootMsg::Trunks(reply) => {
                 let _ = reply.send(state.trunks.clone());
@@ -287,7 +360,9 @@ impl Actor for Root {
             myself.stop(Some("call supervisor stopped".into()));
             return Ok(());
         }
-        let Some(child) = state.children.remove(&cell.get_id()) else { return Ok(()) };
+        let Some(child) = state.children.remove(&cell.get_id()) else {
+            return Ok(());
+        };
         if !failed {
             return Ok(());
         }

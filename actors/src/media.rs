@@ -41,7 +41,11 @@ impl PortPool {
             .collect();
         let total = free.len();
         metrics::gauge!("switchboard_rtp_port_pairs_free").set(total as f64);
-        Arc::new(Self { ip, free: Mutex::new(free), total })
+        Arc::new(Self {
+            ip,
+            free: Mutex::new(free),
+            total,
+        })
     }
 
     /// Pairs currently free.
@@ -186,7 +190,10 @@ pub struct MediaSnapshot {
 impl RelayStats {
     /// Read the counters.
     pub fn snapshot(&self) -> MediaSnapshot {
-        MediaSnapshot { a_to_b: self.a_to_b.snapshot(), b_to_a: self.b_to_a.snapshot() }
+        MediaSnapshot {
+            a_to_b: self.a_to_b.snapshot(),
+            b_to_a: self.b_to_a.snapshot(),
+        }
     }
 }
 
@@ -231,10 +238,22 @@ impl Relay {
             if let (Some(sa), Some(sb)) = (sa, sb) {
                 let (tx, rx) = mpsc::unbounded_channel();
                 controls.push(tx);
-                tasks.push(tokio::spawn(relay_task(sa, sb, kind, rx, Arc::clone(&stats))));
+                tasks.push(tokio::spawn(relay_task(
+                    sa,
+                    sb,
+                    kind,
+                    rx,
+                    Arc::clone(&stats),
+                )));
             }
         }
-        Self { a, b, stats, controls, tasks }
+        Self {
+            a,
+            b,
+            stats,
+            controls,
+            tasks,
+        }
     }
 
     /// The port facing `side`.

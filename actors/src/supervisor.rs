@@ -26,7 +26,11 @@ pub enum SupervisorMsg {
     /// The shared context, sent once the other actors exist.
     SetContext(Arc<CallContext>),
     /// A new INVITE (the endpoint already sent 100 Trying).
-    NewCall { key: TransactionKey, request: rsip::Request, peer: Peer },
+    NewCall {
+        key: TransactionKey,
+        request: rsip::Request,
+        peer: Peer,
+    },
     /// A call's latest snapshot.
     Update(Box<CallSnapshot>),
     /// All live calls.
@@ -61,7 +65,11 @@ impl Actor for CallSupervisor {
     type State = SupervisorState;
     type Arguments = ();
 
-    async fn pre_start(&self, _: ActorRef<SupervisorMsg>, _: ()) -> Result<SupervisorState, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        _: ActorRef<SupervisorMsg>,
+        _: (),
+    ) -> Result<SupervisorState, ActorProcessingErr> {
         metrics::gauge!("switchboard_calls_active").set(0.0);
         Ok(SupervisorState::default())
     }
@@ -74,27 +82,43 @@ impl Actor for CallSupervisor {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             SupervisorMsg::SetContext(ctx) => state.ctx = Some(ctx),
-            SupervisorMsg::NewCall { key, request, peer } => new_call(&myself, state, key, request, peer).await,
+            SupervisorMsg::NewCall { key, request, peer } => {
+                new_call(&myself, state, key, request, peer).await
+            }
             SupervisorMsg::Update(snap) => {
                 if let Some(e) = state.calls.get_mut(&snap.id) {
                     e.snapshot = Some(*snap);
                 }
             }
             SupervisorMsg::List(reply) => {
-                let mut list: Vec<CallSnapshot> =
-                    state.calls.values().filter_map(|e| e.snapshot.as_ref().map(live)).collect();
+                let mut list: Vec<CallSnapshot> = state
+                    .calls
+                    .values()
+                    .filter_map(|e| e.snapshot.as_ref().map(live))
+                    .collect();
                 list.sort_by(|a, b| a.start_ms.cmp(&b.start_ms).then_with(|| a.id.cmp(&b.id)));
                 let _ = reply.send(list);
             }
             SupervisorMsg::Get(id, reply) => {
-                let _ = reply.send(state.calls.get(&id).and_then(|e| e.snapshot.as_ref().map(live)));
+                let _ = reply.send(
+                    state
+                        .calls
+                        .get(&id)
+                        .and_then(|e| e.snapshot.as_ref().map(live)),
+                );
             }
             SupervisorMsg::Hangup(id, reply) => {
-                let found = state.calls.get(&id).map(|e| e.actor.send_message(CallMsg::Hangup).is_ok());
+                let found = state
+                    .calls
+                    .get(&id)
+                    .map(|e| e.actor.send_message(CallMsg::Hangup).is_ok());
                 let _ = reply.send(found.unwrap_or(false));
             }
             SupervisorMsg::Crash(id, reply) => {
-                let found = state.calls.get(&id).map(|e| e.actor.send_message(CallMsg::Crash).is_ok());
+                let found = state
+                    .calls
+                    .get(&id)
+                    .map(|e| e.actor.send_message(CallMsg::Crash).is_ok());
                 let _ = reply.send(found.unwrap_or(false));
             }
         }
@@ -156,11 +180,23 @@ async fn new_call(
         return reject(myself, Some(&ctx), key, &request, 503);
     }
     let id = CallId::new();
-    let args = CallArgs { id: id.clone(), key: key.clone(), invite: request.clone(), peer, ctx: Arc::clone(&ctx) };
+    let args = CallArgs {
+        id: id.clone(),
+        key: key.clone(),
+        invite: request.clone(),
+        peer,
+        ctx: Arc::clone(&ctx),
+    };
     match Actor::spawn_linked(None, Call, args, myself.get_cell()).await {
         Ok((actor, _)) => {
             state.by_actor.insert(actor.get_id(), id.clone());
-            state.calls.insert(id, Entry { actor, snapshot: None });
+            state.calls.insert(
+                id,
+                Entry {
+                    actor,
+                    snapshot: None,
+                },
+            );
             metrics::gauge!("switchboard_calls_active").set(state.calls.len() as f64);
         }
         Err(err) => {
@@ -179,9 +215,14 @@ fn reject(
 ) {
     let Some(ctx) = ctx else { return };
     let resp = make_response(request, code, Some(&message::new_tag()));
-    let _ = ctx.endpoint.send_message(EndpointMsg::SendResponse { key, response: resp });
+    let _ = ctx.endpoint.send_message(EndpointMsg::SendResponse {
+        key,
+        response: resp,
+    });
     if let Some(call_id) = switchboard_sip::message::MessageExt::call_id(request) {
-        let _ = ctx.endpoint.send_message(EndpointMsg::Unregister { call_id });
+        let _ = ctx
+            .endpoint
+            .send_message(EndpointMsg::Unregister { call_id });
     }
 }
 
@@ -194,17 +235,37 @@ async fn teardown(ctx: &Arc<CallContext>, snap: CallSnapshot) {
     let via = ctx.via_host();
     // A leg.
     if let (Some(mut d), Some(peer)) = (t.a_dialog.clone(), t.a_peer) {
-        let bye = d.make_request(Method::Bye, &via, peer.transport, &message::new_branch(), &ctx.contact(peer.transport));
+        let bye = d.make_request(
+            Method::Bye,
+            &via,
+            peer.transport,
+            &message::new_branch(),
+            &ctx.contact(peer.transport),
+        );
         send(EndpointMsg::SendRequest { peer, request: bye });
-    } else if let (false, Some(key), Some(inv)) = (t.a_final_sent, t.a_key.clone(), t.a_invite.as_ref()) {
-        send(EndpointMsg::SendResponse { key, response: make_response(inv, 500, Some(&t.a_tag)) });
+    } else if let (false, Some(key), Some(inv)) =
+        (t.a_final_sent, t.a_key.clone(), t.a_invite.as_ref())
+    {
+        send(EndpointMsg::SendResponse {
+            key,
+            response: make_response(inv, 500, Some(&t.a_tag)),
+        });
     }
     // B leg.
     if let (Some(mut d), Some(peer)) = (t.b_dialog.clone(), t.b_peer) {
-        let bye = d.make_request(Method::Bye, &via, peer.transport, &message::new_branch(), &ctx.contact(peer.transport));
+        let bye = d.make_request(
+            Method::Bye,
+            &via,
+            peer.transport,
+            &message::new_branch(),
+            &ctx.contact(peer.transport),
+        );
         send(EndpointMsg::SendRequest { peer, request: bye });
     } else if let (true, Some(inv), Some(peer)) = (t.b_provisional, t.b_invite.as_ref(), t.b_peer) {
-        send(EndpointMsg::SendRequest { peer, request: make_cancel(inv) });
+        send(EndpointMsg::SendRequest {
+            peer,
+            request: make_cancel(inv),
+        });
     }
     for call_id in t.call_ids {
         send(EndpointMsg::Unregister { call_id });
@@ -220,8 +281,15 @@ async fn teardown(ctx: &Arc<CallContext>, snap: CallSnapshot) {
         answer: snap.answer_ms.map(rfc3339),
         end: rfc3339(end),
         duration: end.saturating_sub(snap.start_ms) / 1000,
-        billsec: snap.answer_ms.map(|a| end.saturating_sub(a) / 1000).unwrap_or(0),
-        disposition: if answered { Disposition::Answered } else { Disposition::Failed },
+        billsec: snap
+            .answer_ms
+            .map(|a| end.saturating_sub(a) / 1000)
+            .unwrap_or(0),
+        disposition: if answered {
+            Disposition::Answered
+        } else {
+            Disposition::Failed
+        },
         hangup_cause: "crash".into(),
         sip_code: None,
         trunk_in: snap.trunk_in.clone(),
@@ -229,6 +297,7 @@ async fn teardown(ctx: &Arc<CallContext>, snap: CallSnapshot) {
         codec: snap.codec.clone(),
         end_unix_ms: end,
     };
-    metrics::counter!("switchboard_calls_total", "disposition" => cdr.disposition.as_str()).increment(1);
+    metrics::counter!("switchboard_calls_total", "disposition" => cdr.disposition.as_str())
+        .increment(1);
     ctx.cdrs.submit(cdr).await;
 }

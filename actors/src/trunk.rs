@@ -129,15 +129,30 @@ impl Actor for Trunk {
     type State = TrunkActorState;
     type Arguments = TrunkArgs;
 
-    async fn pre_start(&self, myself: ActorRef<TrunkMsg>, args: TrunkArgs) -> Result<TrunkActorState, ActorProcessingErr> {
-        let host = args.via_host.split(':').next().unwrap_or("localhost").to_string();
+    async fn pre_start(
+        &self,
+        myself: ActorRef<TrunkMsg>,
+        args: TrunkArgs,
+    ) -> Result<TrunkActorState, ActorProcessingErr> {
+        let host = args
+            .via_host
+            .split(':')
+            .next()
+            .unwrap_or("localhost")
+            .to_string();
         let options_call_id = format!("opt-{}-{}@{}", args.config.name, message::new_tag(), host);
         let register_call_id = format!("reg-{}-{}@{}", args.config.name, message::new_tag(), host);
         for call_id in [&options_call_id, &register_call_id] {
-            args.endpoint.send_message(EndpointMsg::Register { call_id: call_id.clone(), owner: Owner::Trunk(myself.clone()) })?;
+            args.endpoint.send_message(EndpointMsg::Register {
+                call_id: call_id.clone(),
+                owner: Owner::Trunk(myself.clone()),
+            })?;
         }
         let now = Instant::now();
-        let peer = Peer { addr: args.config.address, transport: crate::context::sip_transport(args.config.transport) };
+        let peer = Peer {
+            addr: args.config.address,
+            transport: crate::context::sip_transport(args.config.transport),
+        };
         Ok(TrunkActorState {
             next_options: (!args.config.keepalive.is_zero()).then_some(now),
             next_register: args.config.register.then_some(now),
@@ -154,23 +169,38 @@ impl Actor for Trunk {
         })
     }
 
-    async fn post_start(&self, myself: ActorRef<TrunkMsg>, state: &mut TrunkActorState) -> Result<(), ActorProcessingErr> {
+    async fn post_start(
+        &self,
+        myself: ActorRef<TrunkMsg>,
+        state: &mut TrunkActorState,
+    ) -> Result<(), ActorProcessingErr> {
         state.ticker = Some(myself.send_interval(Duration::from_secs(1), || TrunkMsg::Tick));
         state.tick(Instant::now());
         Ok(())
     }
 
-    async fn post_stop(&self, _: ActorRef<TrunkMsg>, state: &mut TrunkActorState) -> Result<(), ActorProcessingErr> {
+    async fn post_stop(
+        &self,
+        _: ActorRef<TrunkMsg>,
+        state: &mut TrunkActorState,
+    ) -> Result<(), ActorProcessingErr> {
         if let Some(t) = state.ticker.take() {
             t.abort();
         }
         Ok(())
     }
 
-    async fn handle(&self, _myself: ActorRef<TrunkMsg>, msg: TrunkMsg, state: &mut TrunkActorState) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        _myself: ActorRef<TrunkMsg>,
+        msg: TrunkMsg,
+        state: &mut TrunkActorState,
+    ) -> Result<(), ActorProcessingErr> {
         match msg {
             TrunkMsg::Tick => state.tick(Instant::now()),
-            TrunkMsg::Unreachable => state.set_state(TrunkState::Down, Some("INVITE timed out".into())),
+            TrunkMsg::Unreachable => {
+                state.set_state(TrunkState::Down, Some("INVITE timed out".into()))
+            }
             TrunkMsg::Sip(SipEvent::Response { response }) => state.on_response(response),
             TrunkMsg::Sip(SipEvent::Timeout { branch }) => state.on_timeout(&branch),
             TrunkMsg::Sip(_) => {}
@@ -194,7 +224,11 @@ impl TrunkActorState {
             }
             changed
         });
-        metrics::gauge!("switchboard_trunk_up", "trunk" => name).set(if new == TrunkState::Up { 1.0 } else { 0.0 });
+        metrics::gauge!("switchboard_trunk_up", "trunk" => name).set(if new == TrunkState::Up {
+            1.0
+        } else {
+            0.0
+        });
     }
 
     fn tick(&mut self, now: Instant) {
@@ -209,13 +243,36 @@ impl TrunkActorState {
         }
     }
 
-    fn base_request(&mut self, method: Method, uri: &str, call_id: &str, from_user: &str, to: &str) -> rsip::Request {
+    fn base_request(
+        &mut self,
+        method: Method,
+        uri: &str,
+        call_id: &str,
+        from_user: &str,
+        to: &str,
+    ) -> rsip::Request {
         self.cseq += 1;
         let branch = message::new_branch();
         let mut headers = rsip::Headers::default();
-        headers.push(Header::Via(format!("SIP/2.0/{} {};branch={};rport", self.peer.transport.as_str(), self.args.via_host, branch).into()));
+        headers.push(Header::Via(
+            format!(
+                "SIP/2.0/{} {};branch={};rport",
+                self.peer.transport.as_str(),
+                self.args.via_host,
+                branch
+            )
+            .into(),
+        ));
         headers.push(Header::MaxForwards("70".into()));
-        headers.push(Header::From(format!("<sip:{}@{}>;tag={}", from_user, self.domain(), self.from_tag).into()));
+        headers.push(Header::From(
+            format!(
+                "<sip:{}@{}>;tag={}",
+                from_user,
+                self.domain(),
+                self.from_tag
+            )
+            .into(),
+        ));
         headers.push(Header::To(format!("<{to}>").into()));
         headers.push(Header::CallId(call_id.into()));
         headers.push(Header::CSeq(format!("{} {}", self.cseq, method).into()));
@@ -230,7 +287,11 @@ impl TrunkActorState {
     }
 
     fn domain(&self) -> String {
-        self.args.config.from_domain.clone().unwrap_or_else(|| self.args.config.host.clone())
+        self.args
+            .config
+            .from_domain
+            .clone()
+            .unwrap_or_else(|| self.args.config.host.clone())
     }
 
     fn send_options(&mut self, now: Instant) {
@@ -240,7 +301,10 @@ impl TrunkActorState {
         if let Some(b) = req.top_via_branch() {
             self.options_pending = Some((b, now));
         }
-        let _ = self.args.endpoint.send_message(EndpointMsg::SendRequest { peer: self.peer, request: req });
+        let _ = self.args.endpoint.send_message(EndpointMsg::SendRequest {
+            peer: self.peer,
+            request: req,
+        });
     }
 
     fn send_register(&mut self, auth: Option<(bool, String)>) {
@@ -249,15 +313,32 @@ impl TrunkActorState {
         let aor = format!("sip:{}@{}", user, self.domain());
         let call_id = self.register_call_id.clone();
         let mut req = self.base_request(Method::Register, &uri, &call_id, &user, &aor);
-        req.headers.push(Header::Contact(format!("<{}>", self.args.contact.replace("switchboard@", &format!("{user}@"))).into()));
-        req.headers.push(Header::Expires(self.args.config.register_expires.to_string().into()));
+        req.headers.push(Header::Contact(
+            format!(
+                "<{}>",
+                self.args
+                    .contact
+                    .replace("switchboard@", &format!("{user}@"))
+            )
+            .into(),
+        ));
+        req.headers.push(Header::Expires(
+            self.args.config.register_expires.to_string().into(),
+        ));
         if let Some((proxy, value)) = auth {
-            req.headers.push(if proxy { Header::ProxyAuthorization(value.into()) } else { Header::Authorization(value.into()) });
+            req.headers.push(if proxy {
+                Header::ProxyAuthorization(value.into())
+            } else {
+                Header::Authorization(value.into())
+            });
         }
         if let Some(b) = req.top_via_branch() {
             self.register_pending = Some((b, req.clone()));
         }
-        let _ = self.args.endpoint.send_message(EndpointMsg::SendRequest { peer: self.peer, request: req });
+        let _ = self.args.endpoint.send_message(EndpointMsg::SendRequest {
+            peer: self.peer,
+            request: req,
+        });
     }
 
     fn on_response(&mut self, resp: rsip::Response) {
@@ -265,8 +346,14 @@ impl TrunkActorState {
         if code < 200 {
             return;
         }
-        let Some(branch) = resp.top_via_branch() else { return };
-        if self.options_pending.as_ref().is_some_and(|(b, _)| *b == branch) {
+        let Some(branch) = resp.top_via_branch() else {
+            return;
+        };
+        if self
+            .options_pending
+            .as_ref()
+            .is_some_and(|(b, _)| *b == branch)
+        {
             if let Some((_, sent)) = self.options_pending.take() {
                 let rtt = sent.elapsed().as_millis() as u64;
                 self.args.status.send_modify(|s| s.rtt_ms = Some(rtt));
@@ -275,8 +362,14 @@ impl TrunkActorState {
             self.set_state(TrunkState::Up, None);
             return;
         }
-        if self.register_pending.as_ref().is_some_and(|(b, _)| *b == branch) {
-            let Some((_, sent)) = self.register_pending.take() else { return };
+        if self
+            .register_pending
+            .as_ref()
+            .is_some_and(|(b, _)| *b == branch)
+        {
+            let Some((_, sent)) = self.register_pending.take() else {
+                return;
+            };
             self.set_state(TrunkState::Up, None);
             self.on_register_response(&resp, &sent, code);
         }
@@ -301,16 +394,34 @@ impl TrunkActorState {
             }
             401 | 407 if self.auth_tries < 2 => {
                 let proxy = code == 407;
-                let header = if proxy { "Proxy-Authenticate" } else { "WWW-Authenticate" };
-                let (Some(user), Some(pass)) = (self.args.config.username.clone(), self.args.config.password.clone()) else {
+                let header = if proxy {
+                    "Proxy-Authenticate"
+                } else {
+                    "WWW-Authenticate"
+                };
+                let (Some(user), Some(pass)) = (
+                    self.args.config.username.clone(),
+                    self.args.config.password.clone(),
+                ) else {
                     return self.register_failed(format!("{code} and no credentials"));
                 };
-                let Some(ch) = resp.header_value(header).and_then(|v| Challenge::parse(&v).ok()) else {
+                let Some(ch) = resp
+                    .header_value(header)
+                    .and_then(|v| Challenge::parse(&v).ok())
+                else {
                     return self.register_failed(format!("{code} without a usable challenge"));
                 };
                 self.auth_tries += 1;
                 let uri = sent.uri.to_string();
-                let value = digest::authorization(&ch, &user, pass.expose(), "REGISTER", &uri, 1, &message::new_tag());
+                let value = digest::authorization(
+                    &ch,
+                    &user,
+                    pass.expose(),
+                    "REGISTER",
+                    &uri,
+                    1,
+                    &message::new_tag(),
+                );
                 self.send_register(Some((proxy, value)));
             }
             _ => self.register_failed(format!("REGISTER answered {code}")),
@@ -323,15 +434,24 @@ impl TrunkActorState {
             s.registered = Some(false);
             s.last_error = Some(why.clone());
         });
-        metrics::gauge!("switchboard_trunk_registered", "trunk" => self.args.config.name.clone()).set(0.0);
+        metrics::gauge!("switchboard_trunk_registered", "trunk" => self.args.config.name.clone())
+            .set(0.0);
         self.next_register = Some(Instant::now() + REGISTER_RETRY);
     }
 
     fn on_timeout(&mut self, branch: &str) {
-        if self.options_pending.as_ref().is_some_and(|(b, _)| b == branch) {
+        if self
+            .options_pending
+            .as_ref()
+            .is_some_and(|(b, _)| b == branch)
+        {
             self.options_pending = None;
             self.set_state(TrunkState::Down, Some("OPTIONS timed out".into()));
-        } else if self.register_pending.as_ref().is_some_and(|(b, _)| b == branch) {
+        } else if self
+            .register_pending
+            .as_ref()
+            .is_some_and(|(b, _)| b == branch)
+        {
             self.register_pending = None;
             self.set_state(TrunkState::Down, Some("REGISTER timed out".into()));
             self.register_failed("REGISTER timed out".into());

@@ -39,7 +39,10 @@ pub fn anchor(body: &[u8], ip: IpAddr, port: u16) -> Result<Anchored, AnchorErro
     let mut sdp = SessionDescription::parse(text)?;
     let audio = sdp.audio();
     sdp.anchor(ip, &[port]);
-    Ok(Anchored { body: sdp.to_string().into_bytes(), audio })
+    Ok(Anchored {
+        body: sdp.to_string().into_bytes(),
+        audio,
+    })
 }
 
 /// Where the sender of an SDP wants its RTP.
@@ -95,18 +98,31 @@ pub struct OutboundInvite<'a> {
 }
 
 /// The B leg's INVITE.
-pub fn outbound_invite<M: MessageExt>(p: OutboundInvite<'_>, original: &M) -> Result<rsip::Request, rsip::Error> {
+pub fn outbound_invite<M: MessageExt>(
+    p: OutboundInvite<'_>,
+    original: &M,
+) -> Result<rsip::Request, rsip::Error> {
     let mut headers = rsip::Headers::default();
     headers.push(Header::Via(
-        format!("SIP/2.0/{} {};branch={};rport", p.transport.as_str(), p.via_host, p.branch).into(),
+        format!(
+            "SIP/2.0/{} {};branch={};rport",
+            p.transport.as_str(),
+            p.via_host,
+            p.branch
+        )
+        .into(),
     ));
     headers.push(Header::MaxForwards(p.max_forwards.to_string().into()));
-    headers.push(Header::From(format!("<sip:{}@{}>;tag={}", p.src, p.from_domain, p.from_tag).into()));
+    headers.push(Header::From(
+        format!("<sip:{}@{}>;tag={}", p.src, p.from_domain, p.from_tag).into(),
+    ));
     headers.push(Header::To(format!("<{}>", p.uri).into()));
     headers.push(Header::CallId(p.call_id.into()));
     headers.push(Header::CSeq(format!("{} INVITE", p.cseq).into()));
     headers.push(Header::Contact(format!("<{}>", p.contact).into()));
-    headers.push(Header::Allow("INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO".into()));
+    headers.push(Header::Allow(
+        "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO".into(),
+    ));
     headers.push(Header::UserAgent(p.user_agent.into()));
     copy_pass_through(original, &mut headers);
     if !p.body.is_empty() {
@@ -134,7 +150,8 @@ pub fn response_to(
         resp.headers.push(Header::Contact(format!("<{c}>").into()));
     }
     if let Some(body) = sdp {
-        resp.headers.push(Header::ContentType("application/sdp".into()));
+        resp.headers
+            .push(Header::ContentType("application/sdp".into()));
         resp.body = body;
     }
     resp
@@ -142,7 +159,11 @@ pub fn response_to(
 
 /// Extract the user part of the Request-URI (the dialed number).
 pub fn dialed(req: &rsip::Request) -> Option<String> {
-    req.uri.auth.as_ref().map(|a| a.user.clone()).filter(|u| !u.is_empty() && u.len() <= 64)
+    req.uri
+        .auth
+        .as_ref()
+        .map(|a| a.user.clone())
+        .filter(|u| !u.is_empty() && u.len() <= 64)
 }
 
 /// The calling number: user part of the From URI.
@@ -158,7 +179,9 @@ pub fn calling(req: &rsip::Request) -> String {
 
 /// Max-Forwards of a request (70 when absent).
 pub fn max_forwards(req: &rsip::Request) -> u32 {
-    req.header_value("Max-Forwards").and_then(|v| v.parse().ok()).unwrap_or(70)
+    req.header_value("Max-Forwards")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(70)
 }
 
 /// Session-Expires delta seconds of a message, if any (RFC 4028 §4).

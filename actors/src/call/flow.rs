@@ -111,7 +111,9 @@ impl CallState {
     }
 
     fn on_request(&mut self, key: Option<TransactionKey>, req: rsip::Request, peer: Peer) {
-        let Some(side) = self.side_of(req.call_id()) else { return };
+        let Some(side) = self.side_of(req.call_id()) else {
+            return;
+        };
         if req.method == Method::Ack {
             if side == Side::A {
                 self.ack_wait_until = None; // the caller confirmed our 200
@@ -121,7 +123,10 @@ impl CallState {
         let Some(key) = key else { return };
         let respond = |this: &Self, code: u16| {
             let resp = make_response(&req, code, None);
-            this.send(EndpointMsg::SendResponse { key: key.clone(), response: resp });
+            this.send(EndpointMsg::SendResponse {
+                key: key.clone(),
+                response: resp,
+            });
         };
         if side == Side::A && req.method == Method::Invite && req.to_tag().is_none() {
             return; // a retransmission the layer did not absorb: ignore
@@ -149,7 +154,15 @@ impl CallState {
                 respond(self, 200);
                 tracing::info!(call = %self.id, by = ?side, "hangup");
                 self.bye_side(other(side));
-                self.finish(Disposition::Answered, if side == Side::A { "caller hangup" } else { "callee hangup" }, None);
+                self.finish(
+                    Disposition::Answered,
+                    if side == Side::A {
+                        "caller hangup"
+                    } else {
+                        "callee hangup"
+                    },
+                    None,
+                );
             }
             Method::Refer | Method::Subscribe => respond(self, 501),
             _ => self.relay_request(side, key, req),
@@ -159,14 +172,25 @@ impl CallState {
     /// Relay an in-dialog request (re-INVITE, UPDATE, INFO, ...) to the other leg.
     fn relay_request(&mut self, from: Side, key: TransactionKey, req: rsip::Request) {
         let to = other(from);
-        let busy = self.relayed.values().any(|r| r.from == from && r.request.method == req.method);
+        let busy = self
+            .relayed
+            .values()
+            .any(|r| r.from == from && r.request.method == req.method);
         if self.phase != Phase::Answered || busy || self.peer(to).is_none() {
-            let code = if matches!(req.method, Method::Invite | Method::Update) { 491 } else { 500 };
+            let code = if matches!(req.method, Method::Invite | Method::Update) {
+                491
+            } else {
+                500
+            };
             let resp = make_response(&req, code, None);
-            return self.send(EndpointMsg::SendResponse { key, response: resp });
+            return self.send(EndpointMsg::SendResponse {
+                key,
+                response: resp,
+            });
         }
         let body = if build::has_sdp(&req, &req.body) {
-            self.anchor_from(from, &req.body).unwrap_or_else(|| req.body.clone())
+            self.anchor_from(from, &req.body)
+                .unwrap_or_else(|| req.body.clone())
         } else {
             req.body.clone()
         };
@@ -175,8 +199,10 @@ impl CallState {
         let branch = message::new_branch();
         let via = ctx.via_host();
         let contact = ctx.contact(peer.transport);
-        let Some(dialog) = self.dialog_mut(to) else { return };
-        let mut out = dialog.make_request(req.method.clone(), &via, peer.transport, &branch, &contact);
+        let Some(dialog) = self.dialog_mut(to) else {
+            return;
+        };
+        let mut out = dialog.make_request(req.method, &via, peer.transport, &branch, &contact);
         build::copy_pass_through(&req, &mut out.headers);
         if !body.is_empty() {
             if let Some(ct) = req.content_type() {
@@ -188,7 +214,14 @@ impl CallState {
             self.refresh_session(&req);
         }
         self.send(EndpointMsg::SendRequest { peer, request: out });
-        self.relayed.insert(branch, Relayed { from, key, request: req });
+        self.relayed.insert(
+            branch,
+            Relayed {
+                from,
+                key,
+                request: req,
+            },
+        );
     }
 
     fn refresh_session<M: MessageExt>(&mut self, msg: &M) {
@@ -201,10 +234,16 @@ impl CallState {
     }
 
     fn on_response(&mut self, resp: rsip::Response) {
-        let Some(side) = self.side_of(resp.call_id()) else { return };
-        let Some(branch) = resp.top_via_branch() else { return };
+        let Some(side) = self.side_of(resp.call_id()) else {
+            return;
+        };
+        let Some(branch) = resp.top_via_branch() else {
+            return;
+        };
         let code = resp.status_code.code();
-        let Some((cseq, method)) = resp.cseq() else { return };
+        let Some((cseq, method)) = resp.cseq() else {
+            return;
+        };
         if self.relayed.contains_key(&branch) {
             return self.relay_response(side, &branch, resp);
         }
@@ -218,14 +257,22 @@ impl CallState {
             // A retransmitted 2xx we already ACKed: ACK again.
             if let Some(ack) = self.b.as_ref().and_then(|b| b.acks.get(&cseq)).cloned() {
                 if let Some(peer) = self.peer(side) {
-                    self.send(EndpointMsg::SendStateless { peer, msg: ack.into() });
+                    self.send(EndpointMsg::SendStateless {
+                        peer,
+                        msg: ack.into(),
+                    });
                 }
                 return;
             }
         }
         let is_b_invite = side == Side::B
             && method == Method::Invite
-            && self.b.as_ref().and_then(|b| b.invite.as_ref()).and_then(|i| i.top_via_branch()).as_deref()
+            && self
+                .b
+                .as_ref()
+                .and_then(|b| b.invite.as_ref())
+                .and_then(|i| i.top_via_branch())
+                .as_deref()
                 == Some(branch.as_str());
         if is_b_invite {
             self.on_b_invite_response(resp, code, cseq);
@@ -237,25 +284,41 @@ impl CallState {
         if code < 200 {
             return;
         }
-        let Some(r) = self.relayed.remove(branch) else { return };
+        let Some(r) = self.relayed.remove(branch) else {
+            return;
+        };
         if r.request.method == Method::Invite && code < 300 {
             if let Some((cseq, _)) = resp.cseq() {
                 self.ack_2xx(side, cseq);
             }
         }
         let sdp = if build::has_sdp(&resp, &resp.body) {
-            Some(self.anchor_from(side, &resp.body).unwrap_or_else(|| resp.body.clone()))
+            Some(
+                self.anchor_from(side, &resp.body)
+                    .unwrap_or_else(|| resp.body.clone()),
+            )
         } else {
             None
         };
-        let transport = self.peer(r.from).map_or(switchboard_sip::transport::Transport::Udp, |p| p.transport);
+        let transport = self
+            .peer(r.from)
+            .map_or(switchboard_sip::transport::Transport::Udp, |p| p.transport);
         let contact = self.ctx.contact(transport);
-        let mut out = build::response_to(&r.request, code, "", (code < 300).then_some(contact.as_str()), sdp);
+        let mut out = build::response_to(
+            &r.request,
+            code,
+            "",
+            (code < 300).then_some(contact.as_str()),
+            sdp,
+        );
         build::copy_pass_through(&resp, &mut out.headers);
         if code < 300 && matches!(r.request.method, Method::Invite | Method::Update) {
             self.refresh_session(&resp);
         }
-        self.send(EndpointMsg::SendResponse { key: r.key, response: out });
+        self.send(EndpointMsg::SendResponse {
+            key: r.key,
+            response: out,
+        });
     }
 
     /// ACK a 2xx to an INVITE we sent on `side`, and keep it for retransmissions.
@@ -264,9 +327,14 @@ impl CallState {
         let Some(peer) = self.peer(side) else { return };
         let branch = message::new_branch();
         let contact = ctx.contact(peer.transport);
-        let Some(dialog) = self.dialog_mut(side) else { return };
+        let Some(dialog) = self.dialog_mut(side) else {
+            return;
+        };
         let ack = dialog.make_ack(cseq, &ctx.via_host(), peer.transport, &branch, &contact);
-        self.send(EndpointMsg::SendStateless { peer, msg: ack.clone().into() });
+        self.send(EndpointMsg::SendStateless {
+            peer,
+            msg: ack.clone().into(),
+        });
         if side == Side::B {
             if let Some(b) = self.b.as_mut() {
                 b.acks.insert(cseq, ack);
@@ -315,13 +383,19 @@ impl CallState {
             }
         }
         self.phase = Phase::Ringing;
-        let sdp = if build::has_sdp(&resp, &resp.body) { self.anchor_from(Side::B, &resp.body) } else { None };
+        let sdp = if build::has_sdp(&resp, &resp.body) {
+            self.anchor_from(Side::B, &resp.body)
+        } else {
+            None
+        };
         self.respond_a(code, sdp);
     }
 
     fn on_b_answer(&mut self, resp: rsip::Response, cseq: u32) {
         let Some(b) = self.b.as_mut() else { return };
-        let Some(invite) = b.invite.as_ref() else { return };
+        let Some(invite) = b.invite.as_ref() else {
+            return;
+        };
         match Dialog::uac(invite, &resp) {
             Ok(d) => b.dialog = Some(d),
             Err(err) => {
@@ -335,7 +409,11 @@ impl CallState {
             self.bye_side(Side::B);
             return;
         }
-        let sdp = if build::has_sdp(&resp, &resp.body) { self.anchor_from(Side::B, &resp.body) } else { None };
+        let sdp = if build::has_sdp(&resp, &resp.body) {
+            self.anchor_from(Side::B, &resp.body)
+        } else {
+            None
+        };
         if let Some(se) = build::session_expires(&resp) {
             self.session_interval = Some(Duration::from_secs(u64::from(se)));
         }
@@ -360,16 +438,33 @@ impl CallState {
     }
 
     fn retry_with_auth(&mut self, resp: &rsip::Response) -> bool {
-        let Some(trunk) = self.trunk.clone() else { return false };
-        let (Some(user), Some(pass)) = (trunk.username.as_deref(), trunk.password.as_ref()) else { return false };
+        let Some(trunk) = self.trunk.clone() else {
+            return false;
+        };
+        let (Some(user), Some(pass)) = (trunk.username.as_deref(), trunk.password.as_ref()) else {
+            return false;
+        };
         let proxy = resp.status_code.code() == 407;
-        let header = if proxy { "Proxy-Authenticate" } else { "WWW-Authenticate" };
-        let Some(ch) = resp.header_value(header).and_then(|v| Challenge::parse(&v).ok()) else { return false };
-        let Some(b) = self.b.as_mut() else { return false };
+        let header = if proxy {
+            "Proxy-Authenticate"
+        } else {
+            "WWW-Authenticate"
+        };
+        let Some(ch) = resp
+            .header_value(header)
+            .and_then(|v| Challenge::parse(&v).ok())
+        else {
+            return false;
+        };
+        let Some(b) = self.b.as_mut() else {
+            return false;
+        };
         if b.auth_tries >= 2 || self.phase == Phase::Ending {
             return false;
         }
-        let Some(mut invite) = b.invite.clone() else { return false };
+        let Some(mut invite) = b.invite.clone() else {
+            return false;
+        };
         b.auth_tries += 1;
         let cseq = invite.cseq().map(|c| c.0).unwrap_or(1) + 1;
         let branch = message::new_branch();
@@ -377,20 +472,34 @@ impl CallState {
         let cnonce = message::new_tag();
         let value = digest::authorization(&ch, user, pass.expose(), "INVITE", &uri, 1, &cnonce);
         let via = Header::Via(
-            format!("SIP/2.0/{} {};branch={};rport", b.peer.transport.as_str(), self.ctx.via_host(), branch).into(),
+            format!(
+                "SIP/2.0/{} {};branch={};rport",
+                b.peer.transport.as_str(),
+                self.ctx.via_host(),
+                branch
+            )
+            .into(),
         );
         let kept: Vec<Header> = invite
             .headers
             .iter()
             .filter(|h| {
-                !matches!(h, Header::Via(_) | Header::CSeq(_) | Header::Authorization(_) | Header::ProxyAuthorization(_))
+                !matches!(
+                    h,
+                    Header::Via(_)
+                        | Header::CSeq(_)
+                        | Header::Authorization(_)
+                        | Header::ProxyAuthorization(_)
+                )
             })
             .cloned()
             .collect();
         invite.headers = rsip::Headers::default();
         invite.headers.push(via);
         invite.headers.extend(kept);
-        invite.headers.push(Header::CSeq(format!("{cseq} INVITE").into()));
+        invite
+            .headers
+            .push(Header::CSeq(format!("{cseq} INVITE").into()));
         invite.headers.push(if proxy {
             Header::ProxyAuthorization(value.into())
         } else {
@@ -400,7 +509,10 @@ impl CallState {
         b.provisional = false;
         b.invite_done = false;
         let peer = b.peer;
-        self.send(EndpointMsg::SendRequest { peer, request: invite });
+        self.send(EndpointMsg::SendRequest {
+            peer,
+            request: invite,
+        });
         true
     }
 
@@ -411,10 +523,18 @@ impl CallState {
         }
         if let Some(r) = self.relayed.remove(branch) {
             let resp = make_response(&r.request, 408, None);
-            return self.send(EndpointMsg::SendResponse { key: r.key, response: resp });
+            return self.send(EndpointMsg::SendResponse {
+                key: r.key,
+                response: resp,
+            });
         }
         let Some(b) = self.b.as_mut() else { return };
-        let is_invite = b.invite.as_ref().and_then(|i| i.top_via_branch()).as_deref() == Some(branch);
+        let is_invite = b
+            .invite
+            .as_ref()
+            .and_then(|i| i.top_via_branch())
+            .as_deref()
+            == Some(branch);
         if !is_invite {
             return;
         }
@@ -426,7 +546,11 @@ impl CallState {
             self.fail(408, Disposition::NoAnswer, "timeout");
         } else {
             tracing::warn!(call = %self.id, "trunk did not answer the INVITE (Timer B)");
-            if let Some(h) = self.trunk.as_ref().and_then(|t| self.ctx.trunks.get(&t.name)) {
+            if let Some(h) = self
+                .trunk
+                .as_ref()
+                .and_then(|t| self.ctx.trunks.get(&t.name))
+            {
                 let _ = h.actor.send_message(TrunkMsg::Unreachable);
             }
             self.fail(503, Disposition::Congestion, "trunk timeout");
@@ -452,11 +576,16 @@ impl CallState {
         if b.invite_done || b.cancel_sent || !b.provisional {
             return;
         }
-        let Some(invite) = b.invite.as_ref() else { return };
+        let Some(invite) = b.invite.as_ref() else {
+            return;
+        };
         b.cancel_sent = true;
         let cancel = make_cancel(invite);
         let peer = b.peer;
-        self.send(EndpointMsg::SendRequest { peer, request: cancel });
+        self.send(EndpointMsg::SendRequest {
+            peer,
+            request: cancel,
+        });
     }
 
     /// BYE one leg if it has a confirmed dialog.
@@ -465,7 +594,10 @@ impl CallState {
         let Some(peer) = self.peer(side) else { return };
         let confirmed = match side {
             Side::A => self.a.dialog.is_some(),
-            Side::B => self.b.as_ref().is_some_and(|b| b.invite_done && b.dialog.is_some()),
+            Side::B => self
+                .b
+                .as_ref()
+                .is_some_and(|b| b.invite_done && b.dialog.is_some()),
         };
         if !confirmed {
             if side == Side::B {
@@ -475,8 +607,16 @@ impl CallState {
         }
         let branch = message::new_branch();
         let contact = ctx.contact(peer.transport);
-        let Some(dialog) = self.dialog_mut(side) else { return };
-        let bye = dialog.make_request(Method::Bye, &ctx.via_host(), peer.transport, &branch, &contact);
+        let Some(dialog) = self.dialog_mut(side) else {
+            return;
+        };
+        let bye = dialog.make_request(
+            Method::Bye,
+            &ctx.via_host(),
+            peer.transport,
+            &branch,
+            &contact,
+        );
         self.send(EndpointMsg::SendRequest { peer, request: bye });
         self.byes.push(branch);
     }
@@ -505,7 +645,9 @@ impl CallState {
             }
             return;
         }
-        if self.no_answer_at.is_some_and(|t| t <= now) && matches!(self.phase, Phase::Trying | Phase::Ringing) {
+        if self.no_answer_at.is_some_and(|t| t <= now)
+            && matches!(self.phase, Phase::Trying | Phase::Ringing)
+        {
             self.no_answer_at = None;
             self.cancel_b();
             self.fail(408, Disposition::NoAnswer, "no answer");
@@ -526,7 +668,9 @@ impl CallState {
     /// Done when both legs are finished: no BYE awaiting its answer and the
     /// B leg's INVITE transaction over (final response, or Timer B).
     fn ready_to_stop(&self) -> bool {
-        self.phase == Phase::Ending && self.byes.is_empty() && self.b.as_ref().is_none_or(|b| b.invite_done)
+        self.phase == Phase::Ending
+            && self.byes.is_empty()
+            && self.b.as_ref().is_none_or(|b| b.invite_done)
     }
 
     /// After every event: publish, stop when done, re-arm the one timer.
@@ -539,7 +683,15 @@ impl CallState {
             self.stop(myself).await;
             return;
         }
-        let next = [self.no_answer_at, self.ack_wait_until, self.session_at, self.end_at].into_iter().flatten().min();
+        let next = [
+            self.no_answer_at,
+            self.ack_wait_until,
+            self.session_at,
+            self.end_at,
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         if next != self.armed {
             self.armed = next;
             self.timer_gen += 1;
@@ -567,19 +719,28 @@ impl CallState {
             return;
         }
         self.published = Some(sig);
-        let _ = self.ctx.supervisor.send_message(SupervisorMsg::Update(Box::new(self.snapshot())));
+        let _ = self
+            .ctx
+            .supervisor
+            .send_message(SupervisorMsg::Update(Box::new(self.snapshot())));
     }
 
     pub(super) fn snapshot(&self) -> CallSnapshot {
-        let leg = |side: Side, call_id: &str, peer: Peer, media: Option<std::net::SocketAddr>| LegView {
-            side,
-            call_id: call_id.to_string(),
-            peer: peer.addr.to_string(),
-            transport: peer.transport.as_str(),
-            rtp_port: self.relay.as_ref().map(|r| r.port(side)),
-            remote_media: media.map(|m| m.to_string()),
-        };
-        let mut legs = vec![leg(Side::A, &self.a.call_id, self.a.peer, self.a.remote_media)];
+        let leg =
+            |side: Side, call_id: &str, peer: Peer, media: Option<std::net::SocketAddr>| LegView {
+                side,
+                call_id: call_id.to_string(),
+                peer: peer.addr.to_string(),
+                transport: peer.transport.as_str(),
+                rtp_port: self.relay.as_ref().map(|r| r.port(side)),
+                remote_media: media.map(|m| m.to_string()),
+            };
+        let mut legs = vec![leg(
+            Side::A,
+            &self.a.call_id,
+            self.a.peer,
+            self.a.remote_media,
+        )];
         if let Some(b) = &self.b {
             legs.push(leg(Side::B, &b.call_id, b.peer, b.remote_media));
         }
@@ -608,8 +769,16 @@ impl CallState {
                 a_dialog: self.a.dialog.clone(),
                 a_final_sent: self.a.final_sent,
                 b_peer: self.b.as_ref().map(|b| b.peer),
-                b_invite: self.b.as_ref().filter(|b| !b.invite_done).and_then(|b| b.invite.clone()),
-                b_dialog: self.b.as_ref().filter(|b| b.invite_done).and_then(|b| b.dialog.clone()),
+                b_invite: self
+                    .b
+                    .as_ref()
+                    .filter(|b| !b.invite_done)
+                    .and_then(|b| b.invite.clone()),
+                b_dialog: self
+                    .b
+                    .as_ref()
+                    .filter(|b| b.invite_done)
+                    .and_then(|b| b.dialog.clone()),
                 b_provisional: self.b.as_ref().is_some_and(|b| b.provisional),
                 call_ids,
             },
@@ -618,12 +787,17 @@ impl CallState {
 
     async fn stop(&mut self, myself: &ActorRef<CallMsg>) {
         let cdr = self.cdr();
-        metrics::counter!("switchboard_calls_total", "disposition" => cdr.disposition.as_str()).increment(1);
+        metrics::counter!("switchboard_calls_total", "disposition" => cdr.disposition.as_str())
+            .increment(1);
         tracing::info!(call = %self.id, disposition = cdr.disposition.as_str(), cause = %cdr.hangup_cause, billsec = cdr.billsec, "call ended");
         self.ctx.cdrs.submit(cdr).await;
-        self.send(EndpointMsg::Unregister { call_id: self.a.call_id.clone() });
+        self.send(EndpointMsg::Unregister {
+            call_id: self.a.call_id.clone(),
+        });
         if let Some(b) = &self.b {
-            self.send(EndpointMsg::Unregister { call_id: b.call_id.clone() });
+            self.send(EndpointMsg::Unregister {
+                call_id: b.call_id.clone(),
+            });
         }
         self.relay = None; // ports back to the pool
         myself.stop(None);
@@ -631,8 +805,16 @@ impl CallState {
 
     fn cdr(&mut self) -> Cdr {
         let end = now_unix_ms();
-        let outcome = self.outcome.take().unwrap_or(Outcome { disposition: Disposition::Failed, cause: "unknown", code: None });
-        let disposition = if self.answer_ms.is_some() { Disposition::Answered } else { outcome.disposition };
+        let outcome = self.outcome.take().unwrap_or(Outcome {
+            disposition: Disposition::Failed,
+            cause: "unknown",
+            code: None,
+        });
+        let disposition = if self.answer_ms.is_some() {
+            Disposition::Answered
+        } else {
+            outcome.disposition
+        };
         Cdr {
             v: 1,
             id: self.id.0.clone(),
@@ -642,7 +824,10 @@ impl CallState {
             answer: self.answer_ms.map(rfc3339),
             end: rfc3339(end),
             duration: end.saturating_sub(self.start_ms) / 1000,
-            billsec: self.answer_ms.map(|a| end.saturating_sub(a) / 1000).unwrap_or(0),
+            billsec: self
+                .answer_ms
+                .map(|a| end.saturating_sub(a) / 1000)
+                .unwrap_or(0),
             disposition,
             hangup_cause: outcome.cause.to_string(),
             sip_code: outcome.code,

@@ -260,7 +260,11 @@ impl Actor for Call {
             call_id: call_id.clone(),
             owner: Owner::Call(myself.clone()),
         })?;
-        let trunk_in = args.ctx.config.trunk_for_source(args.peer.addr.ip()).map(|t| t.name.clone());
+        let trunk_in = args
+            .ctx
+            .config
+            .trunk_for_source(args.peer.addr.ip())
+            .map(|t| t.name.clone());
         Ok(CallState {
             src: build::calling(&args.invite),
             dst: build::dialed(&args.invite).unwrap_or_default(),
@@ -356,7 +360,10 @@ impl CallState {
                 resp.headers.push(rsip::Header::Require("timer".into()));
             }
         }
-        self.send(EndpointMsg::SendResponse { key: self.a.key.clone(), response: resp });
+        self.send(EndpointMsg::SendResponse {
+            key: self.a.key.clone(),
+            response: resp,
+        });
     }
 
     fn fail(&mut self, code: u16, disposition: Disposition, cause: &'static str) {
@@ -366,7 +373,11 @@ impl CallState {
 
     fn finish(&mut self, disposition: Disposition, cause: &'static str, code: Option<u16>) {
         if self.outcome.is_none() {
-            self.outcome = Some(Outcome { disposition, cause, code });
+            self.outcome = Some(Outcome {
+                disposition,
+                cause,
+                code,
+            });
         }
         self.phase = Phase::Ending;
     }
@@ -384,7 +395,9 @@ impl CallState {
         let trunk_name = match &route.to {
             RouteTarget::Trunk(name) => name.clone(),
         };
-        let (Some(trunk), Some(handle)) = (ctx.config.trunk(&trunk_name), ctx.trunks.get(&trunk_name)) else {
+        let (Some(trunk), Some(handle)) =
+            (ctx.config.trunk(&trunk_name), ctx.trunks.get(&trunk_name))
+        else {
             return self.fail(503, Disposition::Congestion, "unknown trunk");
         };
         if handle.status.borrow().is_down() {
@@ -415,12 +428,18 @@ impl CallState {
         if let Some(se) = build::session_expires(&self.a.invite) {
             self.session_interval = Some(Duration::from_secs(u64::from(se)));
         }
-        let peer = Peer { addr: trunk.address, transport: crate::context::sip_transport(trunk.transport) };
+        let peer = Peer {
+            addr: trunk.address,
+            transport: crate::context::sip_transport(trunk.transport),
+        };
         let b_call_id = format!("{}@{}", self.id, ctx.sip_addr.ip());
         let from_tag = message::new_tag();
         let branch = message::new_branch();
         let uri = format!("sip:{}@{}", number, trunk.address);
-        let from_domain = trunk.from_domain.clone().unwrap_or_else(|| ctx.sip_addr.ip().to_string());
+        let from_domain = trunk
+            .from_domain
+            .clone()
+            .unwrap_or_else(|| ctx.sip_addr.ip().to_string());
         let contact = ctx.contact(peer.transport);
         let via = ctx.via_host();
         let invite = build::outbound_invite(
@@ -435,7 +454,9 @@ impl CallState {
                 via_host: &via,
                 transport: peer.transport,
                 contact: &contact,
-                max_forwards: build::max_forwards(&self.a.invite).saturating_sub(1).min(70),
+                max_forwards: build::max_forwards(&self.a.invite)
+                    .saturating_sub(1)
+                    .min(70),
                 user_agent: &ctx.config.sip.user_agent,
                 body: anchored.body,
             },
@@ -449,8 +470,14 @@ impl CallState {
             }
         };
         tracing::info!(call = %self.id, src = %mask_number(&self.src), dst = %mask_number(&self.dst), trunk = %trunk.name, "outbound INVITE");
-        self.send(EndpointMsg::Register { call_id: b_call_id.clone(), owner: Owner::Call(self.myself.clone()) });
-        self.send(EndpointMsg::SendRequest { peer, request: invite.clone() });
+        self.send(EndpointMsg::Register {
+            call_id: b_call_id.clone(),
+            owner: Owner::Call(self.myself.clone()),
+        });
+        self.send(EndpointMsg::SendRequest {
+            peer,
+            request: invite.clone(),
+        });
         self.no_answer_at = Some(Instant::now() + ctx.config.sip.no_answer_timeout);
         self.b = Some(BLeg {
             invite: Some(invite),
@@ -465,5 +492,4 @@ impl CallState {
             remote_media: None,
         });
     }
-
 }

@@ -1,0 +1,434 @@
+//! Test harness: start the real `switchboard` binary on free ports with a
+//! generated config, drive it with real SIPp processes, read its admin API.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Directory with the SIPp scenarios.
+pub fn scenarios() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sipp")
+}
+
+/// A port free on UDP and TCP (loopback).
+pub fn free_port() -> u16 {
+    loop {
+        let udp = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
+        let port = udp.local_addr().unwrap().port();
+        if port % 2 == 1 || port > 60000 {
+            continue;
+        }
+        if TcpListener::bind(("127.0.0.1", port)).is_ok()
+            && UdpSocket::bind(("127.0.0.1", port + 1)).is_ok()
+        {
+            return port;
+        }
+    }
+}
+
+static RTP_BLOCK: AtomicU16 = AtomicU16::new(0);
+
+/// A distinct block of 400 ports for each gateway started by this process.
+fn rtp_range() -> (u16, u16) {
+    let block = RTP_BLOCK.fetch_add(1, Ordering::SeqCst);
+    let pid_offset = (std::process::id() % 8) as u16 * 2000;
+    let low = 30000 + pid_offset + block * 400;
+    (low, low + 399)
+}
+
+/// A running gateway.
+pub struct Gateway {
+    child: Option<Child>,
+    pub sip_port: u16,
+    pub admin_port: u16,
+    pub dir: PathBuf,
+    pub config: PathBuf,
+}
+
+impl Gateway {
+    /// Start with `extra` TOML appended (trunks and routes).
+    pub fn start(extra: &str) -> Self {
+        let dir =
+            std::env::temp_dir().join(format!("sbtest-{}-{}", std::process::id(), free_port()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let sip_port = free_port();
+        let admin_port = free_port();
+        let (lo, hi) = rtp_range();
+        let config = dir.join("switchboard.toml");
+        let toml = format!(
+            "[sip]\nlisten = \"127.0.0.1:{sip_port}\"\nt1_ms = 500\n\n[media]\nrtp_ports = \"{lo}-{hi}\"\n\n[admin]\nlisten = \"127.0.0.1:{admin_port}\"\ntest_hooks = true\n\n[storage]\npath = \"{}\"\n\n{extra}\n",
+            dir.join("data").display()
+        );
+        std::fs::write(&config, toml).unwrap();
+        let mut gw = Self {
+            child: None,
+            sip_port,
+            admin_port,
+            dir,
+            config,
+        };
+        gw.spawn();
+        gw
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("gateway.log"))
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+            .args(["run", "--config"])
+            .arg(&self.config)
+            .env("SWITCHBOARD_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start switchboard");
+        self.child = Some(child);
+        self.wait_ready();
+    }
+
+    /// Wait for `/health/ready` to answer 200.
+    pub fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok((200, _)) = self.try_request("GET", "/health/ready") {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("gateway not ready; log:\n{}", self.log());
+    }
+
+    /// The gateway's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("gateway.log")).unwrap_or_default()
+    }
+
+    /// `127.0.0.1:port` of the SIP listener.
+    pub fn sip(&self) -> String {
+        format!("127.0.0.1:{}", self.sip_port)
+    }
+
+    /// An admin API request.
+    pub fn try_request(&self, method: &str, path: &str) -> std::io::Result<(u16, Value)> {
+        let mut s = TcpStream::connect(("127.0.0.1", self.admin_port))?;
+        s.set_read_timeout(Some(Duration::from_secs(10)))?;
+        write!(
+            s,
+            "{method} {path} HTTP/1.0\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
+        )?;
+        let mut raw = String::new();
+        s.read_to_string(&mut raw)?;
+        let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+        let code = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let value = serde_json::from_str(body).unwrap_or(Value::String(body.to_string()));
+        Ok((code, value))
+    }
+
+    /// GET returning JSON, panicking on transport errors.
+    pub fn get(&self, path: &str) -> (u16, Value) {
+        self.try_request("GET", path).expect("admin request")
+    }
+
+    /// Raw text of `/metrics`.
+    pub fn metrics(&self) -> String {
+        match self.get("/metrics").1 {
+            Value::String(s) => s,
+            other => other.to_string(),
+        }
+    }
+
+    /// The value of one metric line (exact name with labels), or 0.
+    pub fn metric(&self, name_with_labels: &str) -> f64 {
+        self.metrics()
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix(name_with_labels)
+                    .and_then(|v| v.trim().parse().ok())
+            })
+            .unwrap_or(0.0)
+    }
+
+    /// CDRs, newest first.
+    pub fn cdrs(&self) -> Vec<Value> {
+        self.get("/api/v1/cdrs?limit=1000").1["cdrs"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Wait until at least `n` CDRs are stored.
+    pub fn wait_cdrs(&self, n: usize) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(40);
+        loop {
+            let c = self.cdrs();
+            if c.len() >= n || Instant::now() > deadline {
+                return c;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Active calls.
+    pub fn calls(&self) -> Vec<Value> {
+        self.get("/api/v1/calls").1["calls"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Wait until `f(calls)` holds.
+    pub fn wait_calls(&self, timeout: Duration, f: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let c = self.calls();
+            if f(&c) || Instant::now() > deadline {
+                return c;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// `/api/v1/status`.
+    pub fn status(&self) -> Value {
+        self.get("/api/v1/status").1
+    }
+
+    /// kill -9 the process.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Start again on the same config and store.
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.spawn();
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        self.kill9();
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        } else {
+            eprintln!("gateway log kept in {}", self.dir.display());
+        }
+    }
+}
+
+/// A SIPp process.
+pub struct Sipp {
+    child: Option<Child>,
+    pub port: u16,
+    pub dir: PathBuf,
+}
+
+/// Working directory for SIPp with the `pcap/` folder its built-in
+/// `uac_pcap` scenario expects.
+fn sipp_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("sipp-{}-{}", std::process::id(), free_port()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let _ = std::os::unix::fs::symlink("/usr/share/sip-tester", dir.join("pcap"));
+    dir
+}
+
+impl Sipp {
+    /// Start SIPp in the background with `args` (port chosen here).
+    pub fn spawn(args: &[&str]) -> Self {
+        let port = free_port();
+        let dir = sipp_dir();
+        let child = Command::new("sipp")
+            .args(args)
+            .args([
+                "-i",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-nostdin",
+                "-trace_err",
+            ])
+            .current_dir(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("sipp not installed (apt-get install sip-tester)");
+        std::thread::sleep(Duration::from_millis(300));
+        Self {
+            child: Some(child),
+            port,
+            dir,
+        }
+    }
+
+    /// A UAS scenario (built-in name or our XML) listening on a free port.
+    pub fn uas(scenario: &str, extra: &[&str]) -> Self {
+        let mut args = scenario_args(scenario);
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        Self::spawn(&refs)
+    }
+
+    /// `127.0.0.1:port`.
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Wait for the process to end by itself.
+    pub fn wait(mut self, timeout: Duration) -> i32 {
+        let deadline = Instant::now() + timeout;
+        let mut child = self.child.take().unwrap();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status.code().unwrap_or(-1);
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return -1;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Sipp {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn scenario_args(scenario: &str) -> Vec<String> {
+    if scenario.ends_with(".xml") {
+        vec![
+            "-sf".into(),
+            scenarios().join(scenario).display().to_string(),
+        ]
+    } else {
+        vec!["-sn".into(), scenario.into()]
+    }
+}
+
+/// The outcome of a SIPp client run.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub successful: u64,
+    pub failed: u64,
+    pub output: String,
+}
+
+/// Run a SIPp client scenario toward `target` to completion.
+pub fn uac(scenario: &str, target: &str, extra: &[&str], timeout: Duration) -> Run {
+    let dir = sipp_dir();
+    let stat = dir.join("stat.csv");
+    let port = free_port();
+    let mut cmd = Command::new("sipp");
+    cmd.args(scenario_args(scenario))
+        .arg(target)
+        .args([
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-nostdin",
+            "-trace_stat",
+            "-fd",
+            "1",
+            "-trace_err",
+        ])
+        .arg("-stf")
+        .arg(&stat)
+        .args(["-timeout", &format!("{}s", timeout.as_secs())])
+        .args(extra)
+        .current_dir(&dir)
+        .stdin(Stdio::null());
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = cmd
+        .output()
+        .expect("sipp not installed (apt-get install sip-tester)");
+    let csv = std::fs::read_to_string(&stat).unwrap_or_default();
+    let (successful, failed) = parse_stat(&csv);
+    let mut output = String::from_utf8_lossy(&stdout).into_owned();
+    output.push_str(&String::from_utf8_lossy(&stderr));
+    if let Ok(entries) = std::fs::read_dir(&dir) {
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().ends_with("_errors.log") {
+                output.push_str(&std::fs::read_to_string(e.path()).unwrap_or_default());
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Run {
+        code: status.code().unwrap_or(-1),
+        successful,
+        failed,
+        output,
+    }
+}
+
+fn parse_stat(csv: &str) -> (u64, u64) {
+    let mut lines = csv.lines();
+    let Some(head) = lines.next() else {
+        return (0, 0);
+    };
+    let Some(last) = lines.last() else {
+        return (0, 0);
+    };
+    let names: Vec<&str> = head.split(';').collect();
+    let values: Vec<&str> = last.split(';').collect();
+    let get = |n: &str| {
+        names
+            .iter()
+            .position(|h| *h == n)
+            .and_then(|i| values.get(i))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (get("SuccessfulCall(C)"), get("FailedCall(C)"))
+}
+
+/// Config for one trunk named `name` at `addr` with route `*` to it.
+pub fn trunk_route(name: &str, addr: &str) -> String {
+    format!("[[trunk]]\nname = \"{name}\"\naddress = \"{addr}\"\nkeepalive_secs = 0\n\n[[route]]\nmatch = \"*\"\nto = \"trunk:{name}\"\n")
+}
+
+/// Number of packets in a classic pcap file.
+pub fn pcap_packets(path: &str) -> u64 {
+    let data = std::fs::read(path).expect("pcap file");
+    let le = data.get(..4) == Some(&[0xd4, 0xc3, 0xb2, 0xa1]);
+    let mut off = 24;
+    let mut n = 0;
+    while off + 16 <= data.len() {
+        let b: [u8; 4] = data[off + 8..off + 12].try_into().unwrap();
+        let incl = if le {
+            u32::from_le_bytes(b)
+        } else {
+            u32::from_be_bytes(b)
+        } as usize;
+        off += 16 + incl;
+        n += 1;
+    }
+    n
+}
