@@ -53,6 +53,12 @@ pub enum GatewayError {
         /// Cause.
         source: ractor::SpawnErr,
     },
+    /// A trunk asks for TLS, which this build does not speak yet.
+    #[error("trunk {trunk}: SIP over TLS is not supported yet; use udp or tcp")]
+    TlsNotSupported {
+        /// The trunk.
+        trunk: String,
+    },
     /// The endpoint did not come up.
     #[error("the SIP endpoint stopped during start-up")]
     EndpointGone,
@@ -81,6 +87,15 @@ pub struct Gateway {
 impl Gateway {
     /// Bind, spawn and wire everything.
     pub async fn start(config: Arc<Config>, store: Arc<dyn Store>) -> Result<Self, GatewayError> {
+        if let Some(t) = config
+            .trunks
+            .iter()
+            .find(|t| t.transport == switchboard_config::Transport::Tls)
+        {
+            return Err(GatewayError::TlsNotSupported {
+                trunk: t.name.clone(),
+            });
+        }
         let listen = config.sip.listen;
         let udp = UdpSocket::bind(listen)
             .await

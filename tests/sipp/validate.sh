@@ -10,7 +10,7 @@ mkdir -p "$OUT"
 UAS_PORT=${UAS_PORT:-5080}
 UAC_PORT=${UAC_PORT:-5090}
 
-# name | uas scenario + extra args | uac scenario + extra args
+# name | uas scenario + extra args | uac scenario + extra args (@UAS_PORT@ = $UAS_PORT)
 PAIRS=(
   "cancel|uas_ring.xml|uac_cancel.xml"
   "busy|uas_busy.xml|uac_busy.xml"
@@ -23,9 +23,9 @@ PAIRS=(
   "options|uas_options.xml|uac_options.xml"
   "register_auth|uas_register_auth.xml|uac_register_auth.xml"
   "register_badauth|uas_register_auth.xml|uac_register_badauth.xml"
-  "invite_auth|uas_invite_auth.xml|uac_invite_auth.xml -auth_uri 5551234@127.0.0.1:5080"
-  "invite_auth401|uas_invite_auth401.xml|uac_invite_auth401.xml -auth_uri 5551234@127.0.0.1:5080"
-  "invite_badauth401|uas_invite_auth401.xml|uac_invite_badauth401.xml -auth_uri 5551234@127.0.0.1:5080"
+  "invite_auth|uas_invite_auth.xml|uac_invite_auth.xml -auth_uri 5551234@127.0.0.1:@UAS_PORT@"
+  "invite_auth401|uas_invite_auth401.xml|uac_invite_auth401.xml -auth_uri 5551234@127.0.0.1:@UAS_PORT@"
+  "invite_badauth401|uas_invite_auth401.xml|uac_invite_badauth401.xml -auth_uri 5551234@127.0.0.1:@UAS_PORT@"
   "long_local_bye|-sn uas|uac_long.xml"
   "long_remote_bye|uas_bye.xml|uac_long.xml"
 )
@@ -37,10 +37,10 @@ fail=0
 for p in "${PAIRS[@]}"; do
   IFS='|' read -r name uas uac <<<"$p"
   if [[ $uas == -sn* ]]; then uas_args=$uas; else uas_args="-sf $uas"; fi
-  uac_args="-sf $uac"
-  # uas_invite_auth.xml logs the Proxy-Authorization for check_digest.py (SIPp cannot verify it)
-  [[ $uas == uas_invite_auth.xml ]] && { rm -f "$OUT/$name.authlog"; uas_args+=" -trace_logs -log_file $OUT/$name.authlog"; }
+  uac_args="-sf ${uac//@UAS_PORT@/$UAS_PORT}"
   [[ $# -gt 0 && $want != *" $name "* ]] && continue
+  # uas_invite_auth.xml logs the Proxy-Authorization for check_digest.py (SIPp cannot verify it)
+  [[ $uas == uas_invite_auth.xml ]] && uas_args+=" -trace_logs -log_file $OUT/$name.authlog"
   rm -f "$OUT/$name".*
   # shellcheck disable=SC2086
   sipp $uas_args -i 127.0.0.1 -p "$UAS_PORT" -m 1 -nostdin -timeout 40s -timeout_error \
