@@ -353,3 +353,47 @@ fn calls_over_tcp() {
         20
     );
 }
+
+#[test]
+fn session_timer_refresh_keeps_the_call_up() {
+    let uas = Sipp::uas("uas_session.xml", &["-m", "1"]);
+    let gw = Gateway::start(&trunk_route("uas", &uas.addr()));
+    // Refresh at 50 s, hang up at 120 s: past the first 90 s interval.
+    let run = uac(
+        "uac_session_refresh.xml",
+        &gw.sip(),
+        &["-m", "1"],
+        Duration::from_secs(170),
+    );
+    assert_eq!(run.code, 0, "{}", run.output);
+    assert_eq!(uas.wait(Duration::from_secs(20)), 0);
+    let cdr = &gw.wait_cdrs(1)[0];
+    assert_eq!(cdr["hangup_cause"], "caller hangup");
+    assert!(cdr["billsec"].as_u64().unwrap() >= 119, "{cdr}");
+}
+
+#[test]
+fn session_without_refresh_is_ended_at_expiry() {
+    let uas = Sipp::uas("uas", &["-m", "1"]);
+    let gw = Gateway::start(&trunk_route("uas", &uas.addr()));
+    let run = uac(
+        "uac_session_expire.xml",
+        &gw.sip(),
+        &["-m", "1"],
+        Duration::from_secs(170),
+    );
+    assert_eq!(
+        run.code, 0,
+        "the caller did not get a BYE at expiry: {}",
+        run.output
+    );
+    assert_eq!(
+        uas.wait(Duration::from_secs(20)),
+        0,
+        "the trunk did not get a BYE"
+    );
+    let cdr = &gw.wait_cdrs(1)[0];
+    assert_eq!(cdr["hangup_cause"], "session expired");
+    let billsec = cdr["billsec"].as_u64().unwrap();
+    assert!((89..=95).contains(&billsec), "{cdr}");
+}

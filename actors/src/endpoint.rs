@@ -134,6 +134,7 @@ enum Route {
 
 /// State of the endpoint actor.
 pub struct EndpointState {
+    myself: ActorRef<EndpointMsg>,
     layer: TransactionLayer,
     udp: Arc<UdpSocket>,
     tcp: HashMap<SocketAddr, mpsc::Sender<Bytes>>,
@@ -169,6 +170,7 @@ impl Actor for Endpoint {
             tasks.push(tokio::spawn(tcp_accept(listener, myself.clone())));
         }
         Ok(EndpointState {
+            myself: myself.clone(),
             layer: TransactionLayer::new(args.timers),
             udp: args.udp,
             tcp: HashMap::new(),
@@ -389,9 +391,12 @@ fn unrouted(state: &mut EndpointState, key: Option<TransactionKey>, ev: SipEvent
     let code = match request.method {
         Method::Invite if !in_dialog => {
             state.routes.insert(call_id, Route::Pending(Vec::new()));
-            let _ = state
-                .supervisor
-                .send_message(SupervisorMsg::NewCall { key, request, peer });
+            let _ = state.supervisor.send_message(SupervisorMsg::NewCall {
+                key,
+                request,
+                peer,
+                endpoint: state.myself.clone(),
+            });
             return;
         }
         Method::Options if !in_dialog => 200,

@@ -27,8 +27,13 @@ pub enum SupervisorMsg {
     SetContext(Arc<CallContext>),
     /// A new INVITE (the endpoint already sent 100 Trying).
     NewCall {
+        /// The endpoint, for answering when no call can be started.
+        endpoint: ActorRef<EndpointMsg>,
+        /// The INVITE's server transaction.
         key: TransactionKey,
+        /// The INVITE.
         request: rsip::Request,
+        /// Where it came from.
         peer: Peer,
     },
     /// A call's latest snapshot.
@@ -82,9 +87,12 @@ impl Actor for CallSupervisor {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             SupervisorMsg::SetContext(ctx) => state.ctx = Some(ctx),
-            SupervisorMsg::NewCall { key, request, peer } => {
-                new_call(&myself, state, key, request, peer).await
-            }
+            SupervisorMsg::NewCall {
+                endpoint,
+                key,
+                request,
+                peer,
+            } => new_call(&myself, state, endpoint, key, request, peer).await,
             SupervisorMsg::Update(snap) => {
                 if let Some(e) = state.calls.get_mut(&snap.id) {
                     e.snapshot = Some(*snap);
@@ -168,16 +176,17 @@ fn remove(state: &mut SupervisorState, actor: ActorId) -> Option<(CallId, Entry)
 async fn new_call(
     myself: &ActorRef<SupervisorMsg>,
     state: &mut SupervisorState,
+    endpoint: ActorRef<EndpointMsg>,
     key: TransactionKey,
     request: rsip::Request,
     peer: Peer,
 ) {
     let Some(ctx) = state.ctx.clone() else {
-        return reject(myself, None, key, &request, 503);
+        return reject(&endpoint, key, &request, 503);
     };
     if state.calls.len() >= ctx.config.sip.max_calls {
         metrics::counter!("switchboard_calls_rejected_total", "reason" => "max_calls").increment(1);
-        return reject(myself, Some(&ctx), key, &request, 503);
+        return reject(&endpoint, key, &request, 503);
     }
     let id = CallId::new();
     let args = CallArgs {
@@ -185,7 +194,7 @@ async fn new_call(
         key: key.clone(),
         invite: request.clone(),
         peer,
-        ctx: Arc::clone(&ctx),
+        ctx,
     };
     match Actor::spawn_linked(None, Call, args, myself.get_cell()).await {
         Ok((actor, _)) => {
@@ -201,28 +210,25 @@ async fn new_call(
         }
         Err(err) => {
             tracing::error!(%err, "cannot start call actor");
-            reject(myself, Some(&ctx), key, &request, 500);
+            reject(&endpoint, key, &request, 500);
         }
     }
 }
 
+/// Answer an INVITE no call was started for, and release its Call-ID.
 fn reject(
-    _myself: &ActorRef<SupervisorMsg>,
-    ctx: Option<&Arc<CallContext>>,
+    endpoint: &ActorRef<EndpointMsg>,
     key: TransactionKey,
     request: &rsip::Request,
     code: u16,
 ) {
-    let Some(ctx) = ctx else { return };
     let resp = make_response(request, code, Some(&message::new_tag()));
-    let _ = ctx.endpoint.send_message(EndpointMsg::SendResponse {
+    let _ = endpoint.send_message(EndpointMsg::SendResponse {
         key,
         response: resp,
     });
     if let Some(call_id) = switchboard_sip::message::MessageExt::call_id(request) {
-        let _ = ctx
-            .endpoint
-            .send_message(EndpointMsg::Unregister { call_id });
+        let _ = endpoint.send_message(EndpointMsg::Unregister { call_id });
     }
 }
 
