@@ -397,3 +397,79 @@ fn session_without_refresh_is_ended_at_expiry() {
     let billsec = cdr["billsec"].as_u64().unwrap();
     assert!((89..=95).contains(&billsec), "{cdr}");
 }
+
+#[test]
+fn operator_hangup_through_the_api_and_cli_views() {
+    let uas = Sipp::uas("uas", &["-m", "1"]);
+    let gw = Gateway::start(&trunk_route("uas", &uas.addr()));
+    let caller = std::thread::spawn({
+        let target = gw.sip();
+        move || {
+            uac(
+                "uac_wait_bye.xml",
+                &target,
+                &["-m", "1", "-s", "442071234567"],
+                Duration::from_secs(40),
+            )
+        }
+    });
+    let calls = gw.wait_calls(Duration::from_secs(10), |c| {
+        c.iter().any(|c| c["state"] == "answered")
+    });
+    let id = calls[0]["id"].as_str().expect("call id").to_string();
+    // One call by id, with both legs and their own Call-IDs.
+    let (code, call) = gw.get(&format!("/api/v1/calls/{id}"));
+    assert_eq!(code, 200);
+    assert_eq!(call["dst"], "442071234567");
+    assert_eq!(call["legs"].as_array().unwrap().len(), 2);
+    assert_ne!(
+        call["legs"][0]["call_id"], call["legs"][1]["call_id"],
+        "the B leg needs its own Call-ID"
+    );
+    // The CLI table shows it.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args([
+            "calls",
+            "--admin",
+            &format!("http://127.0.0.1:{}", gw.admin_port),
+        ])
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && table.contains(&id) && table.contains("1 active call"),
+        "{table}"
+    );
+    // Hang up: both legs get a BYE.
+    let (code, _) = gw
+        .try_request("DELETE", &format!("/api/v1/calls/{id}"))
+        .unwrap();
+    assert_eq!(code, 202);
+    let run = caller.join().unwrap();
+    assert_eq!(run.code, 0, "caller did not get a BYE: {}", run.output);
+    assert_eq!(
+        uas.wait(Duration::from_secs(10)),
+        0,
+        "trunk did not get a BYE"
+    );
+    assert_eq!(gw.wait_cdrs(1)[0]["hangup_cause"], "operator");
+    // Unknown ids are a JSON 404.
+    let (code, body) = gw.get(&format!("/api/v1/calls/{id}"));
+    assert_eq!(code, 404);
+    assert_eq!(body["error"]["code"], "not_found");
+    let (code, _) = gw.try_request("DELETE", "/api/v1/calls/nope").unwrap();
+    assert_eq!(code, 404);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args([
+            "cdrs",
+            "--admin",
+            &format!("http://127.0.0.1:{}", gw.admin_port),
+        ])
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains("ANSWERED") && table.contains("operator"),
+        "{table}"
+    );
+}

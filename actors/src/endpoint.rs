@@ -162,10 +162,16 @@ impl Actor for Endpoint {
         args: EndpointArgs,
     ) -> Result<EndpointState, ActorProcessingErr> {
         let (timer, timer_rx) = tokio::sync::watch::channel(None);
-        let mut tasks = vec![
-            tokio::spawn(udp_receive(Arc::clone(&args.udp), myself.clone())),
-            tokio::spawn(timer_task(timer_rx, myself.clone())),
-        ];
+        let mut tasks = vec![tokio::spawn(timer_task(timer_rx, myself.clone()))];
+        // Several receivers on the one socket parse datagrams in parallel;
+        // SIP over UDP already tolerates the reordering this may cause.
+        let receivers = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 4));
+        for _ in 0..receivers {
+            tasks.push(tokio::spawn(udp_receive(
+                Arc::clone(&args.udp),
+                myself.clone(),
+            )));
+        }
         if let Some(listener) = args.tcp {
             tasks.push(tokio::spawn(tcp_accept(listener, myself.clone())));
         }

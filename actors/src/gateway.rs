@@ -27,6 +27,9 @@ use crate::media::PortPool;
 use crate::supervisor::{CallSupervisor, SupervisorMsg};
 use crate::trunk::{initial_status, Trunk, TrunkArgs, TrunkMsg, TrunkStatus};
 
+/// Receive and send buffer asked for on the SIP UDP socket.
+pub const SIP_SOCKET_BUFFER: usize = 8 * 1024 * 1024;
+
 /// Restarts allowed per child within the window.
 pub const MAX_RESTARTS: usize = 5;
 /// The window for restart intensity.
@@ -104,6 +107,11 @@ impl Gateway {
                 addr: listen,
                 source,
             })?;
+        // Bursts of SIP at high call rates overflow the kernel's default
+        // ~200 KiB; ask for more (the kernel caps it at net.core.rmem_max).
+        let sock = socket2::SockRef::from(&udp);
+        let _ = sock.set_recv_buffer_size(SIP_SOCKET_BUFFER);
+        let _ = sock.set_send_buffer_size(SIP_SOCKET_BUFFER);
         let bound = udp.local_addr().map_err(|source| GatewayError::Bind {
             transport: "UDP",
             addr: listen,

@@ -99,7 +99,7 @@ impl CallState {
 
     pub(super) fn on_sip(&mut self, ev: SipEvent) {
         match ev {
-            SipEvent::Request { key, request, peer } => self.on_request(key, request, peer),
+            SipEvent::Request { key, request, .. } => self.on_request(key, request),
             SipEvent::Cancelled { invite } => {
                 if invite == self.a.key {
                     self.on_cancel();
@@ -110,7 +110,7 @@ impl CallState {
         }
     }
 
-    fn on_request(&mut self, key: Option<TransactionKey>, req: rsip::Request, peer: Peer) {
+    fn on_request(&mut self, key: Option<TransactionKey>, req: rsip::Request) {
         let Some(side) = self.side_of(req.call_id()) else {
             return;
         };
@@ -148,11 +148,10 @@ impl CallState {
         if !accepted {
             return respond(self, 500);
         }
-        let _ = peer;
         match req.method {
             Method::Bye => {
                 respond(self, 200);
-                tracing::info!(call = %self.id, by = ?side, "hangup");
+                tracing::debug!(call = %self.id, by = ?side, "hangup");
                 self.bye_side(other(side));
                 self.finish(
                     Disposition::Answered,
@@ -360,7 +359,7 @@ impl CallState {
             return; // cancelled or hung up already; the caller has its answer
         }
         let (to_a, disposition, cause) = map_failure(code);
-        tracing::info!(call = %self.id, code, "callee rejected");
+        tracing::debug!(call = %self.id, code, "callee rejected");
         self.fail(to_a, disposition, cause);
         if let Some(o) = self.outcome.as_mut() {
             o.code = Some(code);
@@ -434,7 +433,7 @@ impl CallState {
             self.session_at = Some(Instant::now() + iv);
         }
         metrics::counter!("switchboard_calls_answered_total").increment(1);
-        tracing::info!(call = %self.id, "answered");
+        tracing::debug!(call = %self.id, "answered");
     }
 
     fn retry_with_auth(&mut self, resp: &rsip::Response) -> bool {
@@ -561,7 +560,7 @@ impl CallState {
         if self.phase == Phase::Answered || self.a.final_sent {
             return;
         }
-        tracing::info!(call = %self.id, "caller cancelled");
+        tracing::debug!(call = %self.id, "caller cancelled");
         self.respond_a(487, None);
         self.cancel_pending = true;
         self.cancel_b();

@@ -469,7 +469,7 @@ impl CallState {
                 return self.fail(500, Disposition::Failed, "internal");
             }
         };
-        tracing::info!(call = %self.id, src = %mask_number(&self.src), dst = %mask_number(&self.dst), trunk = %trunk.name, "outbound INVITE");
+        tracing::debug!(call = %self.id, src = %mask_number(&self.src), dst = %mask_number(&self.dst), trunk = %trunk.name, "outbound INVITE");
         self.send(EndpointMsg::Register {
             call_id: b_call_id.clone(),
             owner: Owner::Call(self.myself.clone()),
