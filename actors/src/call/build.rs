@@ -141,11 +141,11 @@ pub fn outbound_invite<M: MessageExt>(
 pub fn response_to(
     req: &rsip::Request,
     code: u16,
-    tag: &str,
+    tag: Option<&str>,
     contact: Option<&str>,
     sdp: Option<Vec<u8>>,
 ) -> rsip::Response {
-    let mut resp = make_response(req, code, Some(tag));
+    let mut resp = make_response(req, code, tag);
     if let Some(c) = contact {
         resp.headers.push(Header::Contact(format!("<{c}>").into()));
     }

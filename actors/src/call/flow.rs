@@ -129,7 +129,9 @@ impl CallState {
             });
         };
         if side == Side::A && req.method == Method::Invite && req.to_tag().is_none() {
-            return; // a retransmission the layer did not absorb: ignore
+            // Another INVITE with this Call-ID outside the dialog: a merged or
+            // looped request (RFC 3261 §8.2.2.2).
+            return respond(self, 482);
         }
         let accepted = match self.dialog_mut(side) {
             None => {
@@ -151,6 +153,14 @@ impl CallState {
         match req.method {
             Method::Bye => {
                 respond(self, 200);
+                if self.phase == Phase::Ending {
+                    return; // our own BYE crossed theirs
+                }
+                if self.phase != Phase::Answered {
+                    // The callee left its early dialog.
+                    self.cancel_b();
+                    return self.fail(480, Disposition::NoAnswer, "callee left early");
+                }
                 tracing::debug!(call = %self.id, by = ?side, "hangup");
                 self.bye_side(other(side));
                 self.finish(
@@ -254,7 +264,7 @@ impl CallState {
         }
         if method == Method::Invite && (200..300).contains(&code) {
             // A retransmitted 2xx we already ACKed: ACK again.
-            if let Some(ack) = self.b.as_ref().and_then(|b| b.acks.get(&cseq)).cloned() {
+            if let Some(ack) = self.acks.get(&(side, cseq)).cloned() {
                 if let Some(peer) = self.peer(side) {
                     self.send(EndpointMsg::SendStateless {
                         peer,
@@ -306,7 +316,7 @@ impl CallState {
         let mut out = build::response_to(
             &r.request,
             code,
-            "",
+            None,
             (code < 300).then_some(contact.as_str()),
             sdp,
         );
@@ -334,11 +344,7 @@ impl CallState {
             peer,
             msg: ack.clone().into(),
         });
-        if side == Side::B {
-            if let Some(b) = self.b.as_mut() {
-                b.acks.insert(cseq, ack);
-            }
-        }
+        self.acks.insert((side, cseq), ack);
     }
 
     fn on_b_invite_response(&mut self, resp: rsip::Response, code: u16, cseq: u32) {

@@ -187,7 +187,6 @@ struct BLeg {
     dialog: Option<Dialog>,
     provisional: bool,
     auth_tries: u8,
-    acks: HashMap<u32, rsip::Request>,
     cancel_sent: bool,
     /// The INVITE transaction is over (final response or Timer B).
     invite_done: bool,
@@ -226,6 +225,9 @@ pub struct CallState {
     cancel_pending: bool,
     /// Requests relayed to the other leg, by the branch we sent them with.
     relayed: HashMap<String, Relayed>,
+    /// ACKs we sent for 2xx responses, by leg and CSeq, re-sent when the
+    /// 2xx is retransmitted.
+    acks: HashMap<(Side, u32), rsip::Request>,
     /// Branches of BYEs we sent and still wait for.
     byes: Vec<String>,
     no_answer_at: Option<Instant>,
@@ -291,6 +293,7 @@ impl Actor for Call {
             answer_ms: None,
             cancel_pending: false,
             relayed: HashMap::new(),
+            acks: HashMap::new(),
             byes: Vec::new(),
             no_answer_at: None,
             ack_wait_until: None,
@@ -350,7 +353,7 @@ impl CallState {
         }
         let contact = self.ctx.contact(self.a.peer.transport);
         let contact = (code < 300).then_some(contact.as_str());
-        let mut resp = build::response_to(&self.a.invite, code, &self.a.tag, contact, sdp);
+        let mut resp = build::response_to(&self.a.invite, code, Some(&self.a.tag), contact, sdp);
         if code == 200 {
             if let Some(se) = self.session_interval {
                 resp.headers.push(rsip::Header::Other(
@@ -486,7 +489,6 @@ impl CallState {
             dialog: None,
             provisional: false,
             auth_tries: 0,
-            acks: HashMap::new(),
             cancel_sent: false,
             invite_done: false,
             remote_media: None,
