@@ -14,9 +14,13 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Deserialize;
 use serde_json::json;
 use switchboard_actors::call::CallId;
+use switchboard_actors::devices::{CommandError, DeviceSupervisorMsg, MAX_COMMAND_BYTES};
 use switchboard_actors::endpoint::EndpointMsg;
+use switchboard_actors::mqtt::BrokerMsg;
 use switchboard_actors::supervisor::SupervisorMsg;
 use switchboard_actors::Gateway;
+use switchboard_mqtt::claim::{ClaimRejection, ClaimRequest};
+use switchboard_mqtt::DeviceId;
 use switchboard_storage::{recent_cdrs, Store, Tree};
 
 /// Longest wait for an actor to answer an admin request.
@@ -35,6 +39,8 @@ pub struct AdminState {
     pub metrics: PrometheusHandle,
     /// Whether test-only routes are on.
     pub test_hooks: bool,
+    /// Whether readiness waits for the embedded broker.
+    pub embedded_broker: bool,
 }
 
 /// A JSON error response.
@@ -93,6 +99,11 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/v1/calls/{id}/crash", post(crash_call))
         .route("/api/v1/cdrs", get(list_cdrs))
         .route("/api/v1/trunks", get(list_trunks))
+        .route("/api/v1/devices", get(list_devices))
+        .route("/api/v1/devices/claim", post(claim_device))
+        .route("/api/v1/devices/{id}", get(get_device))
+        .route("/api/v1/devices/{id}/commands", post(post_command))
+        .route("/api/v1/devices/{id}/commands/{req}", get(get_command))
         .fallback(|| async { ApiError::not_found("route") })
         .with_state(state)
 }
@@ -108,10 +119,22 @@ async fn sip_up(s: &AdminState) -> bool {
     ractor::call_t!(ep, EndpointMsg::Status, ACTOR_TIMEOUT.as_millis() as u64).is_ok()
 }
 
+/// The embedded broker answers (true when the broker is not embedded).
+async fn broker_up(s: &AdminState) -> bool {
+    if s.gateway.devices.is_none() || s.gateway.broker.borrow().is_none() && !s.embedded_broker {
+        return true;
+    }
+    let Some(b) = s.gateway.broker.borrow().clone() else {
+        return false;
+    };
+    ractor::call_t!(b, BrokerMsg::Status, ACTOR_TIMEOUT.as_millis() as u64).is_ok()
+}
+
 async fn ready(State(s): State<AdminState>) -> Response {
     let store = s.store.get(Tree::Meta, b"schema_version").is_ok();
     let sip = sip_up(&s).await;
-    let code = if store && sip {
+    let broker = broker_up(&s).await;
+    let code = if store && sip && broker {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
@@ -119,7 +142,7 @@ async fn ready(State(s): State<AdminState>) -> Response {
     (
         code,
         [(header::CACHE_CONTROL, "no-store")],
-        Json(json!({"ready": store && sip, "store": store, "sip": sip})),
+        Json(json!({"ready": store && sip && broker, "store": store, "sip": sip, "mqtt": broker})),
     )
         .into_response()
 }
@@ -248,4 +271,165 @@ async fn list_trunks(State(s): State<AdminState>) -> ApiResult {
         .map(|t| t.borrow().clone())
         .collect();
     ok_json(json!({"trunks": trunks}))
+}
+
+fn devices_actor(s: &AdminState) -> Result<ractor::ActorRef<DeviceSupervisorMsg>, ApiError> {
+    s.gateway.devices.clone().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "devices_disabled",
+            "devices are off ([mqtt] mode = \"off\")",
+        )
+    })
+}
+
+fn device_id(id: &str) -> Result<DeviceId, ApiError> {
+    DeviceId::parse(id).map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_device_id",
+            "device ids are 1-64 characters of A-Z a-z 0-9 _ -",
+        )
+    })
+}
+
+async fn list_devices(State(s): State<AdminState>) -> ApiResult {
+    let d = devices_actor(&s)?;
+    let list = ractor::call_t!(
+        d,
+        DeviceSupervisorMsg::List,
+        ACTOR_TIMEOUT.as_millis() as u64
+    )
+    .map_err(|_| ApiError::unavailable())?;
+    ok_json(json!({"devices": list}))
+}
+
+async fn get_device(State(s): State<AdminState>, Path(id): Path<String>) -> ApiResult {
+    let d = devices_actor(&s)?;
+    let id = device_id(&id)?;
+    let dev = ractor::call_t!(
+        d,
+        DeviceSupervisorMsg::Get,
+        ACTOR_TIMEOUT.as_millis() as u64,
+        id
+    )
+    .map_err(|_| ApiError::unavailable())?;
+    match dev {
+        Some(v) => ok_json(v),
+        None => Err(ApiError::not_found("device")),
+    }
+}
+
+async fn post_command(
+    State(s): State<AdminState>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult {
+    let d = devices_actor(&s)?;
+    let device = device_id(&id)?;
+    if body.len() > MAX_COMMAND_BYTES {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("commands are at most {MAX_COMMAND_BYTES} bytes"),
+        ));
+    }
+    let payload: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "bad_json", "the body must be JSON"))?;
+    let rec = ractor::call_t!(
+        d,
+        |reply| DeviceSupervisorMsg::Command {
+            device,
+            payload,
+            reply
+        },
+        ACTOR_TIMEOUT.as_millis() as u64
+    )
+    .map_err(|_| ApiError::unavailable())?;
+    match rec {
+        Ok(rec) => Ok((
+            StatusCode::ACCEPTED,
+            [(header::CACHE_CONTROL, "no-store")],
+            Json(rec),
+        )
+            .into_response()),
+        Err(CommandError::UnknownDevice) => Err(ApiError::not_found("device")),
+        Err(CommandError::Store) => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "store_error",
+            "the command could not be stored",
+        )),
+    }
+}
+
+async fn get_command(
+    State(s): State<AdminState>,
+    Path((id, req)): Path<(String, String)>,
+) -> ApiResult {
+    let device = device_id(&id)?;
+    let store = Arc::clone(&s.store);
+    let rec = tokio::task::spawn_blocking(move || {
+        switchboard_storage::get_command(store.as_ref(), device.as_str(), &req)
+    })
+    .await
+    .map_err(|_| ApiError::unavailable())?
+    .map_err(|_| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "store_error",
+            "the command could not be read",
+        )
+    })?;
+    match rec {
+        Some(r) => ok_json(r),
+        None => Err(ApiError::not_found("command")),
+    }
+}
+
+async fn claim_device(State(s): State<AdminState>, body: axum::body::Bytes) -> Response {
+    let reply = |code: StatusCode, body: Vec<u8>| {
+        (
+            code,
+            [
+                (header::CONTENT_TYPE, "application/json"),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            body,
+        )
+            .into_response()
+    };
+    let d = match devices_actor(&s) {
+        Ok(d) => d,
+        Err(e) => return e.into_response(),
+    };
+    let req = match ClaimRequest::from_json(&body) {
+        Ok(r) => r,
+        Err(r) => {
+            metrics::counter!("switchboard_claim_failures_total", "reason" => r.metric_reason())
+                .increment(1);
+            return reply(
+                StatusCode::BAD_REQUEST,
+                switchboard_mqtt::claim::ClaimResponse::rejected(r).to_json(),
+            );
+        }
+    };
+    match ractor::call_t!(
+        d,
+        DeviceSupervisorMsg::Claim,
+        ACTOR_TIMEOUT.as_millis() as u64,
+        req
+    ) {
+        Ok(Ok(ok)) => reply(StatusCode::OK, ok.to_json()),
+        Ok(Err(r)) => {
+            let code = match r {
+                ClaimRejection::Malformed => StatusCode::BAD_REQUEST,
+                _ => StatusCode::FORBIDDEN,
+            };
+            reply(
+                code,
+                switchboard_mqtt::claim::ClaimResponse::rejected(r).to_json(),
+            )
+        }
+        Err(_) => ApiError::unavailable().into_response(),
+    }
 }

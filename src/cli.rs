@@ -197,3 +197,52 @@ pub fn cdrs(api: &ApiArgs, limit: usize) -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// `switchboard devices`
+pub fn devices(api: &ApiArgs) -> anyhow::Result<()> {
+    let v = get(api, "/api/v1/devices")?;
+    if api.json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    let devices = v["devices"].as_array().cloned().unwrap_or_default();
+    let rows: Vec<Vec<String>> = devices
+        .iter()
+        .map(|d| {
+            vec![
+                s(&d["id"]),
+                s(&d["account"]),
+                if d["online"] == true {
+                    "online".into()
+                } else {
+                    "offline".into()
+                },
+                s(&d["last_seen"]),
+                s(&d["firmware"]),
+                s(&d["counters"]["messages_in"]),
+                s(&d["counters"]["messages_out"]),
+                s(&d["commands_pending"]),
+            ]
+        })
+        .collect();
+    print_table(
+        &[
+            "Device",
+            "Account",
+            "State",
+            "Last seen",
+            "Firmware",
+            "Msgs in",
+            "Msgs out",
+            "Cmds pending",
+        ],
+        &rows,
+    );
+    let online = devices.iter().filter(|d| d["online"] == true).count();
+    println!(
+        "{} device{}, {online} online",
+        devices.len(),
+        if devices.len() == 1 { "" } else { "s" }
+    );
+    Ok(())
+}

@@ -47,6 +47,8 @@ enum Command {
     Calls(cli::ApiArgs),
     /// Trunks and their state.
     Trunks(cli::ApiArgs),
+    /// Devices: online, last seen, firmware, counters.
+    Devices(cli::ApiArgs),
     /// Recent call detail records.
     Cdrs {
         #[command(flatten)]
@@ -64,6 +66,7 @@ fn main() -> std::process::ExitCode {
         Command::CheckConfig { file } => check_config(&file),
         Command::Calls(api) => cli::calls(&api),
         Command::Trunks(api) => cli::trunks(&api),
+        Command::Devices(api) => cli::devices(&api),
         Command::Cdrs { api, limit } => cli::cdrs(&api, limit),
     };
     match result {
@@ -146,6 +149,7 @@ async fn serve(config: Arc<Config>) -> anyhow::Result<()> {
         store: Arc::clone(&store),
         metrics,
         test_hooks: config.admin.test_hooks,
+        embedded_broker: config.mqtt.mode == switchboard_config::MqttMode::Embedded,
     };
     let listener = tokio::net::TcpListener::bind(config.admin.listen)
         .await

@@ -162,7 +162,11 @@ impl Actor for Endpoint {
         args: EndpointArgs,
     ) -> Result<EndpointState, ActorProcessingErr> {
         let (timer, timer_rx) = tokio::sync::watch::channel(None);
-        let mut tasks = vec![tokio::spawn(timer_task(timer_rx, myself.clone()))];
+        let mut tasks = vec![tokio::spawn(crate::timer::run(
+            timer_rx,
+            myself.clone(),
+            || EndpointMsg::Tick,
+        ))];
         // Several receivers on the one socket parse datagrams in parallel;
         // SIP over UDP already tolerates the reordering this may cause.
         let receivers = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 4));
@@ -253,7 +257,11 @@ impl Actor for Endpoint {
             EndpointMsg::TcpDown { addr } => {
                 state.tcp.remove(&addr);
             }
-            EndpointMsg::Tick => state.layer.handle_timeout(now),
+            EndpointMsg::Tick => {
+                state.layer.handle_timeout(now);
+                // The timer task waits for a new deadline after each tick.
+                state.timer.send_replace(None);
+            }
             EndpointMsg::Status(reply) => {
                 let _ = reply.send(EndpointStatus {
                     transactions: state.layer.len(),
@@ -420,33 +428,6 @@ fn unrouted(state: &mut EndpointState, key: Option<TransactionKey>, ev: SipEvent
     add_server_header(&mut resp, &state.user_agent);
     if let Err(err) = state.layer.send_response(now, &key, resp) {
         tracing::debug!(%err, "answer to unrouted request dropped");
-    }
-}
-
-/// Re-arms on every deadline change and sends `Tick` when it passes.
-async fn timer_task(
-    mut rx: tokio::sync::watch::Receiver<Option<Instant>>,
-    endpoint: ActorRef<EndpointMsg>,
-) {
-    loop {
-        let deadline = *rx.borrow_and_update();
-        match deadline {
-            Some(at) => {
-                tokio::select! {
-                    _ = tokio::time::sleep_until(at.into()) => {
-                        if endpoint.send_message(EndpointMsg::Tick).is_err() { return; }
-                        // Wait for the actor to publish the next deadline.
-                        if rx.changed().await.is_err() { return; }
-                    }
-                    r = rx.changed() => if r.is_err() { return },
-                }
-            }
-            None => {
-                if rx.changed().await.is_err() {
-                    return;
-                }
-            }
-        }
     }
 }
 

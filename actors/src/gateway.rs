@@ -22,8 +22,10 @@ use tokio::sync::watch;
 
 use crate::cdr;
 use crate::context::{sip_transport, CallContext, TrunkHandle};
+use crate::devices::{DeviceSupervisor, DeviceSupervisorArgs, DeviceSupervisorMsg};
 use crate::endpoint::{Endpoint, EndpointArgs, EndpointMsg};
 use crate::media::PortPool;
+use crate::mqtt::{BrokerActor, BrokerArgs, BrokerMsg};
 use crate::supervisor::{CallSupervisor, SupervisorMsg};
 use crate::trunk::{initial_status, Trunk, TrunkArgs, TrunkMsg, TrunkStatus};
 
@@ -62,6 +64,12 @@ pub enum GatewayError {
         /// The trunk.
         trunk: String,
     },
+    /// A configured feature that this build does not have yet.
+    #[error("{what} is not supported yet")]
+    NotYet {
+        /// The setting.
+        what: &'static str,
+    },
     /// The endpoint did not come up.
     #[error("the SIP endpoint stopped during start-up")]
     EndpointGone,
@@ -85,6 +93,10 @@ pub struct Gateway {
     pub ports: Arc<PortPool>,
     /// The bound SIP address.
     pub sip_addr: SocketAddr,
+    /// The device supervisor (None when `[mqtt] mode = "off"`).
+    pub devices: Option<ActorRef<DeviceSupervisorMsg>>,
+    /// Live broker reference (changes on restart; None when not embedded).
+    pub broker: watch::Receiver<Option<ActorRef<BrokerMsg>>>,
 }
 
 impl Gateway {
@@ -97,6 +109,16 @@ impl Gateway {
         {
             return Err(GatewayError::TlsNotSupported {
                 trunk: t.name.clone(),
+            });
+        }
+        if config.mqtt.mode == switchboard_config::MqttMode::External {
+            return Err(GatewayError::NotYet {
+                what: "[mqtt] mode = \"external\"",
+            });
+        }
+        if config.mqtt.tls_listen.is_some() {
+            return Err(GatewayError::NotYet {
+                what: "[mqtt] tls_listen",
             });
         }
         let listen = config.sip.listen;
@@ -132,8 +154,41 @@ impl Gateway {
             ip => ip,
         };
         let ports = PortPool::new(bind_ip, config.media.rtp_ports.clone());
-        let (cdrs, _writer) = cdr::start(store).map_err(GatewayError::CdrWriter)?;
+        let (cdrs, _writer) = cdr::start(Arc::clone(&store)).map_err(GatewayError::CdrWriter)?;
 
+        let mqtt_listener = match config.mqtt.mode {
+            switchboard_config::MqttMode::Embedded => {
+                let addr = config.mqtt.listen;
+                let l = TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| GatewayError::Bind {
+                        transport: "MQTT",
+                        addr,
+                        source,
+                    })?;
+                tracing::info!(%addr, "MQTT broker listening");
+                Some(Arc::new(l))
+            }
+            _ => None,
+        };
+        let devices = match config.mqtt.mode {
+            switchboard_config::MqttMode::Off => None,
+            _ => {
+                let args = DeviceSupervisorArgs {
+                    config: Arc::clone(&config),
+                    store: Arc::clone(&store),
+                };
+                let (d, _) =
+                    Actor::spawn(None, DeviceSupervisor, args)
+                        .await
+                        .map_err(|source| GatewayError::Spawn {
+                            which: "device supervisor",
+                            source,
+                        })?;
+                Some(d)
+            }
+        };
+        let (broker_tx, broker_rx) = watch::channel(None);
         let (supervisor, _) = Actor::spawn(None, CallSupervisor, ())
             .await
             .map_err(|source| GatewayError::Spawn {
@@ -156,6 +211,10 @@ impl Gateway {
             endpoint_tx,
             trunk_senders,
             sip_addr,
+            mqtt_listener,
+            devices: devices.clone(),
+            broker_tx,
+            store: Arc::clone(&store),
         };
         let (root, _) = Actor::spawn(Some("root".into()), Root, root_args)
             .await
@@ -164,6 +223,9 @@ impl Gateway {
                 source,
             })?;
         supervisor.get_cell().link(root.get_cell());
+        if let Some(d) = &devices {
+            d.get_cell().link(root.get_cell());
+        }
         // Wait for the root to publish the endpoint, then hand the context to the call supervisor.
         let mut ep_rx = endpoint_rx.clone();
         let endpoint = loop {
@@ -210,6 +272,8 @@ impl Gateway {
             trunks: trunk_status,
             ports,
             sip_addr: bound,
+            devices,
+            broker: broker_rx,
         })
     }
 
@@ -227,7 +291,6 @@ pub enum RootMsg {
 }
 
 /// What the root needs to (re)start its children.
-#[derive(Debug)]
 pub struct RootArgs {
     config: Arc<Config>,
     udp: Arc<UdpSocket>,
@@ -236,12 +299,25 @@ pub struct RootArgs {
     endpoint_tx: watch::Sender<Option<ActorRef<EndpointMsg>>>,
     trunk_senders: Vec<Arc<watch::Sender<TrunkStatus>>>,
     sip_addr: SocketAddr,
+    mqtt_listener: Option<Arc<TcpListener>>,
+    devices: Option<ActorRef<DeviceSupervisorMsg>>,
+    broker_tx: watch::Sender<Option<ActorRef<BrokerMsg>>>,
+    store: Arc<dyn Store>,
+}
+
+impl std::fmt::Debug for RootArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RootArgs")
+            .field("sip_addr", &self.sip_addr)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Child {
     Endpoint,
     Trunk(usize),
+    Broker,
 }
 
 /// State of the root supervisor.
@@ -267,6 +343,10 @@ impl Root {
     ) -> Result<(), ActorProcessingErr> {
         let a = &state.args;
         let cell: ActorCell = match &child {
+            Child::Broker => match self.spawn_broker(myself, state).await? {
+                Some(cell) => cell,
+                None => return Ok(()),
+            },
             Child::Endpoint => {
                 let args = EndpointArgs {
                     udp: Arc::clone(&a.udp),
@@ -317,6 +397,34 @@ impl Root {
         state.children.insert(cell.get_id(), child);
         Ok(())
     }
+
+    async fn spawn_broker(
+        &self,
+        myself: &ActorRef<RootMsg>,
+        state: &mut RootState,
+    ) -> Result<Option<ActorCell>, ActorProcessingErr> {
+        let a = &state.args;
+        let (Some(listener), Some(devices)) = (a.mqtt_listener.clone(), a.devices.clone()) else {
+            return Ok(None);
+        };
+        let max_packet = a.config.mqtt.max_packet_bytes;
+        let limits = switchboard_mqtt::broker::Limits {
+            max_packet,
+            max_clients: a.config.mqtt.max_connections,
+            ..Default::default()
+        };
+        let args = BrokerArgs {
+            listener,
+            limits,
+            store: Arc::clone(&a.store),
+            devices: devices.clone(),
+            max_packet,
+        };
+        let (b, _) = Actor::spawn_linked(None, BrokerActor, args, myself.get_cell()).await?;
+        let _ = devices.send_message(DeviceSupervisorMsg::SetBroker(b.clone()));
+        let _ = a.broker_tx.send(Some(b.clone()));
+        Ok(Some(b.get_cell()))
+    }
 }
 
 impl Actor for Root {
@@ -347,6 +455,7 @@ impl Actor for Root {
         for i in 0..state.args.config.trunks.len() {
             self.spawn_child(&myself, state, Child::Trunk(i)).await?;
         }
+        self.spawn_child(&myself, state, Child::Broker).await?;
         Ok(())
     }
 
@@ -378,8 +487,13 @@ impl Actor for Root {
             SupervisionEvent::ActorTerminated(cell, _, _) => (cell, false),
             _ => return Ok(()),
         };
-        if cell.get_id() == state.args.supervisor.get_id() {
-            tracing::error!("call supervisor stopped; shutting down");
+        let is_devices = state
+            .args
+            .devices
+            .as_ref()
+            .is_some_and(|d| d.get_id() == cell.get_id());
+        if cell.get_id() == state.args.supervisor.get_id() || is_devices {
+            tracing::error!("a supervisor stopped; shutting down");
             myself.stop(Some("call supervisor stopped".into()));
             return Ok(());
         }

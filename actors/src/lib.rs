@@ -1,15 +1,19 @@
 //! Actors and supervisors of switchboard (ractor), and the tokio drivers that
 //! move bytes for them: the SIP endpoint (RFC 3261 transports and the
 //! transaction layer), one `Call` actor per call (B2BUA), the call supervisor,
-//! one `Trunk` actor per trunk, the RTP relay (RFC 3550) and the CDR writer.
+//! one `Trunk` actor per trunk, the RTP relay (RFC 3550), the CDR writer, the
+//! embedded MQTT broker and one `DeviceSession` per connected device.
 
 pub mod call;
 pub mod cdr;
 pub mod context;
+pub mod devices;
 pub mod endpoint;
 pub mod gateway;
 pub mod media;
+pub mod mqtt;
 pub mod supervisor;
+pub mod timer;
 pub mod trunk;
 
 pub use call::{CallId, CallSnapshot};

@@ -1,5 +1,6 @@
 //! Environment overrides: `SWITCHBOARD_<SECTION>_<KEY>` for every scalar key of `[sip]`,
-//! `[media]`, `[admin]`, `[storage]` and `[log]`, plus per-trunk credentials
+//! `[media]`, `[admin]`, `[storage]`, `[log]`, `[mqtt]` and `[devices]` (e.g.
+//! `SWITCHBOARD_MQTT_PASSWORD`, `SWITCHBOARD_DEVICES_FLEET_SECRET`), plus per-trunk credentials
 //! `SWITCHBOARD_TRUNK_<NAME>_USERNAME` / `_PASSWORD` (NAME upper-cased, `-` as `_`).
 //!
 //! The environment wins over the file. An empty value clears the key (the default applies).
@@ -30,6 +31,22 @@ pub const SCALAR_KEYS: &[(&str, &str)] = &[
     ("storage", "path"),
     ("log", "level"),
     ("log", "json"),
+    ("mqtt", "mode"),
+    ("mqtt", "listen"),
+    ("mqtt", "tls_listen"),
+    ("mqtt", "tls_cert"),
+    ("mqtt", "tls_key"),
+    ("mqtt", "url"),
+    ("mqtt", "client_id"),
+    ("mqtt", "username"),
+    ("mqtt", "password"),
+    ("mqtt", "max_packet_bytes"),
+    ("mqtt", "max_connections"),
+    ("devices", "fleet_secret"),
+    ("devices", "claim_window_secs"),
+    ("devices", "default_account"),
+    ("devices", "command_timeout_secs"),
+    ("devices", "command_retries"),
 ];
 
 /// Env variable name for a scalar key, e.g. `SWITCHBOARD_SIP_T1_MS`.
@@ -66,6 +83,22 @@ fn slot<'a>(raw: &'a mut RawConfig, section: &str, key: &str) -> Option<Slot<'a>
         ("storage", "path") => Slot::Str(&mut raw.storage.path),
         ("log", "level") => Slot::Str(&mut raw.log.level),
         ("log", "json") => Slot::Bool(&mut raw.log.json),
+        ("mqtt", "mode") => Slot::Str(&mut raw.mqtt.mode),
+        ("mqtt", "listen") => Slot::Str(&mut raw.mqtt.listen),
+        ("mqtt", "tls_listen") => Slot::Str(&mut raw.mqtt.tls_listen),
+        ("mqtt", "tls_cert") => Slot::Str(&mut raw.mqtt.tls_cert),
+        ("mqtt", "tls_key") => Slot::Str(&mut raw.mqtt.tls_key),
+        ("mqtt", "url") => Slot::Str(&mut raw.mqtt.url),
+        ("mqtt", "client_id") => Slot::Str(&mut raw.mqtt.client_id),
+        ("mqtt", "username") => Slot::Str(&mut raw.mqtt.username),
+        ("mqtt", "password") => Slot::Str(&mut raw.mqtt.password),
+        ("mqtt", "max_packet_bytes") => Slot::U64(&mut raw.mqtt.max_packet_bytes),
+        ("mqtt", "max_connections") => Slot::U64(&mut raw.mqtt.max_connections),
+        ("devices", "fleet_secret") => Slot::Str(&mut raw.devices.fleet_secret),
+        ("devices", "claim_window_secs") => Slot::U64(&mut raw.devices.claim_window_secs),
+        ("devices", "default_account") => Slot::Str(&mut raw.devices.default_account),
+        ("devices", "command_timeout_secs") => Slot::U64(&mut raw.devices.command_timeout_secs),
+        ("devices", "command_retries") => Slot::U64(&mut raw.devices.command_retries),
         _ => return None,
     })
 }

@@ -1,5 +1,5 @@
 //! Typed configuration for switchboard: one TOML file (`[sip]`, `[media]`, `[admin]`,
-//! `[storage]`, `[log]`, `[[trunk]]`, `[[route]]`) plus `SWITCHBOARD_*` environment overrides,
+//! `[storage]`, `[log]`, `[mqtt]`, `[devices]`, `[[trunk]]`, `[[route]]`) plus `SWITCHBOARD_*` environment overrides,
 //! parsed and validated once into [`Config`] ("parse, don't validate").
 //!
 //! Loading never stops at the first problem: unknown keys, wrong types, bad addresses, unknown
@@ -10,6 +10,7 @@
 use std::net::IpAddr;
 use std::path::Path;
 
+mod devices;
 mod env;
 mod error;
 mod raw;
@@ -17,6 +18,7 @@ mod route;
 mod types;
 mod validate;
 
+pub use devices::{DevicesConfig, MqttConfig, MqttMode};
 pub use env::{trunk_env_name, var_name, ENV_PREFIX, SCALAR_KEYS};
 pub use error::{ConfigError, ConfigErrorKind, ConfigErrors};
 pub use route::{RouteConfig, RoutePattern, RouteTarget};
@@ -41,6 +43,10 @@ pub struct Config {
     pub routes: Vec<RouteConfig>,
     /// `[log]`.
     pub log: LogConfig,
+    /// `[mqtt]`: the embedded broker or the external one.
+    pub mqtt: MqttConfig,
+    /// `[devices]`: claim and command settings.
+    pub devices: DevicesConfig,
 }
 
 impl Config {

@@ -53,6 +53,34 @@ pub(crate) struct RawLog {
     pub json: Option<bool>,
 }
 
+/// `[mqtt]` as written.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawMqtt {
+    pub mode: Option<String>,
+    pub listen: Option<String>,
+    pub tls_listen: Option<String>,
+    pub tls_cert: Option<String>,
+    pub tls_key: Option<String>,
+    pub url: Option<String>,
+    pub client_id: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub max_packet_bytes: Option<u64>,
+    pub max_connections: Option<u64>,
+}
+
+/// `[devices]` as written.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawDevices {
+    pub fleet_secret: Option<String>,
+    pub claim_window_secs: Option<u64>,
+    pub default_account: Option<String>,
+    pub command_timeout_secs: Option<u64>,
+    pub command_retries: Option<u64>,
+}
+
 /// One `[[trunk]]` as written.
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -88,6 +116,8 @@ pub(crate) struct RawConfig {
     pub admin: RawAdmin,
     pub storage: RawStorage,
     pub log: RawLog,
+    pub mqtt: RawMqtt,
+    pub devices: RawDevices,
     pub trunks: Vec<RawTrunk>,
     pub routes: Vec<RawRoute>,
 }
@@ -117,6 +147,8 @@ pub(crate) fn parse(text: &str, errors: &mut Vec<ConfigError>) -> RawConfig {
             "admin" => raw.admin = section(&key, value, errors),
             "storage" => raw.storage = section(&key, value, errors),
             "log" => raw.log = section(&key, value, errors),
+            "mqtt" => raw.mqtt = section(&key, value, errors),
+            "devices" => raw.devices = section(&key, value, errors),
             "trunk" => raw.trunks = array(&key, value, errors),
             "route" => raw.routes = array(&key, value, errors),
             _ => errors.push(ConfigError::new(key, ConfigErrorKind::UnknownKey)),

@@ -37,6 +37,8 @@ fn example_loads_cleanly() {
     assert_eq!(c.admin, AdminConfig::default());
     assert_eq!(c.storage, StorageConfig::default());
     assert_eq!(c.log, LogConfig::default());
+    assert_eq!(c.mqtt, MqttConfig::default());
+    assert_eq!(c.devices, DevicesConfig::default());
     assert_eq!(c.trunks.len(), 2);
     let a = c.trunk("carrier-a").unwrap();
     assert_eq!(a.address, "192.0.2.10:5060".parse::<SocketAddr>().unwrap());

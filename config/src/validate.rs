@@ -17,18 +17,18 @@ use crate::types::{
 use crate::{env, Config};
 
 /// Collects errors; keys overridden from the environment are reported by variable name.
-struct Checker {
-    errors: Vec<ConfigError>,
-    origins: HashMap<String, String>,
+pub(crate) struct Checker {
+    pub(crate) errors: Vec<ConfigError>,
+    pub(crate) origins: HashMap<String, String>,
 }
 
 impl Checker {
-    fn err(&mut self, key: &str, kind: ConfigErrorKind) {
+    pub(crate) fn err(&mut self, key: &str, kind: ConfigErrorKind) {
         let key = self.origins.get(key).map_or(key, String::as_str);
         self.errors.push(ConfigError::new(key, kind));
     }
 
-    fn invalid(&mut self, key: &str, value: &str, expected: &str) {
+    pub(crate) fn invalid(&mut self, key: &str, value: &str, expected: &str) {
         self.err(
             key,
             ConfigErrorKind::Invalid {
@@ -39,7 +39,14 @@ impl Checker {
     }
 
     /// A number in `min..=max` (or the default when absent).
-    fn ranged(&mut self, key: &str, value: Option<u64>, default: u64, min: u64, max: u64) -> u64 {
+    pub(crate) fn ranged(
+        &mut self,
+        key: &str,
+        value: Option<u64>,
+        default: u64,
+        min: u64,
+        max: u64,
+    ) -> u64 {
         match value {
             None => default,
             Some(v) if (min..=max).contains(&v) => v,
@@ -58,7 +65,12 @@ impl Checker {
         }
     }
 
-    fn socket(&mut self, key: &str, value: Option<&str>, default: SocketAddr) -> SocketAddr {
+    pub(crate) fn socket(
+        &mut self,
+        key: &str,
+        value: Option<&str>,
+        default: SocketAddr,
+    ) -> SocketAddr {
         match value {
             None => default,
             Some(s) => s.trim().parse().unwrap_or_else(|_| {
@@ -81,7 +93,7 @@ impl Checker {
     }
 
     /// A non-empty single-line string.
-    fn text(&mut self, key: &str, value: Option<String>, default: &str) -> String {
+    pub(crate) fn text(&mut self, key: &str, value: Option<String>, default: &str) -> String {
         match value {
             None => default.to_string(),
             Some(s) if !s.trim().is_empty() && !s.chars().any(char::is_control) => s,
@@ -141,6 +153,8 @@ pub(crate) fn validate(
         },
         json: raw.log.json.unwrap_or(false),
     };
+    let mqtt = crate::devices::mqtt(&mut c, raw.mqtt);
+    let devices = crate::devices::devices(&mut c, raw.devices);
     let written_names: HashSet<String> = raw.trunks.iter().filter_map(|t| t.name.clone()).collect();
     let trunks = trunks(&mut c, raw.trunks);
     let routes = raw
@@ -158,6 +172,8 @@ pub(crate) fn validate(
             trunks,
             routes,
             log,
+            mqtt,
+            devices,
         })
     } else {
         Err(c.errors)

@@ -1,5 +1,6 @@
 //! Durable state for switchboard: the narrow [`Store`] trait, its default sled backend
-//! ([`SledStore`]) and typed records such as call detail records ([`cdr`]).
+//! ([`SledStore`]) and typed records such as call detail records ([`cdr`]) and device state
+//! ([`device`]: claimed devices, claim nonces, command queues).
 //!
 //! The trait is deliberately small (get, put, delete, prefix scan, atomic batch across trees,
 //! flush, count) so another backend (redb, Postgres) can replace sled. Every store carries a
@@ -7,11 +8,17 @@
 //! [`StoreError::SchemaTooNew`] instead of misreading it.
 
 pub mod cdr;
+pub mod device;
 mod error;
 mod sled_store;
 mod time;
 
 pub use cdr::{put_cdr, put_cdrs, recent_cdrs, Cdr, Disposition};
+pub use device::{
+    enqueue_command, get_command, get_device, list_devices, nonce_seen, pending_commands,
+    purge_nonces, put_device, record_nonce, update_command, CommandRecord, CommandStatus,
+    DeviceRecord, StoredCredentialData,
+};
 pub use error::{Corruption, StoreError};
 pub use sled_store::SledStore;
 pub use time::{now_unix_ms, rfc3339};
@@ -30,17 +37,32 @@ pub enum Tree {
     Meta,
     /// Call detail records, keyed by end time then call id.
     Cdrs,
+    /// Claimed devices, keyed by device id.
+    Devices,
+    /// Used claim nonces, keyed by device id, 0x00, nonce.
+    Nonces,
+    /// Device commands, keyed by device id, 0x00, big-endian seq (plus a request id index).
+    Commands,
 }
 
 impl Tree {
     /// Every tree, in a fixed order (the backend opens them all at start).
-    pub const ALL: &'static [Tree] = &[Tree::Meta, Tree::Cdrs];
+    pub const ALL: &'static [Tree] = &[
+        Tree::Meta,
+        Tree::Cdrs,
+        Tree::Devices,
+        Tree::Nonces,
+        Tree::Commands,
+    ];
 
     /// The backend's name for this tree; stable on disk, never rename.
     pub fn name(self) -> &'static str {
         match self {
             Tree::Meta => "meta",
             Tree::Cdrs => "cdrs",
+            Tree::Devices => "devices",
+            Tree::Nonces => "nonces",
+            Tree::Commands => "commands",
         }
     }
 
@@ -49,6 +71,9 @@ impl Tree {
         match self {
             Tree::Meta => 0,
             Tree::Cdrs => 1,
+            Tree::Devices => 2,
+            Tree::Nonces => 3,
+            Tree::Commands => 4,
         }
     }
 }
@@ -119,6 +144,7 @@ mod tests {
             assert_eq!(t.to_string(), t.name());
         }
         let mut names: Vec<_> = Tree::ALL.iter().map(|t| t.name()).collect();
+        names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), Tree::ALL.len());
     }

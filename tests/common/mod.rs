@@ -26,13 +26,20 @@ pub fn free_port() -> u16 {
         }
         if TcpListener::bind(("127.0.0.1", port)).is_ok()
             && UdpSocket::bind(("127.0.0.1", port + 1)).is_ok()
+            // Never hand the same port out twice in one process.
+            && HANDED_OUT.lock().unwrap().insert(port)
         {
             return port;
         }
     }
 }
 
+static HANDED_OUT: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
 static RTP_BLOCK: AtomicU16 = AtomicU16::new(0);
+/// Distinct names for temporary directories of this process.
+static UNIQUE: AtomicU16 = AtomicU16::new(0);
 
 /// A distinct block of 400 ports for each gateway started by this process.
 fn rtp_range() -> (u16, u16) {
@@ -47,6 +54,7 @@ pub struct Gateway {
     child: Option<Child>,
     pub sip_port: u16,
     pub admin_port: u16,
+    pub mqtt_port: u16,
     pub dir: PathBuf,
     pub config: PathBuf,
 }
@@ -54,15 +62,29 @@ pub struct Gateway {
 impl Gateway {
     /// Start with `extra` TOML appended (trunks and routes).
     pub fn start(extra: &str) -> Self {
-        let dir =
-            std::env::temp_dir().join(format!("sbtest-{}-{}", std::process::id(), free_port()));
+        Self::start_with(extra, "")
+    }
+
+    /// Start with `extra` TOML and more `[section]` keys in `sections`
+    /// (placed before `extra`).
+    pub fn start_with(extra: &str, sections: &str) -> Self {
+        // A counter, not a port: two gateways must never share a store.
+        let n = UNIQUE.fetch_add(1, Ordering::SeqCst);
+        let dir = std::env::temp_dir().join(format!("sbtest-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let sip_port = free_port();
         let admin_port = free_port();
         let (lo, hi) = rtp_range();
         let config = dir.join("switchboard.toml");
+        let mqtt_port = free_port();
+        let mqtt = if sections.contains("[mqtt]") {
+            String::new()
+        } else {
+            format!("[mqtt]\nlisten = \"127.0.0.1:{mqtt_port}\"\n\n")
+        };
         let toml = format!(
-            "[sip]\nlisten = \"127.0.0.1:{sip_port}\"\nt1_ms = 500\n\n[media]\nrtp_ports = \"{lo}-{hi}\"\n\n[admin]\nlisten = \"127.0.0.1:{admin_port}\"\ntest_hooks = true\n\n[storage]\npath = \"{}\"\n\n{extra}\n",
+            "[sip]\nlisten = \"127.0.0.1:{sip_port}\"\nt1_ms = 500\n\n[media]\nrtp_ports = \"{lo}-{hi}\"\n\n[admin]\nlisten = \"127.0.0.1:{admin_port}\"\ntest_hooks = true\n\n[storage]\npath = \"{}\"\n\n{mqtt}{sections}\n{extra}\n",
             dir.join("data").display()
         );
         std::fs::write(&config, toml).unwrap();
@@ -70,6 +92,7 @@ impl Gateway {
             child: None,
             sip_port,
             admin_port,
+            mqtt_port,
             dir,
             config,
         };
@@ -119,11 +142,22 @@ impl Gateway {
 
     /// An admin API request.
     pub fn try_request(&self, method: &str, path: &str) -> std::io::Result<(u16, Value)> {
+        self.request_body(method, path, "")
+    }
+
+    /// An admin API request with a JSON body.
+    pub fn request_body(
+        &self,
+        method: &str,
+        path: &str,
+        body: &str,
+    ) -> std::io::Result<(u16, Value)> {
         let mut s = TcpStream::connect(("127.0.0.1", self.admin_port))?;
         s.set_read_timeout(Some(Duration::from_secs(10)))?;
         write!(
             s,
-            "{method} {path} HTTP/1.0\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
+            "{method} {path} HTTP/1.0\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
         )?;
         let mut raw = String::new();
         s.read_to_string(&mut raw)?;
@@ -242,7 +276,8 @@ pub struct Sipp {
 /// Working directory for SIPp with the `pcap/` folder its built-in
 /// `uac_pcap` scenario expects.
 fn sipp_dir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("sipp-{}-{}", std::process::id(), free_port()));
+    let n = UNIQUE.fetch_add(1, Ordering::SeqCst);
+    let dir = std::env::temp_dir().join(format!("sipp-{}-{n}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let _ = std::os::unix::fs::symlink("/usr/share/sip-tester", dir.join("pcap"));
     dir

@@ -1,0 +1,497 @@
+//! ESP32 devices: the device supervisor and one `DeviceSession` actor per
+//! connected device.
+//!
+//! The supervisor receives every device event from the broker actor. It runs
+//! claims (MQTT and HTTP go through the same code, serialised here so a nonce
+//! can be checked and recorded without a race), keeps the registry of
+//! sessions with a live view of each device, spawns a session on connect
+//! (`spawn_linked`) and restarts a crashed one, at most `MAX_RESTARTS` times a
+//! minute per device.
+
+mod session;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use rumqttc::mqttbytes::QoS;
+use switchboard_config::Config;
+use switchboard_mqtt::broker::Principal;
+use switchboard_mqtt::claim::{self, ClaimRejection, ClaimRequest, ClaimResponse};
+use switchboard_mqtt::{credential, DeviceId, Topic};
+use switchboard_storage::{
+    enqueue_command, get_device, list_devices, nonce_seen, now_unix_ms, put_device, record_nonce,
+    rfc3339, CommandRecord, DeviceRecord, Store, StoreError, StoredCredentialData,
+};
+use tokio::sync::watch;
+
+use crate::mqtt::BrokerMsg;
+pub use session::{DeviceMsg, DeviceSession, DeviceView};
+
+/// Restarts allowed per device session within a minute.
+const MAX_RESTARTS: usize = 5;
+/// Largest command payload accepted from the API.
+pub const MAX_COMMAND_BYTES: usize = 16 * 1024;
+
+/// Messages of the device supervisor.
+#[derive(Debug)]
+pub enum DeviceSupervisorMsg {
+    /// The broker to publish through (sent once at start-up).
+    SetBroker(ActorRef<BrokerMsg>),
+    /// A client finished CONNECT.
+    Connected {
+        principal: Principal,
+        client_id: String,
+    },
+    /// A client went away.
+    Disconnected { principal: Principal, clean: bool },
+    /// A client was granted subscriptions.
+    Subscribed {
+        principal: Principal,
+        filters: Vec<String>,
+    },
+    /// A client published (after the ACL).
+    Published {
+        from: Principal,
+        topic: String,
+        payload: Bytes,
+    },
+    /// A claim over HTTP.
+    Claim(
+        ClaimRequest,
+        RpcReplyPort<Result<ClaimResponse, ClaimRejection>>,
+    ),
+    /// Queue a command for a device (delivered now if online, else on reconnect).
+    Command {
+        device: DeviceId,
+        payload: serde_json::Value,
+        reply: RpcReplyPort<Result<CommandRecord, CommandError>>,
+    },
+    /// All known devices.
+    List(RpcReplyPort<Vec<DeviceView>>),
+    /// One device.
+    Get(DeviceId, RpcReplyPort<Option<DeviceView>>),
+}
+
+/// Why a command was not accepted.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CommandError {
+    /// No such device has been claimed.
+    #[error("unknown device")]
+    UnknownDevice,
+    /// The store failed.
+    #[error("store error")]
+    Store,
+}
+
+struct Entry {
+    view: Arc<watch::Sender<DeviceView>>,
+    actor: Option<ActorRef<DeviceMsg>>,
+    restarts: Vec<Instant>,
+    /// Open MQTT connections of this device (it is offline at 0).
+    connections: usize,
+}
+
+/// State of the device supervisor.
+pub struct DeviceSupervisorState {
+    config: Arc<Config>,
+    store: Arc<dyn Store>,
+    broker: Option<ActorRef<BrokerMsg>>,
+    devices: HashMap<DeviceId, Entry>,
+    by_actor: HashMap<ActorId, DeviceId>,
+    broker_url: String,
+}
+
+/// Start-up arguments.
+pub struct DeviceSupervisorArgs {
+    /// Configuration.
+    pub config: Arc<Config>,
+    /// Store.
+    pub store: Arc<dyn Store>,
+}
+
+impl std::fmt::Debug for DeviceSupervisorArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceSupervisorArgs")
+            .finish_non_exhaustive()
+    }
+}
+
+/// The device supervisor actor.
+#[derive(Debug, Default)]
+pub struct DeviceSupervisor;
+
+impl Actor for DeviceSupervisor {
+    type Msg = DeviceSupervisorMsg;
+    type State = DeviceSupervisorState;
+    type Arguments = DeviceSupervisorArgs;
+
+    async fn pre_start(
+        &self,
+        _: ActorRef<DeviceSupervisorMsg>,
+        args: DeviceSupervisorArgs,
+    ) -> Result<DeviceSupervisorState, ActorProcessingErr> {
+        let broker_url = format!("mqtt://{}", args.config.mqtt.listen);
+        let mut state = DeviceSupervisorState {
+            config: args.config,
+            store: args.store,
+            broker: None,
+            devices: HashMap::new(),
+            by_actor: HashMap::new(),
+            broker_url,
+        };
+        // Known devices show up offline until they connect.
+        for rec in list_devices(state.store.as_ref(), 1_000_000)? {
+            if let Ok(id) = DeviceId::parse(&rec.id) {
+                state.entry(&id, Some(&rec));
+            }
+        }
+        metrics::gauge!("switchboard_devices_online").set(0.0);
+        Ok(state)
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<DeviceSupervisorMsg>,
+        msg: DeviceSupervisorMsg,
+        state: &mut DeviceSupervisorState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            DeviceSupervisorMsg::SetBroker(b) => state.broker = Some(b),
+            DeviceSupervisorMsg::Connected {
+                principal: Principal::Device(id),
+                ..
+            } => {
+                state.spawn(&myself, &id).await;
+                if let Some(e) = state.devices.get_mut(&id) {
+                    e.connections += 1;
+                    e.view.send_modify(|v| v.online = true);
+                }
+                state.send(&id, DeviceMsg::Online);
+                state.count_online();
+            }
+            DeviceSupervisorMsg::Connected { .. } => {}
+            DeviceSupervisorMsg::Disconnected {
+                principal: Principal::Device(id),
+                clean,
+            } => {
+                let Some(e) = state.devices.get_mut(&id) else {
+                    return Ok(());
+                };
+                e.connections = e.connections.saturating_sub(1);
+                if e.connections > 0 {
+                    return Ok(()); // another connection of the same device is still up
+                }
+                e.view.send_modify(|v| v.online = false);
+                // The session stops on Offline; forget it now so that a quick
+                // reconnect gets a fresh one instead of the stopping actor.
+                if let Some(a) = e.actor.take() {
+                    let _ = a.send_message(DeviceMsg::Offline { clean });
+                }
+                state.count_online();
+            }
+            DeviceSupervisorMsg::Disconnected { .. } => {}
+            DeviceSupervisorMsg::Subscribed {
+                principal: Principal::Device(id),
+                filters,
+            } => {
+                state.send(&id, DeviceMsg::Subscribed { filters });
+            }
+            DeviceSupervisorMsg::Subscribed { .. } => {}
+            DeviceSupervisorMsg::Published {
+                from,
+                topic,
+                payload,
+            } => state.published(&myself, from, &topic, payload).await,
+            DeviceSupervisorMsg::Claim(req, reply) => {
+                let _ = reply.send(state.claim(&req));
+            }
+            DeviceSupervisorMsg::Command {
+                device,
+                payload,
+                reply,
+            } => {
+                let _ = reply.send(state.command(&device, payload));
+            }
+            DeviceSupervisorMsg::List(reply) => {
+                let mut list: Vec<DeviceView> = state
+                    .devices
+                    .values()
+                    .map(|e| e.view.borrow().clone())
+                    .collect();
+                list.sort_by(|a, b| a.id.cmp(&b.id));
+                let _ = reply.send(list);
+            }
+            DeviceSupervisorMsg::Get(id, reply) => {
+                let _ = reply.send(state.devices.get(&id).map(|e| e.view.borrow().clone()));
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<DeviceSupervisorMsg>,
+        evt: SupervisionEvent,
+        state: &mut DeviceSupervisorState,
+    ) -> Result<(), ActorProcessingErr> {
+        match evt {
+            SupervisionEvent::ActorTerminated(cell, _, _) => {
+                if let Some(id) = state.by_actor.remove(&cell.get_id()) {
+                    if let Some(e) = state.devices.get_mut(&id) {
+                        // Only if it is still the current session of the device.
+                        if e.actor
+                            .as_ref()
+                            .is_some_and(|a| a.get_id() == cell.get_id())
+                        {
+                            e.actor = None;
+                        }
+                    }
+                }
+                state.count_online();
+            }
+            SupervisionEvent::ActorFailed(cell, err) => {
+                let Some(id) = state.by_actor.remove(&cell.get_id()) else {
+                    return Ok(());
+                };
+                metrics::counter!("switchboard_device_session_crashes_total").increment(1);
+                tracing::error!(device = %id, %err, "device session crashed");
+                let now = Instant::now();
+                let Some(e) = state.devices.get_mut(&id) else {
+                    return Ok(());
+                };
+                if e.actor
+                    .as_ref()
+                    .is_some_and(|a| a.get_id() != cell.get_id())
+                {
+                    return Ok(()); // an old session; the device has a new one
+                }
+                e.actor = None;
+                e.restarts
+                    .retain(|t| now.duration_since(*t) < Duration::from_secs(60));
+                let online = e.view.borrow().online;
+                if e.restarts.len() >= MAX_RESTARTS {
+                    tracing::error!(device = %id, "device session keeps crashing; not restarting");
+                    e.view.send_modify(|v| v.online = false);
+                } else if online {
+                    e.restarts.push(now);
+                    state.spawn(&myself, &id).await;
+                    state.send(&id, DeviceMsg::Online);
+                }
+                state.count_online();
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+impl DeviceSupervisorState {
+    fn entry(&mut self, id: &DeviceId, rec: Option<&DeviceRecord>) -> &mut Entry {
+        self.devices.entry(id.clone()).or_insert_with(|| {
+            let (view, _) = watch::channel(DeviceView::new(
+                id.as_str(),
+                rec.map(|r| r.account.clone()),
+                rec.and_then(|r| r.firmware.clone()),
+            ));
+            Entry {
+                view: Arc::new(view),
+                actor: None,
+                restarts: Vec::new(),
+                connections: 0,
+            }
+        })
+    }
+
+    fn count_online(&self) {
+        let n = self
+            .devices
+            .values()
+            .filter(|e| e.view.borrow().online)
+            .count();
+        metrics::gauge!("switchboard_devices_online").set(n as f64);
+    }
+
+    fn send(&self, id: &DeviceId, msg: DeviceMsg) {
+        if let Some(a) = self.devices.get(id).and_then(|e| e.actor.as_ref()) {
+            let _ = a.send_message(msg);
+        }
+    }
+
+    async fn spawn(&mut self, myself: &ActorRef<DeviceSupervisorMsg>, id: &DeviceId) {
+        let rec = get_device(self.store.as_ref(), id.as_str()).ok().flatten();
+        let (store, config, broker) = (
+            Arc::clone(&self.store),
+            Arc::clone(&self.config),
+            self.broker.clone(),
+        );
+        let entry = self.entry(id, rec.as_ref());
+        if entry.actor.is_some() {
+            return;
+        }
+        let Some(broker) = broker else { return };
+        let args = session::SessionArgs {
+            id: id.clone(),
+            store,
+            config,
+            broker,
+            view: entry.view.clone(),
+        };
+        match Actor::spawn_linked(None, DeviceSession, args, myself.get_cell()).await {
+            Ok((actor, _)) => {
+                self.by_actor.insert(actor.get_id(), id.clone());
+                if let Some(e) = self.devices.get_mut(id) {
+                    e.actor = Some(actor);
+                }
+            }
+            Err(err) => tracing::error!(device = %id, %err, "cannot start device session"),
+        }
+    }
+
+    async fn published(
+        &mut self,
+        myself: &ActorRef<DeviceSupervisorMsg>,
+        from: Principal,
+        topic: &str,
+        payload: Bytes,
+    ) {
+        metrics::counter!("switchboard_device_messages_in_total").increment(1);
+        match (from, Topic::parse(topic)) {
+            (Principal::Claimant(id), Ok(Topic::ClaimRequest(d))) if d == id => {
+                self.claim_over_mqtt(&id, &payload)
+            }
+            (Principal::Device(id), Ok(t)) if *t.device() == id => {
+                let has_session = self.devices.get(&id).is_some_and(|e| e.actor.is_some());
+                if !has_session {
+                    if matches!(t, Topic::Status(_)) && payload.as_ref() == b"offline" {
+                        // The Last Will of a device whose session already ended.
+                        if let Some(e) = self.devices.get(&id) {
+                            e.view.send_modify(|v| v.online = false);
+                        }
+                        self.count_online();
+                        return;
+                    }
+                    // A connected device without a session (e.g. after a restart of this supervisor).
+                    self.spawn(myself, &id).await;
+                    self.send(&id, DeviceMsg::Online);
+                }
+                self.send(&id, DeviceMsg::Message { topic: t, payload });
+            }
+            _ => {}
+        }
+    }
+
+    fn claim_over_mqtt(&mut self, id: &DeviceId, payload: &[u8]) {
+        let req = match ClaimRequest::from_json(payload) {
+            Ok(r) if r.device_id == id.as_str() => r,
+            Ok(_) | Err(_) => {
+                // Without a parseable nonce there is no topic to answer on.
+                metrics::counter!("switchboard_claim_failures_total", "reason" => "malformed")
+                    .increment(1);
+                return;
+            }
+        };
+        let response = match self.claim(&req) {
+            Ok(ok) => ok,
+            Err(r) => ClaimResponse::rejected(r),
+        };
+        let topic = Topic::ClaimResponse(id.clone(), req.nonce.clone()).to_string();
+        if let Some(b) = &self.broker {
+            let _ = b.send_message(BrokerMsg::Publish {
+                topic,
+                payload: Bytes::from(response.to_json()),
+                qos: QoS::AtLeastOnce,
+                retain: false,
+            });
+        }
+    }
+
+    /// Check a claim and, when genuine and fresh, bind the device to the
+    /// default account with a new credential. The nonce and the credential
+    /// are on disk before the answer leaves.
+    fn claim(&mut self, req: &ClaimRequest) -> Result<ClaimResponse, ClaimRejection> {
+        let result = self.try_claim(req);
+        match &result {
+            Ok(_) => metrics::counter!("switchboard_claims_total").increment(1),
+            Err(r) => {
+                metrics::counter!("switchboard_claim_failures_total", "reason" => r.metric_reason()).increment(1);
+                tracing::info!(device = %req.device_id, reason = r.metric_reason(), "claim refused");
+            }
+        }
+        result
+    }
+
+    fn try_claim(&mut self, req: &ClaimRequest) -> Result<ClaimResponse, ClaimRejection> {
+        let Some(fleet) = self.config.devices.fleet_secret.as_ref() else {
+            return Err(ClaimRejection::Disabled);
+        };
+        let id = DeviceId::parse(&req.device_id).map_err(|_| ClaimRejection::Malformed)?;
+        let secret = claim::device_secret(fleet.expose().as_bytes(), id.as_str());
+        let store = self.store.as_ref();
+        let seen =
+            nonce_seen(store, id.as_str(), &req.nonce).map_err(|_| ClaimRejection::Disabled)?;
+        let now = (now_unix_ms() / 1000) as i64;
+        let window = i64::from(self.config.devices.claim_window_secs);
+        claim::verify(req, &secret, now, window, seen)?;
+        let fresh = record_nonce(store, id.as_str(), &req.nonce, req.ts.max(now) + window)
+            .map_err(|_| ClaimRejection::Disabled)?;
+        if !fresh {
+            return Err(ClaimRejection::Replay);
+        }
+        let (password, stored) = credential::issue();
+        let previous = get_device(store, id.as_str()).ok().flatten();
+        let rec = DeviceRecord {
+            v: 1,
+            id: id.as_str().to_string(),
+            account: previous.as_ref().map_or_else(
+                || self.config.devices.default_account.clone(),
+                |p| p.account.clone(),
+            ),
+            credential: StoredCredentialData {
+                salt: stored.salt,
+                hash: stored.hash,
+            },
+            claimed_at: rfc3339(now_unix_ms()),
+            firmware: previous.and_then(|p| p.firmware),
+        };
+        put_device(store, &rec).map_err(|err: StoreError| {
+            tracing::error!(%err, "storing a claimed device failed");
+            ClaimRejection::Disabled
+        })?;
+        let entry = self.entry(&id, Some(&rec));
+        entry
+            .view
+            .send_modify(|v| v.account = Some(rec.account.clone()));
+        Ok(ClaimResponse::success(
+            id.as_str(),
+            id.as_str(),
+            &password,
+            &self.broker_url,
+        ))
+    }
+
+    fn command(
+        &mut self,
+        id: &DeviceId,
+        payload: serde_json::Value,
+    ) -> Result<CommandRecord, CommandError> {
+        let store = self.store.as_ref();
+        if get_device(store, id.as_str())
+            .map_err(|_| CommandError::Store)?
+            .is_none()
+        {
+            return Err(CommandError::UnknownDevice);
+        }
+        let req_id = format!("{:016x}", rand::random::<u64>());
+        let rec = enqueue_command(store, id.as_str(), &req_id, payload, now_unix_ms()).map_err(
+            |err| {
+                tracing::error!(%err, "queueing a command failed");
+                CommandError::Store
+            },
+        )?;
+        self.send(id, DeviceMsg::CommandQueued);
+        Ok(rec)
+    }
+}

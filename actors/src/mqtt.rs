@@ -1,0 +1,431 @@
+//! The embedded MQTT broker (MQTT 3.1.1): a TCP driver that only moves bytes
+//! and the `Broker` actor that owns the sans-IO broker core from
+//! `switchboard-mqtt`, authenticates devices against the store and routes
+//! their messages to the device supervisor.
+//!
+//! Each connection has a reader task (bytes → packets, bounded by
+//! `[mqtt] max_packet_bytes`) and a writer task fed by a bounded queue; a
+//! client that cannot keep up is disconnected, never buffered without limit.
+//! A malformed or oversized packet closes that connection only.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use rumqttc::mqttbytes::v4::{ConnectReturnCode, Packet};
+use rumqttc::mqttbytes::QoS;
+use switchboard_mqtt::broker::{
+    AuthDecision, Authorizer, Broker, BrokerEvent, CloseReason, ConnId, Limits, Principal,
+};
+use switchboard_mqtt::{
+    claimant_may_publish, claimant_may_subscribe, may_publish, may_subscribe, DeviceId,
+};
+use switchboard_storage::{get_device, Store};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+
+use crate::devices::DeviceSupervisorMsg;
+
+/// Packets queued toward one client before it counts as too slow.
+const CLIENT_QUEUE: usize = 512;
+
+/// Messages of the broker actor.
+#[derive(Debug)]
+pub enum BrokerMsg {
+    /// A connection was accepted; packets for it go to `tx`.
+    Accepted {
+        conn: ConnId,
+        tx: mpsc::Sender<Packet>,
+    },
+    /// A decoded packet.
+    Packet { conn: ConnId, packet: Packet },
+    /// The client sent bytes that are not MQTT (or too large).
+    ProtocolError { conn: ConnId },
+    /// The client asked for a protocol level we do not speak.
+    UnsupportedProtocol { conn: ConnId },
+    /// The transport closed.
+    Closed { conn: ConnId },
+    /// Publish from the gateway.
+    Publish {
+        topic: String,
+        payload: Bytes,
+        qos: QoS,
+        retain: bool,
+    },
+    /// Timer tick.
+    Tick,
+    /// Counters for status and readiness.
+    Status(RpcReplyPort<BrokerStatus>),
+}
+
+/// Broker counters.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BrokerStatus {
+    /// Connected clients.
+    pub clients: usize,
+    /// Retained messages.
+    pub retained: usize,
+    /// The listening address.
+    pub listen: String,
+}
+
+/// Start-up arguments of the broker actor.
+pub struct BrokerArgs {
+    /// Listener already bound.
+    pub listener: Arc<TcpListener>,
+    /// Limits of the core.
+    pub limits: Limits,
+    /// The store (device credentials).
+    pub store: Arc<dyn Store>,
+    /// Where device traffic goes.
+    pub devices: ActorRef<DeviceSupervisorMsg>,
+    /// Largest packet accepted.
+    pub max_packet: usize,
+}
+
+impl std::fmt::Debug for BrokerArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BrokerArgs").finish_non_exhaustive()
+    }
+}
+
+/// Checks device credentials against the store and applies the topic rules.
+pub struct StoreAuthorizer {
+    store: Arc<dyn Store>,
+}
+
+impl Authorizer for StoreAuthorizer {
+    fn authenticate(
+        &mut self,
+        client_id: &str,
+        username: Option<&str>,
+        password: Option<&str>,
+    ) -> AuthDecision {
+        let Some(id) = username.and_then(|u| DeviceId::parse(u).ok()) else {
+            metrics::counter!("switchboard_mqtt_auth_failures_total", "reason" => "bad_username")
+                .increment(1);
+            return AuthDecision::Reject(ConnectReturnCode::BadUserNamePassword);
+        };
+        let password = password.unwrap_or("");
+        if password.is_empty() {
+            // Not claimed yet: may only run the claim exchange for its own id.
+            if client_id.is_empty() || client_id.len() > 128 {
+                return AuthDecision::Reject(ConnectReturnCode::BadClientId);
+            }
+            return AuthDecision::Accept(Principal::Claimant(id));
+        }
+        match get_device(self.store.as_ref(), id.as_str()) {
+            Ok(Some(rec)) => {
+                let stored = switchboard_mqtt::credential::StoredCredential {
+                    salt: rec.credential.salt.clone(),
+                    hash: rec.credential.hash.clone(),
+                };
+                if stored.verify(password) {
+                    AuthDecision::Accept(Principal::Device(id))
+                } else {
+                    metrics::counter!("switchboard_mqtt_auth_failures_total", "reason" => "bad_credential").increment(1);
+                    AuthDecision::Reject(ConnectReturnCode::BadUserNamePassword)
+                }
+            }
+            Ok(None) => {
+                metrics::counter!("switchboard_mqtt_auth_failures_total", "reason" => "unknown_device").increment(1);
+                AuthDecision::Reject(ConnectReturnCode::BadUserNamePassword)
+            }
+            Err(err) => {
+                tracing::error!(%err, "device lookup failed");
+                AuthDecision::Reject(ConnectReturnCode::ServiceUnavailable)
+            }
+        }
+    }
+
+    fn may_publish(&self, who: &Principal, topic: &str) -> bool {
+        match who {
+            Principal::Device(id) => may_publish(id, topic),
+            Principal::Claimant(id) => claimant_may_publish(id, topic),
+            Principal::Service(_) => true,
+        }
+    }
+
+    fn may_subscribe(&self, who: &Principal, filter: &str) -> bool {
+        match who {
+            Principal::Device(id) => may_subscribe(id, filter),
+            Principal::Claimant(id) => claimant_may_subscribe(id, filter),
+            Principal::Service(_) => true,
+        }
+    }
+}
+
+/// State of the broker actor.
+pub struct BrokerState {
+    core: Broker,
+    auth: StoreAuthorizer,
+    conns: HashMap<ConnId, mpsc::Sender<Packet>>,
+    devices: ActorRef<DeviceSupervisorMsg>,
+    timer: watch::Sender<Option<Instant>>,
+    listen: String,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// The broker actor.
+#[derive(Debug, Default)]
+pub struct BrokerActor;
+
+impl Actor for BrokerActor {
+    type Msg = BrokerMsg;
+    type State = BrokerState;
+    type Arguments = BrokerArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<BrokerMsg>,
+        args: BrokerArgs,
+    ) -> Result<BrokerState, ActorProcessingErr> {
+        let (timer, timer_rx) = watch::channel(None);
+        let listen = args
+            .listener
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        let tasks = vec![
+            tokio::spawn(crate::timer::run(timer_rx, myself.clone(), || {
+                BrokerMsg::Tick
+            })),
+            tokio::spawn(accept(
+                Arc::clone(&args.listener),
+                myself.clone(),
+                args.max_packet,
+            )),
+        ];
+        Ok(BrokerState {
+            core: Broker::new(args.limits),
+            auth: StoreAuthorizer { store: args.store },
+            conns: HashMap::new(),
+            devices: args.devices,
+            timer,
+            listen,
+            tasks,
+        })
+    }
+
+    async fn post_stop(
+        &self,
+        _: ActorRef<BrokerMsg>,
+        state: &mut BrokerState,
+    ) -> Result<(), ActorProcessingErr> {
+        for t in &state.tasks {
+            t.abort();
+        }
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<BrokerMsg>,
+        msg: BrokerMsg,
+        state: &mut BrokerState,
+    ) -> Result<(), ActorProcessingErr> {
+        let now = Instant::now();
+        match msg {
+            BrokerMsg::Accepted { conn, tx } => {
+                state.conns.insert(conn, tx);
+                state.core.accepted(now, conn);
+            }
+            BrokerMsg::Packet { conn, packet } => {
+                metrics::counter!("switchboard_mqtt_packets_in_total").increment(1);
+                state.core.handle_packet(now, conn, packet, &mut state.auth);
+            }
+            BrokerMsg::ProtocolError { conn } => {
+                metrics::counter!("switchboard_mqtt_protocol_errors_total").increment(1);
+                state.core.protocol_error(now, conn);
+            }
+            BrokerMsg::UnsupportedProtocol { conn } => state.core.unsupported_protocol(now, conn),
+            BrokerMsg::Closed { conn } => {
+                state.core.closed(now, conn);
+                state.conns.remove(&conn);
+            }
+            BrokerMsg::Publish {
+                topic,
+                payload,
+                qos,
+                retain,
+            } => state.core.publish(now, &topic, payload, qos, retain),
+            BrokerMsg::Tick => {
+                state.core.handle_timeout(now);
+                // The timer task waits for a new deadline after each tick.
+                state.timer.send_replace(None);
+            }
+            BrokerMsg::Status(reply) => {
+                let _ = reply.send(BrokerStatus {
+                    clients: state.core.clients(),
+                    retained: state.core.retained(),
+                    listen: state.listen.clone(),
+                });
+            }
+        }
+        pump(state);
+        Ok(())
+    }
+}
+
+fn pump(state: &mut BrokerState) {
+    while let Some((conn, packet)) = state.core.poll_transmit() {
+        let Some(tx) = state.conns.get(&conn) else {
+            continue;
+        };
+        if tx.try_send(packet).is_err() {
+            // Too slow (or gone): drop the connection rather than buffer without bound.
+            metrics::counter!("switchboard_mqtt_slow_consumers_total").increment(1);
+            state.conns.remove(&conn);
+            state.core.closed(Instant::now(), conn);
+        } else {
+            metrics::counter!("switchboard_mqtt_packets_out_total").increment(1);
+        }
+    }
+    while let Some(ev) = state.core.poll_event() {
+        match ev {
+            BrokerEvent::Close { conn, reason } => {
+                tracing::debug!(conn, ?reason, "closing MQTT connection");
+                // Dropping the sender ends the writer after it flushed the queue.
+                state.conns.remove(&conn);
+            }
+            BrokerEvent::Connected {
+                principal,
+                client_id,
+                ..
+            } => {
+                metrics::gauge!("switchboard_mqtt_clients").set(state.core.clients() as f64);
+                let _ = state.devices.send_message(DeviceSupervisorMsg::Connected {
+                    principal,
+                    client_id,
+                });
+            }
+            BrokerEvent::Disconnected {
+                principal, reason, ..
+            } => {
+                metrics::gauge!("switchboard_mqtt_clients").set(state.core.clients() as f64);
+                let _ = state
+                    .devices
+                    .send_message(DeviceSupervisorMsg::Disconnected {
+                        principal,
+                        clean: reason == CloseReason::ClientDisconnect,
+                    });
+            }
+            BrokerEvent::Subscribed {
+                principal, filters, ..
+            } => {
+                let _ = state
+                    .devices
+                    .send_message(DeviceSupervisorMsg::Subscribed { principal, filters });
+            }
+            BrokerEvent::Published {
+                from,
+                topic,
+                payload,
+                ..
+            } => {
+                if let Some(from) = from {
+                    let _ = state.devices.send_message(DeviceSupervisorMsg::Published {
+                        from,
+                        topic,
+                        payload,
+                    });
+                }
+            }
+        }
+    }
+    let next = state.core.poll_timeout();
+    if *state.timer.borrow() != next {
+        let _ = state.timer.send(next);
+    }
+}
+
+static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
+
+async fn accept(listener: Arc<TcpListener>, broker: ActorRef<BrokerMsg>, max_packet: usize) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, addr)) => {
+                let _ = stream.set_nodelay(true);
+                let conn = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
+                tokio::spawn(connection(stream, addr, conn, broker.clone(), max_packet));
+            }
+            Err(err) => {
+                tracing::warn!(%err, "MQTT accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+async fn connection(
+    stream: TcpStream,
+    addr: SocketAddr,
+    conn: ConnId,
+    broker: ActorRef<BrokerMsg>,
+    max_packet: usize,
+) {
+    let (tx, mut rx) = mpsc::channel::<Packet>(CLIENT_QUEUE);
+    if broker
+        .send_message(BrokerMsg::Accepted { conn, tx })
+        .is_err()
+    {
+        return;
+    }
+    let (mut rd, mut wr) = stream.into_split();
+    let writer = tokio::spawn(async move {
+        let mut buf = BytesMut::with_capacity(256);
+        while let Some(packet) = rx.recv().await {
+            buf.clear();
+            if packet.write(&mut buf, usize::MAX).is_err() {
+                break;
+            }
+            // Coalesce whatever else is queued into one write.
+            while let Ok(more) = rx.try_recv() {
+                if more.write(&mut buf, usize::MAX).is_err() || buf.len() > 64 * 1024 {
+                    break;
+                }
+            }
+            if wr.write_all(&buf).await.is_err() {
+                break;
+            }
+        }
+        let _ = wr.shutdown().await;
+    });
+    let mut buf = BytesMut::with_capacity(512);
+    let outcome = loop {
+        match Packet::read(&mut buf, max_packet) {
+            Ok(packet) => {
+                if broker
+                    .send_message(BrokerMsg::Packet { conn, packet })
+                    .is_err()
+                {
+                    break BrokerMsg::Closed { conn };
+                }
+                continue;
+            }
+            Err(rumqttc::mqttbytes::Error::InsufficientBytes(_)) => {}
+            Err(rumqttc::mqttbytes::Error::InvalidProtocolLevel(_)) => {
+                break BrokerMsg::UnsupportedProtocol { conn }
+            }
+            Err(err) => {
+                tracing::debug!(%addr, %err, "bad MQTT packet; closing");
+                break BrokerMsg::ProtocolError { conn };
+            }
+        }
+        if buf.capacity() - buf.len() < 256 {
+            buf.reserve(4096.min(max_packet + 8));
+        }
+        match rd.read_buf(&mut buf).await {
+            Ok(0) | Err(_) => break BrokerMsg::Closed { conn },
+            Ok(_) => {}
+        }
+    };
+    let _ = broker.send_message(outcome);
+    // The writer ends when the broker drops our sender; don't wait for it here.
+    drop(writer);
+}

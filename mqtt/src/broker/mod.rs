@@ -1,0 +1,710 @@
+//! The embedded MQTT broker core (MQTT Version 3.1.1, OASIS Standard, 29
+//! October 2014), sans-IO in the style of quinn-proto: the transport driver
+//! decodes packets with `rumqttc`'s codec and feeds them in with the time;
+//! the broker answers with packets to transmit ([`Broker::poll_transmit`]),
+//! events for the gateway ([`Broker::poll_event`]) and the next instant it
+//! wants to be woken ([`Broker::poll_timeout`]). It never reads the clock,
+//! does IO or spawns.
+//!
+//! Scope: CONNECT/CONNACK with an [`Authorizer`] (§3.1, §3.2), takeover of a
+//! client id (§3.1.4), persistent sessions in memory (§3.1.2.4), PUBLISH at
+//! QoS 0/1/2 inbound (§4.3) and QoS 0/1 outbound (granted QoS is capped at 1),
+//! per-topic ACL on PUBLISH and SUBSCRIBE, retained messages (§3.3.1.3), Last
+//! Will (§3.1.2.5), keep-alive (§3.1.2.10) and a CONNECT deadline. MQTT 3.1.1
+//! has no negative acknowledgement for PUBLISH, so a refused publish closes
+//! the connection (§3.3.5 allows this). Every map and queue is bounded by
+//! [`Limits`].
+
+mod connect;
+mod retained;
+mod router;
+mod session;
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod tests_session;
+
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rumqttc::mqttbytes::v4::{
+    ConnectReturnCode, LastWill, Packet, PubAck, PubComp, PubRec, Publish, SubAck, Subscribe,
+    SubscribeReasonCode, UnsubAck, Unsubscribe,
+};
+use rumqttc::mqttbytes::QoS;
+
+use retained::RetainedStore;
+use router::{valid_topic_filter, valid_topic_name, Router, SessionKey};
+use session::{Delivery, Message, Session};
+
+/// The transport driver's id for one connection.
+pub type ConnId = u64;
+
+/// Bounds on everything the broker keeps.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest packet the driver decodes (it passes this to `Packet::read`).
+    pub max_packet: usize,
+    /// Connected clients at once; more get CONNACK "server unavailable".
+    /// Connections still waiting for CONNECT are capped at the same number.
+    pub max_clients: usize,
+    /// Subscriptions per client; more get the SUBACK failure code 0x80.
+    pub max_subscriptions: usize,
+    /// Outgoing QoS 1 messages sent and not acknowledged, per client. Also
+    /// caps incoming QoS 2 messages waiting for PUBREL.
+    pub max_inflight: u16,
+    /// Messages waiting per client (offline persistent session, or inflight
+    /// window full). Offline: the oldest is dropped; online: the client is
+    /// closed as a slow consumer.
+    pub max_queued: usize,
+    /// Retained messages kept; beyond this, new retained topics are not kept.
+    pub max_retained: usize,
+    /// Longest client id accepted.
+    pub max_client_id: usize,
+    /// CONNECT must arrive within this after the transport connection.
+    pub connect_timeout: Duration,
+    /// Sessions kept, connected or not (persistent sessions outlive their
+    /// connection). When full, the session offline longest is dropped.
+    pub max_sessions: usize,
+    /// Levels (`/`-separated) in a topic name or filter.
+    pub max_topic_levels: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_packet: 64 * 1024,
+            max_clients: 20_000,
+            max_subscriptions: 32,
+            max_inflight: 32,
+            max_queued: 1000,
+            max_retained: 100_000,
+            max_client_id: 128,
+            connect_timeout: Duration::from_secs(10),
+            max_sessions: 40_000,
+            max_topic_levels: 32,
+        }
+    }
+}
+
+/// Who a connection is, decided by the [`Authorizer`] at CONNECT.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    /// A claimed device with its credential.
+    Device(crate::DeviceId),
+    /// A device that is not claimed yet: may only use `claim/{id}/request`
+    /// and `claim/{id}/response`.
+    Claimant(crate::DeviceId),
+    /// An operator/service account: every topic.
+    Service(String),
+}
+
+/// The [`Authorizer`]'s answer to a CONNECT.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthDecision {
+    /// Accept the connection as this principal.
+    Accept(Principal),
+    /// Refuse with this CONNACK return code (§3.2.2.3), e.g.
+    /// `BadUserNamePassword` or `NotAuthorized`.
+    Reject(ConnectReturnCode),
+}
+
+/// Implemented by the gateway (credential lookup in its store, topic rules
+/// from [`crate::may_publish`] / [`crate::may_subscribe`]).
+pub trait Authorizer {
+    /// Decide who the client is. `username`/`password` are `None` when absent
+    /// (or empty) in the CONNECT. `client_id` is as sent (may be empty).
+    fn authenticate(
+        &mut self,
+        client_id: &str,
+        username: Option<&str>,
+        password: Option<&str>,
+    ) -> AuthDecision;
+    /// Whether `who` may publish on `topic` (also asked for the Last Will).
+    fn may_publish(&self, who: &Principal, topic: &str) -> bool;
+    /// Whether `who` may subscribe to `filter`.
+    fn may_subscribe(&self, who: &Principal, filter: &str) -> bool;
+}
+
+/// Why a connection or session ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CloseReason {
+    /// A malformed or unexpected packet, an invalid topic, or an unsupported
+    /// protocol level.
+    ProtocolError,
+    /// Refused by the [`Authorizer`] at CONNECT or by the topic ACL.
+    NotAuthorized,
+    /// Nothing received for 1.5 × keep-alive (§3.1.2.10).
+    KeepAliveTimeout,
+    /// Another connection with the same client id took over (§3.1.4).
+    TakenOver,
+    /// Inflight window and queue are full.
+    SlowConsumer,
+    /// No CONNECT within [`Limits::connect_timeout`].
+    ConnectTimeout,
+    /// The client sent DISCONNECT.
+    ClientDisconnect,
+    /// [`Limits::max_clients`] (or [`Limits::max_sessions`]) reached.
+    TooManyClients,
+    /// The transport closed or failed without a DISCONNECT
+    /// ([`Broker::closed`]). Added to the agreed API: none of the others
+    /// describes a lost connection.
+    ConnectionLost,
+}
+
+/// What the broker tells the gateway.
+#[derive(Debug, Clone)]
+pub enum BrokerEvent {
+    /// A client completed CONNECT.
+    Connected {
+        /// Its connection.
+        conn: ConnId,
+        /// Its client id (a generated `auto-…` id if it sent an empty one).
+        client_id: String,
+        /// Who it is.
+        principal: Principal,
+    },
+    /// A client's connection ended (clean DISCONNECT, transport close,
+    /// error). `will_sent` says whether its Last Will was published.
+    Disconnected {
+        /// Its connection.
+        conn: ConnId,
+        /// Its client id.
+        client_id: String,
+        /// Who it was.
+        principal: Principal,
+        /// Why.
+        reason: CloseReason,
+        /// Whether its Last Will was published.
+        will_sent: bool,
+    },
+    /// A client was granted these subscription filters (after the ACL):
+    /// the gateway uses it to know when a device can receive its commands.
+    Subscribed {
+        /// Its connection.
+        conn: ConnId,
+        /// Who it is.
+        principal: Principal,
+        /// The filters granted by this SUBSCRIBE.
+        filters: Vec<String>,
+    },
+    /// Every publish accepted from a client (after ACL), including
+    /// published wills: the gateway's in-process view. Publishes made with
+    /// [`Broker::publish`] are not reported back.
+    Published {
+        /// The publishing client's principal (also for its will). `None` is
+        /// not produced today.
+        from: Option<Principal>,
+        /// Topic name.
+        topic: String,
+        /// Payload.
+        payload: Bytes,
+        /// QoS it was published with.
+        qos: QoS,
+        /// RETAIN flag it was published with.
+        retain: bool,
+    },
+    /// The driver must close this transport connection after flushing what
+    /// it already got from [`Broker::poll_transmit`] (drain transmits before
+    /// acting on this event: a refusing CONNACK precedes it).
+    Close {
+        /// The connection.
+        conn: ConnId,
+        /// Why.
+        reason: CloseReason,
+    },
+}
+
+enum ConnState {
+    AwaitingConnect,
+    Connected {
+        session: SessionKey,
+        keep_alive: u16,
+        last_rx: Instant,
+        will: Option<LastWill>,
+    },
+}
+
+struct Conn {
+    state: ConnState,
+    accepted_at: Instant,
+    /// The key of this connection's entry in `Broker::timers`, if any.
+    timer: Option<Instant>,
+}
+
+/// The broker core. See the module docs.
+pub struct Broker {
+    limits: Limits,
+    conns: HashMap<ConnId, Conn>,
+    sessions: HashMap<SessionKey, Session>,
+    by_client: HashMap<String, SessionKey>,
+    next_session: SessionKey,
+    next_auto_id: u64,
+    router: Router,
+    retained: RetainedStore,
+    /// (deadline, conn), at most one per connection; a deadline may be
+    /// earlier than the real one (keep-alive is extended lazily).
+    timers: BTreeSet<(Instant, ConnId)>,
+    transmits: VecDeque<(ConnId, Packet)>,
+    events: VecDeque<BrokerEvent>,
+    /// Connections the broker decided to close while routing (slow consumers).
+    pending_closes: Vec<(ConnId, CloseReason)>,
+    connected: usize,
+    awaiting: usize,
+    dropped: u64,
+}
+
+impl Broker {
+    /// A broker with these limits.
+    pub fn new(limits: Limits) -> Self {
+        Self {
+            retained: RetainedStore::new(limits.max_retained),
+            limits,
+            conns: HashMap::new(),
+            sessions: HashMap::new(),
+            by_client: HashMap::new(),
+            next_session: 1,
+            next_auto_id: 1,
+            router: Router::default(),
+            timers: BTreeSet::new(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            pending_closes: Vec::new(),
+            connected: 0,
+            awaiting: 0,
+            dropped: 0,
+        }
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// A transport connection was accepted. If too many connections are
+    /// already waiting for CONNECT, it is closed at once (`TooManyClients`).
+    pub fn accepted(&mut self, now: Instant, conn: ConnId) {
+        if self.conns.contains_key(&conn) {
+            return;
+        }
+        if self.awaiting >= self.limits.max_clients {
+            self.events.push_back(BrokerEvent::Close {
+                conn,
+                reason: CloseReason::TooManyClients,
+            });
+            return;
+        }
+        self.awaiting += 1;
+        self.conns.insert(
+            conn,
+            Conn {
+                state: ConnState::AwaitingConnect,
+                accepted_at: now,
+                timer: None,
+            },
+        );
+        self.schedule(conn);
+    }
+
+    /// One decoded packet from `conn`. Packets from unknown (already closed)
+    /// connections are ignored.
+    pub fn handle_packet(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        packet: Packet,
+        auth: &mut dyn Authorizer,
+    ) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let session = match &mut c.state {
+            ConnState::AwaitingConnect => {
+                match packet {
+                    Packet::Connect(connect) => self.on_connect(now, conn, connect, auth),
+                    // §3.1: the first packet must be CONNECT.
+                    _ => self.close(now, conn, CloseReason::ProtocolError, true),
+                }
+                self.drain_closes(now);
+                return;
+            }
+            ConnState::Connected {
+                session, last_rx, ..
+            } => {
+                *last_rx = now;
+                *session
+            }
+        };
+        match packet {
+            Packet::Publish(p) => self.on_publish(now, conn, session, p, auth),
+            Packet::PubAck(a) => self.on_puback(conn, session, a.pkid),
+            Packet::PubRel(r) => self.on_pubrel(conn, session, r.pkid),
+            // The broker sends QoS ≤ 1 only; stray QoS 2 acks are ignored.
+            Packet::PubRec(_) | Packet::PubComp(_) => {}
+            Packet::Subscribe(s) => self.on_subscribe(conn, session, s, auth),
+            Packet::Unsubscribe(u) => self.on_unsubscribe(conn, session, u),
+            Packet::PingReq => self.transmits.push_back((conn, Packet::PingResp)),
+            // §3.14.4: discard the will, close.
+            Packet::Disconnect => self.close(now, conn, CloseReason::ClientDisconnect, true),
+            // §3.1.0: a second CONNECT is a protocol violation; server-to-client
+            // packets from a client are too.
+            Packet::Connect(_)
+            | Packet::ConnAck(_)
+            | Packet::SubAck(_)
+            | Packet::UnsubAck(_)
+            | Packet::PingResp => self.close(now, conn, CloseReason::ProtocolError, true),
+        }
+        self.drain_closes(now);
+    }
+
+    /// The driver could not decode what `conn` sent (malformed / oversized):
+    /// close it and publish its will.
+    pub fn protocol_error(&mut self, now: Instant, conn: ConnId) {
+        self.close(now, conn, CloseReason::ProtocolError, true);
+        self.drain_closes(now);
+    }
+
+    /// The first packet of `conn` was a CONNECT with a protocol level this
+    /// broker does not speak (the codec fails with `InvalidProtocolLevel`):
+    /// answer CONNACK 0x01 and close (§3.1.2.2). Later in a connection this
+    /// is the same as [`Broker::protocol_error`].
+    pub fn unsupported_protocol(&mut self, now: Instant, conn: ConnId) {
+        if let Some(Conn {
+            state: ConnState::AwaitingConnect,
+            ..
+        }) = self.conns.get(&conn)
+        {
+            self.refuse(conn, ConnectReturnCode::RefusedProtocolVersion);
+            self.close(now, conn, CloseReason::ProtocolError, true);
+        } else {
+            self.protocol_error(now, conn);
+        }
+        self.drain_closes(now);
+    }
+
+    /// The transport closed or failed: the session ends (will published
+    /// unless the client sent DISCONNECT first). No `Close` event is emitted.
+    pub fn closed(&mut self, now: Instant, conn: ConnId) {
+        self.close(now, conn, CloseReason::ConnectionLost, false);
+        self.drain_closes(now);
+    }
+
+    /// Publish from the gateway itself (in-process link): routed to
+    /// subscribers, retained if asked. Not subject to ACL. An invalid topic
+    /// name (empty, wildcards, NUL, too many levels) is ignored.
+    pub fn publish(&mut self, now: Instant, topic: &str, payload: Bytes, qos: QoS, retain: bool) {
+        if !valid_topic_name(topic, self.limits.max_topic_levels) {
+            return;
+        }
+        self.route(topic, payload, qos, retain);
+        self.drain_closes(now);
+    }
+
+    /// Connected clients.
+    pub fn clients(&self) -> usize {
+        self.connected
+    }
+
+    /// Retained messages stored.
+    pub fn retained(&self) -> usize {
+        self.retained.len()
+    }
+
+    /// Sessions kept (connected, or persistent and offline).
+    pub fn sessions(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// Messages dropped so far (full offline queues, slow consumers,
+    /// retained store full, sessions evicted with messages).
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    /// Fire due timers: CONNECT deadline and keep-alive.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(&(at, conn)) = self.timers.first() {
+            if at > now {
+                break;
+            }
+            self.timers.remove(&(at, conn));
+            let Some(c) = self.conns.get_mut(&conn) else {
+                continue;
+            };
+            c.timer = None;
+            let reason = match c.state {
+                ConnState::AwaitingConnect => CloseReason::ConnectTimeout,
+                ConnState::Connected { .. } => CloseReason::KeepAliveTimeout,
+            };
+            match self.deadline(conn) {
+                Some(d) if d > now => self.schedule(conn),
+                None => {}
+                Some(_) => self.close(now, conn, reason, true),
+            }
+        }
+        self.drain_closes(now);
+    }
+
+    /// Next packet to send: the connection and the packet to encode.
+    pub fn poll_transmit(&mut self) -> Option<(ConnId, Packet)> {
+        self.transmits.pop_front()
+    }
+
+    /// Next event for the gateway.
+    pub fn poll_event(&mut self) -> Option<BrokerEvent> {
+        self.events.pop_front()
+    }
+
+    /// When [`Broker::handle_timeout`] should be called next. May be early
+    /// (keep-alive deadlines move lazily); calling it early is harmless.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.first().map(|(at, _)| *at)
+    }
+
+    // ---- timers -------------------------------------------------------
+
+    /// The real deadline of `conn`.
+    fn deadline(&self, conn: ConnId) -> Option<Instant> {
+        let c = self.conns.get(&conn)?;
+        match &c.state {
+            ConnState::AwaitingConnect => c.accepted_at.checked_add(self.limits.connect_timeout),
+            ConnState::Connected { keep_alive: 0, .. } => None,
+            // §3.1.2.10: one and a half times the keep-alive period.
+            ConnState::Connected {
+                keep_alive,
+                last_rx,
+                ..
+            } => last_rx.checked_add(Duration::from_millis(u64::from(*keep_alive) * 1500)),
+        }
+    }
+
+    /// (Re)place the timer entry of `conn` at its real deadline.
+    fn schedule(&mut self, conn: ConnId) {
+        self.unschedule(conn);
+        let deadline = self.deadline(conn);
+        if let (Some(d), Some(c)) = (deadline, self.conns.get_mut(&conn)) {
+            c.timer = Some(d);
+            self.timers.insert((d, conn));
+        }
+    }
+
+    fn unschedule(&mut self, conn: ConnId) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            if let Some(t) = c.timer.take() {
+                self.timers.remove(&(t, conn));
+            }
+        }
+    }
+
+    // ---- publish path -------------------------------------------------
+
+    fn on_publish(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        key: SessionKey,
+        p: Publish,
+        auth: &mut dyn Authorizer,
+    ) {
+        if !valid_topic_name(&p.topic, self.limits.max_topic_levels) {
+            // §4.7.3 / §3.3.2.1: wildcards are not allowed in a topic name.
+            self.close(now, conn, CloseReason::ProtocolError, true);
+            return;
+        }
+        let Some(principal) = self.sessions.get(&key).map(|s| s.principal.clone()) else {
+            return;
+        };
+        if !auth.may_publish(&principal, &p.topic) {
+            self.close(now, conn, CloseReason::NotAuthorized, true);
+            return;
+        }
+        match p.qos {
+            QoS::AtMostOnce => self.accept_publish(principal, p),
+            QoS::AtLeastOnce => {
+                let pkid = p.pkid;
+                self.accept_publish(principal, p);
+                self.transmits
+                    .push_back((conn, Packet::PubAck(PubAck::new(pkid))));
+            }
+            QoS::ExactlyOnce => {
+                let pkid = p.pkid;
+                let cap = usize::from(self.limits.max_inflight.max(1));
+                let Some(s) = self.sessions.get_mut(&key) else {
+                    return;
+                };
+                if !s.incoming.contains_key(&pkid) {
+                    if s.incoming.len() >= cap {
+                        self.close(now, conn, CloseReason::ProtocolError, true);
+                        return;
+                    }
+                    s.incoming.insert(pkid, p);
+                }
+                // A duplicate before PUBREL is acknowledged again, not stored twice.
+                self.transmits
+                    .push_back((conn, Packet::PubRec(PubRec::new(pkid))));
+            }
+        }
+    }
+
+    fn on_pubrel(&mut self, conn: ConnId, key: SessionKey, pkid: u16) {
+        let Some(s) = self.sessions.get_mut(&key) else {
+            return;
+        };
+        let principal = s.principal.clone();
+        if let Some(p) = s.incoming.remove(&pkid) {
+            self.accept_publish(principal, p);
+        }
+        // §4.3.3: PUBCOMP even for an unknown id (a resent PUBREL).
+        self.transmits
+            .push_back((conn, Packet::PubComp(PubComp::new(pkid))));
+    }
+
+    fn on_puback(&mut self, conn: ConnId, key: SessionKey, pkid: u16) {
+        let limits = &self.limits;
+        if let Some(s) = self.sessions.get_mut(&key) {
+            for p in s.acked(pkid, limits) {
+                self.transmits.push_back((conn, Packet::Publish(p)));
+            }
+        }
+    }
+
+    /// A client publish passed validation and ACL: report and route it.
+    fn accept_publish(&mut self, principal: Principal, p: Publish) {
+        self.events.push_back(BrokerEvent::Published {
+            from: Some(principal),
+            topic: p.topic.clone(),
+            payload: p.payload.clone(),
+            qos: p.qos,
+            retain: p.retain,
+        });
+        self.route(&p.topic, p.payload, p.qos, p.retain);
+    }
+
+    /// Store if retained, and deliver to every matching session once at
+    /// min(message QoS, highest granted QoS) (§3.3.5).
+    fn route(&mut self, topic: &str, payload: Bytes, qos: QoS, retain: bool) {
+        if retain {
+            // §3.3.1.3: a zero-byte payload removes the retained message.
+            if self.retained.store(topic, payload.clone(), qos) == retained::StoreOutcome::Full {
+                self.dropped += 1;
+            }
+        }
+        let targets = self.router.matches(topic);
+        for (key, granted) in targets {
+            let Some(s) = self.sessions.get_mut(&key) else {
+                continue;
+            };
+            let msg = Message {
+                topic: topic.to_string(),
+                payload: payload.clone(),
+                qos: min_qos(qos, granted),
+                retain: false,
+            };
+            match s.deliver(msg, &self.limits) {
+                Delivery::Send(p) => {
+                    if let Some(conn) = s.conn {
+                        self.transmits.push_back((conn, Packet::Publish(p)));
+                    }
+                }
+                Delivery::Queued { evicted } => self.dropped += u64::from(evicted),
+                Delivery::Dropped => self.dropped += 1,
+                Delivery::Overflow => {
+                    self.dropped += 1;
+                    if let Some(conn) = s.conn {
+                        self.pending_closes.push((conn, CloseReason::SlowConsumer));
+                    }
+                }
+            }
+        }
+    }
+
+    fn drain_closes(&mut self, now: Instant) {
+        while let Some((conn, reason)) = self.pending_closes.pop() {
+            self.close(now, conn, reason, true);
+        }
+    }
+
+    // ---- subscriptions ------------------------------------------------
+
+    fn on_subscribe(
+        &mut self,
+        conn: ConnId,
+        key: SessionKey,
+        sub: Subscribe,
+        auth: &mut dyn Authorizer,
+    ) {
+        let Some(s) = self.sessions.get_mut(&key) else {
+            return;
+        };
+        let mut codes = Vec::with_capacity(sub.filters.len());
+        let mut granted = Vec::new();
+        for f in sub.filters {
+            let ok = valid_topic_filter(&f.path, self.limits.max_topic_levels)
+                && auth.may_subscribe(&s.principal, &f.path)
+                && (s.subs.contains_key(&f.path) || s.subs.len() < self.limits.max_subscriptions);
+            if !ok {
+                codes.push(SubscribeReasonCode::Failure);
+                continue;
+            }
+            // Outgoing QoS 2 is not implemented: grant at most QoS 1 (§3.9.3).
+            let qos = min_qos(f.qos, QoS::AtLeastOnce);
+            s.subs.insert(f.path.clone(), qos);
+            self.router.insert(&f.path, key, qos);
+            codes.push(SubscribeReasonCode::Success(qos));
+            granted.push((f.path, qos));
+        }
+        self.transmits
+            .push_back((conn, Packet::SubAck(SubAck::new(sub.pkid, codes))));
+        if !granted.is_empty() {
+            self.events.push_back(BrokerEvent::Subscribed {
+                conn,
+                principal: s.principal.clone(),
+                filters: granted.iter().map(|(f, _)| f.clone()).collect(),
+            });
+        }
+        // §3.8.4: retained messages matching a new (or replaced) subscription.
+        let mut seen = HashSet::new();
+        for (filter, qos) in granted {
+            for r in self.retained.matching(&filter) {
+                if !seen.insert(r.topic.clone()) {
+                    continue;
+                }
+                let mut msg = Message {
+                    topic: r.topic.clone(),
+                    payload: r.payload.clone(),
+                    qos: min_qos(r.qos, qos),
+                    retain: true,
+                };
+                // A large retained snapshot must not close the subscriber as
+                // a slow consumer: what does not fit goes out at QoS 0.
+                if msg.qos != QoS::AtMostOnce && !s.has_room(&self.limits) {
+                    msg.qos = QoS::AtMostOnce;
+                }
+                if let Delivery::Send(p) = s.deliver(msg, &self.limits) {
+                    self.transmits.push_back((conn, Packet::Publish(p)));
+                }
+            }
+        }
+    }
+
+    fn on_unsubscribe(&mut self, conn: ConnId, key: SessionKey, u: Unsubscribe) {
+        if let Some(s) = self.sessions.get_mut(&key) {
+            for t in &u.topics {
+                if s.subs.remove(t).is_some() {
+                    self.router.remove(t, key);
+                }
+            }
+        }
+        self.transmits
+            .push_back((conn, Packet::UnsubAck(UnsubAck::new(u.pkid))));
+    }
+}
+
+fn min_qos(a: QoS, b: QoS) -> QoS {
+    if a as u8 <= b as u8 {
+        a
+    } else {
+        b
+    }
+}
