@@ -239,16 +239,19 @@ async fn teardown(ctx: &Arc<CallContext>, snap: CallSnapshot) {
         let _ = ctx.endpoint.send_message(m);
     };
     let via = ctx.via_host();
-    // A leg.
-    if let (Some(mut d), Some(peer)) = (t.a_dialog.clone(), t.a_peer) {
-        let bye = d.make_request(
+    let bye = |mut d: switchboard_sip::dialog::Dialog, peer: Peer| {
+        let request = d.make_request(
             Method::Bye,
             &via,
             peer.transport,
             &message::new_branch(),
             &ctx.contact(peer.transport),
         );
-        send(EndpointMsg::SendRequest { peer, request: bye });
+        send(EndpointMsg::SendRequest { peer, request });
+    };
+    // A leg.
+    if let (Some(d), Some(peer)) = (t.a_dialog.clone(), t.a_peer) {
+        bye(d, peer);
     } else if let (false, Some(key), Some(inv)) =
         (t.a_final_sent, t.a_key.clone(), t.a_invite.as_ref())
     {
@@ -258,15 +261,8 @@ async fn teardown(ctx: &Arc<CallContext>, snap: CallSnapshot) {
         });
     }
     // B leg.
-    if let (Some(mut d), Some(peer)) = (t.b_dialog.clone(), t.b_peer) {
-        let bye = d.make_request(
-            Method::Bye,
-            &via,
-            peer.transport,
-            &message::new_branch(),
-            &ctx.contact(peer.transport),
-        );
-        send(EndpointMsg::SendRequest { peer, request: bye });
+    if let (Some(d), Some(peer)) = (t.b_dialog.clone(), t.b_peer) {
+        bye(d, peer);
     } else if let (true, Some(inv), Some(peer)) = (t.b_provisional, t.b_invite.as_ref(), t.b_peer) {
         send(EndpointMsg::SendRequest {
             peer,
