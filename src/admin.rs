@@ -201,10 +201,16 @@ async fn get_call(State(s): State<AdminState>, Path(id): Path<String>) -> ApiRes
     }
 }
 
-async fn hangup_call(State(s): State<AdminState>, Path(id): Path<String>) -> ApiResult {
+/// Send a per-call order to the call supervisor: 202 when the call exists.
+async fn order_call(
+    s: &AdminState,
+    id: String,
+    msg: fn(CallId, ractor::RpcReplyPort<bool>) -> SupervisorMsg,
+    done: &str,
+) -> ApiResult {
     let found = ractor::call_t!(
         s.gateway.supervisor,
-        SupervisorMsg::Hangup,
+        msg,
         ACTOR_TIMEOUT.as_millis() as u64,
         CallId(id.clone())
     )
@@ -215,30 +221,20 @@ async fn hangup_call(State(s): State<AdminState>, Path(id): Path<String>) -> Api
     Ok((
         StatusCode::ACCEPTED,
         [(header::CACHE_CONTROL, "no-store")],
-        Json(json!({"id": id, "hangup": true})),
+        Json(json!({"id": id, done: true})),
     )
         .into_response())
+}
+
+async fn hangup_call(State(s): State<AdminState>, Path(id): Path<String>) -> ApiResult {
+    order_call(&s, id, SupervisorMsg::Hangup, "hangup").await
 }
 
 async fn crash_call(State(s): State<AdminState>, Path(id): Path<String>) -> ApiResult {
     if !s.test_hooks {
         return Err(ApiError::not_found("route"));
     }
-    let found = ractor::call_t!(
-        s.gateway.supervisor,
-        SupervisorMsg::Crash,
-        ACTOR_TIMEOUT.as_millis() as u64,
-        CallId(id.clone())
-    )
-    .map_err(|_| ApiError::unavailable())?;
-    if !found {
-        return Err(ApiError::not_found("call"));
-    }
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({"id": id, "crashed": true})),
-    )
-        .into_response())
+    order_call(&s, id, SupervisorMsg::Crash, "crashed").await
 }
 
 #[derive(Deserialize)]

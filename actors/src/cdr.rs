@@ -57,7 +57,8 @@ fn writer(rx: Receiver<Cdr>, store: Arc<dyn Store>) {
                 Err(_) => break,
             }
         }
-        let result = put_cdrs(store.as_ref(), &batch).and_then(|()| store.flush());
+        // put_cdrs writes the batch atomically and flushes it once.
+        let result = put_cdrs(store.as_ref(), &batch);
         match result {
             Ok(()) => {
                 metrics::counter!("switchboard_cdrs_written_total").increment(batch.len() as u64)
