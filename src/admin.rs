@@ -39,8 +39,6 @@ pub struct AdminState {
     pub metrics: PrometheusHandle,
     /// Whether test-only routes are on.
     pub test_hooks: bool,
-    /// Whether readiness waits for the embedded broker.
-    pub embedded_broker: bool,
 }
 
 /// A JSON error response.
@@ -119,15 +117,17 @@ async fn sip_up(s: &AdminState) -> bool {
     ractor::call_t!(ep, EndpointMsg::Status, ACTOR_TIMEOUT.as_millis() as u64).is_ok()
 }
 
-/// The embedded broker answers (true when the broker is not embedded).
+/// The embedded broker answers, or the link to the external broker is
+/// connected (true when devices are off).
 async fn broker_up(s: &AdminState) -> bool {
-    if s.gateway.devices.is_none() || s.gateway.broker.borrow().is_none() && !s.embedded_broker {
+    if s.gateway.devices.is_none() {
         return true;
     }
     let Some(b) = s.gateway.broker.borrow().clone() else {
         return false;
     };
-    ractor::call_t!(b, BrokerMsg::Status, ACTOR_TIMEOUT.as_millis() as u64).is_ok()
+    ractor::call_t!(b, BrokerMsg::Status, ACTOR_TIMEOUT.as_millis() as u64)
+        .is_ok_and(|st| st.connected)
 }
 
 async fn ready(State(s): State<AdminState>) -> Response {

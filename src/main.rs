@@ -149,7 +149,6 @@ async fn serve(config: Arc<Config>) -> anyhow::Result<()> {
         store: Arc::clone(&store),
         metrics,
         test_hooks: config.admin.test_hooks,
-        embedded_broker: config.mqtt.mode == switchboard_config::MqttMode::Embedded,
     };
     let listener = tokio::net::TcpListener::bind(config.admin.listen)
         .await

@@ -26,6 +26,7 @@ use crate::devices::{DeviceSupervisor, DeviceSupervisorArgs, DeviceSupervisorMsg
 use crate::endpoint::{Endpoint, EndpointArgs, EndpointMsg};
 use crate::media::PortPool;
 use crate::mqtt::{BrokerActor, BrokerArgs, BrokerMsg};
+use crate::mqtt_external::{ExternalArgs, ExternalBroker};
 use crate::supervisor::{CallSupervisor, SupervisorMsg};
 use crate::trunk::{initial_status, Trunk, TrunkArgs, TrunkMsg, TrunkStatus};
 
@@ -111,9 +112,16 @@ impl Gateway {
                 trunk: t.name.clone(),
             });
         }
-        if config.mqtt.mode == switchboard_config::MqttMode::External {
+        if config.mqtt.mode == switchboard_config::MqttMode::External
+            && config
+                .mqtt
+                .url
+                .as_deref()
+                .and_then(switchboard_config::BrokerUrl::parse)
+                .is_some_and(|u| u.tls)
+        {
             return Err(GatewayError::NotYet {
-                what: "[mqtt] mode = \"external\"",
+                what: "mqtts:// to an external broker",
             });
         }
         if config.mqtt.tls_listen.is_some() {
@@ -404,8 +412,21 @@ impl Root {
         state: &mut RootState,
     ) -> Result<Option<ActorCell>, ActorProcessingErr> {
         let a = &state.args;
-        let (Some(listener), Some(devices)) = (a.mqtt_listener.clone(), a.devices.clone()) else {
+        let Some(devices) = a.devices.clone() else {
             return Ok(None);
+        };
+        let Some(listener) = a.mqtt_listener.clone() else {
+            if a.config.mqtt.mode != switchboard_config::MqttMode::External {
+                return Ok(None);
+            }
+            let args = ExternalArgs {
+                mqtt: a.config.mqtt.clone(),
+                devices: devices.clone(),
+            };
+            let (b, _) = Actor::spawn_linked(None, ExternalBroker, args, myself.get_cell()).await?;
+            let _ = devices.send_message(DeviceSupervisorMsg::SetBroker(b.clone()));
+            let _ = a.broker_tx.send(Some(b.clone()));
+            return Ok(Some(b.get_cell()));
         };
         let max_packet = a.config.mqtt.max_packet_bytes;
         let limits = switchboard_mqtt::broker::Limits {

@@ -2,7 +2,8 @@
 //! move bytes for them: the SIP endpoint (RFC 3261 transports and the
 //! transaction layer), one `Call` actor per call (B2BUA), the call supervisor,
 //! one `Trunk` actor per trunk, the RTP relay (RFC 3550), the CDR writer, the
-//! embedded MQTT broker and one `DeviceSession` per connected device.
+//! embedded MQTT broker (or the link to an external one) and one
+//! `DeviceSession` per connected device.
 
 pub mod call;
 pub mod cdr;
@@ -12,6 +13,7 @@ pub mod endpoint;
 pub mod gateway;
 pub mod media;
 pub mod mqtt;
+pub mod mqtt_external;
 pub mod supervisor;
 pub mod timer;
 pub mod trunk;

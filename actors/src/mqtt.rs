@@ -70,8 +70,11 @@ pub struct BrokerStatus {
     pub clients: usize,
     /// Retained messages.
     pub retained: usize,
-    /// The listening address.
+    /// The listening address (the broker's URL in external mode).
     pub listen: String,
+    /// Ready for devices: always for the embedded broker; connected to the
+    /// broker in external mode.
+    pub connected: bool,
 }
 
 /// Start-up arguments of the broker actor.
@@ -264,6 +267,7 @@ impl Actor for BrokerActor {
                     clients: state.core.clients(),
                     retained: state.core.retained(),
                     listen: state.listen.clone(),
+                    connected: true,
                 });
             }
         }

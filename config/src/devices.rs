@@ -141,40 +141,67 @@ const MIN_FLEET_SECRET: usize = 16;
 /// Longest fleet secret accepted, in bytes.
 const MAX_FLEET_SECRET: usize = 1024;
 
-/// `mqtt://host[:port]` or `mqtts://host[:port]`, host a name, IPv4 or `[IPv6]`.
+/// An external broker's address, from `[mqtt] url`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerUrl {
+    /// Host name or IP address (IPv6 without brackets).
+    pub host: String,
+    /// Port (default 1883, or 8883 for `mqtts://`).
+    pub port: u16,
+    /// `mqtts://`: MQTT over TLS.
+    pub tls: bool,
+}
+
+impl BrokerUrl {
+    /// Parse `mqtt://host[:port]` or `mqtts://host[:port]`, host a name, IPv4 or `[IPv6]`.
+    pub fn parse(url: &str) -> Option<Self> {
+        let (rest, tls) = match url.strip_prefix("mqtt://") {
+            Some(r) => (r, false),
+            None => (url.strip_prefix("mqtts://")?, true),
+        };
+        let (host, port) = match rest.find(']') {
+            // `[v6]` or `[v6]:port`.
+            Some(end) if rest.starts_with('[') => match &rest[end + 1..] {
+                "" => (&rest[..=end], None),
+                tail => (&rest[..=end], Some(tail.strip_prefix(':')?)),
+            },
+            _ => match rest.split_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (rest, None),
+            },
+        };
+        let port = match port {
+            None if tls => 8883,
+            None => 1883,
+            Some(p) => p.parse::<u16>().ok().filter(|p| *p > 0)?,
+        };
+        let host = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+            Some(v6) => {
+                v6.parse::<std::net::Ipv6Addr>().ok()?;
+                v6
+            }
+            None => {
+                let ok = !host.is_empty()
+                    && host.len() <= 253
+                    && host
+                        .chars()
+                        .all(|ch| ch.is_ascii_alphanumeric() || ch == '.' || ch == '-');
+                if !ok {
+                    return None;
+                }
+                host
+            }
+        };
+        Some(Self {
+            host: host.to_string(),
+            port,
+            tls,
+        })
+    }
+}
+
 fn valid_url(url: &str) -> bool {
-    let Some(rest) = url
-        .strip_prefix("mqtt://")
-        .or_else(|| url.strip_prefix("mqtts://"))
-    else {
-        return false;
-    };
-    let split = match rest.find(']') {
-        // `[v6]` or `[v6]:port`.
-        Some(end) if rest.starts_with('[') => match &rest[end + 1..] {
-            "" => Some((&rest[..=end], None)),
-            tail => tail.strip_prefix(':').map(|p| (&rest[..=end], Some(p))),
-        },
-        _ => Some(match rest.split_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (rest, None),
-        }),
-    };
-    let Some((host, port)) = split else {
-        return false;
-    };
-    let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|p| p > 0));
-    let host_ok = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
-        Some(v6) => v6.parse::<std::net::Ipv6Addr>().is_ok(),
-        None => {
-            !host.is_empty()
-                && host.len() <= 253
-                && host
-                    .chars()
-                    .all(|ch| ch.is_ascii_alphanumeric() || ch == '.' || ch == '-')
-        }
-    };
-    port_ok && host_ok
+    BrokerUrl::parse(url).is_some()
 }
 
 /// An optional path; empty means unset.
@@ -408,6 +435,22 @@ mod tests {
         ] {
             assert!(!valid_url(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn url_parts_and_default_ports() {
+        let u = BrokerUrl::parse("mqtts://[2001:db8::1]").unwrap();
+        assert_eq!(
+            (u.host.as_str(), u.port, u.tls),
+            ("2001:db8::1", 8883, true)
+        );
+        let u = BrokerUrl::parse("mqtt://broker.example").unwrap();
+        assert_eq!(
+            (u.host.as_str(), u.port, u.tls),
+            ("broker.example", 1883, false)
+        );
+        let u = BrokerUrl::parse("mqtt://10.0.0.1:2883").unwrap();
+        assert_eq!((u.host.as_str(), u.port), ("10.0.0.1", 2883));
     }
 
     #[test]

@@ -18,7 +18,7 @@ mod route;
 mod types;
 mod validate;
 
-pub use devices::{DevicesConfig, MqttConfig, MqttMode};
+pub use devices::{BrokerUrl, DevicesConfig, MqttConfig, MqttMode};
 pub use env::{trunk_env_name, var_name, ENV_PREFIX, SCALAR_KEYS};
 pub use error::{ConfigError, ConfigErrorKind, ConfigErrors};
 pub use route::{RouteConfig, RoutePattern, RouteTarget};

@@ -11,6 +11,7 @@
 mod session;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -86,6 +87,37 @@ pub enum CommandError {
     Store,
 }
 
+/// The number of devices online, kept as a running count: every change of a
+/// view's `online` flag goes through [`OnlineGauge::set`], which moves the
+/// count only when the flag flips (no scan over the fleet).
+#[derive(Debug, Clone, Default)]
+pub struct OnlineGauge(Arc<AtomicUsize>);
+
+impl OnlineGauge {
+    /// Mark a device online or offline.
+    pub fn set(&self, view: &watch::Sender<DeviceView>, online: bool) {
+        let flipped = view.send_if_modified(|v| {
+            let changed = v.online != online;
+            v.online = online;
+            changed
+        });
+        if !flipped {
+            return;
+        }
+        let n = if online {
+            self.0.fetch_add(1, Ordering::Relaxed) + 1
+        } else {
+            self.0.fetch_sub(1, Ordering::Relaxed) - 1
+        };
+        metrics::gauge!("switchboard_devices_online").set(n as f64);
+    }
+
+    /// Devices online now.
+    pub fn get(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
 struct Entry {
     view: Arc<watch::Sender<DeviceView>>,
     actor: Option<ActorRef<DeviceMsg>>,
@@ -102,6 +134,7 @@ pub struct DeviceSupervisorState {
     devices: HashMap<DeviceId, Entry>,
     by_actor: HashMap<ActorId, DeviceId>,
     broker_url: String,
+    online: OnlineGauge,
 }
 
 /// Start-up arguments.
@@ -133,7 +166,11 @@ impl Actor for DeviceSupervisor {
         _: ActorRef<DeviceSupervisorMsg>,
         args: DeviceSupervisorArgs,
     ) -> Result<DeviceSupervisorState, ActorProcessingErr> {
-        let broker_url = format!("mqtt://{}", args.config.mqtt.listen);
+        // Where a claimed device should connect.
+        let broker_url = match (&args.config.mqtt.mode, &args.config.mqtt.url) {
+            (switchboard_config::MqttMode::External, Some(url)) => url.clone(),
+            _ => format!("mqtt://{}", args.config.mqtt.listen),
+        };
         let mut state = DeviceSupervisorState {
             config: args.config,
             store: args.store,
@@ -141,6 +178,7 @@ impl Actor for DeviceSupervisor {
             devices: HashMap::new(),
             by_actor: HashMap::new(),
             broker_url,
+            online: OnlineGauge::default(),
         };
         // Known devices show up offline until they connect.
         for rec in list_devices(state.store.as_ref(), 1_000_000)? {
@@ -167,10 +205,9 @@ impl Actor for DeviceSupervisor {
                 state.spawn(&myself, &id).await;
                 if let Some(e) = state.devices.get_mut(&id) {
                     e.connections += 1;
-                    e.view.send_modify(|v| v.online = true);
+                    state.online.set(&e.view, true);
                 }
                 state.send(&id, DeviceMsg::Online);
-                state.count_online();
             }
             DeviceSupervisorMsg::Connected { .. } => {}
             DeviceSupervisorMsg::Disconnected {
@@ -184,13 +221,12 @@ impl Actor for DeviceSupervisor {
                 if e.connections > 0 {
                     return Ok(()); // another connection of the same device is still up
                 }
-                e.view.send_modify(|v| v.online = false);
+                state.online.set(&e.view, false);
                 // The session stops on Offline; forget it now so that a quick
                 // reconnect gets a fresh one instead of the stopping actor.
                 if let Some(a) = e.actor.take() {
                     let _ = a.send_message(DeviceMsg::Offline { clean });
                 }
-                state.count_online();
             }
             DeviceSupervisorMsg::Disconnected { .. } => {}
             DeviceSupervisorMsg::Subscribed {
@@ -250,7 +286,6 @@ impl Actor for DeviceSupervisor {
                         }
                     }
                 }
-                state.count_online();
             }
             SupervisionEvent::ActorFailed(cell, err) => {
                 let Some(id) = state.by_actor.remove(&cell.get_id()) else {
@@ -274,13 +309,12 @@ impl Actor for DeviceSupervisor {
                 let online = e.view.borrow().online;
                 if e.restarts.len() >= MAX_RESTARTS {
                     tracing::error!(device = %id, "device session keeps crashing; not restarting");
-                    e.view.send_modify(|v| v.online = false);
+                    state.online.set(&e.view, false);
                 } else if online {
                     e.restarts.push(now);
                     state.spawn(&myself, &id).await;
                     state.send(&id, DeviceMsg::Online);
                 }
-                state.count_online();
             }
             _ => {}
         }
@@ -303,15 +337,6 @@ impl DeviceSupervisorState {
                 connections: 0,
             }
         })
-    }
-
-    fn count_online(&self) {
-        let n = self
-            .devices
-            .values()
-            .filter(|e| e.view.borrow().online)
-            .count();
-        metrics::gauge!("switchboard_devices_online").set(n as f64);
     }
 
     fn send(&self, id: &DeviceId, msg: DeviceMsg) {
@@ -338,6 +363,7 @@ impl DeviceSupervisorState {
             config,
             broker,
             view: entry.view.clone(),
+            online: self.online.clone(),
         };
         match Actor::spawn_linked(None, DeviceSession, args, myself.get_cell()).await {
             Ok((actor, _)) => {
@@ -368,9 +394,8 @@ impl DeviceSupervisorState {
                     if matches!(t, Topic::Status(_)) && payload.as_ref() == b"offline" {
                         // The Last Will of a device whose session already ended.
                         if let Some(e) = self.devices.get(&id) {
-                            e.view.send_modify(|v| v.online = false);
+                            self.online.set(&e.view, false);
                         }
-                        self.count_online();
                         return;
                     }
                     // A connected device without a session (e.g. after a restart of this supervisor).

@@ -129,6 +129,8 @@ pub struct SessionArgs {
     pub broker: ActorRef<BrokerMsg>,
     /// Its view, shared with the supervisor.
     pub view: Arc<watch::Sender<DeviceView>>,
+    /// The fleet's online count.
+    pub online: super::OnlineGauge,
 }
 
 impl std::fmt::Debug for SessionArgs {
@@ -179,9 +181,9 @@ impl Actor for DeviceSession {
         state: &mut SessionState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            DeviceMsg::Online => state.touch(|v| v.online = true),
+            DeviceMsg::Online => state.set_online(true),
             DeviceMsg::Offline { .. } => {
-                state.touch(|v| v.online = false);
+                state.set_online(false);
                 // Commands stay in the store; a new session picks them up.
                 myself.stop(None);
                 return Ok(());
@@ -212,17 +214,22 @@ impl SessionState {
         });
     }
 
+    fn set_online(&self, online: bool) {
+        self.touch(|_| {});
+        self.args.online.set(&self.args.view, online);
+    }
+
     fn on_message(&mut self, topic: Topic, payload: &[u8]) -> Result<(), ActorProcessingErr> {
         self.touch(|v| v.counters.messages_in += 1);
         match topic {
             Topic::Status(_) => match payload {
                 b"online" => {
-                    self.touch(|v| v.online = true);
+                    self.set_online(true);
                     self.ready = true;
                     self.reload()?;
                 }
                 b"offline" => {
-                    self.touch(|v| v.online = false);
+                    self.set_online(false);
                     self.ready = false;
                 }
                 _ => {}

@@ -1,0 +1,2 @@
+//! Placeholder: the device simulator lands in the next commit.
+fn main() {}
