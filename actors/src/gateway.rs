@@ -42,7 +42,7 @@ pub const RESTART_WINDOW: Duration = Duration::from_secs(60);
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
     /// A socket could not be bound.
-    #[error("cannot bind SIP {transport} on {addr}: {source}")]
+    #[error("cannot bind {transport} on {addr}: {source}")]
     Bind {
         /// Transport.
         transport: &'static str,
@@ -74,6 +74,9 @@ pub enum GatewayError {
     /// The endpoint did not come up.
     #[error("the SIP endpoint stopped during start-up")]
     EndpointGone,
+    /// A TLS listener's certificate or key is unusable.
+    #[error("{0}")]
+    Tls(#[from] crate::tls::TlsError),
     /// The CDR writer thread could not start.
     #[error("cannot start the CDR writer: {0}")]
     CdrWriter(std::io::Error),
@@ -124,16 +127,11 @@ impl Gateway {
                 what: "mqtts:// to an external broker",
             });
         }
-        if config.mqtt.tls_listen.is_some() {
-            return Err(GatewayError::NotYet {
-                what: "[mqtt] tls_listen",
-            });
-        }
         let listen = config.sip.listen;
         let udp = UdpSocket::bind(listen)
             .await
             .map_err(|source| GatewayError::Bind {
-                transport: "UDP",
+                transport: "SIP UDP",
                 addr: listen,
                 source,
             })?;
@@ -143,14 +141,14 @@ impl Gateway {
         let _ = sock.set_recv_buffer_size(SIP_SOCKET_BUFFER);
         let _ = sock.set_send_buffer_size(SIP_SOCKET_BUFFER);
         let bound = udp.local_addr().map_err(|source| GatewayError::Bind {
-            transport: "UDP",
+            transport: "SIP UDP",
             addr: listen,
             source,
         })?;
         let tcp = TcpListener::bind(bound)
             .await
             .map_err(|source| GatewayError::Bind {
-                transport: "TCP",
+                transport: "SIP TCP",
                 addr: bound,
                 source,
             })?;
@@ -176,6 +174,30 @@ impl Gateway {
                     })?;
                 tracing::info!(%addr, "MQTT broker listening");
                 Some(Arc::new(l))
+            }
+            _ => None,
+        };
+        let mqtt_tls = match (&config.mqtt, mqtt_listener.is_some()) {
+            (
+                switchboard_config::MqttConfig {
+                    tls_listen: Some(addr),
+                    tls_cert: Some(cert),
+                    tls_key: Some(key),
+                    ..
+                },
+                true,
+            ) => {
+                // Load the pair before binding: a bad file is a start-up error.
+                let acceptor = crate::tls::acceptor(cert, key)?;
+                let l = TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| GatewayError::Bind {
+                        transport: "MQTT TLS",
+                        addr: *addr,
+                        source,
+                    })?;
+                tracing::info!(%addr, "MQTT broker listening with TLS");
+                Some((Arc::new(l), acceptor))
             }
             _ => None,
         };
@@ -220,6 +242,7 @@ impl Gateway {
             trunk_senders,
             sip_addr,
             mqtt_listener,
+            mqtt_tls,
             devices: devices.clone(),
             broker_tx,
             store: Arc::clone(&store),
@@ -308,6 +331,7 @@ pub struct RootArgs {
     trunk_senders: Vec<Arc<watch::Sender<TrunkStatus>>>,
     sip_addr: SocketAddr,
     mqtt_listener: Option<Arc<TcpListener>>,
+    mqtt_tls: Option<(Arc<TcpListener>, tokio_rustls::TlsAcceptor)>,
     devices: Option<ActorRef<DeviceSupervisorMsg>>,
     broker_tx: watch::Sender<Option<ActorRef<BrokerMsg>>>,
     store: Arc<dyn Store>,
@@ -440,6 +464,7 @@ impl Root {
             store: Arc::clone(&a.store),
             devices: devices.clone(),
             max_packet,
+            tls: a.mqtt_tls.clone(),
         };
         let (b, _) = Actor::spawn_linked(None, BrokerActor, args, myself.get_cell()).await?;
         let _ = devices.send_message(DeviceSupervisorMsg::SetBroker(b.clone()));

@@ -16,6 +16,7 @@ pub mod mqtt;
 pub mod mqtt_external;
 pub mod supervisor;
 pub mod timer;
+pub mod tls;
 pub mod trunk;
 
 pub use call::{CallId, CallSnapshot};

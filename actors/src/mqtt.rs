@@ -25,14 +25,16 @@ use switchboard_mqtt::{
     claimant_may_publish, claimant_may_subscribe, may_publish, may_subscribe, DeviceId,
 };
 use switchboard_storage::{get_device, Store};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
 use crate::devices::DeviceSupervisorMsg;
 
 /// Packets queued toward one client before it counts as too slow.
 const CLIENT_QUEUE: usize = 512;
+/// Time a client gets to finish the TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Messages of the broker actor.
 #[derive(Debug)]
@@ -89,6 +91,8 @@ pub struct BrokerArgs {
     pub devices: ActorRef<DeviceSupervisorMsg>,
     /// Largest packet accepted.
     pub max_packet: usize,
+    /// The MQTT-over-TLS listener and its acceptor, if configured.
+    pub tls: Option<(Arc<TcpListener>, tokio_rustls::TlsAcceptor)>,
 }
 
 impl std::fmt::Debug for BrokerArgs {
@@ -194,16 +198,25 @@ impl Actor for BrokerActor {
             .local_addr()
             .map(|a| a.to_string())
             .unwrap_or_default();
-        let tasks = vec![
+        let mut tasks = vec![
             tokio::spawn(crate::timer::run(timer_rx, myself.clone(), || {
                 BrokerMsg::Tick
             })),
             tokio::spawn(accept(
                 Arc::clone(&args.listener),
+                None,
                 myself.clone(),
                 args.max_packet,
             )),
         ];
+        if let Some((listener, acceptor)) = &args.tls {
+            tasks.push(tokio::spawn(accept(
+                Arc::clone(listener),
+                Some(acceptor.clone()),
+                myself.clone(),
+                args.max_packet,
+            )));
+        }
         Ok(BrokerState {
             core: Broker::new(args.limits),
             auth: StoreAuthorizer { store: args.store },
@@ -350,13 +363,52 @@ fn pump(state: &mut BrokerState) {
 
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 
-async fn accept(listener: Arc<TcpListener>, broker: ActorRef<BrokerMsg>, max_packet: usize) {
+/// Accept connections on one listener; with `tls`, each connection first
+/// completes a TLS handshake (in its own task, with a deadline).
+async fn accept(
+    listener: Arc<TcpListener>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    broker: ActorRef<BrokerMsg>,
+    max_packet: usize,
+) {
     loop {
         match listener.accept().await {
             Ok((stream, addr)) => {
                 let _ = stream.set_nodelay(true);
                 let conn = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
-                tokio::spawn(connection(stream, addr, conn, broker.clone(), max_packet));
+                let broker = broker.clone();
+                match &tls {
+                    None => {
+                        let (rd, wr) = stream.into_split();
+                        tokio::spawn(connection(rd, wr, addr, conn, broker, max_packet));
+                    }
+                    Some(acceptor) => {
+                        let acceptor = acceptor.clone();
+                        tokio::spawn(async move {
+                            let handshake = acceptor.accept(stream);
+                            match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, handshake).await {
+                                Ok(Ok(tls)) => {
+                                    let (rd, wr) = tokio::io::split(tls);
+                                    connection(rd, wr, addr, conn, broker, max_packet).await;
+                                }
+                                Ok(Err(err)) => {
+                                    metrics::counter!(
+                                        "switchboard_mqtt_tls_handshake_failures_total"
+                                    )
+                                    .increment(1);
+                                    tracing::debug!(%addr, %err, "MQTT TLS handshake failed");
+                                }
+                                Err(_) => {
+                                    metrics::counter!(
+                                        "switchboard_mqtt_tls_handshake_failures_total"
+                                    )
+                                    .increment(1);
+                                    tracing::debug!(%addr, "MQTT TLS handshake timed out");
+                                }
+                            }
+                        });
+                    }
+                }
             }
             Err(err) => {
                 tracing::warn!(%err, "MQTT accept failed");
@@ -366,13 +418,17 @@ async fn accept(listener: Arc<TcpListener>, broker: ActorRef<BrokerMsg>, max_pac
     }
 }
 
-async fn connection(
-    stream: TcpStream,
+async fn connection<R, W>(
+    mut rd: R,
+    mut wr: W,
     addr: SocketAddr,
     conn: ConnId,
     broker: ActorRef<BrokerMsg>,
     max_packet: usize,
-) {
+) where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
     let (tx, mut rx) = mpsc::channel::<Packet>(CLIENT_QUEUE);
     if broker
         .send_message(BrokerMsg::Accepted { conn, tx })
@@ -380,7 +436,6 @@ async fn connection(
     {
         return;
     }
-    let (mut rd, mut wr) = stream.into_split();
     let writer = tokio::spawn(async move {
         let mut buf = BytesMut::with_capacity(256);
         while let Some(packet) = rx.recv().await {
