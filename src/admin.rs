@@ -2,6 +2,8 @@
 //! status of calls, CDRs and trunks. Errors are JSON bodies
 //! `{"error":{"code":..,"message":..}}` and never carry internals.
 
+mod fax;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,7 +26,7 @@ use switchboard_mqtt::DeviceId;
 use switchboard_storage::{recent_cdrs, Store, Tree};
 
 /// Longest wait for an actor to answer an admin request.
-const ACTOR_TIMEOUT: Duration = Duration::from_secs(2);
+pub(crate) const ACTOR_TIMEOUT: Duration = Duration::from_secs(2);
 /// Most CDRs one request may ask for.
 const MAX_CDRS: usize = 1000;
 
@@ -39,6 +41,8 @@ pub struct AdminState {
     pub metrics: PrometheusHandle,
     /// Whether test-only routes are on.
     pub test_hooks: bool,
+    /// The configuration in force.
+    pub config: Arc<switchboard_config::Config>,
 }
 
 /// A JSON error response.
@@ -49,21 +53,21 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self {
             status,
             code,
             message: message.into(),
         }
     }
-    fn not_found(what: &str) -> Self {
+    pub(crate) fn not_found(what: &str) -> Self {
         Self::new(
             StatusCode::NOT_FOUND,
             "not_found",
             format!("{what} not found"),
         )
     }
-    fn unavailable() -> Self {
+    pub(crate) fn unavailable() -> Self {
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",
@@ -79,14 +83,18 @@ impl IntoResponse for ApiError {
     }
 }
 
-type ApiResult = Result<Response, ApiError>;
+pub(crate) type ApiResult = Result<Response, ApiError>;
 
-fn ok_json(v: impl serde::Serialize) -> ApiResult {
+pub(crate) fn ok_json(v: impl serde::Serialize) -> ApiResult {
     Ok(([(header::CACHE_CONTROL, "no-store")], Json(v)).into_response())
 }
 
 /// The admin router.
 pub fn router(state: AdminState) -> Router {
+    // Fax documents are the largest bodies; multipart framing needs a little more.
+    let body_limit = usize::try_from(state.config.fax.max_file_bytes)
+        .unwrap_or(usize::MAX)
+        .saturating_add(64 * 1024);
     Router::new()
         .route("/health", get(health))
         .route("/health/ready", get(ready))
@@ -102,6 +110,14 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/v1/devices/{id}", get(get_device))
         .route("/api/v1/devices/{id}/commands", post(post_command))
         .route("/api/v1/devices/{id}/commands/{req}", get(get_command))
+        .route("/api/v1/faxes", get(fax::list).post(fax::submit))
+        .route("/api/v1/faxes/{id}", get(fax::get))
+        .route("/api/v1/faxes/{id}/file", get(fax::file))
+        .route("/api/v1/files", post(fax::upload))
+        .route("/api/v1/inbound-faxes", get(fax::list_inbound))
+        .route("/api/v1/inbound-faxes/{id}", get(fax::get_inbound))
+        .route("/api/v1/inbound-faxes/{id}/file", get(fax::inbound_file))
+        .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .fallback(|| async { ApiError::not_found("route") })
         .with_state(state)
 }

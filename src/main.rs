@@ -149,6 +149,7 @@ async fn serve(config: Arc<Config>) -> anyhow::Result<()> {
         store: Arc::clone(&store),
         metrics,
         test_hooks: config.admin.test_hooks,
+        config: Arc::clone(&config),
     };
     let listener = tokio::net::TcpListener::bind(config.admin.listen)
         .await

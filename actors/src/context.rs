@@ -44,6 +44,8 @@ pub struct CallContext {
     pub sip_addr: SocketAddr,
     /// Address put in SDP for anchored media.
     pub media_ip: IpAddr,
+    /// The fax supervisor (inbound faxes), when fax is on.
+    pub faxes: Option<ActorRef<crate::fax::FaxMsg>>,
 }
 
 impl CallContext {

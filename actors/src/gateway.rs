@@ -99,6 +99,8 @@ pub struct Gateway {
     pub sip_addr: SocketAddr,
     /// The device supervisor (None when `[mqtt] mode = "off"`).
     pub devices: Option<ActorRef<DeviceSupervisorMsg>>,
+    /// The fax supervisor.
+    pub faxes: ActorRef<crate::fax::FaxMsg>,
     /// Live broker reference (changes on restart; None when not embedded).
     pub broker: watch::Receiver<Option<ActorRef<BrokerMsg>>>,
 }
@@ -225,6 +227,20 @@ impl Gateway {
                 which: "call supervisor",
                 source,
             })?;
+        let (faxes, _) = Actor::spawn(
+            None,
+            crate::fax::FaxSupervisor,
+            crate::fax::FaxArgs {
+                config: Arc::clone(&config),
+                store: Arc::clone(&store),
+                calls: supervisor.clone(),
+            },
+        )
+        .await
+        .map_err(|source| GatewayError::Spawn {
+            which: "fax supervisor",
+            source,
+        })?;
         let (endpoint_tx, endpoint_rx) = watch::channel(None);
         let mut trunk_status = Vec::new();
         let mut trunk_senders = Vec::new();
@@ -254,6 +270,7 @@ impl Gateway {
                 source,
             })?;
         supervisor.get_cell().link(root.get_cell());
+        faxes.get_cell().link(root.get_cell());
         if let Some(d) = &devices {
             d.get_cell().link(root.get_cell());
         }
@@ -293,6 +310,7 @@ impl Gateway {
             trunks,
             sip_addr,
             media_ip,
+            faxes: Some(faxes.clone()),
         });
         let _ = supervisor.send_message(SupervisorMsg::SetContext(ctx));
         tracing::info!(%bound, advertised = %sip_addr, "SIP listening on UDP and TCP");
@@ -305,6 +323,7 @@ impl Gateway {
             sip_addr: bound,
             devices,
             broker: broker_rx,
+            faxes,
         })
     }
 

@@ -10,6 +10,7 @@ pub mod cdr;
 pub mod context;
 pub mod devices;
 pub mod endpoint;
+pub mod fax;
 pub mod gateway;
 pub mod media;
 pub mod mqtt;
@@ -18,6 +19,7 @@ pub mod supervisor;
 pub mod timer;
 pub mod tls;
 pub mod trunk;
+pub mod ua;
 
 pub use call::{CallId, CallSnapshot};
 pub use gateway::{Gateway, GatewayError};

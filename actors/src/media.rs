@@ -115,6 +115,13 @@ impl PortPair {
     pub fn port(&self) -> u16 {
         self.port
     }
+
+    /// Take the RTP socket out for a media task of a call the gateway ends
+    /// itself (UDPTL for fax). The pair keeps the lease: drop it only once
+    /// that task is gone.
+    pub fn take_rtp(&mut self) -> Option<UdpSocket> {
+        self.rtp.take()
+    }
 }
 
 impl Drop for PortPair {

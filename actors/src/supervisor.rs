@@ -11,6 +11,8 @@ use std::sync::Arc;
 
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use rsip::Method;
+use switchboard_config::RouteTarget;
+use switchboard_sip::message::MessageExt;
 use switchboard_sip::message::{self, make_cancel, make_response};
 use switchboard_sip::transaction::TransactionKey;
 use switchboard_sip::transport::Peer;
@@ -19,6 +21,7 @@ use switchboard_storage::{now_unix_ms, rfc3339, Cdr, Disposition};
 use crate::call::{Call, CallArgs, CallId, CallMsg, CallSnapshot, Phase};
 use crate::context::CallContext;
 use crate::endpoint::EndpointMsg;
+use crate::ua::{Listener, UaArgs, UaCall, UaDirection};
 
 /// Messages of the call supervisor.
 #[derive(Debug)]
@@ -46,6 +49,19 @@ pub enum SupervisorMsg {
     Hangup(CallId, RpcReplyPort<bool>),
     /// Test hook: make a call actor panic; false when unknown.
     Crash(CallId, RpcReplyPort<bool>),
+    /// Place a call of our own (a fax job's); false when none can start now.
+    Originate {
+        /// The call's id.
+        id: CallId,
+        /// Number to dial (routed by `[[route]]`).
+        to: String,
+        /// Our calling number.
+        src: String,
+        /// Who hears about the call.
+        listener: Listener,
+        /// Whether the call started.
+        reply: RpcReplyPort<bool>,
+    },
 }
 
 struct Entry {
@@ -122,6 +138,29 @@ impl Actor for CallSupervisor {
                     .map(|e| e.actor.send_message(CallMsg::Hangup).is_ok());
                 let _ = reply.send(found.unwrap_or(false));
             }
+            SupervisorMsg::Originate {
+                id,
+                to,
+                src,
+                listener,
+                reply,
+            } => {
+                let ok = match state.ctx.clone() {
+                    Some(ctx) if state.calls.len() < ctx.config.sip.max_calls => {
+                        let args = UaArgs {
+                            id: id.clone(),
+                            ctx,
+                            direction: UaDirection::Outbound { to, src },
+                            listener,
+                        };
+                        let spawned =
+                            Actor::spawn_linked(None, UaCall, args, myself.get_cell()).await;
+                        state.register(id, spawned.map(|(a, _)| a)).is_ok()
+                    }
+                    _ => false,
+                };
+                let _ = reply.send(ok);
+            }
             SupervisorMsg::Crash(id, reply) => {
                 let found = state
                     .calls
@@ -189,28 +228,81 @@ async fn new_call(
         return reject(&endpoint, key, &request, 503);
     }
     let id = CallId::new();
-    let args = CallArgs {
-        id: id.clone(),
-        key: key.clone(),
-        invite: request.clone(),
-        peer,
-        ctx,
+    let dst = crate::call::dialed(&request).unwrap_or_default();
+    let local = matches!(ctx.config.dial(&dst), Some((r, _)) if r.to == RouteTarget::Fax);
+    let spawned = if local {
+        // Calls to `fax` are ours to answer.
+        let Some(faxes) = ctx.faxes.clone() else {
+            return reject(&endpoint, key, &request, 503);
+        };
+        let (from, sip_call_id) = (
+            crate::call::calling(&request),
+            request.call_id().unwrap_or_default(),
+        );
+        let call = id.clone();
+        let listener = Listener::new(move |event| {
+            let _ = faxes.send_message(crate::fax::FaxMsg::Inbound {
+                call: call.clone(),
+                from: from.clone(),
+                to: dst.clone(),
+                sip_call_id: sip_call_id.clone(),
+                event,
+            });
+        });
+        let args = UaArgs {
+            id: id.clone(),
+            ctx,
+            direction: UaDirection::Inbound {
+                key: key.clone(),
+                invite: request.clone(),
+                peer,
+            },
+            listener,
+        };
+        Actor::spawn_linked(None, UaCall, args, myself.get_cell())
+            .await
+            .map(|(a, _)| a)
+    } else {
+        let args = CallArgs {
+            id: id.clone(),
+            key: key.clone(),
+            invite: request.clone(),
+            peer,
+            ctx,
+        };
+        Actor::spawn_linked(None, Call, args, myself.get_cell())
+            .await
+            .map(|(a, _)| a)
     };
-    match Actor::spawn_linked(None, Call, args, myself.get_cell()).await {
-        Ok((actor, _)) => {
-            state.by_actor.insert(actor.get_id(), id.clone());
-            state.calls.insert(
-                id,
-                Entry {
-                    actor,
-                    snapshot: None,
-                },
-            );
-            metrics::gauge!("switchboard_calls_active").set(state.calls.len() as f64);
-        }
-        Err(err) => {
-            tracing::error!(%err, "cannot start call actor");
-            reject(&endpoint, key, &request, 500);
+    if state.register(id, spawned).is_err() {
+        reject(&endpoint, key, &request, 500);
+    }
+}
+
+impl SupervisorState {
+    /// Keep a started call in the registry.
+    fn register(
+        &mut self,
+        id: CallId,
+        spawned: Result<ActorRef<CallMsg>, ractor::SpawnErr>,
+    ) -> Result<(), ()> {
+        match spawned {
+            Ok(actor) => {
+                self.by_actor.insert(actor.get_id(), id.clone());
+                self.calls.insert(
+                    id,
+                    Entry {
+                        actor,
+                        snapshot: None,
+                    },
+                );
+                metrics::gauge!("switchboard_calls_active").set(self.calls.len() as f64);
+                Ok(())
+            }
+            Err(err) => {
+                tracing::error!(%err, "cannot start call actor");
+                Err(())
+            }
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Environment overrides: `SWITCHBOARD_<SECTION>_<KEY>` for every scalar key of `[sip]`,
-//! `[media]`, `[admin]`, `[storage]`, `[log]`, `[mqtt]` and `[devices]` (e.g.
-//! `SWITCHBOARD_MQTT_PASSWORD`, `SWITCHBOARD_DEVICES_FLEET_SECRET`), plus per-trunk credentials
+//! `[media]`, `[admin]`, `[storage]`, `[log]`, `[mqtt]`, `[devices]` and `[fax]` (e.g.
+//! `SWITCHBOARD_MQTT_PASSWORD`, `SWITCHBOARD_DEVICES_FLEET_SECRET`,
+//! `SWITCHBOARD_FAX_WEBHOOK_SECRET`), plus per-trunk credentials
 //! `SWITCHBOARD_TRUNK_<NAME>_USERNAME` / `_PASSWORD` (NAME upper-cased, `-` as `_`).
 //!
 //! The environment wins over the file. An empty value clears the key (the default applies).
@@ -47,6 +48,19 @@ pub const SCALAR_KEYS: &[(&str, &str)] = &[
     ("devices", "default_account"),
     ("devices", "command_timeout_secs"),
     ("devices", "command_retries"),
+    ("fax", "max_attempts"),
+    ("fax", "retry_delay_secs"),
+    ("fax", "spool"),
+    ("fax", "ident"),
+    ("fax", "ecm"),
+    ("fax", "max_rate"),
+    ("fax", "t38_version"),
+    ("fax", "max_pages"),
+    ("fax", "max_file_bytes"),
+    ("fax", "webhook_url"),
+    ("fax", "webhook_secret"),
+    ("fax", "t38_switch_timeout_secs"),
+    ("fax", "gs"),
 ];
 
 /// Env variable name for a scalar key, e.g. `SWITCHBOARD_SIP_T1_MS`.
@@ -99,6 +113,19 @@ fn slot<'a>(raw: &'a mut RawConfig, section: &str, key: &str) -> Option<Slot<'a>
         ("devices", "default_account") => Slot::Str(&mut raw.devices.default_account),
         ("devices", "command_timeout_secs") => Slot::U64(&mut raw.devices.command_timeout_secs),
         ("devices", "command_retries") => Slot::U64(&mut raw.devices.command_retries),
+        ("fax", "max_attempts") => Slot::U64(&mut raw.fax.max_attempts),
+        ("fax", "retry_delay_secs") => Slot::U64(&mut raw.fax.retry_delay_secs),
+        ("fax", "spool") => Slot::Str(&mut raw.fax.spool),
+        ("fax", "ident") => Slot::Str(&mut raw.fax.ident),
+        ("fax", "ecm") => Slot::Bool(&mut raw.fax.ecm),
+        ("fax", "max_rate") => Slot::U64(&mut raw.fax.max_rate),
+        ("fax", "t38_version") => Slot::U64(&mut raw.fax.t38_version),
+        ("fax", "max_pages") => Slot::U64(&mut raw.fax.max_pages),
+        ("fax", "max_file_bytes") => Slot::U64(&mut raw.fax.max_file_bytes),
+        ("fax", "webhook_url") => Slot::Str(&mut raw.fax.webhook_url),
+        ("fax", "webhook_secret") => Slot::Str(&mut raw.fax.webhook_secret),
+        ("fax", "t38_switch_timeout_secs") => Slot::U64(&mut raw.fax.t38_switch_timeout_secs),
+        ("fax", "gs") => Slot::Str(&mut raw.fax.gs),
         _ => return None,
     })
 }

@@ -64,8 +64,8 @@ pub enum ConfigErrorKind {
         /// The trunk name.
         name: String,
     },
-    /// A route target kind this version cannot route to yet (`fax`, `app:..`, `device:..`).
-    #[error("unsupported target `{target}` (only trunk:NAME for now)")]
+    /// A route target kind this version cannot route to yet (`app:..`, `device:..`, `queue`, `ivr`).
+    #[error("unsupported target `{target}` (only trunk:NAME and fax for now)")]
     UnsupportedTarget {
         /// The target as written.
         target: String,

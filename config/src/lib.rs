@@ -1,5 +1,5 @@
 //! Typed configuration for switchboard: one TOML file (`[sip]`, `[media]`, `[admin]`,
-//! `[storage]`, `[log]`, `[mqtt]`, `[devices]`, `[[trunk]]`, `[[route]]`) plus `SWITCHBOARD_*` environment overrides,
+//! `[storage]`, `[log]`, `[mqtt]`, `[devices]`, `[fax]`, `[[trunk]]`, `[[route]]`) plus `SWITCHBOARD_*` environment overrides,
 //! parsed and validated once into [`Config`] ("parse, don't validate").
 //!
 //! Loading never stops at the first problem: unknown keys, wrong types, bad addresses, unknown
@@ -13,6 +13,7 @@ use std::path::Path;
 mod devices;
 mod env;
 mod error;
+mod fax;
 mod raw;
 mod route;
 mod types;
@@ -21,6 +22,7 @@ mod validate;
 pub use devices::{BrokerUrl, DevicesConfig, MqttConfig, MqttMode};
 pub use env::{trunk_env_name, var_name, ENV_PREFIX, SCALAR_KEYS};
 pub use error::{ConfigError, ConfigErrorKind, ConfigErrors};
+pub use fax::{FaxConfig, T38Policy};
 pub use route::{RouteConfig, RoutePattern, RouteTarget};
 pub use types::{
     AdminConfig, LogConfig, MediaConfig, Secret, SipConfig, StorageConfig, Transport, TrunkConfig,
@@ -47,6 +49,8 @@ pub struct Config {
     pub mqtt: MqttConfig,
     /// `[devices]`: claim and command settings.
     pub devices: DevicesConfig,
+    /// `[fax]`: fax jobs, T.30/T.38 settings and the job webhook.
+    pub fax: FaxConfig,
 }
 
 impl Config {

@@ -95,6 +95,7 @@ pub(crate) struct RawTrunk {
     pub keepalive_secs: Option<u64>,
     pub allow: Option<Vec<String>>,
     pub from_domain: Option<String>,
+    pub t38: Option<String>,
 }
 
 /// One `[[route]]` as written.
@@ -118,6 +119,7 @@ pub(crate) struct RawConfig {
     pub log: RawLog,
     pub mqtt: RawMqtt,
     pub devices: RawDevices,
+    pub fax: crate::fax::RawFax,
     pub trunks: Vec<RawTrunk>,
     pub routes: Vec<RawRoute>,
 }
@@ -149,6 +151,7 @@ pub(crate) fn parse(text: &str, errors: &mut Vec<ConfigError>) -> RawConfig {
             "log" => raw.log = section(&key, value, errors),
             "mqtt" => raw.mqtt = section(&key, value, errors),
             "devices" => raw.devices = section(&key, value, errors),
+            "fax" => raw.fax = section(&key, value, errors),
             "trunk" => raw.trunks = array(&key, value, errors),
             "route" => raw.routes = array(&key, value, errors),
             _ => errors.push(ConfigError::new(key, ConfigErrorKind::UnknownKey)),

@@ -52,12 +52,15 @@ impl fmt::Display for RoutePattern {
 pub enum RouteTarget {
     /// Out through a configured trunk (written `trunk:NAME`).
     Trunk(String),
+    /// Answered as a fax and received into the fax spool (written `fax`); needs no trunk.
+    Fax,
 }
 
 impl fmt::Display for RouteTarget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             RouteTarget::Trunk(name) => write!(f, "trunk:{name}"),
+            RouteTarget::Fax => f.write_str("fax"),
         }
     }
 }
@@ -72,8 +75,11 @@ pub(crate) enum TargetError {
 }
 
 impl RouteTarget {
-    /// Parse `trunk:NAME`. Whether NAME exists is checked by the caller.
+    /// Parse `trunk:NAME` or `fax`. Whether NAME exists is checked by the caller.
     pub(crate) fn parse(s: &str) -> Result<Self, TargetError> {
+        if s == "fax" {
+            return Ok(RouteTarget::Fax);
+        }
         if let Some(name) = s.strip_prefix("trunk:") {
             return if name.is_empty() {
                 Err(TargetError::Invalid)
@@ -83,7 +89,7 @@ impl RouteTarget {
         }
         let kind = s.split_once(':').map_or(s, |(k, _)| k);
         match kind {
-            "fax" | "app" | "device" | "queue" | "ivr" => Err(TargetError::Unsupported),
+            "app" | "device" | "queue" | "ivr" => Err(TargetError::Unsupported),
             _ => Err(TargetError::Invalid),
         }
     }
@@ -181,7 +187,16 @@ mod tests {
             Ok(RouteTarget::Trunk("a-1".into()))
         );
         assert_eq!(RouteTarget::parse("trunk:"), Err(TargetError::Invalid));
-        assert_eq!(RouteTarget::parse("fax"), Err(TargetError::Unsupported));
+        assert_eq!(RouteTarget::parse("fax"), Ok(RouteTarget::Fax));
+        assert_eq!(RouteTarget::Fax.to_string(), "fax");
+        for s in ["fax:", "fax:x", "FAX", " fax"] {
+            assert_eq!(RouteTarget::parse(s), Err(TargetError::Invalid), "{s}");
+        }
+        assert_eq!(RouteTarget::parse("queue"), Err(TargetError::Unsupported));
+        assert_eq!(RouteTarget::parse("ivr"), Err(TargetError::Unsupported));
+        for t in [RouteTarget::Fax, RouteTarget::Trunk("a-1".into())] {
+            assert_eq!(RouteTarget::parse(&t.to_string()), Ok(t));
+        }
         assert_eq!(RouteTarget::parse("app:ivr"), Err(TargetError::Unsupported));
         assert_eq!(
             RouteTarget::parse("device:esp1"),
@@ -204,6 +219,7 @@ mod tests {
         ];
         let pick = |d: &str| match select(&routes, d).map(|r| &r.to) {
             Some(RouteTarget::Trunk(n)) => n.as_str(),
+            Some(RouteTarget::Fax) => "fax",
             None => "none",
         };
         assert_eq!(pick("00442071234567"), "exact");

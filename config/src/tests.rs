@@ -39,6 +39,7 @@ fn example_loads_cleanly() {
     assert_eq!(c.log, LogConfig::default());
     assert_eq!(c.mqtt, MqttConfig::default());
     assert_eq!(c.devices, DevicesConfig::default());
+    assert_eq!(c.fax, FaxConfig::default());
     assert_eq!(c.trunks.len(), 2);
     let a = c.trunk("carrier-a").unwrap();
     assert_eq!(a.address, "192.0.2.10:5060".parse::<SocketAddr>().unwrap());
@@ -52,7 +53,11 @@ fn example_loads_cleanly() {
     assert_eq!(pbx.transport, Transport::Tcp);
     assert_eq!(pbx.keepalive, Duration::ZERO);
     assert_eq!(pbx.address.port(), 5060);
-    assert_eq!(c.routes.len(), 3);
+    assert_eq!(a.t38, T38Policy::Prefer);
+    assert_eq!(c.routes.len(), 4);
+    let fax = c.route("+4930555000").unwrap();
+    assert_eq!(fax.to, RouteTarget::Fax);
+    assert_eq!(fax.to.to_string(), "fax");
     assert_eq!(
         c.dial("00442071234567").map(|(r, n)| (r.to.to_string(), n)),
         Some(("trunk:carrier-a".into(), "+442071234567".into()))
@@ -118,7 +123,7 @@ fn every_error_kind_at_its_key() {
 
         [[route]]
         match = "1*"
-        to = "fax"
+        to = "queue"
 
         [[route]]
         to = "sip:x"
@@ -176,7 +181,7 @@ fn every_error_kind_at_its_key() {
     assert_eq!(
         at("route[1].to"),
         &K::UnsupportedTarget {
-            target: "fax".into()
+            target: "queue".into()
         }
     );
     assert_eq!(at("route[2].match"), &K::Missing);

@@ -223,6 +223,8 @@ pub struct TrunkConfig {
     pub allow: Vec<ipnet::IpNet>,
     /// Domain for the From header, if not `host`.
     pub from_domain: Option<String>,
+    /// Whether fax on this trunk may switch to T.38 (key `t38`, default `prefer`).
+    pub t38: crate::fax::T38Policy,
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::error::{ConfigError, ConfigErrorKind};
+use crate::fax::T38Policy;
 use crate::raw::{RawConfig, RawRoute, RawTrunk};
 use crate::route::{is_dial_string, RouteConfig, RoutePattern, RouteTarget, TargetError};
 use crate::types::{
@@ -155,6 +156,7 @@ pub(crate) fn validate(
     };
     let mqtt = crate::devices::mqtt(&mut c, raw.mqtt);
     let devices = crate::devices::devices(&mut c, raw.devices);
+    let fax = crate::fax::fax(&mut c, raw.fax);
     let written_names: HashSet<String> = raw.trunks.iter().filter_map(|t| t.name.clone()).collect();
     let trunks = trunks(&mut c, raw.trunks);
     let routes = raw
@@ -174,6 +176,7 @@ pub(crate) fn validate(
             log,
             mqtt,
             devices,
+            fax,
         })
     } else {
         Err(c.errors)
@@ -379,6 +382,13 @@ fn trunks(c: &mut Checker, raw: Vec<RawTrunk>) -> Vec<TrunkConfig> {
             }
             ok
         });
+        let t38 = match t.t38.as_deref() {
+            None => T38Policy::default(),
+            Some(s) => T38Policy::parse(s.trim()).unwrap_or_else(|| {
+                c.invalid(&format!("{p}.t38"), s, "prefer or never");
+                T38Policy::default()
+            }),
+        };
         if let (Some((address, host)), true) = (resolved, c.errors.len() == before) {
             out.push(TrunkConfig {
                 name,
@@ -392,6 +402,7 @@ fn trunks(c: &mut Checker, raw: Vec<RawTrunk>) -> Vec<TrunkConfig> {
                 keepalive: Duration::from_secs(keepalive),
                 allow,
                 from_domain,
+                t38,
             });
         }
     }
@@ -500,7 +511,7 @@ fn route(c: &mut Checker, i: usize, r: RawRoute, trunks: &HashSet<String>) -> Op
                 None
             }
             Err(TargetError::Invalid) => {
-                c.invalid(&format!("{p}.to"), s, "trunk:NAME");
+                c.invalid(&format!("{p}.to"), s, "trunk:NAME or fax");
                 None
             }
         },

@@ -55,6 +55,9 @@ pub enum SdpError {
     /// The offered audio has no codec (PCMU/PCMA over RTP/AVP) in common with the gateway.
     #[error("no codec in common with the SDP offer")]
     NoCommonCodec,
+    /// The offer has no `m=image … udptl t38` stream.
+    #[error("SDP offer has no T.38 stream")]
+    NoT38,
 }
 
 /// Media direction attribute (RFC 3264 §5.1, §6.1).
@@ -316,6 +319,32 @@ impl SessionDescription {
         })
     }
 
+    /// Attributes (`a=name:value` or `a=name`) of the first T.38 image stream, in order.
+    pub fn image_attributes(&self) -> Vec<(String, Option<String>)> {
+        let Some(start) = self.image_start() else {
+            return Vec::new();
+        };
+        self.lines[self.section(start)]
+            .iter()
+            .filter(|l| l.kind == b'a')
+            .map(|l| match l.value.split_once(':') {
+                Some((n, v)) => (n.trim().to_string(), Some(v.trim().to_string())),
+                None => (l.value.trim().to_string(), None),
+            })
+            .collect()
+    }
+
+    fn image_start(&self) -> Option<usize> {
+        self.media_starts().into_iter().find(|&i| {
+            parse_media(&self.lines[i].value).is_some_and(|m| {
+                m.media == "image"
+                    && m.port != 0
+                    && m.proto.eq_ignore_ascii_case("udptl")
+                    && m.fmts.iter().any(|f| f.eq_ignore_ascii_case("t38"))
+            })
+        })
+    }
+
     /// Media anchoring for a B2BUA: sets every `c=` to `addr`, the port of m-line `i` to
     /// `ports[i]` (missing entries and rejected streams with port 0 stay as they are), the
     /// `o=` address to `addr` with the session version incremented, and `a=rtcp` lines of
@@ -457,12 +486,18 @@ fn set_media_port(v: &str, port: u16) -> String {
 }
 
 fn session_header(addr: IpAddr, session_id: u64) -> SessionDescription {
+    session_header_v(addr, session_id, session_id)
+}
+
+/// Session lines with an explicit `o=` version (it must grow with every new
+/// offer or answer in a session, RFC 3264 §8).
+fn session_header_v(addr: IpAddr, session_id: u64, version: u64) -> SessionDescription {
     let ip = if addr.is_ipv4() { "IP4" } else { "IP6" };
     let mut sd = SessionDescription { lines: Vec::new() };
     sd.push(b'v', "0");
     sd.push(
         b'o',
-        format!("switchboard {session_id} {session_id} IN {ip} {addr}"),
+        format!("switchboard {session_id} {version} IN {ip} {addr}"),
     );
     sd.push(b's', "switchboard");
     sd.push(b'c', format!("IN {ip} {addr}"));
@@ -543,10 +578,64 @@ pub fn answer(
     Ok(sd)
 }
 
+/// A T.38 offer (RFC 3362, T.38 Annex D): one `m=image <port> udptl t38`
+/// stream with the given `a=` attribute values (e.g. `T38FaxVersion:0`).
+pub fn image_offer(
+    addr: IpAddr,
+    port: u16,
+    session_id: u64,
+    version: u64,
+    attributes: &[String],
+) -> SessionDescription {
+    let mut sd = session_header_v(addr, session_id, version);
+    sd.push(b'm', format!("image {port} udptl t38"));
+    for a in attributes {
+        sd.push(b'a', a.clone());
+    }
+    sd
+}
+
+/// Answer a T.38 offer: the first offered image stream is accepted at our
+/// `port` with `attributes`; every other stream is rejected with port 0,
+/// keeping the m-line count and order (RFC 3264 §6).
+pub fn image_answer(
+    offer: &SessionDescription,
+    addr: IpAddr,
+    port: u16,
+    session_id: u64,
+    version: u64,
+    attributes: &[String],
+) -> Result<SessionDescription, SdpError> {
+    let image = offer.image_start().ok_or(SdpError::NoT38)?;
+    let mut sd = session_header_v(addr, session_id, version);
+    for start in offer.media_starts() {
+        let Some(m) = parse_media(&offer.lines[start].value) else {
+            continue;
+        };
+        if start == image {
+            sd.push(b'm', format!("image {port} udptl t38"));
+            for a in attributes {
+                sd.push(b'a', a.clone());
+            }
+        } else {
+            sd.push(
+                b'm',
+                format!("{} 0 {} {}", m.media, m.proto, m.fmts.join(" ")),
+            );
+        }
+    }
+    Ok(sd)
+}
+
 /// A fresh offer: PCMU, PCMA and telephone-event/8000 (PT 101, events 0-16), ptime 20,
 /// sendrecv, at `addr`/`port`.
 pub fn offer(addr: IpAddr, port: u16, session_id: u64) -> SessionDescription {
-    let mut sd = session_header(addr, session_id);
+    offer_v(addr, port, session_id, session_id)
+}
+
+/// [`offer`] with an explicit `o=` version (for a re-offer in the same session).
+pub fn offer_v(addr: IpAddr, port: u16, session_id: u64, version: u64) -> SessionDescription {
+    let mut sd = session_header_v(addr, session_id, version);
     sd.push(b'm', format!("audio {port} RTP/AVP 0 8 101"));
     sd.push(b'a', "rtpmap:0 PCMU/8000");
     sd.push(b'a', "rtpmap:8 PCMA/8000");
@@ -766,5 +855,48 @@ a=rtpmap:32 MPV/90000\r
         // A host name in c= parses but yields no audio address.
         let host = "v=0\nc=IN IP4 host.example\nm=audio 1 RTP/AVP 0\n";
         assert_eq!(SessionDescription::parse(host).unwrap().audio(), None);
+    }
+
+    #[test]
+    fn t38_offer_and_answer() {
+        let attrs = vec![
+            "T38FaxVersion:0".to_string(),
+            "T38MaxBitRate:14400".to_string(),
+        ];
+        let offer = image_offer(ip("192.0.2.1"), 4000, 7, 8, &attrs);
+        let text = offer.to_string();
+        assert!(
+            text.contains("o=switchboard 7 8 IN IP4 192.0.2.1\r\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("m=image 4000 udptl t38\r\na=T38FaxVersion:0\r\n"),
+            "{text}"
+        );
+        let parsed = SessionDescription::parse(&text).unwrap();
+        assert_eq!(parsed.image(), Some((ip("192.0.2.1"), 4000)));
+        assert_eq!(
+            parsed.image_attributes()[1],
+            ("T38MaxBitRate".to_string(), Some("14400".to_string()))
+        );
+        // An offer with audio and image: the answer keeps both lines, audio rejected.
+        let both = SessionDescription::parse(
+            "v=0\r\no=- 1 1 IN IP4 192.0.2.9\r\ns=-\r\nc=IN IP4 192.0.2.9\r\nt=0 0\r\nm=audio 5000 RTP/AVP 0\r\nm=image 5002 udptl t38\r\na=T38FaxVersion:3\r\n",
+        )
+        .unwrap();
+        let ans = image_answer(&both, ip("192.0.2.1"), 4000, 7, 9, &attrs)
+            .unwrap()
+            .to_string();
+        assert!(
+            ans.contains("m=audio 0 RTP/AVP 0\r\nm=image 4000 udptl t38\r\n"),
+            "{ans}"
+        );
+        // No image stream: 488 territory.
+        let audio = SessionDescription::parse(RFC3264_OFFER).unwrap();
+        assert_eq!(
+            image_answer(&audio, ip("192.0.2.1"), 4000, 7, 9, &attrs).unwrap_err(),
+            SdpError::NoT38
+        );
+        assert!(audio.image_attributes().is_empty());
     }
 }

@@ -26,7 +26,7 @@ const SEQ_SEP: u8 = 0x00;
 const INDEX_SEP: u8 = 0x01;
 
 /// Decode a versioned JSON record, refusing garbage and versions newer than `supported`.
-fn decode<T: DeserializeOwned>(
+pub(crate) fn decode<T: DeserializeOwned>(
     tree: Tree,
     key: &[u8],
     bytes: &[u8],
@@ -53,7 +53,7 @@ fn decode<T: DeserializeOwned>(
     serde_json::from_slice(bytes).map_err(corrupt)
 }
 
-fn encode<T: Serialize>(tree: Tree, record: &T) -> Result<Vec<u8>, StoreError> {
+pub(crate) fn encode<T: Serialize>(tree: Tree, record: &T) -> Result<Vec<u8>, StoreError> {
     serde_json::to_vec(record).map_err(|source| StoreError::Encode { tree, source })
 }
 

@@ -10,6 +10,7 @@
 pub mod cdr;
 pub mod device;
 mod error;
+pub mod fax;
 mod sled_store;
 mod time;
 
@@ -20,6 +21,10 @@ pub use device::{
     DeviceRecord, StoredCredentialData,
 };
 pub use error::{Corruption, StoreError};
+pub use fax::{
+    get_fax_job, get_inbound_fax, list_fax_jobs, list_inbound_faxes, new_fax_id, put_fax_job,
+    put_inbound_fax, unfinished_fax_jobs, FaxJobRecord, FaxStatus, InboundFaxRecord,
+};
 pub use sled_store::SledStore;
 pub use time::{now_unix_ms, rfc3339};
 
@@ -43,6 +48,10 @@ pub enum Tree {
     Nonces,
     /// Device commands, keyed by device id, 0x00, big-endian seq (plus a request id index).
     Commands,
+    /// Outbound fax jobs, keyed by job id (time-ordered).
+    FaxJobs,
+    /// Received faxes, keyed by id (derived from the call).
+    InboundFaxes,
 }
 
 impl Tree {
@@ -53,6 +62,8 @@ impl Tree {
         Tree::Devices,
         Tree::Nonces,
         Tree::Commands,
+        Tree::FaxJobs,
+        Tree::InboundFaxes,
     ];
 
     /// The backend's name for this tree; stable on disk, never rename.
@@ -63,6 +74,8 @@ impl Tree {
             Tree::Devices => "devices",
             Tree::Nonces => "nonces",
             Tree::Commands => "commands",
+            Tree::FaxJobs => "fax_jobs",
+            Tree::InboundFaxes => "inbound_faxes",
         }
     }
 
@@ -74,6 +87,8 @@ impl Tree {
             Tree::Devices => 2,
             Tree::Nonces => 3,
             Tree::Commands => 4,
+            Tree::FaxJobs => 5,
+            Tree::InboundFaxes => 6,
         }
     }
 }

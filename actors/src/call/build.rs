@@ -97,10 +97,11 @@ pub struct OutboundInvite<'a> {
     pub body: Vec<u8>,
 }
 
-/// The B leg's INVITE.
-pub fn outbound_invite<M: MessageExt>(
+/// An INVITE toward a trunk: the B leg's (with the pass-through headers of
+/// the caller's INVITE `original`) or one the gateway places itself.
+pub fn outbound_invite(
     p: OutboundInvite<'_>,
-    original: &M,
+    original: Option<&rsip::Request>,
 ) -> Result<rsip::Request, rsip::Error> {
     let mut headers = rsip::Headers::default();
     headers.push(Header::Via(
@@ -124,7 +125,9 @@ pub fn outbound_invite<M: MessageExt>(
         "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO".into(),
     ));
     headers.push(Header::UserAgent(p.user_agent.into()));
-    copy_pass_through(original, &mut headers);
+    if let Some(original) = original {
+        copy_pass_through(original, &mut headers);
+    }
     if !p.body.is_empty() {
         headers.push(Header::ContentType("application/sdp".into()));
     }
@@ -189,4 +192,68 @@ pub fn session_expires<M: MessageExt>(msg: &M) -> Option<u32> {
     msg.header_value("Session-Expires")
         .and_then(|v| v.split(';').next().and_then(|s| s.trim().parse().ok()))
         .filter(|s| *s >= 90)
+}
+
+/// The INVITE `invite` again with digest credentials answering the challenge
+/// in `resp` (401 or 407): new branch, CSeq + 1, the previous credentials
+/// replaced (RFC 3261 §22.2). `None` when `resp` carries no usable challenge.
+pub fn with_credentials(
+    invite: &rsip::Request,
+    resp: &rsip::Response,
+    user: &str,
+    password: &str,
+    via_host: &str,
+    transport: Transport,
+) -> Option<rsip::Request> {
+    use switchboard_sip::digest::{self, Challenge};
+    let proxy = resp.status_code.code() == 407;
+    let header = if proxy {
+        "Proxy-Authenticate"
+    } else {
+        "WWW-Authenticate"
+    };
+    let ch = resp
+        .header_value(header)
+        .and_then(|v| Challenge::parse(&v).ok())?;
+    let mut invite = invite.clone();
+    let cseq = invite.cseq().map(|c| c.0).unwrap_or(1) + 1;
+    let branch = switchboard_sip::message::new_branch();
+    let uri = invite.uri.to_string();
+    let cnonce = switchboard_sip::message::new_tag();
+    let value = digest::authorization(&ch, user, password, "INVITE", &uri, 1, &cnonce);
+    let via = Header::Via(
+        format!(
+            "SIP/2.0/{} {};branch={};rport",
+            transport.as_str(),
+            via_host,
+            branch
+        )
+        .into(),
+    );
+    let kept: Vec<Header> = invite
+        .headers
+        .iter()
+        .filter(|h| {
+            !matches!(
+                h,
+                Header::Via(_)
+                    | Header::CSeq(_)
+                    | Header::Authorization(_)
+                    | Header::ProxyAuthorization(_)
+            )
+        })
+        .cloned()
+        .collect();
+    invite.headers = rsip::Headers::default();
+    invite.headers.push(via);
+    invite.headers.extend(kept);
+    invite
+        .headers
+        .push(Header::CSeq(format!("{cseq} INVITE").into()));
+    invite.headers.push(if proxy {
+        Header::ProxyAuthorization(value.into())
+    } else {
+        Header::Authorization(value.into())
+    });
+    Some(invite)
 }

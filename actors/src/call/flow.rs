@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 use ractor::ActorRef;
 use rsip::{Header, Method};
 use switchboard_sip::dialog::Dialog;
-use switchboard_sip::digest::{self, Challenge};
 use switchboard_sip::message::{self, make_cancel, make_response, MessageExt};
 use switchboard_sip::transaction::TransactionKey;
 use switchboard_sip::transport::Peer;
@@ -449,67 +448,19 @@ impl CallState {
         let (Some(user), Some(pass)) = (trunk.username.as_deref(), trunk.password.as_ref()) else {
             return false;
         };
-        let proxy = resp.status_code.code() == 407;
-        let header = if proxy {
-            "Proxy-Authenticate"
-        } else {
-            "WWW-Authenticate"
-        };
-        let Some(ch) = resp
-            .header_value(header)
-            .and_then(|v| Challenge::parse(&v).ok())
-        else {
-            return false;
-        };
+        let via = self.ctx.via_host();
         let Some(b) = self.b.as_mut() else {
             return false;
         };
         if b.auth_tries >= 2 || self.phase == Phase::Ending {
             return false;
         }
-        let Some(mut invite) = b.invite.clone() else {
+        let Some(invite) = b.invite.as_ref().and_then(|i| {
+            build::with_credentials(i, resp, user, pass.expose(), &via, b.peer.transport)
+        }) else {
             return false;
         };
         b.auth_tries += 1;
-        let cseq = invite.cseq().map(|c| c.0).unwrap_or(1) + 1;
-        let branch = message::new_branch();
-        let uri = invite.uri.to_string();
-        let cnonce = message::new_tag();
-        let value = digest::authorization(&ch, user, pass.expose(), "INVITE", &uri, 1, &cnonce);
-        let via = Header::Via(
-            format!(
-                "SIP/2.0/{} {};branch={};rport",
-                b.peer.transport.as_str(),
-                self.ctx.via_host(),
-                branch
-            )
-            .into(),
-        );
-        let kept: Vec<Header> = invite
-            .headers
-            .iter()
-            .filter(|h| {
-                !matches!(
-                    h,
-                    Header::Via(_)
-                        | Header::CSeq(_)
-                        | Header::Authorization(_)
-                        | Header::ProxyAuthorization(_)
-                )
-            })
-            .cloned()
-            .collect();
-        invite.headers = rsip::Headers::default();
-        invite.headers.push(via);
-        invite.headers.extend(kept);
-        invite
-            .headers
-            .push(Header::CSeq(format!("{cseq} INVITE").into()));
-        invite.headers.push(if proxy {
-            Header::ProxyAuthorization(value.into())
-        } else {
-            Header::Authorization(value.into())
-        });
         b.invite = Some(invite.clone());
         b.provisional = false;
         b.invite_done = false;

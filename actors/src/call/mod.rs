@@ -8,8 +8,8 @@
 //! (re-INVITE, UPDATE, INFO) are relayed to the other leg, and RFC 4028
 //! session timers are passed through and watched.
 
-mod build;
-mod flow;
+pub(crate) mod build;
+pub(crate) mod flow;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -397,6 +397,8 @@ impl CallState {
         };
         let trunk_name = match &route.to {
             RouteTarget::Trunk(name) => name.clone(),
+            // The supervisor hands calls for local targets to a `UaCall`.
+            RouteTarget::Fax => return self.fail(500, Disposition::Failed, "not a trunk route"),
         };
         let (Some(trunk), Some(handle)) =
             (ctx.config.trunk(&trunk_name), ctx.trunks.get(&trunk_name))
@@ -463,7 +465,7 @@ impl CallState {
                 user_agent: &ctx.config.sip.user_agent,
                 body: anchored.body,
             },
-            &self.a.invite,
+            Some(&self.a.invite),
         );
         let invite = match invite {
             Ok(i) => i,

@@ -1,0 +1,307 @@
+//! `FaxJob`: one actor per outbound fax job. The job's record in the store
+//! is the source of truth: every state change is written (and flushed)
+//! before anything else learns of it, so a crash or restart resumes the job
+//! from the store: a job that was `in_progress` counts that attempt as
+//! interrupted and is retried per policy; a `succeeded` job is never sent
+//! again.
+//!
+//! An attempt places a call through the call supervisor (a `UaCall` that
+//! switches to T.38), runs the T.30 transfer when T.38 is up, and hangs up.
+//! Busy, no answer, congestion and failed transfers are retried after
+//! `[fax] retry_delay_secs`, up to `max_attempts`; a refused T.38, a missing
+//! route or a document error fail the job at once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use switchboard_config::Config;
+use switchboard_storage::{
+    get_fax_job, now_unix_ms, put_fax_job, rfc3339, FaxJobRecord, FaxStatus, Store,
+};
+
+use super::session::{self, SessionEvent, TransferResult};
+use crate::call::CallId;
+use crate::supervisor::SupervisorMsg;
+use crate::ua::{UaEvent, UaOutcome};
+
+/// Messages of a fax job.
+#[derive(Debug)]
+pub enum FaxJobMsg {
+    /// Time for the next attempt (generation).
+    Attempt(u64),
+    /// An event of the attempt's call.
+    Call(UaEvent),
+    /// An event of the T.30 transfer.
+    Session(SessionEvent),
+}
+
+/// Start-up arguments.
+pub struct FaxJobArgs {
+    /// The job id (its record is in the store).
+    pub id: String,
+    /// Store.
+    pub store: Arc<dyn Store>,
+    /// Configuration.
+    pub config: Arc<Config>,
+    /// The call supervisor, to place calls.
+    pub calls: ActorRef<SupervisorMsg>,
+}
+
+impl std::fmt::Debug for FaxJobArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FaxJobArgs")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// State of a fax job.
+pub struct FaxJobState {
+    args: FaxJobArgs,
+    job: FaxJobRecord,
+    call: Option<CallId>,
+    result: Option<TransferResult>,
+    session: Option<session::Handle>,
+    gen: u64,
+}
+
+/// Errors a job retries after `retry_delay`.
+fn retryable(error: &str) -> bool {
+    matches!(
+        error,
+        "BUSY" | "NO_ANSWER" | "CONGESTION" | "TRANSFER_FAILED" | "CALL_DROPPED" | "INTERRUPTED"
+    )
+}
+
+/// The fax job actor.
+#[derive(Debug, Default)]
+pub struct FaxJob;
+
+impl Actor for FaxJob {
+    type Msg = FaxJobMsg;
+    type State = FaxJobState;
+    type Arguments = FaxJobArgs;
+
+    async fn pre_start(
+        &self,
+        _: ActorRef<FaxJobMsg>,
+        args: FaxJobArgs,
+    ) -> Result<FaxJobState, ActorProcessingErr> {
+        let job = get_fax_job(args.store.as_ref(), &args.id)?
+            .ok_or_else(|| format!("fax job {} is not in the store", args.id))?;
+        Ok(FaxJobState {
+            args,
+            job,
+            call: None,
+            result: None,
+            session: None,
+            gen: 0,
+        })
+    }
+
+    async fn post_start(
+        &self,
+        myself: ActorRef<FaxJobMsg>,
+        state: &mut FaxJobState,
+    ) -> Result<(), ActorProcessingErr> {
+        match state.job.status {
+            FaxStatus::Succeeded | FaxStatus::Failed => myself.stop(None),
+            FaxStatus::InProgress => {
+                // The gateway (or this actor) died during an attempt.
+                tracing::warn!(job = %state.job.id, "fax job was interrupted; applying the retry policy");
+                state.attempt_failed(
+                    &myself,
+                    "INTERRUPTED",
+                    "the attempt was interrupted by a restart",
+                )?;
+            }
+            FaxStatus::Queued => state.schedule(&myself),
+        }
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<FaxJobMsg>,
+        msg: FaxJobMsg,
+        state: &mut FaxJobState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            FaxJobMsg::Attempt(gen) if gen == state.gen => state.attempt(&myself).await?,
+            FaxJobMsg::Attempt(_) => {}
+            FaxJobMsg::Call(UaEvent::T38(media)) => {
+                let pages = state.job.file.clone();
+                let me = myself.clone();
+                let notify = Arc::new(move |ev| {
+                    let _ = me.send_message(FaxJobMsg::Session(ev));
+                });
+                match session::start_send(media, &pages, &state.args.config, notify) {
+                    Ok(h) => state.session = Some(h),
+                    Err(err) => {
+                        tracing::error!(job = %state.job.id, %err, "cannot start the T.30 transfer");
+                        state.result = Some(TransferResult::failed("DOCUMENT", err.to_string()));
+                        state.hang_up();
+                    }
+                }
+            }
+            FaxJobMsg::Call(UaEvent::Ended(outcome)) => state.call_ended(&myself, outcome)?,
+            FaxJobMsg::Call(_) => {}
+            FaxJobMsg::Session(SessionEvent::PageSent(n)) => {
+                state.job.pages_sent = n;
+                state.save()?;
+            }
+            FaxJobMsg::Session(SessionEvent::Done(result)) => {
+                state.result = Some(result);
+                state.hang_up();
+            }
+        }
+        Ok(())
+    }
+}
+
+impl FaxJobState {
+    fn save(&mut self) -> Result<(), ActorProcessingErr> {
+        self.job.updated_at = rfc3339(now_unix_ms());
+        put_fax_job(self.args.store.as_ref(), &self.job)?;
+        Ok(())
+    }
+
+    fn schedule(&mut self, myself: &ActorRef<FaxJobMsg>) {
+        self.gen += 1;
+        let gen = self.gen;
+        let wait = self
+            .job
+            .next_attempt_unix_ms
+            .map_or(0, |at| at.saturating_sub(now_unix_ms()));
+        myself.send_after(Duration::from_millis(wait), move || FaxJobMsg::Attempt(gen));
+    }
+
+    async fn attempt(&mut self, myself: &ActorRef<FaxJobMsg>) -> Result<(), ActorProcessingErr> {
+        let id = CallId::new();
+        self.job.attempts += 1;
+        self.job.status = FaxStatus::InProgress;
+        self.job.call_id = Some(id.0.clone());
+        self.job.next_attempt_unix_ms = None;
+        self.job.pages_sent = 0;
+        self.result = None;
+        // On disk before the call starts: a crash now counts as an attempt.
+        self.save()?;
+        metrics::counter!("switchboard_fax_attempts_total").increment(1);
+        tracing::info!(job = %self.job.id, attempt = self.job.attempts, "fax attempt");
+        let me = myself.clone();
+        let listener = crate::ua::Listener::new(move |ev| {
+            let _ = me.send_message(FaxJobMsg::Call(ev));
+        });
+        let placed = ractor::call_t!(
+            self.args.calls,
+            |reply| SupervisorMsg::Originate {
+                id: id.clone(),
+                to: self.job.to.clone(),
+                src: caller_id(&self.args.config),
+                listener,
+                reply,
+            },
+            5_000
+        );
+        match placed {
+            Ok(true) => {
+                self.call = Some(id);
+                Ok(())
+            }
+            _ => self.attempt_failed(myself, "CONGESTION", "no call could be started"),
+        }
+    }
+
+    fn hang_up(&mut self) {
+        self.session = None;
+        if let Some(id) = &self.call {
+            let (tx, _rx) = ractor::concurrency::oneshot();
+            let _ = self
+                .args
+                .calls
+                .send_message(SupervisorMsg::Hangup(id.clone(), tx.into()));
+        }
+    }
+
+    fn call_ended(
+        &mut self,
+        myself: &ActorRef<FaxJobMsg>,
+        outcome: UaOutcome,
+    ) -> Result<(), ActorProcessingErr> {
+        self.call = None;
+        self.session = None;
+        if let Some(r) = self.result.take() {
+            self.job.bitrate = r.bit_rate;
+            self.job.ecm = r.ecm;
+            self.job.remote_station = r.remote_ident.clone();
+            self.job.pages_sent = r.pages;
+            if r.ok {
+                self.job.status = FaxStatus::Succeeded;
+                self.job.error = None;
+                self.job.error_text = None;
+                self.save()?;
+                metrics::counter!("switchboard_fax_jobs_total", "status" => "succeeded")
+                    .increment(1);
+                metrics::counter!("switchboard_fax_pages_sent_total").increment(u64::from(r.pages));
+                tracing::info!(job = %self.job.id, pages = r.pages, "fax sent");
+                myself.stop(None);
+                return Ok(());
+            }
+            let error = r.error.unwrap_or("TRANSFER_FAILED");
+            return self.attempt_failed(myself, error, &r.error_text.unwrap_or_default());
+        }
+        let error = outcome.error.unwrap_or(if outcome.answered {
+            "CALL_DROPPED"
+        } else {
+            "REJECTED"
+        });
+        let text = match outcome.code {
+            Some(code) => format!("{} (SIP {code})", outcome.cause),
+            None => outcome.cause.to_string(),
+        };
+        self.attempt_failed(myself, error, &text)
+    }
+
+    /// Record a failed attempt; queue a retry or fail the job.
+    fn attempt_failed(
+        &mut self,
+        myself: &ActorRef<FaxJobMsg>,
+        error: &str,
+        text: &str,
+    ) -> Result<(), ActorProcessingErr> {
+        self.job.error = Some(error.to_string());
+        self.job.error_text = Some(text.to_string());
+        let max = self.job.max_attempts;
+        if retryable(error) && self.job.attempts < max {
+            let delay = self.args.config.fax.retry_delay();
+            self.job.status = FaxStatus::Queued;
+            self.job.next_attempt_unix_ms = Some(now_unix_ms() + delay.as_millis() as u64);
+            self.save()?;
+            tracing::info!(job = %self.job.id, error, attempt = self.job.attempts, max, "fax attempt failed; retrying");
+            self.schedule(myself);
+        } else {
+            self.job.status = FaxStatus::Failed;
+            self.save()?;
+            metrics::counter!("switchboard_fax_jobs_total", "status" => "failed").increment(1);
+            tracing::info!(job = %self.job.id, error, attempts = self.job.attempts, "fax job failed");
+            myself.stop(None);
+        }
+        Ok(())
+    }
+}
+
+/// Our calling number for fax calls: the digits of `[fax] ident`, else "fax".
+fn caller_id(config: &Config) -> String {
+    let digits: String = config
+        .fax
+        .ident
+        .chars()
+        .filter(|c| c.is_ascii_digit() || *c == '+')
+        .collect();
+    if digits.is_empty() {
+        "fax".to_string()
+    } else {
+        digits
+    }
+}

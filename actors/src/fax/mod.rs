@@ -1,0 +1,313 @@
+//! Fax over T.38: the fax supervisor, one `FaxJob` actor per outbound job,
+//! and the record of inbound faxes.
+//!
+//! The supervisor accepts jobs (the document is already in the spool and
+//! the record flushed before the API answers 202), resumes unfinished jobs
+//! at start, restarts a crashed job from its stored state (at most
+//! `MAX_RESTARTS` a minute per job), and records inbound faxes, one record
+//! per call (the id derives from the SIP Call-ID, so a repeated event never
+//! makes a second record).
+
+pub mod document;
+pub mod job;
+pub mod session;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use switchboard_config::Config;
+use switchboard_storage::{
+    get_inbound_fax, new_fax_id, now_unix_ms, put_fax_job, put_inbound_fax, rfc3339,
+    unfinished_fax_jobs, FaxJobRecord, FaxStatus, InboundFaxRecord, Store, StoreError,
+};
+
+use crate::call::CallId;
+use crate::supervisor::SupervisorMsg;
+use crate::ua::UaEvent;
+pub use job::{FaxJob, FaxJobArgs, FaxJobMsg};
+
+/// Restarts allowed per job within a minute.
+const MAX_RESTARTS: usize = 3;
+
+/// A job to accept.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    /// Job id (the document was spooled under it).
+    pub id: String,
+    /// Destination number.
+    pub to: String,
+    /// The spooled TIFF.
+    pub file: String,
+    /// Pages.
+    pub pages: u32,
+    /// The upload's file name.
+    pub source_name: Option<String>,
+}
+
+/// Messages of the fax supervisor.
+#[derive(Debug)]
+pub enum FaxMsg {
+    /// Accept a job: store it (flushed), start its actor, answer with the record.
+    Submit(NewJob, RpcReplyPort<Result<FaxJobRecord, String>>),
+    /// An event of an inbound fax call.
+    Inbound {
+        /// Our call id.
+        call: CallId,
+        /// Calling number.
+        from: String,
+        /// Dialed number.
+        to: String,
+        /// The SIP Call-ID (the record's identity).
+        sip_call_id: String,
+        /// What happened.
+        event: UaEvent,
+    },
+}
+
+/// Start-up arguments.
+pub struct FaxArgs {
+    /// Configuration.
+    pub config: Arc<Config>,
+    /// Store.
+    pub store: Arc<dyn Store>,
+    /// The call supervisor.
+    pub calls: ActorRef<SupervisorMsg>,
+}
+
+impl std::fmt::Debug for FaxArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FaxArgs").finish_non_exhaustive()
+    }
+}
+
+struct JobEntry {
+    id: String,
+    restarts: Vec<Instant>,
+}
+
+/// State of the fax supervisor.
+pub struct FaxState {
+    args: FaxArgs,
+    jobs: HashMap<ActorId, JobEntry>,
+}
+
+/// The fax supervisor.
+#[derive(Debug, Default)]
+pub struct FaxSupervisor;
+
+/// The inbound fax id of a SIP call.
+pub fn inbound_id(sip_call_id: &str) -> String {
+    // FNV-1a: stable across restarts and versions, no dependency.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in sip_call_id.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("in{h:016x}")
+}
+
+impl Actor for FaxSupervisor {
+    type Msg = FaxMsg;
+    type State = FaxState;
+    type Arguments = FaxArgs;
+
+    async fn pre_start(
+        &self,
+        _: ActorRef<FaxMsg>,
+        args: FaxArgs,
+    ) -> Result<FaxState, ActorProcessingErr> {
+        Ok(FaxState {
+            args,
+            jobs: HashMap::new(),
+        })
+    }
+
+    async fn post_start(
+        &self,
+        myself: ActorRef<FaxMsg>,
+        state: &mut FaxState,
+    ) -> Result<(), ActorProcessingErr> {
+        let open = unfinished_fax_jobs(state.args.store.as_ref())?;
+        if !open.is_empty() {
+            tracing::info!(jobs = open.len(), "resuming unfinished fax jobs");
+        }
+        for job in open {
+            state.spawn(&myself, job.id, Vec::new()).await;
+        }
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<FaxMsg>,
+        msg: FaxMsg,
+        state: &mut FaxState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            FaxMsg::Submit(new, reply) => {
+                let result = state.submit(new).map_err(|e| e.to_string());
+                if let Ok(job) = &result {
+                    metrics::counter!("switchboard_fax_jobs_submitted_total").increment(1);
+                    state.spawn(&myself, job.id.clone(), Vec::new()).await;
+                }
+                let _ = reply.send(result);
+            }
+            FaxMsg::Inbound {
+                call,
+                from,
+                to,
+                sip_call_id,
+                event,
+            } => {
+                if let Err(err) = state.inbound(&call, from, to, &sip_call_id, event) {
+                    tracing::error!(%err, call = %call, "cannot record an inbound fax");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<FaxMsg>,
+        evt: SupervisionEvent,
+        state: &mut FaxState,
+    ) -> Result<(), ActorProcessingErr> {
+        match evt {
+            SupervisionEvent::ActorTerminated(cell, _, _) => {
+                state.jobs.remove(&cell.get_id());
+            }
+            SupervisionEvent::ActorFailed(cell, err) => {
+                let Some(mut entry) = state.jobs.remove(&cell.get_id()) else {
+                    return Ok(());
+                };
+                metrics::counter!("switchboard_fax_job_crashes_total").increment(1);
+                let now = Instant::now();
+                entry
+                    .restarts
+                    .retain(|t| now.duration_since(*t) < Duration::from_secs(60));
+                if entry.restarts.len() >= MAX_RESTARTS {
+                    tracing::error!(job = %entry.id, %err, "fax job keeps crashing; failing it");
+                    state.fail_job(&entry.id, "crashed repeatedly")?;
+                } else {
+                    tracing::error!(job = %entry.id, %err, "fax job crashed; restarting from the store");
+                    entry.restarts.push(now);
+                    state.spawn(&myself, entry.id, entry.restarts).await;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+impl FaxState {
+    fn submit(&mut self, new: NewJob) -> Result<FaxJobRecord, StoreError> {
+        let now = rfc3339(now_unix_ms());
+        let job = FaxJobRecord {
+            v: FaxJobRecord::VERSION,
+            id: new.id,
+            to: new.to,
+            status: FaxStatus::Queued,
+            pages: new.pages,
+            pages_sent: 0,
+            attempts: 0,
+            max_attempts: self.args.config.fax.max_attempts,
+            error: None,
+            error_text: None,
+            bitrate: None,
+            ecm: None,
+            remote_station: None,
+            file: new.file,
+            source_name: new.source_name,
+            call_id: None,
+            created_at: now.clone(),
+            updated_at: now,
+            next_attempt_unix_ms: None,
+        };
+        put_fax_job(self.args.store.as_ref(), &job)?;
+        Ok(job)
+    }
+
+    async fn spawn(&mut self, myself: &ActorRef<FaxMsg>, id: String, restarts: Vec<Instant>) {
+        let args = FaxJobArgs {
+            id: id.clone(),
+            store: Arc::clone(&self.args.store),
+            config: Arc::clone(&self.args.config),
+            calls: self.args.calls.clone(),
+        };
+        match Actor::spawn_linked(None, FaxJob, args, myself.get_cell()).await {
+            Ok((actor, _)) => {
+                self.jobs.insert(actor.get_id(), JobEntry { id, restarts });
+            }
+            Err(err) => {
+                tracing::error!(job = %id, %err, "cannot start a fax job");
+                let _ = self.fail_job(&id, "cannot start");
+            }
+        }
+    }
+
+    fn fail_job(&mut self, id: &str, why: &str) -> Result<(), StoreError> {
+        let store = self.args.store.as_ref();
+        if let Some(mut job) = switchboard_storage::get_fax_job(store, id)? {
+            if !job.status.is_final() {
+                job.status = FaxStatus::Failed;
+                job.error = Some("INTERNAL".into());
+                job.error_text = Some(why.into());
+                job.updated_at = rfc3339(now_unix_ms());
+                put_fax_job(store, &job)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn inbound(
+        &mut self,
+        call: &CallId,
+        from: String,
+        to: String,
+        sip_call_id: &str,
+        event: UaEvent,
+    ) -> Result<(), StoreError> {
+        let store = self.args.store.as_ref();
+        let id = inbound_id(sip_call_id);
+        let now = rfc3339(now_unix_ms());
+        let mut rec = get_inbound_fax(store, &id)?.unwrap_or(InboundFaxRecord {
+            v: InboundFaxRecord::VERSION,
+            id: id.clone(),
+            from,
+            to,
+            status: "receiving".into(),
+            pages: 0,
+            error: None,
+            bitrate: None,
+            ecm: None,
+            remote_station: None,
+            file: None,
+            call_id: call.0.clone(),
+            created_at: now.clone(),
+            updated_at: now.clone(),
+        });
+        match event {
+            UaEvent::Answered | UaEvent::T38(_) => {}
+            UaEvent::Ended(outcome) => {
+                if rec.status == "receiving" {
+                    rec.status = "failed".into();
+                    rec.error = Some(outcome.error.unwrap_or("NO_FAX").to_string());
+                    metrics::counter!("switchboard_fax_inbound_total", "status" => "failed")
+                        .increment(1);
+                }
+            }
+            UaEvent::Ringing => return Ok(()),
+        }
+        rec.updated_at = now;
+        put_inbound_fax(store, &rec)
+    }
+}
+
+/// A fresh job id.
+pub fn new_job_id() -> String {
+    new_fax_id(now_unix_ms())
+}

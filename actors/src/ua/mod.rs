@@ -1,0 +1,326 @@
+//! `UaCall`: a call the gateway ends itself. One SIP dialog (RFC 3261 §12–15)
+//! whose media stays in the gateway instead of being relayed: inbound calls
+//! routed to `fax`, and the calls that outbound fax jobs place through a
+//! trunk. The session starts as audio and switches to T.38 (RFC 3362,
+//! ITU-T T.38 Annex D) by re-INVITE: the far end's, or ours when the far end
+//! has not switched within `[fax] t38_switch_timeout_secs`. A far end that
+//! refuses T.38 (488 or a rejected image stream) ends the call with the
+//! result `T38_REFUSED`.
+//!
+//! The actor speaks [`CallMsg`] so the call supervisor lists, hangs up and
+//! tears it down like any other call; what happens on the call is reported
+//! to a [`Listener`] (the fax job, or the fax supervisor for inbound faxes).
+
+mod flow;
+pub mod sdp;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use switchboard_config::TrunkConfig;
+use switchboard_sip::dialog::Dialog;
+use switchboard_sip::message::{self, MessageExt};
+use switchboard_sip::transaction::TransactionKey;
+use switchboard_sip::transport::Peer;
+use switchboard_storage::now_unix_ms;
+
+use crate::call::{CallId, CallMsg, Phase};
+use crate::context::CallContext;
+use crate::endpoint::{EndpointMsg, Owner};
+use crate::media::PortPair;
+
+/// How long a call of ours may last at most (a long fax, with margin).
+pub const MAX_CALL: Duration = Duration::from_secs(60 * 60);
+/// How long we wait, after answer, for T.38 to be up before giving up.
+const T38_DEADLINE: Duration = Duration::from_secs(40);
+
+/// What happened on the call, for its listener.
+#[derive(Debug, Clone)]
+pub enum UaEvent {
+    /// The far end is ringing (first 18x).
+    Ringing,
+    /// The call is answered.
+    Answered,
+    /// T.38 is negotiated: UDPTL datagrams go to `remote`. The UDPTL socket
+    /// (our media port) is handed over with [`UaEvent::T38`]'s companion
+    /// message; see [`T38Media`].
+    T38(T38Media),
+    /// The call is over.
+    Ended(UaOutcome),
+}
+
+/// The negotiated T.38 media of a call.
+#[derive(Debug, Clone)]
+pub struct T38Media {
+    /// Where the far end wants UDPTL.
+    pub remote: SocketAddr,
+    /// Our UDPTL port.
+    pub local_port: u16,
+    /// The far end's `T38Fax*` SDP attributes.
+    pub attributes: Vec<(String, Option<String>)>,
+    /// The socket, shared with the call (which keeps the port's lease).
+    pub socket: Arc<tokio::net::UdpSocket>,
+}
+
+/// How the call ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UaOutcome {
+    /// Whether it was answered.
+    pub answered: bool,
+    /// Final SIP status of a failed attempt.
+    pub code: Option<u16>,
+    /// Short cause (CDR hangup cause).
+    pub cause: &'static str,
+    /// Result code like Asterisk's FAXERROR when the call failed for a
+    /// reason a fax job retries or reports: `BUSY`, `NO_ANSWER`,
+    /// `CONGESTION`, `NO_ROUTE`, `T38_REFUSED`, `T38_DISABLED`, ...
+    pub error: Option<&'static str>,
+}
+
+/// Receives a call's events (called from the call actor; must not block).
+#[derive(Clone)]
+pub struct Listener(Arc<dyn Fn(UaEvent) + Send + Sync>);
+
+impl Listener {
+    /// A listener calling `f`.
+    pub fn new(f: impl Fn(UaEvent) + Send + Sync + 'static) -> Self {
+        Self(Arc::new(f))
+    }
+
+    /// Deliver an event.
+    pub fn emit(&self, ev: UaEvent) {
+        (self.0)(ev);
+    }
+}
+
+impl std::fmt::Debug for Listener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Listener")
+    }
+}
+
+/// Which way the call goes.
+pub enum UaDirection {
+    /// An INVITE routed to a local target: we answer.
+    Inbound {
+        /// Its server transaction.
+        key: TransactionKey,
+        /// The INVITE.
+        invite: rsip::Request,
+        /// Where it came from.
+        peer: Peer,
+    },
+    /// A call we place through a trunk.
+    Outbound {
+        /// The number to dial (routed by `[[route]]`).
+        to: String,
+        /// Our calling number.
+        src: String,
+    },
+}
+
+/// Arguments of a `UaCall`.
+pub struct UaArgs {
+    /// Call id.
+    pub id: CallId,
+    /// Shared context.
+    pub ctx: Arc<CallContext>,
+    /// Inbound or outbound.
+    pub direction: UaDirection,
+    /// Who hears about the call.
+    pub listener: Listener,
+}
+
+impl std::fmt::Debug for UaArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UaArgs")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The inbound side of our dialog (we are the UAS).
+struct Uas {
+    key: TransactionKey,
+    invite: rsip::Request,
+    tag: String,
+    final_sent: bool,
+}
+
+/// The outbound side (we are the UAC).
+struct Uac {
+    invite: rsip::Request,
+    trunk: TrunkConfig,
+    auth_tries: u8,
+    provisional: bool,
+    invite_done: bool,
+    cancel_sent: bool,
+}
+
+enum Role {
+    Uas(Uas),
+    /// An outbound call before its INVITE is built.
+    Pending,
+    Uac(Uac),
+}
+
+/// Where the T.38 switch is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum T38State {
+    /// Audio; we will offer T.38 at `switch_at` unless the far end does.
+    Audio,
+    /// Our re-INVITE offering T.38 is out (its branch).
+    Offered(String),
+    /// UDPTL flows.
+    Active,
+}
+
+/// State of a `UaCall`.
+pub struct UaState {
+    id: CallId,
+    ctx: Arc<CallContext>,
+    listener: Listener,
+    role: Role,
+    peer: Peer,
+    call_id: String,
+    dialog: Option<Dialog>,
+    phase: Phase,
+    src: String,
+    dst: String,
+    ports: Option<PortPair>,
+    socket: Option<Arc<tokio::net::UdpSocket>>,
+    remote_media: Option<SocketAddr>,
+    sdp_session: u64,
+    sdp_version: u64,
+    t38: T38State,
+    t38_switch_at: Option<Instant>,
+    t38_deadline: Option<Instant>,
+    start_ms: u64,
+    answer_ms: Option<u64>,
+    no_answer_at: Option<Instant>,
+    ack_wait_until: Option<Instant>,
+    max_end_at: Option<Instant>,
+    end_at: Option<Instant>,
+    /// ACKs of 2xx to our INVITEs, by CSeq, re-sent on retransmitted 2xx.
+    acks: HashMap<u32, rsip::Request>,
+    byes: Vec<String>,
+    outcome: Option<UaOutcome>,
+    timer_gen: u64,
+    armed: Option<Instant>,
+    published: Option<(Phase, bool, bool)>,
+}
+
+/// The actor.
+#[derive(Debug, Default)]
+pub struct UaCall;
+
+impl Actor for UaCall {
+    type Msg = CallMsg;
+    type State = UaState;
+    type Arguments = UaArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<CallMsg>,
+        args: UaArgs,
+    ) -> Result<UaState, ActorProcessingErr> {
+        let ctx = args.ctx;
+        let (role, peer, call_id, src, dst) = match args.direction {
+            UaDirection::Inbound { key, invite, peer } => {
+                let call_id = invite.call_id().unwrap_or_default();
+                let src = crate::call::calling(&invite);
+                let dst = crate::call::dialed(&invite).unwrap_or_default();
+                let role = Role::Uas(Uas {
+                    key,
+                    invite,
+                    tag: message::new_tag(),
+                    final_sent: false,
+                });
+                (role, peer, call_id, src, dst)
+            }
+            UaDirection::Outbound { to, src } => {
+                let call_id = format!("{}@{}", args.id, ctx.sip_addr.ip());
+                // A placeholder until the route is known; `setup` replaces it.
+                let peer = Peer {
+                    addr: ctx.sip_addr,
+                    transport: switchboard_sip::transport::Transport::Udp,
+                };
+                (Role::Pending, peer, call_id, src, to)
+            }
+        };
+        ctx.endpoint.send_message(EndpointMsg::Register {
+            call_id: call_id.clone(),
+            owner: Owner::Call(myself.clone()),
+        })?;
+        let sdp_session = u64::from(rand::random::<u32>());
+        Ok(UaState {
+            id: args.id,
+            listener: args.listener,
+            role,
+            peer,
+            call_id,
+            dialog: None,
+            phase: Phase::Trying,
+            src,
+            dst,
+            ports: None,
+            socket: None,
+            remote_media: None,
+            sdp_session,
+            sdp_version: sdp_session,
+            t38: T38State::Audio,
+            t38_switch_at: None,
+            t38_deadline: None,
+            start_ms: now_unix_ms(),
+            answer_ms: None,
+            no_answer_at: None,
+            ack_wait_until: None,
+            max_end_at: None,
+            end_at: None,
+            acks: HashMap::new(),
+            byes: Vec::new(),
+            outcome: None,
+            timer_gen: 0,
+            armed: None,
+            published: None,
+            ctx,
+        })
+    }
+
+    async fn post_start(
+        &self,
+        myself: ActorRef<CallMsg>,
+        state: &mut UaState,
+    ) -> Result<(), ActorProcessingErr> {
+        match state.role {
+            Role::Uas(_) => state.answer_inbound(),
+            Role::Pending | Role::Uac(_) => state.dial(),
+        }
+        state.after(&myself).await;
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<CallMsg>,
+        msg: CallMsg,
+        state: &mut UaState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            CallMsg::Sip(ev) => state.on_sip(ev),
+            CallMsg::Timer(gen) => {
+                if gen == state.timer_gen {
+                    state.armed = None;
+                    state.on_timer(Instant::now());
+                }
+            }
+            CallMsg::Hangup => state.hangup("operator", None),
+            CallMsg::Crash => panic!("call {} crashed on purpose (test hook)", state.id),
+        }
+        state.after(&myself).await;
+        Ok(())
+    }
+}

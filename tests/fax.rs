@@ -1,0 +1,229 @@
+//! Fax jobs and the T.38 switch against real SIPp peers: the job API,
+//! retries per policy on busy, a clear `T38_REFUSED` when the far end
+//! answers the T.38 re-INVITE with 488, a job that survives kill -9 in the
+//! middle of an attempt, and an inbound call to a `fax` route that the
+//! gateway switches to T.38 by re-INVITE.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::{trunk_route, uac, Gateway, Sipp};
+use serde_json::Value;
+
+fn fixture(name: &str) -> Vec<u8> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fax/fixtures")
+        .join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// POST a multipart form (`to`, `file`) to `/api/v1/faxes`.
+fn submit(gw: &Gateway, to: &str, file: &[u8], name: &str) -> (u16, Value) {
+    let boundary = "sbtestboundary7d1f";
+    let mut body = Vec::new();
+    write!(
+        body,
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"to\"\r\n\r\n{to}\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+    )
+    .unwrap();
+    body.extend_from_slice(file);
+    write!(body, "\r\n--{boundary}--\r\n").unwrap();
+    let mut s = TcpStream::connect(("127.0.0.1", gw.admin_port)).unwrap();
+    write!(
+        s,
+        "POST /api/v1/faxes HTTP/1.0\r\nHost: x\r\nContent-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    s.write_all(&body).unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let code = resp
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let json = resp
+        .split_once("\r\n\r\n")
+        .and_then(|(_, b)| serde_json::from_str(b).ok())
+        .unwrap_or(Value::Null);
+    (code, json)
+}
+
+/// GET a binary body.
+fn get_bytes(gw: &Gateway, path: &str) -> Vec<u8> {
+    let mut s = TcpStream::connect(("127.0.0.1", gw.admin_port)).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+    let mut resp = Vec::new();
+    s.read_to_end(&mut resp).unwrap();
+    let head_end = resp
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("HTTP head");
+    assert!(resp.starts_with(b"HTTP/1.0 200") || resp.starts_with(b"HTTP/1.1 200"));
+    resp.split_off(head_end + 4)
+}
+
+fn job(gw: &Gateway, id: &str) -> Value {
+    gw.get(&format!("/api/v1/faxes/{id}")).1
+}
+
+fn wait_job(gw: &Gateway, id: &str, timeout: Duration, f: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let j = job(gw, id);
+        if f(&j) || Instant::now() > deadline {
+            return j;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn fax_gateway(trunk_addr: &str, fax: &str) -> Gateway {
+    Gateway::start_with(
+        &trunk_route("carrier", trunk_addr),
+        &format!("[fax]\nretry_delay_secs = 1\nt38_switch_timeout_secs = 1\n{fax}\n"),
+    )
+}
+
+#[test]
+fn busy_is_retried_per_policy_then_fails_with_the_reason() {
+    let uas = Sipp::uas("uas_busy.xml", &[]);
+    let gw = fax_gateway(&uas.addr(), "max_attempts = 2");
+    let (code, j) = submit(&gw, "+4930123456", &fixture("two-pages.tif"), "doc.tif");
+    assert_eq!(code, 202, "{j}");
+    assert_eq!(j["status"], "queued");
+    assert_eq!(j["pages"], 2);
+    let id = j["id"].as_str().unwrap().to_string();
+    let done = wait_job(&gw, &id, Duration::from_secs(20), |j| {
+        j["status"] == "failed"
+    });
+    assert_eq!(done["status"], "failed", "{done}");
+    assert_eq!(done["error"], "BUSY", "{done}");
+    assert_eq!(done["attempts"], 2, "{done}");
+    assert!(
+        done["error_text"].as_str().unwrap().contains("486"),
+        "{done}"
+    );
+    // Both attempts are calls with CDRs, and the list shows the job.
+    let cdrs = gw.wait_cdrs(2);
+    assert!(
+        cdrs.iter().filter(|c| c["disposition"] == "BUSY").count() >= 2,
+        "{cdrs:?}"
+    );
+    let list = gw.get("/api/v1/faxes").1;
+    assert_eq!(list["faxes"][0]["id"], id.as_str());
+    // The document as sent can be fetched back, byte for byte.
+    assert_eq!(
+        get_bytes(&gw, &format!("/api/v1/faxes/{id}/file")),
+        fixture("two-pages.tif")
+    );
+    assert!(gw
+        .metrics()
+        .contains("switchboard_fax_jobs_total{status=\"failed\"} 1"));
+}
+
+#[test]
+fn a_far_end_refusing_t38_fails_the_job_at_once_with_t38_refused() {
+    let uas = Sipp::uas("uas_t38_refuse.xml", &["-m", "1"]);
+    let gw = fax_gateway(&uas.addr(), "max_attempts = 3");
+    let (code, j) = submit(&gw, "+4930123456", &fixture("one-page.tif"), "one.tif");
+    assert_eq!(code, 202, "{j}");
+    let id = j["id"].as_str().unwrap().to_string();
+    let done = wait_job(&gw, &id, Duration::from_secs(20), |j| {
+        j["status"] == "failed"
+    });
+    assert_eq!(done["error"], "T38_REFUSED", "{done}");
+    assert_eq!(done["attempts"], 1, "a refused T.38 is not retried: {done}");
+    // SIPp checked the re-INVITE offered T.38 and got our BYE after its 488.
+    assert_eq!(uas.wait(Duration::from_secs(10)), 0, "SIPp uas failed");
+    assert!(gw
+        .metrics()
+        .contains("switchboard_fax_t38_failures_total{reason=\"refused\"} 1"));
+}
+
+#[test]
+fn a_job_interrupted_by_kill_9_is_resumed_and_never_lost() {
+    let uas = Sipp::uas("uas_busy_slow.xml", &[]);
+    let mut gw = fax_gateway(&uas.addr(), "max_attempts = 3");
+    let (code, j) = submit(&gw, "+4930123456", &fixture("one-page.tif"), "one.tif");
+    assert_eq!(code, 202, "{j}");
+    let id = j["id"].as_str().unwrap().to_string();
+    let running = wait_job(&gw, &id, Duration::from_secs(10), |j| {
+        j["status"] == "in_progress"
+    });
+    assert_eq!(running["status"], "in_progress", "{running}");
+    // Dead in the middle of the first attempt (the far end is still ringing).
+    gw.kill9();
+    gw.restart();
+    let done = wait_job(&gw, &id, Duration::from_secs(30), |j| {
+        j["status"] == "failed"
+    });
+    assert_eq!(done["status"], "failed", "{done}");
+    // The interrupted attempt counts; the two after it met a busy line.
+    assert_eq!(done["attempts"], 3, "{done}");
+    assert_eq!(done["error"], "BUSY", "{done}");
+    assert_eq!(done["pages"], 1);
+}
+
+#[test]
+fn inbound_calls_to_a_fax_route_are_answered_and_switched_to_t38() {
+    let gw = Gateway::start_with(
+        "[[route]]\nmatch = \"4930555000\"\nto = \"fax\"\n",
+        "[fax]\nt38_switch_timeout_secs = 1\n",
+    );
+    let run = uac(
+        "uac_fax_t38.xml",
+        &gw.sip(),
+        &["-s", "4930555000", "-m", "1"],
+        Duration::from_secs(30),
+    );
+    assert_eq!(run.code, 0, "SIPp uac failed: {run:?}\n{}", gw.log());
+    // One record for the call; it carried no pages (the caller hung up).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let list = loop {
+        let l = gw.get("/api/v1/inbound-faxes").1;
+        if l["faxes"][0]["status"] != "receiving" || Instant::now() > deadline {
+            break l;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let faxes = list["faxes"].as_array().unwrap();
+    assert_eq!(faxes.len(), 1, "{list}");
+    assert_eq!(faxes[0]["from"], "4930111");
+    assert_eq!(faxes[0]["to"], "4930555000");
+    let cdr = &gw.wait_cdrs(1)[0];
+    assert_eq!(cdr["codec"], "t38", "{cdr}");
+    assert!(gw.metric("switchboard_fax_t38_negotiated_total") >= 1.0);
+}
+
+#[test]
+fn bad_documents_and_numbers_get_clear_errors() {
+    let gw = Gateway::start("");
+    let (code, e) = submit(&gw, "+4930123456", b"GIF89a not a fax", "x.gif");
+    assert_eq!(
+        (code, e["error"]["code"].as_str()),
+        (422, Some("unknown_format")),
+        "{e}"
+    );
+    let (code, e) = submit(&gw, "call me", &fixture("one-page.tif"), "one.tif");
+    assert_eq!(
+        (code, e["error"]["code"].as_str()),
+        (400, Some("bad_number")),
+        "{e}"
+    );
+    let mut broken = fixture("one-page.tif");
+    broken.truncate(6);
+    let (code, e) = submit(&gw, "+4930123456", &broken, "cut.tif");
+    assert_eq!(
+        (code, e["error"]["code"].as_str()),
+        (422, Some("bad_tiff")),
+        "{e}"
+    );
+    assert_eq!(gw.get("/api/v1/faxes/ffffffffffffffff").0, 404);
+    assert_eq!(gw.get("/api/v1/faxes/../../etc").0, 404);
+    assert_eq!(gw.get("/api/v1/faxes").1["faxes"], serde_json::json!([]));
+}
