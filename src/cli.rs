@@ -25,6 +25,16 @@ pub struct ApiArgs {
 
 /// GET a path of the admin API and parse the JSON body.
 fn get(api: &ApiArgs, path: &str) -> anyhow::Result<Value> {
+    request(api, "GET", path, None)
+}
+
+/// One request to the admin API (`body` = content type and bytes); the JSON answer.
+fn request(
+    api: &ApiArgs,
+    method: &str,
+    path: &str,
+    body: Option<(&str, &[u8])>,
+) -> anyhow::Result<Value> {
     let rest = api
         .admin
         .strip_prefix("http://")
@@ -33,7 +43,18 @@ fn get(api: &ApiArgs, path: &str) -> anyhow::Result<Value> {
     let mut stream = TcpStream::connect(host)
         .with_context(|| format!("connecting to the admin API at {host}"))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {host}\r\nAccept: application/json\r\nConnection: close\r\n\r\n")?;
+    write!(stream, "{method} {path} HTTP/1.0\r\nHost: {host}\r\nAccept: application/json\r\nConnection: close\r\n")?;
+    match body {
+        Some((ctype, bytes)) => {
+            write!(
+                stream,
+                "Content-Type: {ctype}\r\nContent-Length: {}\r\n\r\n",
+                bytes.len()
+            )?;
+            stream.write_all(bytes)?;
+        }
+        None => write!(stream, "\r\n")?,
+    }
     let mut raw = Vec::new();
     stream.take(16 * 1024 * 1024).read_to_end(&mut raw)?;
     let text = String::from_utf8_lossy(&raw);
@@ -243,6 +264,85 @@ pub fn devices(api: &ApiArgs) -> anyhow::Result<()> {
         "{} device{}, {online} online",
         devices.len(),
         if devices.len() == 1 { "" } else { "s" }
+    );
+    Ok(())
+}
+
+/// `switchboard fax send TO FILE`: upload the document, queue the job.
+pub fn fax_send(api: &ApiArgs, to: &str, file: &std::path::Path) -> anyhow::Result<()> {
+    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let up = request(
+        api,
+        "POST",
+        "/api/v1/files",
+        Some(("application/octet-stream", &bytes)),
+    )?;
+    let file_id = up["id"].as_str().context("the upload returned no id")?;
+    let body = serde_json::json!({"to": to, "file_id": file_id}).to_string();
+    let job = request(
+        api,
+        "POST",
+        "/api/v1/faxes",
+        Some(("application/json", body.as_bytes())),
+    )?;
+    if api.json {
+        println!("{}", serde_json::to_string_pretty(&job)?);
+    } else {
+        println!(
+            "fax {} to {} queued: {} page(s)",
+            s(&job["id"]),
+            s(&job["to"]),
+            s(&job["pages"])
+        );
+    }
+    Ok(())
+}
+
+/// `switchboard faxes [--inbound]`: jobs (or received faxes), newest first,
+/// with results like Asterisk's FAXSTATUS/FAXPAGES/FAXERROR.
+pub fn faxes(api: &ApiArgs, inbound: bool) -> anyhow::Result<()> {
+    let path = if inbound {
+        "/api/v1/inbound-faxes"
+    } else {
+        "/api/v1/faxes"
+    };
+    let v = get(api, path)?;
+    if api.json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    let faxes = v["faxes"].as_array().cloned().unwrap_or_default();
+    let rows: Vec<Vec<String>> = faxes
+        .iter()
+        .map(|f| {
+            let peer = if inbound { &f["from"] } else { &f["to"] };
+            vec![
+                s(&f["id"]),
+                s(peer),
+                s(&f["status"]),
+                if inbound {
+                    s(&f["pages"])
+                } else {
+                    format!("{}/{}", s(&f["pages_sent"]), s(&f["pages"]))
+                },
+                if inbound {
+                    "-".into()
+                } else {
+                    format!("{}/{}", s(&f["attempts"]), s(&f["max_attempts"]))
+                },
+                s(&f["error"]),
+                s(&f["bitrate"]),
+                s(&f["remote_station"]),
+                s(&f["updated_at"]),
+            ]
+        })
+        .collect();
+    let peer = if inbound { "From" } else { "To" };
+    print_table(
+        &[
+            "Fax", peer, "Status", "Pages", "Attempts", "Error", "Rate", "Station", "Updated",
+        ],
+        &rows,
     );
     Ok(())
 }

@@ -49,6 +49,19 @@ enum Command {
     Trunks(cli::ApiArgs),
     /// Devices: online, last seen, firmware, counters.
     Devices(cli::ApiArgs),
+    /// Send a fax: `fax send TO FILE` (TIFF or PDF).
+    Fax {
+        #[command(subcommand)]
+        action: FaxAction,
+    },
+    /// Fax jobs (or received faxes with --inbound), newest first.
+    Faxes {
+        #[command(flatten)]
+        api: cli::ApiArgs,
+        /// Received faxes instead of outbound jobs.
+        #[arg(long)]
+        inbound: bool,
+    },
     /// Recent call detail records.
     Cdrs {
         #[command(flatten)]
@@ -56,6 +69,19 @@ enum Command {
         /// How many.
         #[arg(short = 'n', long, default_value_t = 20)]
         limit: usize,
+    },
+}
+
+#[derive(Subcommand)]
+enum FaxAction {
+    /// Queue a fax job.
+    Send {
+        #[command(flatten)]
+        api: cli::ApiArgs,
+        /// Destination number.
+        to: String,
+        /// TIFF or PDF file.
+        file: PathBuf,
     },
 }
 
@@ -68,6 +94,10 @@ fn main() -> std::process::ExitCode {
         Command::Trunks(api) => cli::trunks(&api),
         Command::Devices(api) => cli::devices(&api),
         Command::Cdrs { api, limit } => cli::cdrs(&api, limit),
+        Command::Fax {
+            action: FaxAction::Send { api, to, file },
+        } => cli::fax_send(&api, &to, &file),
+        Command::Faxes { api, inbound } => cli::faxes(&api, inbound),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

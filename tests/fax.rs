@@ -149,8 +149,12 @@ fn a_far_end_refusing_t38_fails_the_job_at_once_with_t38_refused() {
 fn a_job_interrupted_by_kill_9_is_resumed_and_never_lost() {
     let uas = Sipp::uas("uas_busy_slow.xml", &[]);
     let mut gw = fax_gateway(&uas.addr(), "max_attempts = 3");
-    let (code, j) = submit(&gw, "+4930123456", &fixture("one-page.tif"), "one.tif");
-    assert_eq!(code, 202, "{j}");
+    // Queued from the CLI this time (upload, then a JSON job with the file id).
+    let doc =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fax/fixtures/one-page.tif");
+    let out = cli(&gw, &["fax", "send", "--json", "+4930123456"], Some(&doc));
+    let j: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(j["status"], "queued", "{j}");
     let id = j["id"].as_str().unwrap().to_string();
     let running = wait_job(&gw, &id, Duration::from_secs(10), |j| {
         j["status"] == "in_progress"
@@ -167,6 +171,26 @@ fn a_job_interrupted_by_kill_9_is_resumed_and_never_lost() {
     assert_eq!(done["attempts"], 3, "{done}");
     assert_eq!(done["error"], "BUSY", "{done}");
     assert_eq!(done["pages"], 1);
+    let table = cli(&gw, &["faxes"], None);
+    assert!(
+        table.contains(&id) && table.contains("BUSY") && table.contains("3/3"),
+        "{table}"
+    );
+}
+
+/// Run the CLI against `gw`; stdout.
+fn cli(gw: &Gateway, args: &[&str], file: Option<&std::path::Path>) -> String {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"));
+    cmd.args(args).env(
+        "SWITCHBOARD_ADMIN_URL",
+        format!("http://127.0.0.1:{}", gw.admin_port),
+    );
+    if let Some(f) = file {
+        cmd.arg(f);
+    }
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{:?}", out);
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 #[test]
