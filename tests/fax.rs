@@ -89,10 +89,47 @@ fn fax_gateway(trunk_addr: &str, fax: &str) -> Gateway {
     )
 }
 
+const WEBHOOK_SECRET: &str = "webhook-secret-0123456789";
+
+/// Accept one webhook POST on `listener`: (headers, body).
+fn take_webhook(listener: &std::net::TcpListener) -> (String, Vec<u8>) {
+    listener.set_nonblocking(false).unwrap();
+    let (mut s, _) = listener.accept().unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = s.read(&mut buf).unwrap();
+        raw.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&raw).to_string();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("Content-Length: "))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            if body.len() >= len {
+                s.write_all(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n")
+                    .unwrap();
+                return (head.to_string(), body.as_bytes().to_vec());
+            }
+        }
+        assert!(n > 0, "webhook connection closed early");
+    }
+}
+
 #[test]
 fn busy_is_retried_per_policy_then_fails_with_the_reason() {
+    use hmac::Mac;
     let uas = Sipp::uas("uas_busy.xml", &[]);
-    let gw = fax_gateway(&uas.addr(), "max_attempts = 2");
+    let hook = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let gw = fax_gateway(
+        &uas.addr(),
+        &format!(
+            "max_attempts = 2\nwebhook_url = \"http://{}/fax-events\"\nwebhook_secret = \"{WEBHOOK_SECRET}\"",
+            hook.local_addr().unwrap()
+        ),
+    );
     let (code, j) = submit(&gw, "+4930123456", &fixture("two-pages.tif"), "doc.tif");
     assert_eq!(code, 202, "{j}");
     assert_eq!(j["status"], "queued");
@@ -124,6 +161,30 @@ fn busy_is_retried_per_policy_then_fails_with_the_reason() {
     assert!(gw
         .metrics()
         .contains("switchboard_fax_jobs_total{status=\"failed\"} 1"));
+    // The final state went to the webhook, signed.
+    let (head, body) = take_webhook(&hook);
+    assert!(head.starts_with("POST /fax-events "), "{head}");
+    let header = |name: &str| {
+        head.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.trim().to_string())
+            .unwrap_or_default()
+    };
+    let ts = header("X-Switchboard-Timestamp:");
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(WEBHOOK_SECRET.as_bytes()).unwrap();
+    mac.update(format!("{ts}.").as_bytes());
+    mac.update(&body);
+    let expected = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    assert_eq!(header("X-Switchboard-Signature:"), expected);
+    let event: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(event["event"], "fax.job");
+    assert_eq!(event["fax"]["id"], id.as_str());
+    assert_eq!(event["fax"]["status"], "failed");
+    assert_eq!(event["fax"]["error"], "BUSY");
+    assert!(
+        event["fax"].get("file").is_none(),
+        "internal path leaked: {event}"
+    );
 }
 
 #[test]

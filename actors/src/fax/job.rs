@@ -241,6 +241,7 @@ impl FaxJobState {
                 self.job.error = None;
                 self.job.error_text = None;
                 self.save()?;
+                super::webhook::notify(&self.args.config.fax, super::event("fax.job", &self.job));
                 metrics::counter!("switchboard_fax_jobs_total", "status" => "succeeded")
                     .increment(1);
                 metrics::counter!("switchboard_fax_pages_sent_total").increment(u64::from(r.pages));
@@ -283,6 +284,7 @@ impl FaxJobState {
         } else {
             self.job.status = FaxStatus::Failed;
             self.save()?;
+            super::webhook::notify(&self.args.config.fax, super::event("fax.job", &self.job));
             metrics::counter!("switchboard_fax_jobs_total", "status" => "failed").increment(1);
             tracing::info!(job = %self.job.id, error, attempts = self.job.attempts, "fax job failed");
             myself.stop(None);

@@ -11,6 +11,7 @@
 pub mod document;
 pub mod job;
 pub mod session;
+pub mod webhook;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -299,12 +300,26 @@ impl FaxState {
                     metrics::counter!("switchboard_fax_inbound_total", "status" => "failed")
                         .increment(1);
                 }
+                rec.updated_at = now;
+                put_inbound_fax(store, &rec)?;
+                webhook::notify(&self.args.config.fax, self::event("fax.inbound", &rec));
+                return Ok(());
             }
             UaEvent::Ringing => return Ok(()),
         }
         rec.updated_at = now;
         put_inbound_fax(store, &rec)
     }
+}
+
+/// A record as a webhook event: everything but internal paths.
+pub(crate) fn event<T: serde::Serialize>(kind: &str, record: &T) -> serde_json::Value {
+    let mut v = serde_json::to_value(record).unwrap_or_default();
+    if let Some(o) = v.as_object_mut() {
+        o.remove("v");
+        o.remove("file");
+    }
+    serde_json::json!({"event": kind, "fax": v})
 }
 
 /// A fresh job id.
