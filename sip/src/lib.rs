@@ -1,6 +1,7 @@
 //! Sans-IO SIP cores for switchboard: messages (RFC 3261, via rsip), transactions, dialogs
 //! (RFC 3261 §12), digest authentication (RFC 2617, RFC 7616, RFC 8760), SDP offer/answer
-//! (RFC 4566, RFC 3264), RTP statistics (RFC 3550) and stream framing (RFC 3261 §18.3).
+//! (RFC 4566, RFC 3264), RTP statistics (RFC 3550), stream framing (RFC 3261 §18.3) and
+//! T.38 fax transport: UDPTL, IFP and the SDP parameters (ITU-T T.38).
 //! No tokio, no clock, no sockets: drivers feed bytes and time in and take bytes out.
 
 pub mod dialog;
@@ -8,6 +9,7 @@ pub mod digest;
 pub mod message;
 pub mod rtp;
 pub mod sdp;
+pub mod t38;
 pub mod transaction;
 pub mod transport;
 
