@@ -1,49 +1,48 @@
-//! The `T38Fax*` SDP attributes we offer and answer (ITU-T T.38 Annex D,
-//! the SIP/SDP call establishment procedures): version, bit rate, rate
-//! management, buffer and datagram sizes, and UDP error correction. We do
-//! transferred TCF and UDPTL redundancy.
+//! The `T38Fax*` SDP attributes we offer and answer (ITU-T T.38 Annex D),
+//! built on the T.38 parameter core: transferred TCF, UDPTL redundancy, a
+//! 2000-octet buffer and 400-octet datagrams.
+
+use switchboard_sip::t38::params::{RateManagement, T38Params, UdpEc};
 
 /// Largest UDPTL datagram we accept (bytes).
 pub const MAX_DATAGRAM: u32 = 400;
 /// Our T.38 buffer (bytes).
 pub const MAX_BUFFER: u32 = 2000;
 
-/// The value of attribute `name` (case-insensitive) in `attrs`.
-pub fn attribute<'a>(attrs: &'a [(String, Option<String>)], name: &str) -> Option<&'a str> {
-    attrs
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case(name))
-        .and_then(|(_, v)| v.as_deref())
+/// What we support.
+pub fn ours(version: u8, max_rate: u32) -> T38Params {
+    T38Params {
+        version,
+        max_bitrate: max_rate,
+        rate_management: RateManagement::TransferredTcf,
+        max_buffer: Some(MAX_BUFFER),
+        max_datagram: Some(MAX_DATAGRAM),
+        error_correction: UdpEc::Redundancy,
+        ..T38Params::default()
+    }
 }
 
-/// Attributes of our offer.
+/// The far end's parameters from its attributes (defaults where absent or unreadable).
+pub fn theirs(attrs: &[(String, Option<String>)]) -> T38Params {
+    T38Params::from_attributes(attrs.iter().map(|(n, v)| (n.as_str(), v.as_deref())))
+        .unwrap_or_default()
+}
+
+fn values(p: &T38Params) -> Vec<String> {
+    p.to_attribute_lines()
+        .into_iter()
+        .map(|l| l.strip_prefix("a=").map(str::to_string).unwrap_or(l))
+        .collect()
+}
+
+/// Attribute values (without `a=`) of our offer.
 pub fn offer(version: u8, max_rate: u32) -> Vec<String> {
-    lines(version, max_rate, "transferredTCF", MAX_DATAGRAM)
+    values(&ours(version, max_rate))
 }
 
-/// Attributes answering `offered`: the lower version and bit rate, the
-/// offer's rate management, the smaller datagram, redundancy.
+/// Attribute values answering `offered` (T.38 Annex D negotiation).
 pub fn answer(offered: &[(String, Option<String>)], version: u8, max_rate: u32) -> Vec<String> {
-    let num = |name| attribute(offered, name).and_then(|v| v.trim().parse::<u32>().ok());
-    let v = num("T38FaxVersion").map_or(0, |o| o.min(u32::from(version)));
-    let rate = num("T38MaxBitRate").map_or(max_rate, |o| o.min(max_rate));
-    let mgmt = match attribute(offered, "T38FaxRateManagement") {
-        Some(m) if m.eq_ignore_ascii_case("localTCF") => "localTCF",
-        _ => "transferredTCF",
-    };
-    let datagram = num("T38FaxMaxDatagram").map_or(MAX_DATAGRAM, |d| d.clamp(100, MAX_DATAGRAM));
-    lines(u8::try_from(v).unwrap_or(0), rate, mgmt, datagram)
-}
-
-fn lines(version: u8, max_rate: u32, mgmt: &str, datagram: u32) -> Vec<String> {
-    vec![
-        format!("T38FaxVersion:{version}"),
-        format!("T38MaxBitRate:{max_rate}"),
-        format!("T38FaxRateManagement:{mgmt}"),
-        format!("T38FaxMaxBuffer:{MAX_BUFFER}"),
-        format!("T38FaxMaxDatagram:{datagram}"),
-        "T38FaxUdpEC:t38UDPRedundancy".to_string(),
-    ]
+    values(&T38Params::answer(&theirs(offered), &ours(version, max_rate)))
 }
 
 #[cfg(test)]
@@ -63,18 +62,16 @@ mod tests {
             ("t38maxbitrate", "9600"),
             ("T38FaxRateManagement", "localTCF"),
             ("T38FaxMaxDatagram", "1400"),
+            ("T38FaxUdpEC", "t38UDPRedundancy"),
         ]);
         let a = answer(&offered, 0, 14400);
-        assert_eq!(a[0], "T38FaxVersion:0");
-        assert_eq!(a[1], "T38MaxBitRate:9600");
-        assert_eq!(a[2], "T38FaxRateManagement:localTCF");
-        assert_eq!(a[4], "T38FaxMaxDatagram:400");
-        // Nothing offered: our defaults.
-        let a = answer(&[], 2, 14400);
-        assert_eq!(
-            (a[0].as_str(), a[1].as_str()),
-            ("T38FaxVersion:0", "T38MaxBitRate:14400")
-        );
-        assert_eq!(offer(0, 9600)[1], "T38MaxBitRate:9600");
+        assert!(a.contains(&"T38FaxVersion:0".to_string()), "{a:?}");
+        assert!(a.contains(&"T38MaxBitRate:9600".to_string()), "{a:?}");
+        assert!(a.contains(&"T38FaxRateManagement:localTCF".to_string()), "{a:?}");
+        assert!(a.contains(&"T38FaxMaxDatagram:400".to_string()), "{a:?}");
+        assert!(a.contains(&"T38FaxUdpEC:t38UDPRedundancy".to_string()), "{a:?}");
+        let o = offer(0, 9600);
+        assert!(o.contains(&"T38MaxBitRate:9600".to_string()), "{o:?}");
+        assert!(o.iter().all(|l| !l.starts_with("a=")));
     }
 }
