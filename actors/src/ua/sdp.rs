@@ -42,7 +42,10 @@ pub fn offer(version: u8, max_rate: u32) -> Vec<String> {
 
 /// Attribute values answering `offered` (T.38 Annex D negotiation).
 pub fn answer(offered: &[(String, Option<String>)], version: u8, max_rate: u32) -> Vec<String> {
-    values(&T38Params::answer(&theirs(offered), &ours(version, max_rate)))
+    values(&T38Params::answer(
+        &theirs(offered),
+        &ours(version, max_rate),
+    ))
 }
 
 #[cfg(test)]
@@ -67,9 +70,15 @@ mod tests {
         let a = answer(&offered, 0, 14400);
         assert!(a.contains(&"T38FaxVersion:0".to_string()), "{a:?}");
         assert!(a.contains(&"T38MaxBitRate:9600".to_string()), "{a:?}");
-        assert!(a.contains(&"T38FaxRateManagement:localTCF".to_string()), "{a:?}");
+        assert!(
+            a.contains(&"T38FaxRateManagement:localTCF".to_string()),
+            "{a:?}"
+        );
         assert!(a.contains(&"T38FaxMaxDatagram:400".to_string()), "{a:?}");
-        assert!(a.contains(&"T38FaxUdpEC:t38UDPRedundancy".to_string()), "{a:?}");
+        assert!(
+            a.contains(&"T38FaxUdpEC:t38UDPRedundancy".to_string()),
+            "{a:?}"
+        );
         let o = offer(0, 9600);
         assert!(o.contains(&"T38MaxBitRate:9600".to_string()), "{o:?}");
         assert!(o.iter().all(|l| !l.starts_with("a=")));
