@@ -312,3 +312,55 @@ fn bad_documents_and_numbers_get_clear_errors() {
     assert_eq!(gw.get("/api/v1/faxes/../../etc").0, 404);
     assert_eq!(gw.get("/api/v1/faxes").1["faxes"], serde_json::json!([]));
 }
+
+/// The decoded pages of a TIFF (bitmap rows), for comparing documents.
+fn pages(tiff: &[u8]) -> Vec<Vec<Vec<u8>>> {
+    switchboard_sip::fax::tiff::read_tiff(tiff)
+        .expect("a readable TIFF")
+        .iter()
+        .map(|p| switchboard_sip::fax::tiff::fit_to_fax(p).rows().to_vec())
+        .collect()
+}
+
+#[test]
+fn a_fax_sent_through_a_trunk_to_another_gateway_arrives_intact() {
+    // B answers every number with its fax receiver.
+    let b = Gateway::start_with(
+        "[[route]]\nmatch = \"*\"\nto = \"fax\"\n",
+        "[fax]\nt38_switch_timeout_secs = 2\n",
+    );
+    let a = fax_gateway(&format!("127.0.0.1:{}", b.sip_port), "max_attempts = 1");
+    let doc = fixture("two-pages.tif");
+    let (code, j) = submit(&a, "+4930555000", &doc, "two.tif");
+    assert_eq!(code, 202, "{j}");
+    let id = j["id"].as_str().unwrap().to_string();
+    let done = wait_job(&a, &id, Duration::from_secs(120), |j| {
+        j["status"] == "succeeded" || j["status"] == "failed"
+    });
+    assert_eq!(
+        done["status"],
+        "succeeded",
+        "{done}\nA:\n{}\nB:\n{}",
+        a.log(),
+        b.log()
+    );
+    assert_eq!(done["pages_sent"], 2, "{done}");
+    assert!(done["bitrate"].as_u64().unwrap_or(0) >= 2400, "{done}");
+    // B stored what it received; the pages match the document sent.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let rec = loop {
+        let l = b.get("/api/v1/inbound-faxes").1;
+        if l["faxes"][0]["status"] == "received" || Instant::now() > deadline {
+            break l["faxes"][0].clone();
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(rec["status"], "received", "{rec}");
+    assert_eq!(rec["pages"], 2, "{rec}");
+    let got = get_bytes(&b, rec["file_url"].as_str().unwrap());
+    assert_eq!(
+        pages(&got),
+        pages(&doc),
+        "received pages differ from the document sent"
+    );
+}

@@ -34,6 +34,8 @@ pub enum FaxJobMsg {
     Call(UaEvent),
     /// An event of the T.30 transfer.
     Session(SessionEvent),
+    /// The call ended with the transfer still running; settle now (generation).
+    Settle(u64),
 }
 
 /// Start-up arguments.
@@ -63,6 +65,8 @@ pub struct FaxJobState {
     call: Option<CallId>,
     result: Option<TransferResult>,
     session: Option<session::Handle>,
+    /// The call's end, held while the transfer may still report its result.
+    ended: Option<UaOutcome>,
     gen: u64,
 }
 
@@ -96,6 +100,7 @@ impl Actor for FaxJob {
             call: None,
             result: None,
             session: None,
+            ended: None,
             gen: 0,
         })
     }
@@ -130,6 +135,7 @@ impl Actor for FaxJob {
         match msg {
             FaxJobMsg::Attempt(gen) if gen == state.gen => state.attempt(&myself).await?,
             FaxJobMsg::Attempt(_) => {}
+            FaxJobMsg::Call(UaEvent::T38(_)) if state.session.is_some() => {}
             FaxJobMsg::Call(UaEvent::T38(media)) => {
                 let pages = state.job.file.clone();
                 let me = myself.clone();
@@ -145,7 +151,22 @@ impl Actor for FaxJob {
                     }
                 }
             }
-            FaxJobMsg::Call(UaEvent::Ended(outcome)) => state.call_ended(&myself, outcome)?,
+            FaxJobMsg::Call(UaEvent::Ended(outcome)) => {
+                if state.session.is_some() && state.result.is_none() {
+                    // DCN and BYE may cross: give the transfer a moment to report.
+                    state.ended = Some(outcome);
+                    let gen = state.gen;
+                    myself.send_after(Duration::from_secs(3), move || FaxJobMsg::Settle(gen));
+                } else {
+                    state.call_ended(&myself, outcome)?;
+                }
+            }
+            FaxJobMsg::Settle(gen) if gen == state.gen => {
+                if let Some(outcome) = state.ended.take() {
+                    state.call_ended(&myself, outcome)?;
+                }
+            }
+            FaxJobMsg::Settle(_) => {}
             FaxJobMsg::Call(_) => {}
             FaxJobMsg::Session(SessionEvent::PageSent(n)) => {
                 state.job.pages_sent = n;
@@ -153,7 +174,10 @@ impl Actor for FaxJob {
             }
             FaxJobMsg::Session(SessionEvent::Done(result)) => {
                 state.result = Some(result);
-                state.hang_up();
+                match state.ended.take() {
+                    Some(outcome) => state.call_ended(&myself, outcome)?,
+                    None => state.hang_up(),
+                }
             }
         }
         Ok(())

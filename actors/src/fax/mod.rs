@@ -65,6 +65,24 @@ pub enum FaxMsg {
         /// What happened.
         event: UaEvent,
     },
+    /// An inbound call ended while its transfer was still running: give up on it.
+    Abandon {
+        /// Our call id.
+        call: CallId,
+        /// The SIP Call-ID.
+        sip_call_id: String,
+        /// The call's result code.
+        error: &'static str,
+    },
+    /// The transfer of an inbound fax ended.
+    Received {
+        /// Our call id.
+        call: CallId,
+        /// The SIP Call-ID.
+        sip_call_id: String,
+        /// How it went.
+        result: session::TransferResult,
+    },
 }
 
 /// Start-up arguments.
@@ -83,6 +101,11 @@ impl std::fmt::Debug for FaxArgs {
     }
 }
 
+/// A running inbound transfer.
+struct Receiving {
+    _session: session::Handle,
+}
+
 struct JobEntry {
     id: String,
     restarts: Vec<Instant>,
@@ -92,6 +115,7 @@ struct JobEntry {
 pub struct FaxState {
     args: FaxArgs,
     jobs: HashMap<ActorId, JobEntry>,
+    receiving: HashMap<CallId, Receiving>,
 }
 
 /// The fax supervisor.
@@ -122,6 +146,7 @@ impl Actor for FaxSupervisor {
         Ok(FaxState {
             args,
             jobs: HashMap::new(),
+            receiving: HashMap::new(),
         })
     }
 
@@ -162,9 +187,58 @@ impl Actor for FaxSupervisor {
                 sip_call_id,
                 event,
             } => {
+                if let UaEvent::T38(media) = &event {
+                    state.start_receiving(&myself, &call, &sip_call_id, media.clone());
+                }
+                if let (UaEvent::Ended(o), true) = (&event, state.receiving.contains_key(&call)) {
+                    // The transfer may still be finishing (DCN and BYE cross):
+                    // give it a moment before calling the fax lost.
+                    let (c, s, e) = (
+                        call.clone(),
+                        sip_call_id.clone(),
+                        o.error.unwrap_or("NO_FAX"),
+                    );
+                    myself.send_after(Duration::from_secs(3), move || FaxMsg::Abandon {
+                        call: c,
+                        sip_call_id: s,
+                        error: e,
+                    });
+                    return Ok(());
+                }
                 if let Err(err) = state.inbound(&call, from, to, &sip_call_id, event) {
                     tracing::error!(%err, call = %call, "cannot record an inbound fax");
                 }
+            }
+            FaxMsg::Abandon {
+                call,
+                sip_call_id,
+                error,
+            } => {
+                if state.receiving.remove(&call).is_some() {
+                    let r = session::TransferResult::failed(
+                        error,
+                        "the call ended during the transfer".into(),
+                    );
+                    if let Err(err) = state.received(&sip_call_id, r) {
+                        tracing::error!(%err, call = %call, "cannot record a lost fax");
+                    }
+                }
+            }
+            FaxMsg::Received {
+                call,
+                sip_call_id,
+                result,
+            } => {
+                state.receiving.remove(&call);
+                if let Err(err) = state.received(&sip_call_id, result) {
+                    tracing::error!(%err, call = %call, "cannot record a received fax");
+                }
+                // The transfer is over: hang up (the far end usually does first).
+                let (tx, _rx) = ractor::concurrency::oneshot();
+                let _ = state
+                    .args
+                    .calls
+                    .send_message(SupervisorMsg::Hangup(call, tx.into()));
             }
         }
         Ok(())
@@ -261,6 +335,68 @@ impl FaxState {
                 put_fax_job(store, &job)?;
             }
         }
+        Ok(())
+    }
+
+    fn start_receiving(
+        &mut self,
+        myself: &ActorRef<FaxMsg>,
+        call: &CallId,
+        sip_call_id: &str,
+        media: crate::ua::T38Media,
+    ) {
+        if self.receiving.contains_key(call) {
+            return; // a re-negotiation of the same call
+        }
+        let spool = self
+            .args
+            .config
+            .fax
+            .spool_dir(&self.args.config.storage.path);
+        let out = spool.join(format!("{}.tif", inbound_id(sip_call_id)));
+        let me = myself.clone();
+        let (call_c, sip_c) = (call.clone(), sip_call_id.to_string());
+        let notify: session::Notify = Arc::new(move |ev| {
+            if let session::SessionEvent::Done(result) = ev {
+                let _ = me.send_message(FaxMsg::Received {
+                    call: call_c.clone(),
+                    sip_call_id: sip_c.clone(),
+                    result,
+                });
+            }
+        });
+        let handle = session::start_receive(media, &self.args.config, out, notify);
+        self.receiving
+            .insert(call.clone(), Receiving { _session: handle });
+    }
+
+    /// Record the end of an inbound transfer (flushed), then notify.
+    fn received(
+        &mut self,
+        sip_call_id: &str,
+        r: session::TransferResult,
+    ) -> Result<(), StoreError> {
+        let store = self.args.store.as_ref();
+        let Some(mut rec) = get_inbound_fax(store, &inbound_id(sip_call_id))? else {
+            return Ok(());
+        };
+        if rec.status != "receiving" {
+            return Ok(()); // already final: one result per call
+        }
+        rec.pages = r.pages;
+        rec.bitrate = r.bit_rate;
+        rec.ecm = r.ecm;
+        rec.remote_station = r.remote_ident;
+        rec.file = r.file.map(|p| p.display().to_string());
+        let ok = r.ok && rec.file.is_some();
+        rec.status = if ok { "received" } else { "failed" }.into();
+        rec.error = (!ok).then(|| r.error.unwrap_or("TRANSFER_FAILED").to_string());
+        rec.updated_at = rfc3339(now_unix_ms());
+        put_inbound_fax(store, &rec)?;
+        metrics::counter!("switchboard_fax_inbound_total", "status" => rec.status.clone())
+            .increment(1);
+        metrics::counter!("switchboard_fax_pages_received_total").increment(u64::from(rec.pages));
+        webhook::notify(&self.args.config.fax, self::event("fax.inbound", &rec));
         Ok(())
     }
 

@@ -5,5 +5,6 @@
 //! - [`tiff`]: TIFF 6.0 reading (bilevel, uncompressed/PackBits/CCITT) and TIFF Class F
 //!   writing, plus [`tiff::fit_to_fax`] to normalise a page for sending.
 
+pub mod t30;
 pub mod t4;
 pub mod tiff;
