@@ -57,6 +57,8 @@ pub struct Gateway {
     pub mqtt_port: u16,
     pub dir: PathBuf,
     pub config: PathBuf,
+    /// Extra environment of the gateway process (kept across restarts).
+    pub env: Vec<(String, String)>,
 }
 
 impl Gateway {
@@ -68,6 +70,11 @@ impl Gateway {
     /// Start with `extra` TOML and more `[section]` keys in `sections`
     /// (placed before `extra`).
     pub fn start_with(extra: &str, sections: &str) -> Self {
+        Self::start_with_env(extra, sections, &[])
+    }
+
+    /// Like [`Gateway::start_with`], with environment overrides (`SWITCHBOARD_…`).
+    pub fn start_with_env(extra: &str, sections: &str, env: &[(&str, &str)]) -> Self {
         // A counter, not a port: two gateways must never share a store.
         let n = UNIQUE.fetch_add(1, Ordering::SeqCst);
         let dir = std::env::temp_dir().join(format!("sbtest-{}-{n}", std::process::id()));
@@ -95,6 +102,10 @@ impl Gateway {
             mqtt_port,
             dir,
             config,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         gw.spawn();
         gw
@@ -110,6 +121,7 @@ impl Gateway {
             .args(["run", "--config"])
             .arg(&self.config)
             .env("SWITCHBOARD_LOG", "info")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
