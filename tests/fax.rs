@@ -364,3 +364,78 @@ fn a_fax_sent_through_a_trunk_to_another_gateway_arrives_intact() {
         "received pages differ from the document sent"
     );
 }
+
+#[test]
+fn a_trunk_with_t38_never_fails_the_job_with_t38_disabled() {
+    let gw = Gateway::start_with(
+        "[[trunk]]\nname = \"voice\"\naddress = \"127.0.0.1:9\"\nkeepalive_secs = 0\nt38 = \"never\"\n\n[[route]]\nmatch = \"*\"\nto = \"trunk:voice\"\n",
+        "[fax]\nmax_attempts = 3\n",
+    );
+    let (code, j) = submit(&gw, "+4930123456", &fixture("one-page.tif"), "one.tif");
+    assert_eq!(code, 202, "{j}");
+    let id = j["id"].as_str().unwrap().to_string();
+    let done = wait_job(&gw, &id, Duration::from_secs(10), |j| {
+        j["status"] == "failed"
+    });
+    assert_eq!(done["error"], "T38_DISABLED", "{done}");
+    assert_eq!(done["attempts"], 1, "not retried: {done}");
+}
+
+/// A one-page PDF with a line of text (hand-written, valid xref offsets).
+fn tiny_pdf() -> Vec<u8> {
+    let objs = [
+        "<< /Type /Catalog /Pages 2 0 R >>",
+        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>",
+        "<< /Length 44 >>\nstream\nBT /F1 24 Tf 72 700 Td (switchboard fax) Tj ET\nendstream",
+        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ];
+    let mut pdf = b"%PDF-1.4\n".to_vec();
+    let mut offsets = Vec::new();
+    for (i, o) in objs.iter().enumerate() {
+        offsets.push(pdf.len());
+        pdf.extend_from_slice(format!("{} 0 obj\n{o}\nendobj\n", i + 1).as_bytes());
+    }
+    let xref = pdf.len();
+    pdf.extend_from_slice(format!("xref\n0 {}\n0000000000 65535 f \n", objs.len() + 1).as_bytes());
+    for off in offsets {
+        pdf.extend_from_slice(format!("{off:010} 00000 n \n").as_bytes());
+    }
+    pdf.extend_from_slice(
+        format!(
+            "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
+            objs.len() + 1
+        )
+        .as_bytes(),
+    );
+    pdf
+}
+
+#[test]
+fn a_pdf_is_rendered_to_a_fax_tiff_with_ghostscript() {
+    let gw = Gateway::start("");
+    let (code, j) = submit(&gw, "+4930123456", &tiny_pdf(), "letter.pdf");
+    assert_eq!(
+        code, 202,
+        "{j} (ghostscript installed? scripts/install-peers)"
+    );
+    assert_eq!(j["pages"], 1, "{j}");
+    assert_eq!(j["source_name"], "letter.pdf");
+    // The spooled document is a fax TIFF with black pixels on it (the text).
+    let tiff = get_bytes(&gw, j["file_url"].as_str().unwrap());
+    let pages = switchboard_sip::fax::tiff::read_tiff(&tiff).expect("a fax TIFF");
+    let black: u32 = pages[0]
+        .rows()
+        .iter()
+        .flatten()
+        .map(|b| b.count_ones())
+        .sum();
+    assert!(black > 100, "the rendered page is blank");
+    // A broken PDF is a clear 422, not a crash.
+    let (code, e) = submit(&gw, "+4930123456", b"%PDF-1.4\ngarbage", "bad.pdf");
+    assert_eq!(
+        (code, e["error"]["code"].as_str()),
+        (422, Some("pdf_render_failed")),
+        "{e}"
+    );
+}

@@ -4,8 +4,8 @@
 //! re-INVITE with an image stream that points at the peer. We send the
 //! 2-page fixture to spandsp and receive it from spandsp, with ECM off and
 //! on, and once with 10% of the peer's datagrams dropped (our UDPTL
-//! redundancy decoding has to carry it). Pages are compared as decoded
-//! bitmaps.
+//! redundancy decoding has to carry it) and garbage datagrams thrown at our
+//! UDPTL port. Pages are compared as decoded bitmaps.
 
 mod common;
 
@@ -239,6 +239,26 @@ fn receive_from_spandsp(ecm: bool, loss: bool) {
         args.extend(["--loss", "10", "--seed", "11"].map(String::from));
     }
     let peer = Peer::start(&args);
+    // With loss, also throw garbage at our UDPTL port during the transfer:
+    // it must be counted and ignored.
+    let garbage = loss.then(|| {
+        std::thread::spawn(move || {
+            let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            let mut x: u32 = 0x1234_5678;
+            for i in 0..300u32 {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                let len = (x % 60) as usize + 1;
+                let mut d: Vec<u8> = (0..len).map(|j| (x >> (j % 24)) as u8).collect();
+                if i % 3 == 0 {
+                    d[0] = 0xff; // a sequence number far away, then junk
+                }
+                let _ = sock.send_to(&d, ("127.0.0.1", rtp));
+                std::thread::sleep(Duration::from_millis(30));
+            }
+        })
+    });
     let run = uac(
         "uac_t38_peer.xml",
         &gw.sip(),
@@ -254,6 +274,10 @@ fn receive_from_spandsp(ecm: bool, loss: bool) {
         Duration::from_secs(180),
     );
     let (code, verdict) = peer.finish(Duration::from_secs(30));
+    if let Some(g) = garbage {
+        g.join().unwrap();
+        assert!(gw.metric("switchboard_udptl_malformed_total") > 0.0);
+    }
     assert_eq!(run.code, 0, "SIPp: {run:?}\n{}", gw.log());
     assert_eq!(code, 0, "spandsp says: {verdict}\n{}", gw.log());
     assert_eq!(verdict["pages"], 2, "{verdict}");

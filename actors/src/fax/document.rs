@@ -157,7 +157,12 @@ fn render_pdf(bytes: &[u8], id: &str, spool: &Path, gs: &str) -> Result<Vec<u8>,
         let first = msg.lines().next().unwrap_or("ghostscript failed").trim();
         return Err(DocumentError::Render(first.chars().take(200).collect()));
     }
-    let tiff = std::fs::read(&output)?;
+    // Ghostscript may "succeed" on a PDF it could not make sense of, with
+    // no page written.
+    let tiff = match std::fs::read(&output) {
+        Ok(t) if !t.is_empty() => t,
+        _ => return Err(DocumentError::Render("no page could be rendered".into())),
+    };
     let _ = std::fs::remove_file(&output);
     Ok(tiff)
 }

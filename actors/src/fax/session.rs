@@ -284,14 +284,15 @@ async fn run(media: T38Media, cfg: TerminalConfig, notify: Notify, out: Option<P
         tokio::select! {
             r = socket.recv_from(&mut buf) => {
                 let Ok((n, from)) = r else { continue };
-                // Symmetric UDPTL: answer where the far end really sends from.
-                if from.ip() == remote.ip() {
-                    remote = from;
-                }
                 let lost_before = rx.lost();
                 if rx.push(&buf[..n]).is_err() {
                     metrics::counter!("switchboard_udptl_malformed_total").increment(1);
                     continue;
+                }
+                // Symmetric UDPTL: answer where the far end really sends
+                // from, learnt from well-formed datagrams only.
+                if from.ip() == remote.ip() {
+                    remote = from;
                 }
                 while let Some(p) = rx.pop() {
                     match ifp::decode_prefix(&p.ifp, version) {
