@@ -13,10 +13,12 @@
 //! Coded data handed to and returned by this module is a bit stream packed **MSB first**:
 //! the first bit of the stream (the first bit of the first EOL) is the most significant
 //! bit of the first octet. That is TIFF `FillOrder=1` and what [`super::tiff`] stores.
-//! T.4 transmits the stream serially; on the T.38 wire, non-ECM image data octets carry
-//! the first bit of the stream in the **least** significant bit (TIFF `FillOrder=2`,
-//! "LSB first"). Convert between the two with [`reverse_bits`] / [`reversed_bits`]: after
-//! [`encode()`] before handing octets to T.38, and on received octets before [`decode()`].
+//! T.38 image data (non-ECM and ECM) uses the same order: the first bit of the stream is
+//! the most significant bit of each octet, so [`encode()`] output goes on the wire as is and
+//! received octets go to [`decode()`] as is. This was settled against spandsp 0.0.6: with
+//! reversed octets it counts a hundred bad rows per page and answers RTN
+//! (`tests/fax_interop.rs`). [`reverse_bits`] / [`reversed_bits`] convert to and from
+//! `FillOrder=2` ("LSB first") streams such as some TIFFs and raw `fax2tiff` input.
 //!
 //! # Streams
 //!

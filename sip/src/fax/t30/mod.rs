@@ -12,30 +12,47 @@
 //! signals out in real time.
 //!
 //! Page images are opaque: on send, [`PageOut::data`] is the page's T.4
-//! (MH/MR/MMR) bit stream, already in T.38 wire order (first transmitted bit
-//! in the most significant position, as spandsp and T.38 gateways put it), including its EOLs and RTC;
-//! it goes out verbatim, as `t4-non-ecm-data` or in ECM frames. On receive,
-//! [`FaxEvent::PageReceived`] carries the octets exactly as received.
+//! (MH/MR/MMR) bit stream in T.38 wire order, including its EOLs and RTC;
+//! it goes out verbatim, as `t4-non-ecm-data` or inside ECM frames. On
+//! receive, [`FaxEvent::PageReceived`] carries the octets exactly as
+//! received. T.38 wire order puts the first bit of the T.4 stream in the
+//! **most** significant bit of the first octet (TIFF `FillOrder=1`), for
+//! non-ECM data and ECM frames alike: spandsp's `t38_terminal` bit-reverses
+//! its LSB-first T.4 buffers on the way to IFP, and pages encoded MSB-first
+//! come out of a spandsp receiver pixel-identical (checked against the
+//! spandsp 0.0.6 peer in `tests/fax`).
 //!
 //! What it does:
-//! * phase A: CNG (calling, repeated every 3 s) or CED (called);
-//! * phase B: NSF/CSI/DIS, TSI/DCS, TCF, CFR/FTT with rate fallback
+//! * phase A: CNG (calling, every 3.5 s until the far end answers) or CED
+//!   (called);
+//! * phase B: CSI/DIS, TSI/DCS, TCF, CFR/FTT with rate fallback
 //!   14 400 → 12 000 → 9600 → 7200 → 4800 → 2400 (V.17, V.29, V.27 ter);
 //! * phase C: non-ECM pages paced in `t4-non-ecm-data` chunks, or ECM
 //!   blocks of 256-octet FCD frames + 3 RCP at the image rate;
 //! * phase D: MPS/EOM/EOP (PRI-Q treated as Q) answered MCF/RTP/RTN, ECM
-//!   PPS-Q answered MCF/PPR, CTC/CTR after 4 PPRs, EOR/ERR, RR/RNR;
+//!   PPS-Q answered MCF/PPR, CTC/CTR after 4 PPRs, EOR/ERR, RR/RNR; EOM
+//!   goes back to phase B (the called side sends DIS again);
 //! * phase E: DCN.
-//! * timers T1 (35 s), T2 (6 s), T4 (3 s, three repeats), T5 (60 s).
+//! * timers T1 (35 s), T2 (6 s), T4 (3 s, three repeats), T5 (60 s), all
+//!   on the injected time; T2/T4 restart on far-end activity.
 //! * both roles on either side of the call: the calling side sends (normal
 //!   case) or receives by polling (DIS bit 9 → CIG/DTC); the called side
-//!   receives or sends after the caller's DTC.
+//!   receives, or sends after the caller's DTC.
+//! * loss tolerance: repeated commands get their response again without
+//!   counting a page twice; frames glued by a lost or abandoned FCS are
+//!   split or dropped; [`T38Terminal::handle_missing`] takes the UDPTL
+//!   layer's gap reports; each burst ends with repeated no-signal so UDPTL
+//!   redundancy carries its last packets; [`transmit_copies`] gives
+//!   spandsp's repeat counts for drivers.
 //!
 //! Left out: V.34/V.8, NSF/NSS vendor features, passwords/subaddresses,
 //! selective polling, operator interrupts (PRI-Q is handled as Q, PIP/PIN
 //! as MCF/RTN), T.4 fill bits for a receiver's minimum scan line time (the
-//! page data is opaque; we advertise 0 ms ourselves), and judging non-ECM
-//! copy quality (see [`T38Terminal::set_page_quality`]).
+//! page data is opaque: DCS declares the receiver's requirement, the T.4
+//! encoder or a gateway must pad; we advertise 0 ms ourselves), and judging
+//! non-ECM copy quality (see [`T38Terminal::set_page_quality`]). Duplicated
+//! IFP packets must be dropped by the UDPTL layer (sequence numbers): a
+//! repeated `hdlc-data` or `t4-non-ecm-data` cannot be told from new data.
 
 pub mod caps;
 mod ecm;

@@ -5,7 +5,7 @@
 //! lost get the same response again without counting a page twice.
 
 use super::ecm::EcmRx;
-use super::frames::{decode_eor, encode_ppr, Dcs, Fcf, Frame, FrameError, Pps, Rate};
+use super::frames::{decode_eor, encode_ppr, Dcs, Dis, Fcf, Frame, FrameError, Pps, Rate};
 use super::state::{Core, St, IMAGE_IDLE, T1, T2, TCF_IDLE};
 use super::{FaxError, FaxEvent, Incompatibility, Phase, Refusal, MAX_PAGES};
 
@@ -100,7 +100,7 @@ impl Core {
     /// Calling side that wants to receive: poll with (CIG) DTC if the far
     /// end has a document (DIS bit 9).
     fn rx_on_dis(&mut self, f: &Frame) {
-        let Ok(dis) = super::frames::Dis::decode(&f.fif) else {
+        let Ok(dis) = Dis::decode(&f.fif) else {
             return;
         };
         self.dis_received = true;
@@ -117,9 +117,11 @@ impl Core {
     }
 
     fn rx_on_dcs(&mut self, f: &Frame) {
+        // After EOP/MCF too: a sender that missed our MCF and retrains is
+        // better served than ignored (the page may then arrive twice).
         if !matches!(
             self.st,
-            St::SentDis | St::RxTcf | St::RxWaitCmd | St::RxImage
+            St::SentDis | St::RxTcf | St::RxWaitCmd | St::RxImage | St::RxPostEop
         ) {
             return;
         }

@@ -11,8 +11,11 @@ use super::{Coding, FaxError, FaxEvent, Incompatibility, PageOut, Phase, Refusal
 
 /// CTC rounds per block before EOR.
 const MAX_CTC: u32 = 2;
-/// PPRs per block before CTC/EOR (T.30 A.4.2: four).
+/// PPRs per block before CTC/EOR (T.30 Annex A: four).
 const PPR_LIMIT: u32 = 4;
+/// Times one page may be restarted from phase B because the receiver
+/// went back to DIS instead of answering our post-message command.
+const MAX_RESTARTS: u32 = 3;
 
 #[derive(Debug)]
 pub(super) struct Sender {
@@ -25,6 +28,7 @@ pub(super) struct Sender {
     /// The receiver trained at this rate: short training is enough.
     trained: bool,
     rtn: u32,
+    restarts: u32,
     /// MPS, EOM or EOP for the current page.
     post: Fcf,
     ecm: Option<EcmTx>,
@@ -40,6 +44,7 @@ impl Sender {
             dcs: None,
             trained: false,
             rtn: 0,
+            restarts: 0,
             post: Fcf::Eop,
             ecm: None,
         }
@@ -132,6 +137,9 @@ impl Core {
             (St::TxWaitPostPage, Fcf::Mcf | Fcf::Pip) => self.tx_page_confirmed(false),
             (St::TxWaitPostPage, Fcf::Rtp) => self.tx_page_confirmed(true),
             (St::TxWaitPostPage, Fcf::Rtn | Fcf::Pin) => self.tx_rtn(),
+            // The receiver missed our command and went back to phase B
+            // (spandsp does after T2): train again and resend the page.
+            (St::TxWaitPostPage | St::TxWaitEcm(_), Fcf::Dis) => self.tx_restart_page(),
             (St::TxWaitEcm(EcmCmd::Pps | EcmCmd::Rr), fcf) => self.tx_ecm_response(fcf, &f.fif),
             (St::TxWaitEcm(EcmCmd::Ctc), Fcf::Ctr) => {
                 if let Some(s) = self.send.as_mut() {
@@ -265,11 +273,24 @@ impl Core {
         self.send_command(vec![frame], St::TxWaitPostPage);
     }
 
+    fn tx_restart_page(&mut self) {
+        let Some(s) = self.send.as_mut() else { return };
+        s.restarts += 1;
+        if s.restarts > MAX_RESTARTS {
+            self.no_response();
+            return;
+        }
+        s.ecm = None;
+        self.set_phase(Phase::B);
+        self.tx_send_dcs(true);
+    }
+
     fn tx_page_confirmed(&mut self, retrain: bool) {
         self.pages_done += 1;
         self.emit(FaxEvent::PageSent { n: self.pages_done });
         let Some(s) = self.send.as_mut() else { return };
         s.rtn = 0;
+        s.restarts = 0;
         s.ecm = None;
         match s.post {
             Fcf::Mps => {

@@ -572,3 +572,40 @@ fn transmit_copies_follow_spandsp() {
     assert_eq!(transmit_copies(&data(FieldType::HdlcFcsOkSigEnd)), 3);
     assert_eq!(transmit_copies(&data(FieldType::T4NonEcmSigEnd)), 3);
 }
+
+#[test]
+fn sender_restarts_the_page_when_the_receiver_goes_back_to_dis() {
+    // The receiver's first answer to PPS-EOP/EOP is replaced by its DIS, as
+    // spandsp does when its T2 runs out after a lost command.
+    for ecm in [false, true] {
+        let mut rng = Rng::new(75);
+        let pages = vec![page(&mut rng, 4_000, false)];
+        let mut swapped = false;
+        let mut net = Net::new(
+            sender(true, ecm, pages.clone()),
+            cfg(false, ecm, Role::Receive),
+            LOSSLESS,
+            75,
+        )
+        .mangle(move |from, p| {
+            if let Ifp::Data { fields, .. } = p {
+                for f in fields.iter_mut() {
+                    let Ok(fr) = Frame::decode(&f.data) else {
+                        continue;
+                    };
+                    if from == 1 && fr.fcf == Fcf::Mcf && !swapped {
+                        swapped = true;
+                        f.data = vec![0xFF, 0xC8, 0x01, 0x00, 0x76, 0x1F, 0x20];
+                    }
+                }
+            }
+            true
+        });
+        net.run(HOUR);
+        // The sender trained again and sent the page again; the receiver
+        // had already taken it once, so it reports it twice.
+        assert!(net.outcome(0).ok, "{:?}", net.outcome(0));
+        assert_eq!(count(&net.fcfs(0), Fcf::Dcs), 2);
+        assert!(net.received(1).iter().all(|g| g.0 == pages[0].data));
+    }
+}
