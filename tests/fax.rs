@@ -363,6 +363,15 @@ fn a_fax_sent_through_a_trunk_to_another_gateway_arrives_intact() {
         pages(&doc),
         "received pages differ from the document sent"
     );
+    // A succeeded job is never sent again, even after kill -9 and a restart.
+    let mut a = a;
+    a.kill9();
+    a.restart();
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(job(&a, &id)["status"], "succeeded");
+    assert_eq!(job(&a, &id)["attempts"], 1);
+    let all = b.get("/api/v1/inbound-faxes").1;
+    assert_eq!(all["faxes"].as_array().unwrap().len(), 1, "sent twice: {all}");
 }
 
 #[test]
