@@ -33,6 +33,8 @@ use crate::devices::DeviceSupervisorMsg;
 
 /// Packets queued toward one client before it counts as too slow.
 const CLIENT_QUEUE: usize = 512;
+/// Read buffer growth step of a connection.
+const READ_CHUNK: usize = 512;
 /// Time a client gets to finish the TLS handshake.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -42,7 +44,7 @@ pub enum BrokerMsg {
     /// A connection was accepted; packets for it go to `tx`.
     Accepted {
         conn: ConnId,
-        tx: mpsc::Sender<Packet>,
+        tx: mpsc::Sender<Bytes>,
     },
     /// A decoded packet.
     Packet { conn: ConnId, packet: Packet },
@@ -171,7 +173,7 @@ impl Authorizer for StoreAuthorizer {
 pub struct BrokerState {
     core: Broker,
     auth: StoreAuthorizer,
-    conns: HashMap<ConnId, mpsc::Sender<Packet>>,
+    conns: HashMap<ConnId, mpsc::Sender<Bytes>>,
     devices: ActorRef<DeviceSupervisorMsg>,
     timer: watch::Sender<Option<Instant>>,
     listen: String,
@@ -294,7 +296,11 @@ fn pump(state: &mut BrokerState) {
         let Some(tx) = state.conns.get(&conn) else {
             continue;
         };
-        if tx.try_send(packet).is_err() {
+        let mut out = BytesMut::new();
+        if packet.write(&mut out, usize::MAX).is_err() {
+            continue;
+        }
+        if tx.try_send(out.freeze()).is_err() {
             // Too slow (or gone): drop the connection rather than buffer without bound.
             metrics::counter!("switchboard_mqtt_slow_consumers_total").increment(1);
             state.conns.remove(&conn);
@@ -429,7 +435,9 @@ async fn connection<R, W>(
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
 {
-    let (tx, mut rx) = mpsc::channel::<Packet>(CLIENT_QUEUE);
+    // Encoded packets, not `Packet`s: the channel allocates its first block
+    // of 32 slots up front, and a `Packet` slot is ~150 bytes (a `Bytes` 32).
+    let (tx, mut rx) = mpsc::channel::<Bytes>(CLIENT_QUEUE);
     if broker
         .send_message(BrokerMsg::Accepted { conn, tx })
         .is_err()
@@ -437,25 +445,31 @@ async fn connection<R, W>(
         return;
     }
     let writer = tokio::spawn(async move {
-        let mut buf = BytesMut::with_capacity(256);
-        while let Some(packet) = rx.recv().await {
-            buf.clear();
-            if packet.write(&mut buf, usize::MAX).is_err() {
-                break;
-            }
+        let mut buf = BytesMut::new();
+        while let Some(first) = rx.recv().await {
             // Coalesce whatever else is queued into one write.
-            while let Ok(more) = rx.try_recv() {
-                if more.write(&mut buf, usize::MAX).is_err() || buf.len() > 64 * 1024 {
-                    break;
+            let out = match rx.try_recv() {
+                Err(_) => first,
+                Ok(second) => {
+                    buf.clear();
+                    buf.extend_from_slice(&first);
+                    buf.extend_from_slice(&second);
+                    while buf.len() < 64 * 1024 {
+                        let Ok(more) = rx.try_recv() else { break };
+                        buf.extend_from_slice(&more);
+                    }
+                    buf.split().freeze()
                 }
-            }
-            if wr.write_all(&buf).await.is_err() {
+            };
+            if wr.write_all(&out).await.is_err() {
                 break;
             }
         }
         let _ = wr.shutdown().await;
     });
-    let mut buf = BytesMut::with_capacity(512);
+    // Small to start with: an ESP32's telemetry is a few hundred bytes, and
+    // the buffer lives as long as the connection.
+    let mut buf = BytesMut::with_capacity(READ_CHUNK);
     let outcome = loop {
         match Packet::read(&mut buf, max_packet) {
             Ok(packet) => {
@@ -476,8 +490,11 @@ async fn connection<R, W>(
                 break BrokerMsg::ProtocolError { conn };
             }
         }
-        if buf.capacity() - buf.len() < 256 {
-            buf.reserve(4096.min(max_packet + 8));
+        if buf.is_empty() && buf.capacity() > 8 * READ_CHUNK {
+            // A large packet came and went: give its memory back.
+            buf = BytesMut::with_capacity(READ_CHUNK);
+        } else if buf.capacity() - buf.len() < READ_CHUNK / 2 {
+            buf.reserve(READ_CHUNK.min(max_packet + 8));
         }
         match rd.read_buf(&mut buf).await {
             Ok(0) | Err(_) => break BrokerMsg::Closed { conn },

@@ -171,7 +171,7 @@ impl Actor for DeviceSupervisor {
             (switchboard_config::MqttMode::External, Some(url)) => url.clone(),
             _ => format!("mqtt://{}", args.config.mqtt.listen),
         };
-        let mut state = DeviceSupervisorState {
+        let state = DeviceSupervisorState {
             config: args.config,
             store: args.store,
             broker: None,
@@ -180,12 +180,9 @@ impl Actor for DeviceSupervisor {
             broker_url,
             online: OnlineGauge::default(),
         };
-        // Known devices show up offline until they connect.
-        for rec in list_devices(state.store.as_ref(), 1_000_000)? {
-            if let Ok(id) = DeviceId::parse(&rec.id) {
-                state.entry(&id, Some(&rec));
-            }
-        }
+        // The registry holds devices seen since start; claimed devices that
+        // never connected are listed from the store (no memory per device
+        // for a fleet that is mostly asleep).
         metrics::gauge!("switchboard_devices_online").set(0.0);
         Ok(state)
     }
@@ -257,11 +254,29 @@ impl Actor for DeviceSupervisor {
                     .values()
                     .map(|e| e.view.borrow().clone())
                     .collect();
+                let stored = list_devices(state.store.as_ref(), 1_000_000).unwrap_or_else(|err| {
+                    tracing::error!(%err, "listing devices from the store failed");
+                    Vec::new()
+                });
+                for rec in stored {
+                    let seen = DeviceId::parse(&rec.id)
+                        .is_ok_and(|id| state.devices.contains_key(&id));
+                    if !seen {
+                        list.push(DeviceView::new(&rec.id, Some(rec.account), rec.firmware));
+                    }
+                }
                 list.sort_by(|a, b| a.id.cmp(&b.id));
                 let _ = reply.send(list);
             }
             DeviceSupervisorMsg::Get(id, reply) => {
-                let _ = reply.send(state.devices.get(&id).map(|e| e.view.borrow().clone()));
+                let view = match state.devices.get(&id) {
+                    Some(e) => Some(e.view.borrow().clone()),
+                    None => get_device(state.store.as_ref(), id.as_str())
+                        .ok()
+                        .flatten()
+                        .map(|r| DeviceView::new(&r.id, Some(r.account), r.firmware)),
+                };
+                let _ = reply.send(view);
             }
         }
         Ok(())
