@@ -259,8 +259,8 @@ impl Actor for DeviceSupervisor {
                     Vec::new()
                 });
                 for rec in stored {
-                    let seen = DeviceId::parse(&rec.id)
-                        .is_ok_and(|id| state.devices.contains_key(&id));
+                    let seen =
+                        DeviceId::parse(&rec.id).is_ok_and(|id| state.devices.contains_key(&id));
                     if !seen {
                         list.push(DeviceView::new(&rec.id, Some(rec.account), rec.firmware));
                     }
