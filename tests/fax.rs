@@ -371,7 +371,11 @@ fn a_fax_sent_through_a_trunk_to_another_gateway_arrives_intact() {
     assert_eq!(job(&a, &id)["status"], "succeeded");
     assert_eq!(job(&a, &id)["attempts"], 1);
     let all = b.get("/api/v1/inbound-faxes").1;
-    assert_eq!(all["faxes"].as_array().unwrap().len(), 1, "sent twice: {all}");
+    assert_eq!(
+        all["faxes"].as_array().unwrap().len(),
+        1,
+        "sent twice: {all}"
+    );
 }
 
 #[test]
