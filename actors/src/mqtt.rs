@@ -33,6 +33,15 @@ use crate::devices::DeviceSupervisorMsg;
 
 /// Packets queued toward one client before it counts as too slow.
 const CLIENT_QUEUE: usize = 512;
+/// Packets of one connection in flight inside the gateway (read but not yet
+/// handled end to end). When they are used up the reader stops reading, and
+/// TCP pushes back on the device: overload waits in socket buffers, not in
+/// the gateway's memory.
+const CREDITS: usize = 64;
+
+/// One in-flight packet's credit; released when the last holder drops it.
+pub type Credit = Arc<tokio::sync::OwnedSemaphorePermit>;
+
 /// Read buffer growth step of a connection.
 const READ_CHUNK: usize = 512;
 /// Time a client gets to finish the TLS handshake.
@@ -46,8 +55,13 @@ pub enum BrokerMsg {
         conn: ConnId,
         tx: mpsc::Sender<Bytes>,
     },
-    /// A decoded packet.
-    Packet { conn: ConnId, packet: Packet },
+    /// A decoded packet, holding one of its connection's credits until the
+    /// message it caused has been handled all the way to the device session.
+    Packet {
+        conn: ConnId,
+        packet: Packet,
+        credit: Credit,
+    },
     /// The client sent bytes that are not MQTT (or too large).
     ProtocolError { conn: ConnId },
     /// The client asked for a protocol level we do not speak.
@@ -253,9 +267,16 @@ impl Actor for BrokerActor {
                 state.conns.insert(conn, tx);
                 state.core.accepted(now, conn);
             }
-            BrokerMsg::Packet { conn, packet } => {
+            BrokerMsg::Packet {
+                conn,
+                packet,
+                credit,
+            } => {
                 metrics::counter!("switchboard_mqtt_packets_in_total").increment(1);
                 state.core.handle_packet(now, conn, packet, &mut state.auth);
+                // What this packet published travels on with its credit.
+                pump(state, Some(credit));
+                return Ok(());
             }
             BrokerMsg::ProtocolError { conn } => {
                 metrics::counter!("switchboard_mqtt_protocol_errors_total").increment(1);
@@ -286,12 +307,12 @@ impl Actor for BrokerActor {
                 });
             }
         }
-        pump(state);
+        pump(state, None);
         Ok(())
     }
 }
 
-fn pump(state: &mut BrokerState) {
+fn pump(state: &mut BrokerState, credit: Option<Credit>) {
     while let Some((conn, packet)) = state.core.poll_transmit() {
         let Some(tx) = state.conns.get(&conn) else {
             continue;
@@ -356,6 +377,7 @@ fn pump(state: &mut BrokerState) {
                         from,
                         topic,
                         payload,
+                        credit: credit.clone(),
                     });
                 }
             }
@@ -470,11 +492,20 @@ async fn connection<R, W>(
     // Small to start with: an ESP32's telemetry is a few hundred bytes, and
     // the buffer lives as long as the connection.
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    let credits = Arc::new(tokio::sync::Semaphore::new(CREDITS));
     let outcome = loop {
         match Packet::read(&mut buf, max_packet) {
             Ok(packet) => {
+                let Ok(permit) = Arc::clone(&credits).acquire_owned().await else {
+                    break BrokerMsg::Closed { conn };
+                };
+                let credit = Arc::new(permit);
                 if broker
-                    .send_message(BrokerMsg::Packet { conn, packet })
+                    .send_message(BrokerMsg::Packet {
+                        conn,
+                        packet,
+                        credit,
+                    })
                     .is_err()
                 {
                     break BrokerMsg::Closed { conn };

@@ -263,6 +263,7 @@ fn forward(
         from: principal.clone(),
         topic: raw_topic,
         payload,
+        credit: None,
     });
     if status.as_deref() == Some(b"offline") && online.remove(&id) {
         let _ = devices.send_message(DeviceSupervisorMsg::Disconnected {

@@ -58,6 +58,8 @@ pub enum DeviceSupervisorMsg {
         from: Principal,
         topic: String,
         payload: Bytes,
+        /// The sending connection's credit, released once handled.
+        credit: Option<crate::mqtt::Credit>,
     },
     /// A claim over HTTP.
     Claim(
@@ -237,7 +239,12 @@ impl Actor for DeviceSupervisor {
                 from,
                 topic,
                 payload,
-            } => state.published(&myself, from, &topic, payload).await,
+                credit,
+            } => {
+                state
+                    .published(&myself, from, &topic, payload, credit)
+                    .await
+            }
             DeviceSupervisorMsg::Claim(req, reply) => {
                 let _ = reply.send(state.claim(&req));
             }
@@ -397,6 +404,7 @@ impl DeviceSupervisorState {
         from: Principal,
         topic: &str,
         payload: Bytes,
+        credit: Option<crate::mqtt::Credit>,
     ) {
         metrics::counter!("switchboard_device_messages_in_total").increment(1);
         match (from, Topic::parse(topic)) {
@@ -417,7 +425,14 @@ impl DeviceSupervisorState {
                     self.spawn(myself, &id).await;
                     self.send(&id, DeviceMsg::Online);
                 }
-                self.send(&id, DeviceMsg::Message { topic: t, payload });
+                self.send(
+                    &id,
+                    DeviceMsg::Message {
+                        topic: t,
+                        payload,
+                        _credit: credit,
+                    },
+                );
             }
             _ => {}
         }

@@ -105,6 +105,8 @@ pub enum DeviceMsg {
         topic: Topic,
         /// Its payload.
         payload: Bytes,
+        /// The sending connection's credit (dropped once handled).
+        _credit: Option<crate::mqtt::Credit>,
     },
     /// The device was granted subscriptions.
     Subscribed {
@@ -188,7 +190,7 @@ impl Actor for DeviceSession {
                 myself.stop(None);
                 return Ok(());
             }
-            DeviceMsg::Message { topic, payload } => state.on_message(topic, &payload)?,
+            DeviceMsg::Message { topic, payload, .. } => state.on_message(topic, &payload)?,
             DeviceMsg::CommandQueued => state.reload()?,
             DeviceMsg::Subscribed { filters } => {
                 let prefix = format!("devices/{}/cmd/", state.args.id);
