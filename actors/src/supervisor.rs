@@ -16,7 +16,7 @@ use switchboard_sip::message::MessageExt;
 use switchboard_sip::message::{self, make_cancel, make_response};
 use switchboard_sip::transaction::TransactionKey;
 use switchboard_sip::transport::Peer;
-use switchboard_storage::{now_unix_ms, rfc3339, Cdr, Disposition};
+use switchboard_storage::Disposition;
 
 use crate::call::{Call, CallArgs, CallId, CallMsg, CallSnapshot, Phase};
 use crate::context::CallContext;
@@ -364,33 +364,13 @@ async fn teardown(ctx: &Arc<CallContext>, snap: CallSnapshot) {
     for call_id in t.call_ids {
         send(EndpointMsg::Unregister { call_id });
     }
-    let end = now_unix_ms();
     let answered = snap.answer_ms.is_some() && snap.state != Phase::Trying;
-    let cdr = Cdr {
-        v: 1,
-        id: snap.id.0.clone(),
-        src: snap.src.clone(),
-        dst: snap.dst.clone(),
-        start: rfc3339(snap.start_ms),
-        answer: snap.answer_ms.map(rfc3339),
-        end: rfc3339(end),
-        duration: end.saturating_sub(snap.start_ms) / 1000,
-        billsec: snap
-            .answer_ms
-            .map(|a| end.saturating_sub(a) / 1000)
-            .unwrap_or(0),
-        disposition: if answered {
-            Disposition::Answered
-        } else {
-            Disposition::Failed
-        },
-        hangup_cause: "crash".into(),
-        sip_code: None,
-        trunk_in: snap.trunk_in.clone(),
-        trunk_out: snap.trunk_out.clone(),
-        codec: snap.codec.clone(),
-        end_unix_ms: end,
+    let disposition = if answered {
+        Disposition::Answered
+    } else {
+        Disposition::Failed
     };
+    let cdr = snap.cdr(disposition, "crash", None);
     metrics::counter!("switchboard_calls_total", "disposition" => cdr.disposition.as_str())
         .increment(1);
     ctx.cdrs.submit(cdr).await;

@@ -760,7 +760,6 @@ impl CallState {
     }
 
     fn cdr(&mut self) -> Cdr {
-        let end = now_unix_ms();
         let outcome = self.outcome.take().unwrap_or(Outcome {
             disposition: Disposition::Failed,
             cause: "unknown",
@@ -771,27 +770,8 @@ impl CallState {
         } else {
             outcome.disposition
         };
-        Cdr {
-            v: 1,
-            id: self.id.0.clone(),
-            src: self.src.clone(),
-            dst: self.dst.clone(),
-            start: rfc3339(self.start_ms),
-            answer: self.answer_ms.map(rfc3339),
-            end: rfc3339(end),
-            duration: end.saturating_sub(self.start_ms) / 1000,
-            billsec: self
-                .answer_ms
-                .map(|a| end.saturating_sub(a) / 1000)
-                .unwrap_or(0),
-            disposition,
-            hangup_cause: outcome.cause.to_string(),
-            sip_code: outcome.code,
-            trunk_in: self.trunk_in.clone(),
-            trunk_out: self.trunk.as_ref().map(|t| t.name.clone()),
-            codec: self.codec.clone(),
-            end_unix_ms: end,
-        }
+        self.snapshot()
+            .cdr(disposition, outcome.cause, outcome.code)
     }
 }
 

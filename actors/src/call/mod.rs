@@ -138,6 +138,39 @@ pub struct CallSnapshot {
     pub(crate) teardown: Teardown,
 }
 
+impl CallSnapshot {
+    /// The CDR of this call ending now.
+    pub(crate) fn cdr(
+        &self,
+        disposition: Disposition,
+        cause: &str,
+        code: Option<u16>,
+    ) -> switchboard_storage::Cdr {
+        let end = now_unix_ms();
+        switchboard_storage::Cdr {
+            v: 1,
+            id: self.id.0.clone(),
+            src: self.src.clone(),
+            dst: self.dst.clone(),
+            start: switchboard_storage::rfc3339(self.start_ms),
+            answer: self.answer_ms.map(switchboard_storage::rfc3339),
+            end: switchboard_storage::rfc3339(end),
+            duration: end.saturating_sub(self.start_ms) / 1000,
+            billsec: self
+                .answer_ms
+                .map(|a| end.saturating_sub(a) / 1000)
+                .unwrap_or(0),
+            disposition,
+            hangup_cause: cause.to_string(),
+            sip_code: code,
+            trunk_in: self.trunk_in.clone(),
+            trunk_out: self.trunk_out.clone(),
+            codec: self.codec.clone(),
+            end_unix_ms: end,
+        }
+    }
+}
+
 /// What it takes to end both legs from outside the actor.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Teardown {

@@ -12,7 +12,7 @@ use switchboard_sip::message::{self, make_cancel, make_response, MessageExt};
 use switchboard_sip::sdp::{self as sdpcore, SessionDescription};
 use switchboard_sip::transaction::TransactionKey;
 use switchboard_sip::transport::Peer;
-use switchboard_storage::{now_unix_ms, rfc3339, Cdr, Disposition};
+use switchboard_storage::{now_unix_ms, rfc3339, Disposition};
 
 use super::{sdp, Role, T38Media, T38State, UaEvent, UaOutcome, UaState, Uac, T38_DEADLINE};
 use crate::call::build;
@@ -832,7 +832,6 @@ impl UaState {
             cause: "unknown",
             error: None,
         });
-        let end = now_unix_ms();
         let disposition = match (self.answer_ms.is_some(), outcome.error) {
             (true, _) => Disposition::Answered,
             (false, Some("BUSY")) => Disposition::Busy,
@@ -840,30 +839,9 @@ impl UaState {
             (false, Some("CONGESTION")) => Disposition::Congestion,
             _ => Disposition::Failed,
         };
-        let cdr = Cdr {
-            v: 1,
-            id: self.id.0.clone(),
-            src: self.src.clone(),
-            dst: self.dst.clone(),
-            start: rfc3339(self.start_ms),
-            answer: self.answer_ms.map(rfc3339),
-            end: rfc3339(end),
-            duration: end.saturating_sub(self.start_ms) / 1000,
-            billsec: self
-                .answer_ms
-                .map(|a| end.saturating_sub(a) / 1000)
-                .unwrap_or(0),
-            disposition,
-            hangup_cause: outcome.cause.to_string(),
-            sip_code: outcome.code,
-            trunk_in: None,
-            trunk_out: match &self.role {
-                Role::Uac(u) => Some(u.trunk.name.clone()),
-                _ => None,
-            },
-            codec: (self.t38 == T38State::Active).then(|| "t38".to_string()),
-            end_unix_ms: end,
-        };
+        let cdr = self
+            .snapshot()
+            .cdr(disposition, outcome.cause, outcome.code);
         metrics::counter!("switchboard_calls_total", "disposition" => cdr.disposition.as_str())
             .increment(1);
         tracing::info!(call = %self.id, cause = outcome.cause, error = ?outcome.error, "fax call ended");
