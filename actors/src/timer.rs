@@ -1,5 +1,8 @@
-//! The one timer of a sans-IO core's actor: sleeps until the deadline the actor
-//! publishes on a watch channel and sends it one tick message.
+//! Actor timers. [`run`]: the one timer of a sans-IO core's actor, a task
+//! that sleeps until the deadline the actor publishes on a watch channel and
+//! sends it one tick message. [`Deadline`]: a single `send_after` re-armed at
+//! the actor's next deadline, tagged with a generation so that a timer that
+//! was replaced is ignored when it fires.
 
 use std::time::Instant;
 
@@ -31,5 +34,43 @@ pub async fn run<M: Message>(
                 }
             }
         }
+    }
+}
+
+/// One re-armable timer of an actor (a generation-tagged `send_after`).
+#[derive(Debug, Default)]
+pub struct Deadline {
+    gen: u64,
+    armed: Option<Instant>,
+}
+
+impl Deadline {
+    /// Arm for `next` (the earliest of the actor's deadlines), unless already
+    /// armed for it; `tick` makes the message carrying the generation.
+    pub fn arm<M: Message>(
+        &mut self,
+        myself: &ActorRef<M>,
+        next: Option<Instant>,
+        tick: fn(u64) -> M,
+    ) {
+        if next == self.armed {
+            return;
+        }
+        self.armed = next;
+        self.gen += 1;
+        if let Some(at) = next {
+            let gen = self.gen;
+            let wait = at.saturating_duration_since(Instant::now());
+            myself.send_after(wait, move || tick(gen));
+        }
+    }
+
+    /// A timer message arrived: true when it is the current one.
+    pub fn fired(&mut self, gen: u64) -> bool {
+        if gen != self.gen {
+            return false;
+        }
+        self.armed = None;
+        true
     }
 }

@@ -269,8 +269,7 @@ pub struct CallState {
     session_at: Option<Instant>,
     session_interval: Option<Duration>,
     end_at: Option<Instant>,
-    timer_gen: u64,
-    armed: Option<Instant>,
+    timer: crate::timer::Deadline,
     outcome: Option<Outcome>,
     /// What was last sent to the supervisor (to skip identical updates).
     published: Option<(Phase, bool, bool, bool, usize)>,
@@ -333,8 +332,7 @@ impl Actor for Call {
             session_at: None,
             session_interval: None,
             end_at: None,
-            timer_gen: 0,
-            armed: None,
+            timer: crate::timer::Deadline::default(),
             outcome: None,
             published: None,
         })
@@ -359,8 +357,7 @@ impl Actor for Call {
         match msg {
             CallMsg::Sip(ev) => state.on_sip(ev),
             CallMsg::Timer(gen) => {
-                if gen == state.timer_gen {
-                    state.armed = None;
+                if state.timer.fired(gen) {
                     state.on_timer(Instant::now());
                 }
             }

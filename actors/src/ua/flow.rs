@@ -745,15 +745,7 @@ impl UaState {
         .into_iter()
         .flatten()
         .min();
-        if next != self.armed {
-            self.armed = next;
-            self.timer_gen += 1;
-            if let Some(at) = next {
-                let gen = self.timer_gen;
-                let wait = at.saturating_duration_since(Instant::now());
-                myself.send_after(wait, move || CallMsg::Timer(gen));
-            }
-        }
+        self.timer.arm(myself, next, CallMsg::Timer);
     }
 
     fn side(&self) -> Side {

@@ -208,8 +208,7 @@ pub struct UaState {
     acks: HashMap<u32, rsip::Request>,
     byes: Vec<String>,
     outcome: Option<UaOutcome>,
-    timer_gen: u64,
-    armed: Option<Instant>,
+    timer: crate::timer::Deadline,
     published: Option<(Phase, bool, bool)>,
 }
 
@@ -283,8 +282,7 @@ impl Actor for UaCall {
             acks: HashMap::new(),
             byes: Vec::new(),
             outcome: None,
-            timer_gen: 0,
-            armed: None,
+            timer: crate::timer::Deadline::default(),
             published: None,
             ctx,
         })
@@ -312,8 +310,7 @@ impl Actor for UaCall {
         match msg {
             CallMsg::Sip(ev) => state.on_sip(ev),
             CallMsg::Timer(gen) => {
-                if gen == state.timer_gen {
-                    state.armed = None;
+                if state.timer.fired(gen) {
                     state.on_timer(Instant::now());
                 }
             }
