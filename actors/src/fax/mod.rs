@@ -430,12 +430,13 @@ impl FaxState {
         match event {
             UaEvent::Answered | UaEvent::T38(_) => {}
             UaEvent::Ended(outcome) => {
-                if rec.status == "receiving" {
-                    rec.status = "failed".into();
-                    rec.error = Some(outcome.error.unwrap_or("NO_FAX").to_string());
-                    metrics::counter!("switchboard_fax_inbound_total", "status" => "failed")
-                        .increment(1);
+                if rec.status != "receiving" {
+                    return Ok(()); // the transfer already recorded (and announced) its result
                 }
+                rec.status = "failed".into();
+                rec.error = Some(outcome.error.unwrap_or("NO_FAX").to_string());
+                metrics::counter!("switchboard_fax_inbound_total", "status" => "failed")
+                    .increment(1);
                 rec.updated_at = now;
                 put_inbound_fax(store, &rec)?;
                 webhook::notify(&self.args.config.fax, self::event("fax.inbound", &rec));
