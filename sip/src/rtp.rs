@@ -142,19 +142,7 @@ impl RtpStats {
     ///
     /// Non-RTP input (including RTCP) is an error and leaves the statistics unchanged.
     pub fn observe(&mut self, packet: &[u8]) -> Result<RtpInfo, RtpError> {
-        if is_rtcp(packet) {
-            return Err(RtpError::Rtcp {
-                packet_type: packet[1],
-            });
-        }
-        let reader = RtpReader::new(packet)?;
-        let info = RtpInfo {
-            sequence: reader.sequence_number().into(),
-            timestamp: reader.timestamp(),
-            ssrc: reader.ssrc(),
-            payload_type: reader.payload_type(),
-            marker: reader.mark(),
-        };
+        let (info, _) = parse(packet)?;
         self.packets += 1;
         self.bytes += packet.len() as u64;
         self.update_seq(info.ssrc, info.sequence);
@@ -224,6 +212,25 @@ impl RtpStats {
     pub fn extended_highest_sequence(&self) -> Option<u64> {
         self.state.map(|s| s.extended_max())
     }
+}
+
+/// Validates `packet` as RTP, not RTCP (RFC 3550 §5.1, RFC 5761 §4), and reads its header
+/// fields and payload (CSRCs and a header extension skipped, padding removed).
+pub fn parse(packet: &[u8]) -> Result<(RtpInfo, &[u8]), RtpError> {
+    if is_rtcp(packet) {
+        return Err(RtpError::Rtcp {
+            packet_type: packet[1],
+        });
+    }
+    let reader = RtpReader::new(packet)?;
+    let info = RtpInfo {
+        sequence: reader.sequence_number().into(),
+        timestamp: reader.timestamp(),
+        ssrc: reader.ssrc(),
+        payload_type: reader.payload_type(),
+        marker: reader.mark(),
+    };
+    Ok((info, reader.payload()))
 }
 
 /// True when the datagram is RTCP: version 2, at least 8 bytes, and packet type 200..=204

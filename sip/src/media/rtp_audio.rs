@@ -121,54 +121,31 @@ pub struct RtpPacket<'a> {
 /// Parses an RTP packet (RFC 3550 §5.1), skipping CSRCs and a header extension and removing
 /// padding; every length is checked against the datagram.
 pub fn parse(packet: &[u8]) -> Result<RtpPacket<'_>, RtpAudioError> {
-    let len = packet.len();
-    let Some(fixed) = packet.get(..HEADER_LEN) else {
-        return Err(RtpAudioError::TooShort { len });
-    };
-    let version = fixed[0] >> 6;
-    if version != 2 {
-        return Err(RtpAudioError::BadVersion { version });
-    }
-    if (200..=204).contains(&fixed[1]) {
-        return Err(RtpAudioError::Rtcp {
-            packet_type: fixed[1],
-        });
-    }
-    let padding = fixed[0] & 0x20 != 0;
-    let extension = fixed[0] & 0x10 != 0;
-    let csrc_count = usize::from(fixed[0] & 0x0F);
-    let mut header_len = HEADER_LEN + 4 * csrc_count;
-    if extension {
-        let ext = packet
-            .get(header_len..header_len + 4)
-            .ok_or(RtpAudioError::Truncated {
-                header_len: header_len + 4,
-                len,
-            })?;
-        let words = usize::from(u16::from_be_bytes([ext[2], ext[3]]));
-        header_len += 4 + 4 * words;
-    }
-    if header_len > len {
-        return Err(RtpAudioError::Truncated { header_len, len });
-    }
-    let mut end = len;
-    if padding {
-        let count = packet[len - 1];
-        if count == 0 || usize::from(count) > len - header_len {
-            return Err(RtpAudioError::BadPadding { padding: count });
-        }
-        end -= usize::from(count);
-    }
+    let (info, payload) = crate::rtp::parse(packet)?;
     Ok(RtpPacket {
         header: RtpHeader {
-            marker: fixed[1] & 0x80 != 0,
-            payload_type: fixed[1] & 0x7F,
-            sequence: u16::from_be_bytes([fixed[2], fixed[3]]),
-            timestamp: u32::from_be_bytes([fixed[4], fixed[5], fixed[6], fixed[7]]),
-            ssrc: u32::from_be_bytes([fixed[8], fixed[9], fixed[10], fixed[11]]),
+            marker: info.marker,
+            payload_type: info.payload_type,
+            sequence: info.sequence,
+            timestamp: info.timestamp,
+            ssrc: info.ssrc,
         },
-        payload: &packet[header_len..end],
+        payload,
     })
+}
+
+/// The RTP header errors, from the shared parser in [`crate::rtp`].
+impl From<crate::rtp::RtpError> for RtpAudioError {
+    fn from(e: crate::rtp::RtpError) -> Self {
+        use crate::rtp::RtpError as E;
+        match e {
+            E::TooShort { len } => RtpAudioError::TooShort { len },
+            E::BadVersion { version } => RtpAudioError::BadVersion { version },
+            E::Truncated { header_len, len } => RtpAudioError::Truncated { header_len, len },
+            E::BadPadding { padding } => RtpAudioError::BadPadding { padding },
+            E::Rtcp { packet_type } => RtpAudioError::Rtcp { packet_type },
+        }
+    }
 }
 
 /// The static payload type of a G.711 law.
