@@ -150,8 +150,7 @@ pub(crate) async fn upload(State(s): State<AdminState>, body: Bytes) -> ApiResul
     let len = body.len();
     blocking(move || {
         std::fs::create_dir_all(&dir)?;
-        std::fs::write(&path, &body)?;
-        std::fs::File::open(&path)?.sync_all()
+        document::write_durably(&path, &body)
     })
     .await?
     .map_err(store_error)?;

@@ -107,8 +107,9 @@ pub fn accept(
     Ok(Document { path, pages })
 }
 
-/// Write and fsync, so the document survives a crash once the job is acknowledged.
-fn write_durably(path: &Path, data: &[u8]) -> std::io::Result<()> {
+/// Write and fsync (file, then directory), so a document survives a crash
+/// once it is acknowledged. Blocking: call it off the async workers.
+pub fn write_durably(path: &Path, data: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let tmp = path.with_extension("tmp");
     let mut f = std::fs::File::create(&tmp)?;

@@ -179,16 +179,19 @@ impl Received {
         }
     }
 
-    fn write(&self, out: &Path) -> std::io::Result<()> {
+    /// Write the document to `out` (fsynced), off the async workers.
+    async fn write(&self, out: &Path) -> std::io::Result<()> {
         let data = tiff::write_tiff(&self.pages, TiffCompression::G4)
             .map_err(|e| std::io::Error::other(e.to_string()))?;
-        if let Some(dir) = out.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let tmp = out.with_extension("tmp");
-        std::fs::write(&tmp, data)?;
-        std::fs::File::open(&tmp)?.sync_all()?;
-        std::fs::rename(&tmp, out)
+        let out = out.to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            if let Some(dir) = out.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            super::document::write_durably(&out, &data)
+        })
+        .await
+        .map_err(std::io::Error::other)?
     }
 }
 
@@ -256,7 +259,7 @@ async fn run(media: T38Media, cfg: TerminalConfig, notify: Notify, out: Option<P
                     };
                     if let (Some(path), false) = (&out, received.pages.is_empty()) {
                         result.pages = received.pages.len() as u32;
-                        match received.write(path) {
+                        match received.write(path).await {
                             Ok(()) => result.file = Some(path.clone()),
                             Err(err) => tracing::error!(%err, "cannot store a received fax"),
                         }
