@@ -30,6 +30,12 @@ pub enum StoreError {
         #[from]
         source: sled::Error,
     },
+    /// Another process (or a store not yet fully closed in this one) holds the database lock.
+    #[error("data directory {path} is in use by another process (sled lock held)")]
+    Locked {
+        /// The data directory.
+        path: String,
+    },
     /// A stored value could not be decoded.
     #[error("corrupt value in tree {tree} at key {}: {reason}", escape(key))]
     Corrupt {

@@ -9,6 +9,15 @@ use crate::{
     BatchOp, Corruption, Entry, Store, StoreError, Tree, SCHEMA_VERSION, SCHEMA_VERSION_KEY,
 };
 
+/// How long [`SledStore::open`] waits for a held database lock.
+pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// sled 0.34 reports a held lock as an I/O error of kind `Other` naming the lock.
+fn is_lock_error(e: &sled::Error) -> bool {
+    matches!(e, sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock
+        || io.to_string().contains("could not acquire lock"))
+}
+
 /// A [`Store`] on an embedded sled database.
 #[derive(Debug, Clone)]
 pub struct SledStore {
@@ -21,8 +30,26 @@ pub struct SledStore {
 impl SledStore {
     /// Open (or create) the store in directory `path`, writing the schema version on first use
     /// and refusing a store written by newer code ([`StoreError::SchemaTooNew`]).
+    ///
+    /// sled releases its file lock when the last handle (including its background flusher) is
+    /// gone, which can trail a drop by a few milliseconds; a held lock is retried for up to
+    /// [`LOCK_WAIT`] and then reported as [`StoreError::Locked`].
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        Self::from_db(sled::Config::new().path(path).open()?)
+        let deadline = std::time::Instant::now() + LOCK_WAIT;
+        loop {
+            match sled::Config::new().path(path).open() {
+                Ok(db) => return Self::from_db(db),
+                Err(e) if is_lock_error(&e) => {
+                    if std::time::Instant::now() >= deadline {
+                        return Err(StoreError::Locked {
+                            path: path.display().to_string(),
+                        });
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     /// A temporary store, removed when dropped; for tests.
@@ -309,6 +336,18 @@ pub(crate) mod tests {
                 assert_eq!(supported, SCHEMA_VERSION);
             }
             other => panic!("expected SchemaTooNew, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn held_lock_is_reported_as_locked() {
+        let dir = TempDir::new("locked");
+        let _held = SledStore::open(&dir.0).unwrap();
+        match SledStore::open(&dir.0) {
+            Err(e @ StoreError::Locked { .. }) => {
+                assert!(e.to_string().contains("in use by another process"), "{e}")
+            }
+            other => panic!("expected Locked, got {other:?}"),
         }
     }
 
