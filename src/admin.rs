@@ -104,6 +104,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/v1/calls/{id}", get(get_call).delete(hangup_call))
         .route("/api/v1/calls/{id}/crash", post(crash_call))
         .route("/api/v1/cdrs", get(list_cdrs))
+        .route("/api/v1/streams", get(list_streams))
         .route("/api/v1/trunks", get(list_trunks))
         .route("/api/v1/devices", get(list_devices))
         .route("/api/v1/devices/claim", post(claim_device))
@@ -203,6 +204,10 @@ async fn list_calls(State(s): State<AdminState>) -> ApiResult {
     ok_json(json!({"calls": calls}))
 }
 
+async fn list_streams(State(s): State<AdminState>) -> ApiResult {
+    ok_json(json!({"streams": s.gateway.streams.list()}))
+}
+
 async fn get_call(State(s): State<AdminState>, Path(id): Path<String>) -> ApiResult {
     let call = ractor::call_t!(
         s.gateway.supervisor,
@@ -212,7 +217,14 @@ async fn get_call(State(s): State<AdminState>, Path(id): Path<String>) -> ApiRes
     )
     .map_err(|_| ApiError::unavailable())?;
     match call {
-        Some(c) => ok_json(c),
+        Some(c) => {
+            let streams = s.gateway.streams.for_call(&c.id.0);
+            let mut v = serde_json::to_value(c).unwrap_or_default();
+            if let Some(o) = v.as_object_mut() {
+                o.insert("streams".into(), json!(streams));
+            }
+            ok_json(v)
+        }
         None => Err(ApiError::not_found("call")),
     }
 }

@@ -46,6 +46,8 @@ pub struct CallContext {
     pub media_ip: IpAddr,
     /// The fax supervisor (inbound faxes), when fax is on.
     pub faxes: Option<ActorRef<crate::fax::FaxMsg>>,
+    /// Live media streams (app, fork and ingest).
+    pub streams: Arc<crate::audio::Streams>,
 }
 
 impl CallContext {

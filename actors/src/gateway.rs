@@ -103,6 +103,8 @@ pub struct Gateway {
     pub faxes: ActorRef<crate::fax::FaxMsg>,
     /// Live broker reference (changes on restart; None when not embedded).
     pub broker: watch::Receiver<Option<ActorRef<BrokerMsg>>>,
+    /// Live media streams.
+    pub streams: Arc<crate::audio::Streams>,
 }
 
 impl Gateway {
@@ -162,6 +164,7 @@ impl Gateway {
             ip => ip,
         };
         let ports = PortPool::new(bind_ip, config.media.rtp_ports.clone());
+        let streams = Arc::new(crate::audio::Streams::default());
         let (cdrs, _writer) = cdr::start(Arc::clone(&store)).map_err(GatewayError::CdrWriter)?;
 
         let mqtt_listener = match config.mqtt.mode {
@@ -311,6 +314,7 @@ impl Gateway {
             sip_addr,
             media_ip,
             faxes: Some(faxes.clone()),
+            streams: Arc::clone(&streams),
         });
         let _ = supervisor.send_message(SupervisorMsg::SetContext(ctx));
         tracing::info!(%bound, advertised = %sip_addr, "SIP listening on UDP and TCP");
@@ -324,6 +328,7 @@ impl Gateway {
             devices,
             broker: broker_rx,
             faxes,
+            streams,
         })
     }
 

@@ -5,6 +5,7 @@
 //! embedded MQTT broker (or the link to an external one) and one
 //! `DeviceSession` per connected device.
 
+pub mod audio;
 pub mod call;
 pub mod cdr;
 pub mod context;
@@ -12,6 +13,7 @@ pub mod devices;
 pub mod endpoint;
 pub mod fax;
 pub mod gateway;
+pub mod local;
 pub mod media;
 pub mod mqtt;
 pub mod mqtt_external;

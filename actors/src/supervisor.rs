@@ -21,7 +21,7 @@ use switchboard_storage::Disposition;
 use crate::call::{Call, CallArgs, CallId, CallMsg, CallSnapshot, Phase};
 use crate::context::CallContext;
 use crate::endpoint::EndpointMsg;
-use crate::ua::{Listener, UaArgs, UaCall, UaDirection};
+use crate::ua::{Listener, UaArgs, UaCall, UaDirection, UaMode};
 
 /// Messages of the call supervisor.
 #[derive(Debug)]
@@ -47,6 +47,8 @@ pub enum SupervisorMsg {
     Get(CallId, RpcReplyPort<Option<CallSnapshot>>),
     /// Hang a call up; false when unknown.
     Hangup(CallId, RpcReplyPort<bool>),
+    /// Pass a message to a call (answer, reject or end it for a local target).
+    Tell(CallId, CallMsg),
     /// Test hook: make a call actor panic; false when unknown.
     Crash(CallId, RpcReplyPort<bool>),
     /// Place a call of our own (a fax job's); false when none can start now.
@@ -59,6 +61,8 @@ pub enum SupervisorMsg {
         src: String,
         /// Who hears about the call.
         listener: Listener,
+        /// Fax or audio.
+        mode: UaMode,
         /// Whether the call started.
         reply: RpcReplyPort<bool>,
     },
@@ -143,6 +147,7 @@ impl Actor for CallSupervisor {
                 to,
                 src,
                 listener,
+                mode,
                 reply,
             } => {
                 let ok = match state.ctx.clone() {
@@ -152,6 +157,7 @@ impl Actor for CallSupervisor {
                             ctx,
                             direction: UaDirection::Outbound { to, src },
                             listener,
+                            mode,
                         };
                         let spawned =
                             Actor::spawn_linked(None, UaCall, args, myself.get_cell()).await;
@@ -160,6 +166,11 @@ impl Actor for CallSupervisor {
                     _ => false,
                 };
                 let _ = reply.send(ok);
+            }
+            SupervisorMsg::Tell(id, msg) => {
+                if let Some(e) = state.calls.get(&id) {
+                    let _ = e.actor.send_message(msg);
+                }
             }
             SupervisorMsg::Crash(id, reply) => {
                 let found = state
@@ -229,8 +240,39 @@ async fn new_call(
     }
     let id = CallId::new();
     let dst = crate::call::dialed(&request).unwrap_or_default();
-    let local = matches!(ctx.config.dial(&dst), Some((r, _)) if r.to == RouteTarget::Fax);
-    let spawned = if local {
+    let route = ctx.config.dial(&dst).map(|(r, _)| r.clone());
+    let local = |listener: Listener, mode: UaMode| UaArgs {
+        id: id.clone(),
+        ctx: Arc::clone(&ctx),
+        direction: UaDirection::Inbound {
+            key: key.clone(),
+            invite: request.clone(),
+            peer,
+        },
+        listener,
+        mode,
+    };
+    let spawned = if let Some(RouteTarget::App(name)) = route.as_ref().map(|r| &r.to) {
+        let Some(app) = ctx.config.app(name) else {
+            return reject(&endpoint, key, &request, 404);
+        };
+        let params = route
+            .as_ref()
+            .map(|r| app.parameters_with(&r.parameters))
+            .unwrap_or_default();
+        let listener = crate::local::app_listener(
+            &ctx,
+            app.clone(),
+            params,
+            id.clone(),
+            crate::call::calling(&request),
+            dst.clone(),
+        );
+        let args = local(listener, UaMode::Audio { ring_first: false });
+        Actor::spawn_linked(None, UaCall, args, myself.get_cell())
+            .await
+            .map(|(a, _)| a)
+    } else if route.as_ref().is_some_and(|r| r.to == RouteTarget::Fax) {
         // Calls to `fax` are ours to answer.
         let Some(faxes) = ctx.faxes.clone() else {
             return reject(&endpoint, key, &request, 503);
@@ -249,16 +291,7 @@ async fn new_call(
                 event,
             });
         });
-        let args = UaArgs {
-            id: id.clone(),
-            ctx,
-            direction: UaDirection::Inbound {
-                key: key.clone(),
-                invite: request.clone(),
-                peer,
-            },
-            listener,
-        };
+        let args = local(listener, UaMode::Fax);
         Actor::spawn_linked(None, UaCall, args, myself.get_cell())
             .await
             .map(|(a, _)| a)

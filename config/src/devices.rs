@@ -96,7 +96,7 @@ impl Default for MqttConfig {
     }
 }
 
-/// `[devices]`: claiming (pairing) and commands.
+/// `[devices]`: claiming (pairing), commands and calls to devices (`device:ID` routes).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DevicesConfig {
     /// The fleet secret every device's factory secret is derived from (at least 16 bytes;
@@ -110,6 +110,11 @@ pub struct DevicesConfig {
     pub command_timeout_secs: u32,
     /// Resends of an unanswered command before it fails (0..=10, default 2).
     pub command_retries: u32,
+    /// How long a `device:ID` call rings the device before giving up, in seconds (1..=300,
+    /// default 30); see [`DevicesConfig::ring_timeout`].
+    pub ring_timeout_secs: u32,
+    /// PCM16 sample rate offered to devices for voice, in Hz: 8000 or 16000 (default).
+    pub audio_rate: u32,
 }
 
 impl DevicesConfig {
@@ -122,6 +127,11 @@ impl DevicesConfig {
     pub fn command_timeout(&self) -> Duration {
         Duration::from_secs(u64::from(self.command_timeout_secs))
     }
+
+    /// `ring_timeout_secs` as a duration.
+    pub fn ring_timeout(&self) -> Duration {
+        Duration::from_secs(u64::from(self.ring_timeout_secs))
+    }
 }
 
 impl Default for DevicesConfig {
@@ -132,6 +142,8 @@ impl Default for DevicesConfig {
             default_account: "default".into(),
             command_timeout_secs: 10,
             command_retries: 2,
+            ring_timeout_secs: 30,
+            audio_rate: 16_000,
         }
     }
 }
@@ -205,7 +217,7 @@ fn valid_url(url: &str) -> bool {
 }
 
 /// An optional path; empty means unset.
-fn path(c: &mut Checker, key: &str, value: Option<String>) -> Option<PathBuf> {
+pub(crate) fn path(c: &mut Checker, key: &str, value: Option<String>) -> Option<PathBuf> {
     let p = value.filter(|p| !p.is_empty())?;
     if p.trim().is_empty() || p.chars().any(char::is_control) {
         c.invalid(key, &p, "a file path");
@@ -383,6 +395,22 @@ pub(crate) fn devices(c: &mut Checker, raw: RawDevices) -> DevicesConfig {
         0,
         10,
     );
+    let ring_timeout_secs = secs(
+        c,
+        "devices.ring_timeout_secs",
+        raw.ring_timeout_secs,
+        d.ring_timeout_secs,
+        1,
+        300,
+    );
+    let audio_rate = match raw.audio_rate {
+        None => d.audio_rate,
+        Some(r @ (8000 | 16_000)) => u32::try_from(r).unwrap_or(d.audio_rate),
+        Some(r) => {
+            c.invalid("devices.audio_rate", &r.to_string(), "8000 or 16000");
+            d.audio_rate
+        }
+    };
     let default_account = match raw.default_account {
         None => d.default_account,
         Some(a)
@@ -403,6 +431,8 @@ pub(crate) fn devices(c: &mut Checker, raw: RawDevices) -> DevicesConfig {
         default_account,
         command_timeout_secs,
         command_retries,
+        ring_timeout_secs,
+        audio_rate,
     }
 }
 
@@ -500,6 +530,10 @@ mod tests {
             (300, 10, 2)
         );
         assert_eq!(c.devices.default_account, "default");
+        assert_eq!(
+            (c.devices.ring_timeout_secs, c.devices.audio_rate),
+            (30, 16_000)
+        );
     }
 
     #[test]
@@ -520,6 +554,8 @@ mod tests {
             default_account = "acme-1"
             command_timeout_secs = 3600
             command_retries = 0
+            ring_timeout_secs = 300
+            audio_rate = 8000
             "#,
             &[],
         )
@@ -534,6 +570,8 @@ mod tests {
         assert!(!format!("{:?}", c.devices).contains("0123456789abcdef"));
         assert_eq!(c.devices.default_account, "acme-1");
         assert_eq!(c.devices.command_retries, 0);
+        assert_eq!(c.devices.ring_timeout(), Duration::from_secs(300));
+        assert_eq!(c.devices.audio_rate, 8000);
         let ext = load_from_str(
             "[mqtt]\nmode = \"external\"\nurl = \"mqtts://b.example:8883\"\n\
              username = \"gw\"\npassword = \"pw\"\n",
@@ -569,6 +607,8 @@ mod tests {
             default_account = "a/b"
             command_timeout_secs = 0
             command_retries = 11
+            ring_timeout_secs = 0
+            audio_rate = 44100
             "#,
         );
         let at = |k: &str| e.at(k).unwrap_or_else(|| panic!("no error at {k}:\n{e}"));
@@ -616,6 +656,22 @@ mod tests {
                 max: 10
             }
         );
+        assert_eq!(
+            at("devices.ring_timeout_secs"),
+            &K::OutOfRange {
+                value: 0,
+                min: 1,
+                max: 300
+            }
+        );
+        assert!(matches!(
+            at("devices.audio_rate"),
+            K::Invalid { value, .. } if value == "44100"
+        ));
+        assert!(matches!(
+            errs("[devices]\nring_timeout_secs = 301").at("devices.ring_timeout_secs"),
+            Some(K::OutOfRange { .. })
+        ));
     }
 
     #[test]
@@ -656,6 +712,8 @@ mod tests {
                 ("SWITCHBOARD_DEVICES_CLAIM_WINDOW_SECS", "60"),
                 ("SWITCHBOARD_DEVICES_DEFAULT_ACCOUNT", "acme"),
                 ("SWITCHBOARD_DEVICES_COMMAND_RETRIES", ""),
+                ("SWITCHBOARD_DEVICES_RING_TIMEOUT_SECS", "45"),
+                ("SWITCHBOARD_DEVICES_AUDIO_RATE", "8000"),
             ]),
         )
         .unwrap_or_else(|e| panic!("{e}"));
@@ -677,6 +735,8 @@ mod tests {
             c.devices.command_retries, 2,
             "empty env clears the file value"
         );
+        assert_eq!(c.devices.ring_timeout_secs, 45);
+        assert_eq!(c.devices.audio_rate, 8000);
     }
 
     #[test]
@@ -689,6 +749,8 @@ mod tests {
                 ("SWITCHBOARD_MQTT_TLS_LISTEN", "0.0.0.0:8883"),
                 ("SWITCHBOARD_DEVICES_FLEET_SECRET", "tiny"),
                 ("SWITCHBOARD_DEVICES_COMMAND_RETRIES", "99"),
+                ("SWITCHBOARD_DEVICES_RING_TIMEOUT_SECS", "0"),
+                ("SWITCHBOARD_DEVICES_AUDIO_RATE", "11025"),
             ]),
         )
         .unwrap_err();
@@ -698,8 +760,10 @@ mod tests {
         assert_eq!(
             keys,
             [
+                "SWITCHBOARD_DEVICES_AUDIO_RATE",
                 "SWITCHBOARD_DEVICES_COMMAND_RETRIES",
                 "SWITCHBOARD_DEVICES_FLEET_SECRET",
+                "SWITCHBOARD_DEVICES_RING_TIMEOUT_SECS",
                 "SWITCHBOARD_MQTT_MAX_PACKET_BYTES",
                 "SWITCHBOARD_MQTT_MODE",
                 "SWITCHBOARD_MQTT_TLS_LISTEN",
@@ -713,5 +777,6 @@ mod tests {
         let d = DevicesConfig::default();
         assert_eq!(d.claim_window(), Duration::from_secs(300));
         assert_eq!(d.command_timeout(), Duration::from_secs(10));
+        assert_eq!(d.ring_timeout(), Duration::from_secs(30));
     }
 }

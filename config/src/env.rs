@@ -1,8 +1,10 @@
 //! Environment overrides: `SWITCHBOARD_<SECTION>_<KEY>` for every scalar key of `[sip]`,
-//! `[media]`, `[admin]`, `[storage]`, `[log]`, `[mqtt]`, `[devices]` and `[fax]` (e.g.
-//! `SWITCHBOARD_MQTT_PASSWORD`, `SWITCHBOARD_DEVICES_FLEET_SECRET`,
-//! `SWITCHBOARD_FAX_WEBHOOK_SECRET`), plus per-trunk credentials
-//! `SWITCHBOARD_TRUNK_<NAME>_USERNAME` / `_PASSWORD` (NAME upper-cased, `-` as `_`).
+//! `[media]`, `[admin]`, `[storage]`, `[log]`, `[mqtt]`, `[devices]`, `[fax]` and `[media_ws]`
+//! (e.g. `SWITCHBOARD_MQTT_PASSWORD`, `SWITCHBOARD_DEVICES_FLEET_SECRET`,
+//! `SWITCHBOARD_FAX_WEBHOOK_SECRET`, `SWITCHBOARD_MEDIA_WS_ENABLED`), list keys of those
+//! sections as comma-separated values (`SWITCHBOARD_MEDIA_WS_ALLOW=127.0.0.0/8,::1`), plus
+//! per-trunk credentials `SWITCHBOARD_TRUNK_<NAME>_USERNAME` / `_PASSWORD` and per-app
+//! `SWITCHBOARD_APP_<NAME>_AUTH_HEADER` (NAME upper-cased, `-` as `_`).
 //!
 //! The environment wins over the file. An empty value clears the key (the default applies).
 //! Other `SWITCHBOARD_` variables are ignored: the binary has its own (e.g. for the CLI).
@@ -15,7 +17,7 @@ use crate::raw::RawConfig;
 /// Prefix of every variable read here.
 pub const ENV_PREFIX: &str = "SWITCHBOARD_";
 
-/// Every scalar key that has an env override, as (section, key).
+/// Every scalar (or comma-separated list) key that has an env override, as (section, key).
 pub const SCALAR_KEYS: &[(&str, &str)] = &[
     ("sip", "listen"),
     ("sip", "advertise"),
@@ -48,6 +50,8 @@ pub const SCALAR_KEYS: &[(&str, &str)] = &[
     ("devices", "default_account"),
     ("devices", "command_timeout_secs"),
     ("devices", "command_retries"),
+    ("devices", "ring_timeout_secs"),
+    ("devices", "audio_rate"),
     ("fax", "max_attempts"),
     ("fax", "retry_delay_secs"),
     ("fax", "spool"),
@@ -61,6 +65,21 @@ pub const SCALAR_KEYS: &[(&str, &str)] = &[
     ("fax", "webhook_secret"),
     ("fax", "t38_switch_timeout_secs"),
     ("fax", "gs"),
+    ("media_ws", "enabled"),
+    ("media_ws", "listen"),
+    ("media_ws", "tls_cert"),
+    ("media_ws", "tls_key"),
+    ("media_ws", "jwt_public_key"),
+    ("media_ws", "jwt_issuer"),
+    ("media_ws", "jwt_audience"),
+    ("media_ws", "allow"),
+    ("media_ws", "max_connections"),
+    ("media_ws", "max_per_ip"),
+    ("media_ws", "max_per_tenant"),
+    ("media_ws", "max_frame_bytes"),
+    ("media_ws", "max_frames_per_sec"),
+    ("media_ws", "handshake_timeout_ms"),
+    ("media_ws", "idle_timeout_secs"),
 ];
 
 /// Env variable name for a scalar key, e.g. `SWITCHBOARD_SIP_T1_MS`.
@@ -68,7 +87,7 @@ pub fn var_name(section: &str, key: &str) -> String {
     format!("{ENV_PREFIX}{}_{}", section, key).to_ascii_uppercase()
 }
 
-/// The `<NAME>` part of a trunk's env variables: upper-cased, `-` as `_`.
+/// The `<NAME>` part of a trunk's or app's env variables: upper-cased, `-` as `_`.
 pub fn trunk_env_name(name: &str) -> String {
     name.to_ascii_uppercase().replace('-', "_")
 }
@@ -78,6 +97,8 @@ enum Slot<'a> {
     Str(&'a mut Option<String>),
     U64(&'a mut Option<u64>),
     Bool(&'a mut Option<bool>),
+    /// Comma-separated; items are trimmed and empty items skipped.
+    List(&'a mut Option<Vec<String>>),
 }
 
 fn slot<'a>(raw: &'a mut RawConfig, section: &str, key: &str) -> Option<Slot<'a>> {
@@ -113,6 +134,8 @@ fn slot<'a>(raw: &'a mut RawConfig, section: &str, key: &str) -> Option<Slot<'a>
         ("devices", "default_account") => Slot::Str(&mut raw.devices.default_account),
         ("devices", "command_timeout_secs") => Slot::U64(&mut raw.devices.command_timeout_secs),
         ("devices", "command_retries") => Slot::U64(&mut raw.devices.command_retries),
+        ("devices", "ring_timeout_secs") => Slot::U64(&mut raw.devices.ring_timeout_secs),
+        ("devices", "audio_rate") => Slot::U64(&mut raw.devices.audio_rate),
         ("fax", "max_attempts") => Slot::U64(&mut raw.fax.max_attempts),
         ("fax", "retry_delay_secs") => Slot::U64(&mut raw.fax.retry_delay_secs),
         ("fax", "spool") => Slot::Str(&mut raw.fax.spool),
@@ -126,6 +149,21 @@ fn slot<'a>(raw: &'a mut RawConfig, section: &str, key: &str) -> Option<Slot<'a>
         ("fax", "webhook_secret") => Slot::Str(&mut raw.fax.webhook_secret),
         ("fax", "t38_switch_timeout_secs") => Slot::U64(&mut raw.fax.t38_switch_timeout_secs),
         ("fax", "gs") => Slot::Str(&mut raw.fax.gs),
+        ("media_ws", "enabled") => Slot::Bool(&mut raw.media_ws.enabled),
+        ("media_ws", "listen") => Slot::Str(&mut raw.media_ws.listen),
+        ("media_ws", "tls_cert") => Slot::Str(&mut raw.media_ws.tls_cert),
+        ("media_ws", "tls_key") => Slot::Str(&mut raw.media_ws.tls_key),
+        ("media_ws", "jwt_public_key") => Slot::Str(&mut raw.media_ws.jwt_public_key),
+        ("media_ws", "jwt_issuer") => Slot::Str(&mut raw.media_ws.jwt_issuer),
+        ("media_ws", "jwt_audience") => Slot::Str(&mut raw.media_ws.jwt_audience),
+        ("media_ws", "allow") => Slot::List(&mut raw.media_ws.allow),
+        ("media_ws", "max_connections") => Slot::U64(&mut raw.media_ws.max_connections),
+        ("media_ws", "max_per_ip") => Slot::U64(&mut raw.media_ws.max_per_ip),
+        ("media_ws", "max_per_tenant") => Slot::U64(&mut raw.media_ws.max_per_tenant),
+        ("media_ws", "max_frame_bytes") => Slot::U64(&mut raw.media_ws.max_frame_bytes),
+        ("media_ws", "max_frames_per_sec") => Slot::U64(&mut raw.media_ws.max_frames_per_sec),
+        ("media_ws", "handshake_timeout_ms") => Slot::U64(&mut raw.media_ws.handshake_timeout_ms),
+        ("media_ws", "idle_timeout_secs") => Slot::U64(&mut raw.media_ws.idle_timeout_secs),
         _ => return None,
     })
 }
@@ -177,6 +215,17 @@ pub(crate) fn apply(
             Slot::Bool(b) => parse_bool(value)
                 .map(|v| *b = Some(v))
                 .ok_or("true or false"),
+            Slot::List(l) => {
+                *l = Some(
+                    value
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|item| !item.is_empty())
+                        .map(String::from)
+                        .collect(),
+                );
+                Ok(())
+            }
         };
         match result {
             Ok(()) => {
@@ -207,6 +256,16 @@ pub(crate) fn apply(
             }
         }
     }
+    for (i, app) in raw.apps.iter_mut().enumerate() {
+        let Some(name) = app.name.as_deref() else {
+            continue;
+        };
+        let var = format!("{ENV_PREFIX}APP_{}_AUTH_HEADER", trunk_env_name(name));
+        if let Some(&value) = vars.get(var.as_str()) {
+            app.auth_header = (!value.is_empty()).then(|| value.to_string());
+            origins.insert(format!("app[{i}].auth_header"), var);
+        }
+    }
     origins
 }
 
@@ -215,6 +274,7 @@ fn clear(slot: Slot<'_>) {
         Slot::Str(s) => *s = None,
         Slot::U64(n) => *n = None,
         Slot::Bool(b) => *b = None,
+        Slot::List(l) => *l = None,
     }
 }
 
@@ -236,6 +296,16 @@ mod tests {
             assert!(slot(&mut raw, s, k).is_some(), "{s}.{k}");
         }
         assert_eq!(var_name("sip", "t1_ms"), "SWITCHBOARD_SIP_T1_MS");
+        assert_eq!(
+            var_name("media_ws", "max_per_ip"),
+            "SWITCHBOARD_MEDIA_WS_MAX_PER_IP"
+        );
+        // `[media]` and `[media_ws]` share a prefix: no two keys may map to one variable.
+        let mut names: Vec<_> = SCALAR_KEYS.iter().map(|&(s, k)| var_name(s, k)).collect();
+        names.sort_unstable();
+        let before = names.len();
+        names.dedup();
+        assert_eq!(names.len(), before, "two keys share an env variable");
         assert_eq!(trunk_env_name("my-Trunk_2"), "MY_TRUNK_2");
     }
 
@@ -253,6 +323,7 @@ mod tests {
                 ("SWITCHBOARD_ADMIN_TEST_HOOKS", "yes"),
                 ("SWITCHBOARD_LOG_JSON", "maybe"),
                 ("SWITCHBOARD_LOG_LEVEL", "debug"),
+                ("SWITCHBOARD_MEDIA_WS_ALLOW", "10.0.0.0/8, ,::1,"),
                 ("SWITCHBOARD_CONFIG", "/etc/x.toml"),
                 ("PATH", "/bin"),
             ]),
@@ -262,6 +333,11 @@ mod tests {
         assert_eq!(raw.sip.t2_ms, None, "empty clears");
         assert_eq!(raw.admin.test_hooks, Some(true));
         assert_eq!(raw.log.level.as_deref(), Some("debug"));
+        assert_eq!(
+            raw.media_ws.allow,
+            Some(vec!["10.0.0.0/8".to_string(), "::1".to_string()])
+        );
+        assert_eq!(origins["media_ws.allow"], "SWITCHBOARD_MEDIA_WS_ALLOW");
         assert_eq!(origins["sip.t1_ms"], "SWITCHBOARD_SIP_T1_MS");
         let keys: Vec<_> = errors.iter().map(|e| e.key.as_str()).collect();
         assert_eq!(keys, ["SWITCHBOARD_SIP_T4_MS", "SWITCHBOARD_LOG_JSON"]);

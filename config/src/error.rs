@@ -64,8 +64,16 @@ pub enum ConfigErrorKind {
         /// The trunk name.
         name: String,
     },
-    /// A route target kind this version cannot route to yet (`app:..`, `device:..`, `queue`, `ivr`).
-    #[error("unsupported target `{target}` (only trunk:NAME and fax for now)")]
+    /// A route (`to` or `fork`) names an `[[app]]` that is not configured.
+    #[error("unknown app `{name}`")]
+    UnknownApp {
+        /// The app name.
+        name: String,
+    },
+    /// A route target kind this version cannot route to yet (`queue`, `ivr`).
+    #[error(
+        "unsupported target `{target}` (only trunk:NAME, fax, app:NAME and device:ID for now)"
+    )]
     UnsupportedTarget {
         /// The target as written.
         target: String,
@@ -142,10 +150,15 @@ mod tests {
                 "route[0].to",
                 ConfigErrorKind::UnknownTrunk { name: "x".into() },
             ),
+            ConfigError::new(
+                "route[1].fork",
+                ConfigErrorKind::UnknownApp { name: "bot".into() },
+            ),
         ]);
         assert_eq!(
             errs.to_string(),
-            "sip.listen: missing required key\nroute[0].to: unknown trunk `x`"
+            "sip.listen: missing required key\nroute[0].to: unknown trunk `x`\n\
+             route[1].fork: unknown app `bot`"
         );
         assert_eq!(errs.at("sip.listen"), Some(&ConfigErrorKind::Missing));
     }

@@ -1,28 +1,33 @@
 //! Typed configuration for switchboard: one TOML file (`[sip]`, `[media]`, `[admin]`,
-//! `[storage]`, `[log]`, `[mqtt]`, `[devices]`, `[fax]`, `[[trunk]]`, `[[route]]`) plus `SWITCHBOARD_*` environment overrides,
-//! parsed and validated once into [`Config`] ("parse, don't validate").
+//! `[storage]`, `[log]`, `[mqtt]`, `[devices]`, `[fax]`, `[media_ws]`, `[[trunk]]`, `[[route]]`,
+//! `[[app]]`) plus `SWITCHBOARD_*` environment overrides, parsed and validated once into
+//! [`Config`] ("parse, don't validate").
 //!
 //! Loading never stops at the first problem: unknown keys, wrong types, bad addresses, unknown
-//! trunks in routes and bad env values are all collected into [`ConfigErrors`], one line each,
+//! trunks or apps in routes and bad env values are all collected into [`ConfigErrors`], one line each,
 //! keyed like `trunk[1].address`. With no file at all the embedded defaults apply
 //! ([`Config::default`]). See `config/switchboard.example.toml` for every key.
 
 use std::net::IpAddr;
 use std::path::Path;
 
+mod apps;
 mod devices;
 mod env;
 mod error;
 mod fax;
+mod media_ws;
 mod raw;
 mod route;
 mod types;
 mod validate;
 
+pub use apps::{AppConfig, AppFailure, StreamDialect};
 pub use devices::{BrokerUrl, DevicesConfig, MqttConfig, MqttMode};
 pub use env::{trunk_env_name, var_name, ENV_PREFIX, SCALAR_KEYS};
 pub use error::{ConfigError, ConfigErrorKind, ConfigErrors};
 pub use fax::{FaxConfig, T38Policy};
+pub use media_ws::MediaWsConfig;
 pub use route::{RouteConfig, RoutePattern, RouteTarget};
 pub use types::{
     AdminConfig, LogConfig, MediaConfig, Secret, SipConfig, StorageConfig, Transport, TrunkConfig,
@@ -51,6 +56,10 @@ pub struct Config {
     pub devices: DevicesConfig,
     /// `[fax]`: fax jobs, T.30/T.38 settings and the job webhook.
     pub fax: FaxConfig,
+    /// `[[app]]` entries (WebSocket media-stream apps), in file order.
+    pub apps: Vec<AppConfig>,
+    /// `[media_ws]`: the media WebSocket ingest server.
+    pub media_ws: MediaWsConfig,
 }
 
 impl Config {
@@ -63,6 +72,11 @@ impl Config {
     /// The trunk named `name`.
     pub fn trunk(&self, name: &str) -> Option<&TrunkConfig> {
         self.trunks.iter().find(|t| t.name == name)
+    }
+
+    /// The app named `name`.
+    pub fn app(&self, name: &str) -> Option<&AppConfig> {
+        self.apps.iter().find(|a| a.name == name)
     }
 
     /// The trunk whose `address` IP equals `ip` or whose `allow` list contains it. Address

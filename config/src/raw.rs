@@ -1,5 +1,5 @@
 //! The file as written: serde structs mirroring the TOML layout with every key optional and
-//! `deny_unknown_fields`. Each section and each `[[trunk]]`/`[[route]]` entry is decoded on its
+//! `deny_unknown_fields`. Each section and each `[[trunk]]`/`[[route]]`/`[[app]]` entry is decoded on its
 //! own, and a bad key is dropped and the decode retried, so one pass reports every unknown key
 //! and every wrongly typed value with its full key.
 
@@ -79,6 +79,8 @@ pub(crate) struct RawDevices {
     pub default_account: Option<String>,
     pub command_timeout_secs: Option<u64>,
     pub command_retries: Option<u64>,
+    pub ring_timeout_secs: Option<u64>,
+    pub audio_rate: Option<u64>,
 }
 
 /// One `[[trunk]]` as written.
@@ -107,6 +109,8 @@ pub(crate) struct RawRoute {
     pub to: Option<String>,
     pub strip: Option<u64>,
     pub prepend: Option<String>,
+    pub parameters: Option<toml::Table>,
+    pub fork: Option<String>,
 }
 
 /// The whole file as written.
@@ -120,8 +124,10 @@ pub(crate) struct RawConfig {
     pub mqtt: RawMqtt,
     pub devices: RawDevices,
     pub fax: crate::fax::RawFax,
+    pub media_ws: crate::media_ws::RawMediaWs,
     pub trunks: Vec<RawTrunk>,
     pub routes: Vec<RawRoute>,
+    pub apps: Vec<crate::apps::RawApp>,
 }
 
 /// Parse TOML text into [`RawConfig`], appending every problem to `errors`.
@@ -152,8 +158,10 @@ pub(crate) fn parse(text: &str, errors: &mut Vec<ConfigError>) -> RawConfig {
             "mqtt" => raw.mqtt = section(&key, value, errors),
             "devices" => raw.devices = section(&key, value, errors),
             "fax" => raw.fax = section(&key, value, errors),
+            "media_ws" => raw.media_ws = section(&key, value, errors),
             "trunk" => raw.trunks = array(&key, value, errors),
             "route" => raw.routes = array(&key, value, errors),
+            "app" => raw.apps = array(&key, value, errors),
             _ => errors.push(ConfigError::new(key, ConfigErrorKind::UnknownKey)),
         }
     }

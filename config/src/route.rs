@@ -1,6 +1,7 @@
 //! The dial plan: `[[route]]` entries matching dialed digits by exact number, prefix (`0044*`)
 //! or catch-all (`*`), chosen like Asterisk: exact first, then longest prefix, then `*`.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 /// Which dialed numbers a route takes (TOML key `match`; digits, `+`, `#`, `*` only).
@@ -54,6 +55,11 @@ pub enum RouteTarget {
     Trunk(String),
     /// Answered as a fax and received into the fax spool (written `fax`); needs no trunk.
     Fax,
+    /// Answered and streamed to a configured `[[app]]` over a WebSocket (written `app:NAME`).
+    App(String),
+    /// Rung on a claimed device (written `device:ID`, ID `[A-Za-z0-9_-]{1,64}`, the device id
+    /// rule of the MQTT topics).
+    Device(String),
 }
 
 impl fmt::Display for RouteTarget {
@@ -61,6 +67,8 @@ impl fmt::Display for RouteTarget {
         match self {
             RouteTarget::Trunk(name) => write!(f, "trunk:{name}"),
             RouteTarget::Fax => f.write_str("fax"),
+            RouteTarget::App(name) => write!(f, "app:{name}"),
+            RouteTarget::Device(id) => write!(f, "device:{id}"),
         }
     }
 }
@@ -72,24 +80,40 @@ pub(crate) enum TargetError {
     Unsupported,
     /// Not a target at all.
     Invalid,
+    /// `device:ID` with an ID outside `[A-Za-z0-9_-]{1,64}`.
+    BadDeviceId,
 }
 
 impl RouteTarget {
-    /// Parse `trunk:NAME` or `fax`. Whether NAME exists is checked by the caller.
+    /// Parse `trunk:NAME`, `fax`, `app:NAME` or `device:ID`. Whether a trunk or app NAME exists
+    /// is checked by the caller; a device ID must be `[A-Za-z0-9_-]{1,64}`.
     pub(crate) fn parse(s: &str) -> Result<Self, TargetError> {
         if s == "fax" {
             return Ok(RouteTarget::Fax);
         }
-        if let Some(name) = s.strip_prefix("trunk:") {
-            return if name.is_empty() {
+        let named = |name: &str, make: fn(String) -> RouteTarget| {
+            if name.is_empty() {
                 Err(TargetError::Invalid)
             } else {
-                Ok(RouteTarget::Trunk(name.to_string()))
+                Ok(make(name.to_string()))
+            }
+        };
+        if let Some(name) = s.strip_prefix("trunk:") {
+            return named(name, RouteTarget::Trunk);
+        }
+        if let Some(name) = s.strip_prefix("app:") {
+            return named(name, RouteTarget::App);
+        }
+        if let Some(id) = s.strip_prefix("device:") {
+            return if crate::validate::valid_name(id) {
+                Ok(RouteTarget::Device(id.to_string()))
+            } else {
+                Err(TargetError::BadDeviceId)
             };
         }
         let kind = s.split_once(':').map_or(s, |(k, _)| k);
         match kind {
-            "app" | "device" | "queue" | "ivr" => Err(TargetError::Unsupported),
+            "queue" | "ivr" => Err(TargetError::Unsupported),
             _ => Err(TargetError::Invalid),
         }
     }
@@ -102,13 +126,32 @@ pub struct RouteConfig {
     pub pattern: RoutePattern,
     /// Where they go.
     pub to: RouteTarget,
-    /// Characters to strip from the front of the dialed number (default 0).
+    /// Characters to strip from the front of the dialed number (default 0, 0..=64).
     pub strip: usize,
-    /// Prepended after stripping (default "").
+    /// Prepended after stripping (default "", up to 64 of digits, `+`, `#`, `*`).
     pub prepend: String,
+    /// Custom parameters passed to the app in the stream `start` message; on an `app:NAME`
+    /// route they override the app's own `parameters` of the same name. At most 32 entries,
+    /// names 1 to 64 of `[A-Za-z0-9_.-]`, values at most 256 bytes (default empty).
+    pub parameters: BTreeMap<String, String>,
+    /// An `[[app]]` that receives a copy of the audio of a bridged trunk call ("fork mode");
+    /// only on `trunk:NAME` routes (default none).
+    pub fork: Option<String>,
 }
 
 impl RouteConfig {
+    /// A route with no rewriting, parameters or fork; set the other fields afterwards.
+    pub fn new(pattern: RoutePattern, to: RouteTarget) -> Self {
+        Self {
+            pattern,
+            to,
+            strip: 0,
+            prepend: String::new(),
+            parameters: BTreeMap::new(),
+            fork: None,
+        }
+    }
+
     /// The number to send: `dialed` without its first `strip` characters (all of them if it is
     /// shorter), with `prepend` in front.
     pub fn rewrite(&self, dialed: &str) -> String {
@@ -149,12 +192,10 @@ mod tests {
     use super::*;
 
     fn route(pattern: &str, trunk: &str) -> RouteConfig {
-        RouteConfig {
-            pattern: RoutePattern::parse(pattern).unwrap(),
-            to: RouteTarget::Trunk(trunk.into()),
-            strip: 0,
-            prepend: String::new(),
-        }
+        RouteConfig::new(
+            RoutePattern::parse(pattern).unwrap(),
+            RouteTarget::Trunk(trunk.into()),
+        )
     }
 
     #[test]
@@ -194,14 +235,42 @@ mod tests {
         }
         assert_eq!(RouteTarget::parse("queue"), Err(TargetError::Unsupported));
         assert_eq!(RouteTarget::parse("ivr"), Err(TargetError::Unsupported));
-        for t in [RouteTarget::Fax, RouteTarget::Trunk("a-1".into())] {
-            assert_eq!(RouteTarget::parse(&t.to_string()), Ok(t));
-        }
-        assert_eq!(RouteTarget::parse("app:ivr"), Err(TargetError::Unsupported));
         assert_eq!(
-            RouteTarget::parse("device:esp1"),
+            RouteTarget::parse("queue:sales"),
             Err(TargetError::Unsupported)
         );
+        for t in [
+            RouteTarget::Fax,
+            RouteTarget::Trunk("a-1".into()),
+            RouteTarget::App("ivr".into()),
+            RouteTarget::Device("esp32_Kitchen-1".into()),
+        ] {
+            assert_eq!(RouteTarget::parse(&t.to_string()), Ok(t));
+        }
+        assert_eq!(
+            RouteTarget::parse("app:ivr"),
+            Ok(RouteTarget::App("ivr".into()))
+        );
+        assert_eq!(RouteTarget::App("bot".into()).to_string(), "app:bot");
+        assert_eq!(RouteTarget::parse("app:"), Err(TargetError::Invalid));
+        assert_eq!(
+            RouteTarget::parse("device:esp1"),
+            Ok(RouteTarget::Device("esp1".into()))
+        );
+        assert_eq!(RouteTarget::Device("d".into()).to_string(), "device:d");
+        let long = format!("device:{}", "x".repeat(65));
+        for bad in ["device:", "device:a b", "device:a.b", "device:a/b", &long] {
+            assert_eq!(
+                RouteTarget::parse(bad),
+                Err(TargetError::BadDeviceId),
+                "{bad}"
+            );
+        }
+        let longest = format!("device:{}", "x".repeat(64));
+        assert!(RouteTarget::parse(&longest).is_ok());
+        for s in ["App:x", "apps:x", "dev:x"] {
+            assert_eq!(RouteTarget::parse(s), Err(TargetError::Invalid), "{s}");
+        }
         assert_eq!(RouteTarget::parse("sip:x@y"), Err(TargetError::Invalid));
         assert_eq!(RouteTarget::Trunk("x".into()).to_string(), "trunk:x");
     }
@@ -220,6 +289,7 @@ mod tests {
         let pick = |d: &str| match select(&routes, d).map(|r| &r.to) {
             Some(RouteTarget::Trunk(n)) => n.as_str(),
             Some(RouteTarget::Fax) => "fax",
+            Some(RouteTarget::App(_) | RouteTarget::Device(_)) => "local",
             None => "none",
         };
         assert_eq!(pick("00442071234567"), "exact");

@@ -54,7 +54,46 @@ fn example_loads_cleanly() {
     assert_eq!(pbx.keepalive, Duration::ZERO);
     assert_eq!(pbx.address.port(), 5060);
     assert_eq!(a.t38, T38Policy::Prefer);
-    assert_eq!(c.routes.len(), 4);
+    assert_eq!(c.media_ws, MediaWsConfig::default());
+    assert_eq!(c.routes.len(), 7);
+    // Apps, routes to an app and a device, and a forked trunk route.
+    assert_eq!(c.apps.len(), 2);
+    let bot = c.app("voicebot").unwrap();
+    assert_eq!(
+        (bot.mode, bot.sample_rate, bot.on_failure),
+        (StreamDialect::Twilio, 8000, AppFailure::Hangup)
+    );
+    assert!(bot.bidirectional && bot.auth_header.is_none());
+    assert_eq!(bot.parameters["tenant"], "acme");
+    let rec = c.app("recorder").unwrap();
+    assert_eq!(
+        (rec.mode, rec.sample_rate, rec.on_failure),
+        (StreamDialect::Exotel, 16_000, AppFailure::Continue)
+    );
+    assert!(!rec.bidirectional);
+    let app = c.route("08001234").unwrap();
+    assert_eq!(app.to, RouteTarget::App("voicebot".into()));
+    assert_eq!(bot.parameters_with(&app.parameters).len(), 3);
+    assert_eq!(
+        c.route("100").unwrap().to.to_string(),
+        "device:esp32-kitchen"
+    );
+    assert_eq!(
+        c.dial("0012125550100")
+            .map(|(r, n)| (r.to.to_string(), r.fork.clone(), n)),
+        Some((
+            "trunk:carrier-a".into(),
+            Some("recorder".into()),
+            "+12125550100".into()
+        ))
+    );
+    // Every route's target round-trips through Display.
+    for r in &c.routes {
+        assert_eq!(
+            route::RouteTarget::parse(&r.to.to_string()).as_ref(),
+            Ok(&r.to)
+        );
+    }
     let fax = c.route("+4930555000").unwrap();
     assert_eq!(fax.to, RouteTarget::Fax);
     assert_eq!(fax.to.to_string(), "fax");

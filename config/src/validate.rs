@@ -93,6 +93,31 @@ impl Checker {
         }
     }
 
+    /// A list of networks (`192.0.2.0/24`, `::1/128`; a bare IP is a /32 or /128). A bad
+    /// entry is reported at `key[j]`, or at the env variable when the list came from there.
+    pub(crate) fn nets(&mut self, key: &str, value: Option<Vec<String>>) -> Vec<ipnet::IpNet> {
+        let from_env = self.origins.get(key).cloned();
+        let mut out = Vec::new();
+        for (j, a) in value.unwrap_or_default().into_iter().enumerate() {
+            let s = a.trim();
+            let net = s
+                .parse::<ipnet::IpNet>()
+                .ok()
+                .or_else(|| s.parse::<IpAddr>().ok().map(ipnet::IpNet::from));
+            match net {
+                Some(net) => out.push(net),
+                None => self.errors.push(ConfigError::new(
+                    from_env.clone().unwrap_or_else(|| format!("{key}[{j}]")),
+                    ConfigErrorKind::Invalid {
+                        value: a,
+                        expected: "an IP address or CIDR such as 192.0.2.0/24".into(),
+                    },
+                )),
+            }
+        }
+        out
+    }
+
     /// A non-empty single-line string.
     pub(crate) fn text(&mut self, key: &str, value: Option<String>, default: &str) -> String {
         match value {
@@ -157,13 +182,20 @@ pub(crate) fn validate(
     let mqtt = crate::devices::mqtt(&mut c, raw.mqtt);
     let devices = crate::devices::devices(&mut c, raw.devices);
     let fax = crate::fax::fax(&mut c, raw.fax);
-    let written_names: HashSet<String> = raw.trunks.iter().filter_map(|t| t.name.clone()).collect();
+    let media_ws = crate::media_ws::media_ws(&mut c, raw.media_ws);
+    // Routes are checked against the names as written, so a trunk or app with an error of its
+    // own is not also reported as unknown.
+    let written = Written {
+        trunks: raw.trunks.iter().filter_map(|t| t.name.clone()).collect(),
+        apps: raw.apps.iter().filter_map(|a| a.name.clone()).collect(),
+    };
     let trunks = trunks(&mut c, raw.trunks);
+    let apps = crate::apps::apps(&mut c, raw.apps);
     let routes = raw
         .routes
         .into_iter()
         .enumerate()
-        .filter_map(|(i, r)| route(&mut c, i, r, &written_names))
+        .filter_map(|(i, r)| route(&mut c, i, r, &written))
         .collect();
     if c.errors.is_empty() {
         Ok(Config {
@@ -177,6 +209,8 @@ pub(crate) fn validate(
             mqtt,
             devices,
             fax,
+            apps,
+            media_ws,
         })
     } else {
         Err(c.errors)
@@ -248,7 +282,9 @@ fn rtp_ports(c: &mut Checker, value: Option<&str>) -> RangeInclusive<u16> {
     }
 }
 
-fn valid_trunk_name(name: &str) -> bool {
+/// A trunk or app name, or a device id: `[A-Za-z0-9_-]{1,64}` (the device id rule of the MQTT
+/// topics, so an id is always one topic level).
+pub(crate) fn valid_name(name: &str) -> bool {
     (1..=64).contains(&name.len())
         && name
             .chars()
@@ -266,7 +302,7 @@ fn trunks(c: &mut Checker, raw: Vec<RawTrunk>) -> Vec<TrunkConfig> {
                 c.err(&format!("{p}.name"), ConfigErrorKind::Missing);
                 String::new()
             }
-            Some(n) if !valid_trunk_name(&n) => {
+            Some(n) if !valid_name(&n) => {
                 c.invalid(&format!("{p}.name"), &n, "1 to 64 of A-Z a-z 0-9 _ -");
                 n
             }
@@ -351,27 +387,7 @@ fn trunks(c: &mut Checker, raw: Vec<RawTrunk>) -> Vec<TrunkConfig> {
             0,
             86_400,
         );
-        let allow = t
-            .allow
-            .unwrap_or_default()
-            .into_iter()
-            .enumerate()
-            .filter_map(|(j, a)| {
-                let s = a.trim();
-                let net = s
-                    .parse::<ipnet::IpNet>()
-                    .ok()
-                    .or_else(|| s.parse::<IpAddr>().ok().map(ipnet::IpNet::from));
-                if net.is_none() {
-                    c.invalid(
-                        &format!("{p}.allow[{j}]"),
-                        &a,
-                        "an IP address or CIDR such as 192.0.2.0/24",
-                    );
-                }
-                net
-            })
-            .collect();
+        let allow = c.nets(&format!("{p}.allow"), t.allow);
         let from_domain = t.from_domain.filter(|d| {
             let ok = !d.is_empty()
                 && d.chars().all(|ch| {
@@ -473,9 +489,17 @@ fn address(
     }
 }
 
-fn route(c: &mut Checker, i: usize, r: RawRoute, trunks: &HashSet<String>) -> Option<RouteConfig> {
+/// Trunk and app names as written in the file.
+struct Written {
+    trunks: HashSet<String>,
+    apps: HashSet<String>,
+}
+
+fn route(c: &mut Checker, i: usize, r: RawRoute, written: &Written) -> Option<RouteConfig> {
     let p = format!("route[{i}]");
     let before = c.errors.len();
+    // Whether `to` is a trunk route (`None` when `to` is absent or not a target at all).
+    let mut is_trunk = None;
     let pattern = match r.pattern.as_deref() {
         None => {
             c.err(&format!("{p}.match"), ConfigErrorKind::Missing);
@@ -496,11 +520,20 @@ fn route(c: &mut Checker, i: usize, r: RawRoute, trunks: &HashSet<String>) -> Op
             None
         }
         Some(s) => match RouteTarget::parse(s) {
-            Ok(RouteTarget::Trunk(name)) if !trunks.contains(&name) => {
-                c.err(&format!("{p}.to"), ConfigErrorKind::UnknownTrunk { name });
-                None
+            Ok(t) => {
+                is_trunk = Some(matches!(t, RouteTarget::Trunk(_)));
+                match t {
+                    RouteTarget::Trunk(name) if !written.trunks.contains(&name) => {
+                        c.err(&format!("{p}.to"), ConfigErrorKind::UnknownTrunk { name });
+                        None
+                    }
+                    RouteTarget::App(name) if !written.apps.contains(&name) => {
+                        c.err(&format!("{p}.to"), ConfigErrorKind::UnknownApp { name });
+                        None
+                    }
+                    t => Some(t),
+                }
             }
-            Ok(t) => Some(t),
             Err(TargetError::Unsupported) => {
                 c.err(
                     &format!("{p}.to"),
@@ -511,11 +544,37 @@ fn route(c: &mut Checker, i: usize, r: RawRoute, trunks: &HashSet<String>) -> Op
                 None
             }
             Err(TargetError::Invalid) => {
-                c.invalid(&format!("{p}.to"), s, "trunk:NAME or fax");
+                c.invalid(
+                    &format!("{p}.to"),
+                    s,
+                    "trunk:NAME, fax, app:NAME or device:ID",
+                );
+                None
+            }
+            Err(TargetError::BadDeviceId) => {
+                c.invalid(
+                    &format!("{p}.to"),
+                    s,
+                    "device:ID with an ID of 1 to 64 of A-Z a-z 0-9 _ -",
+                );
                 None
             }
         },
     };
+    let fork = r.fork.inspect(|name| {
+        let key = format!("{p}.fork");
+        if is_trunk == Some(false) {
+            c.invalid(
+                &key,
+                name,
+                "no fork: only a trunk:NAME route can fork its audio to an app",
+            );
+        }
+        if !written.apps.contains(name) {
+            c.err(&key, ConfigErrorKind::UnknownApp { name: name.clone() });
+        }
+    });
+    let parameters = crate::apps::parameters(c, &format!("{p}.parameters"), r.parameters);
     let strip = c.ranged(&format!("{p}.strip"), r.strip, 0, 0, 64);
     let prepend = r.prepend.unwrap_or_default();
     if !is_dial_string(&prepend) || prepend.len() > 64 {
@@ -531,6 +590,8 @@ fn route(c: &mut Checker, i: usize, r: RawRoute, trunks: &HashSet<String>) -> Op
             to,
             strip: usize::try_from(strip).unwrap_or(0),
             prepend,
+            parameters,
+            fork,
         }),
         _ => None,
     }

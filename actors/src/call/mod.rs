@@ -67,6 +67,12 @@ pub enum CallMsg {
     Timer(u64),
     /// Hang up on operator request.
     Hangup,
+    /// Hang up with this cause (an app or device went away).
+    End(&'static str),
+    /// Answer a call that is ringing for a local target (a device took the call).
+    Answer,
+    /// Refuse a call that is ringing for a local target, with this SIP status.
+    Reject(u16),
     /// Test hook: panic on purpose, so supervision can be exercised.
     Crash,
 }
@@ -362,6 +368,9 @@ impl Actor for Call {
                 }
             }
             CallMsg::Hangup => state.hangup("operator", 480),
+            CallMsg::End(cause) => state.hangup(cause, 480),
+            // Only calls answered by the gateway itself are answered or refused on request.
+            CallMsg::Answer | CallMsg::Reject(_) => {}
             CallMsg::Crash => panic!("call {} crashed on purpose (test hook)", state.id),
         }
         state.after(&myself).await;
@@ -428,7 +437,9 @@ impl CallState {
         let trunk_name = match &route.to {
             RouteTarget::Trunk(name) => name.clone(),
             // The supervisor hands calls for local targets to a `UaCall`.
-            RouteTarget::Fax => return self.fail(500, Disposition::Failed, "not a trunk route"),
+            RouteTarget::Fax | RouteTarget::App(_) | RouteTarget::Device(_) => {
+                return self.fail(500, Disposition::Failed, "not a trunk route")
+            }
         };
         let (Some(trunk), Some(handle)) =
             (ctx.config.trunk(&trunk_name), ctx.trunks.get(&trunk_name))

@@ -224,6 +224,7 @@ impl FaxJobState {
                 to: self.job.to.clone(),
                 src: caller_id(&self.args.config),
                 listener,
+                mode: crate::ua::UaMode::Fax,
                 reply,
             },
             5_000

@@ -428,7 +428,7 @@ impl FaxState {
             updated_at: now.clone(),
         });
         match event {
-            UaEvent::Answered | UaEvent::T38(_) => {}
+            UaEvent::Answered | UaEvent::T38(_) | UaEvent::Audio(_) => {}
             UaEvent::Ended(outcome) => {
                 if rec.status != "receiving" {
                     return Ok(()); // the transfer already recorded (and announced) its result

@@ -14,7 +14,10 @@ use switchboard_sip::transaction::TransactionKey;
 use switchboard_sip::transport::Peer;
 use switchboard_storage::{now_unix_ms, rfc3339, Disposition};
 
-use super::{sdp, Role, T38Media, T38State, UaEvent, UaOutcome, UaState, Uac, T38_DEADLINE};
+use super::{
+    sdp, Role, T38Media, T38State, UaEvent, UaMode, UaOutcome, UaState, Uac, T38_DEADLINE,
+};
+use crate::audio::AudioMedia;
 use crate::call::build;
 use crate::call::flow::map_failure;
 use crate::call::{CallMsg, CallSnapshot, LegView, Phase, Teardown};
@@ -23,6 +26,8 @@ use crate::endpoint::{EndpointMsg, SipEvent};
 use crate::media::Side;
 use crate::supervisor::SupervisorMsg;
 use crate::trunk::TrunkMsg;
+use switchboard_sip::media::g711::Law;
+use switchboard_sip::sdp::AudioInfo;
 
 /// A FAXERROR-like code for a failed SIP attempt.
 fn error_for(code: u16) -> &'static str {
@@ -91,12 +96,12 @@ impl UaState {
         self.finish(cause, Some(code), None);
     }
 
-    /// Answer an inbound call at once: T.38 directly if offered, else audio
-    /// (PCMU/PCMA) and the T.38 switch later.
+    /// An inbound call: fax answers at once (T.38 directly if offered, else
+    /// audio and the T.38 switch later); audio answers at once or rings until
+    /// [`CallMsg::Answer`](crate::call::CallMsg::Answer).
     pub(super) fn answer_inbound(&mut self) {
         let Role::Uas(uas) = &self.role else { return };
         let invite = uas.invite.clone();
-        let tag = uas.tag.clone();
         if build::max_forwards(&invite) == 0 {
             return self.fail_uas(483, "too many hops");
         }
@@ -109,13 +114,59 @@ impl UaState {
         else {
             return self.fail_uas(488, "bad SDP offer");
         };
+        if let UaMode::Audio { ring_first } = self.mode {
+            if offer.audio().is_none() {
+                return self.fail_uas(488, "no audio offered");
+            }
+            if ring_first {
+                self.respond_uas(180, None);
+                self.phase = Phase::Ringing;
+                let ring = u64::from(self.ctx.config.devices.ring_timeout_secs);
+                self.no_answer_at = Some(Instant::now() + std::time::Duration::from_secs(ring));
+                if let Role::Uas(uas) = &mut self.role {
+                    uas.offer = Some(offer);
+                }
+                return;
+            }
+        }
+        self.complete_answer(offer);
+    }
+
+    /// Answer a call that is ringing (audio mode, `ring_first`).
+    pub(super) fn answer_now(&mut self) {
+        if !matches!(self.phase, Phase::Trying | Phase::Ringing) {
+            return;
+        }
+        let offer = match &mut self.role {
+            Role::Uas(uas) if !uas.final_sent => uas.offer.take(),
+            _ => None,
+        };
+        if let Some(offer) = offer {
+            self.complete_answer(offer);
+        }
+    }
+
+    /// Refuse a call that is ringing.
+    pub(super) fn reject(&mut self, code: u16) {
+        if !matches!(self.phase, Phase::Trying | Phase::Ringing) || !(300..700).contains(&code) {
+            return;
+        }
+        let (_, _, cause) = map_failure(code);
+        self.fail_uas(code, cause);
+    }
+
+    fn complete_answer(&mut self, offer: SessionDescription) {
+        let Role::Uas(uas) = &self.role else { return };
+        let invite = uas.invite.clone();
+        let tag = uas.tag.clone();
         let Some(mut ports) = self.ctx.ports.allocate() else {
             return self.fail_uas(503, "no media ports");
         };
         let port = ports.port();
         self.socket = ports.take_rtp().map(Arc::new);
         self.ports = Some(ports);
-        let answer = if offer.image().is_some() {
+        let fax = self.mode == UaMode::Fax;
+        let answer = if fax && offer.image().is_some() {
             self.answer_image(&offer)
         } else {
             if let Some(a) = offer.audio() {
@@ -128,6 +179,14 @@ impl UaState {
         let Some(answer) = answer else {
             return self.fail_uas(488, "no common media");
         };
+        let negotiated = (!fax)
+            .then(|| {
+                std::str::from_utf8(&answer)
+                    .ok()
+                    .and_then(|t| SessionDescription::parse(t).ok())
+                    .and_then(|sd| sd.audio())
+            })
+            .flatten();
         match Dialog::uas(&invite, &tag) {
             Ok(d) => self.dialog = Some(d),
             Err(err) => {
@@ -138,6 +197,30 @@ impl UaState {
         self.respond_uas(200, Some(answer));
         self.answered();
         self.ack_wait_until = Some(Instant::now() + self.ctx.config.sip.t1 * 64);
+        if let Some(info) = negotiated {
+            self.audio_up(&info, self.remote_media);
+        }
+    }
+
+    /// Audio is negotiated (`info` names the codec in use): tell the listener.
+    fn audio_up(&mut self, info: &AudioInfo, remote: Option<std::net::SocketAddr>) {
+        let law = match info.codecs.first().map(String::as_str) {
+            Some("PCMU") => Law::Mu,
+            Some("PCMA") => Law::A,
+            _ => return,
+        };
+        self.codec = info.codecs.first().cloned();
+        self.remote_media = remote;
+        let (Some(socket), Some(ports)) = (self.socket.clone(), self.ports.as_ref()) else {
+            return;
+        };
+        self.emit(UaEvent::Audio(AudioMedia {
+            remote,
+            local_port: ports.port(),
+            law,
+            event_payload_type: info.telephone_event,
+            socket,
+        }));
     }
 
     /// Our answer to an offer with a T.38 stream; T.38 is then up.
@@ -160,7 +243,7 @@ impl UaState {
         self.no_answer_at = None;
         let now = Instant::now();
         self.max_end_at = Some(now + super::MAX_CALL);
-        if self.t38 == T38State::Audio {
+        if self.mode == UaMode::Fax && self.t38 == T38State::Audio {
             self.t38_switch_at = Some(
                 now + std::time::Duration::from_secs(u64::from(
                     self.ctx.config.fax.t38_switch_timeout_secs,
@@ -200,7 +283,7 @@ impl UaState {
     pub(super) fn dial(&mut self) {
         let ctx = Arc::clone(&self.ctx);
         let Some((route, number)) = ctx.config.dial(&self.dst) else {
-            tracing::info!(call = %self.id, dst = %mask_number(&self.dst), "fax: no route");
+            tracing::info!(call = %self.id, dst = %mask_number(&self.dst), "local call: no route");
             return self.finish("no route", None, Some("NO_ROUTE"));
         };
         let RouteTarget::Trunk(name) = &route.to else {
@@ -209,7 +292,7 @@ impl UaState {
         let (Some(trunk), Some(handle)) = (ctx.config.trunk(name), ctx.trunks.get(name)) else {
             return self.finish("unknown trunk", None, Some("NO_ROUTE"));
         };
-        if trunk.t38 == T38Policy::Never {
+        if self.mode == UaMode::Fax && trunk.t38 == T38Policy::Never {
             return self.finish("T.38 disabled on trunk", None, Some("T38_DISABLED"));
         }
         if handle.status.borrow().is_down() {
@@ -254,11 +337,11 @@ impl UaState {
         let invite = match invite {
             Ok(i) => i,
             Err(err) => {
-                tracing::warn!(call = %self.id, %err, "cannot build the fax INVITE");
+                tracing::warn!(call = %self.id, %err, "cannot build the INVITE");
                 return self.finish("internal", None, Some("REJECTED"));
             }
         };
-        tracing::debug!(call = %self.id, dst = %mask_number(&self.dst), trunk = %trunk.name, "fax call: INVITE");
+        tracing::debug!(call = %self.id, dst = %mask_number(&self.dst), trunk = %trunk.name, "local call: INVITE");
         self.send(EndpointMsg::SendRequest {
             peer: self.peer,
             request: invite.clone(),
@@ -315,7 +398,7 @@ impl UaState {
                 return;
             }
             let (_, _, cause) = map_failure(code);
-            tracing::info!(call = %self.id, code, "fax call rejected");
+            tracing::info!(call = %self.id, code, "local call rejected");
             return self.finish(cause, Some(code), Some(error_for(code)));
         }
         let Some(dialog) = self.uac().and_then(|u| Dialog::uac(&u.invite, &resp).ok()) else {
@@ -332,7 +415,15 @@ impl UaState {
             .and_then(|t| SessionDescription::parse(t).ok());
         self.answered();
         if let Some(sd) = body {
-            if let Some((addr, port)) = sd.image() {
+            if self.mode != UaMode::Fax {
+                match sd.audio() {
+                    Some(a) => self.audio_up(&a, build::media_target(&a)),
+                    None => {
+                        self.bye();
+                        self.finish("no audio in answer", Some(code), Some("REJECTED"));
+                    }
+                }
+            } else if let Some((addr, port)) = sd.image() {
                 self.t38_up(std::net::SocketAddr::new(addr, port), sd.image_attributes());
             } else if let Some(a) = sd.audio() {
                 self.remote_media = build::media_target(&a);
@@ -550,16 +641,24 @@ impl UaState {
         let Some(offer) = offer else {
             return make_response(req, 488, None);
         };
+        let fax = self.mode == UaMode::Fax;
         let body = if offer.image().is_some() {
+            if !fax {
+                // Audio calls stay audio: no T.38 here.
+                return make_response(req, 488, None);
+            }
             self.answer_image(&offer)
         } else {
             let port = self.ports.as_ref().map(|p| p.port()).unwrap_or(0);
-            if let Some(a) = offer.audio() {
-                self.remote_media = build::media_target(&a);
+            let remote = offer.audio().and_then(|a| build::media_target(&a));
+            self.remote_media = remote;
+            let sd = sdpcore::answer(&offer, self.ctx.media_ip, port, self.sdp_session).ok();
+            if !fax {
+                if let Some(info) = sd.as_ref().and_then(|sd| sd.audio()) {
+                    self.audio_up(&info, remote);
+                }
             }
-            sdpcore::answer(&offer, self.ctx.media_ip, port, self.sdp_session)
-                .ok()
-                .map(|sd| sd.to_string().into_bytes())
+            sd.map(|sd| sd.to_string().into_bytes())
         };
         match body {
             Some(b) => build::response_to(req, 200, None, Some(&contact), Some(b)),
@@ -690,6 +789,7 @@ impl UaState {
         if due(self.no_answer_at) && matches!(self.phase, Phase::Trying | Phase::Ringing) {
             self.no_answer_at = None;
             self.cancel_invite();
+            self.respond_uas(480, None);
             self.finish("no answer", Some(408), Some("NO_ANSWER"));
         }
         if due(self.ack_wait_until) && self.phase == Phase::Answered {
@@ -778,7 +878,11 @@ impl UaState {
             Role::Uac(u) => (None, Some(u)),
             Role::Pending => (None, None),
         };
-        let codec = (self.t38 == T38State::Active).then(|| "t38".to_string());
+        let codec = if self.t38 == T38State::Active {
+            Some("t38".to_string())
+        } else {
+            self.codec.clone()
+        };
         CallSnapshot {
             id: self.id.clone(),
             state: self.phase,
@@ -836,7 +940,7 @@ impl UaState {
             .cdr(disposition, outcome.cause, outcome.code);
         metrics::counter!("switchboard_calls_total", "disposition" => cdr.disposition.as_str())
             .increment(1);
-        tracing::info!(call = %self.id, cause = outcome.cause, error = ?outcome.error, "fax call ended");
+        tracing::info!(call = %self.id, cause = outcome.cause, error = ?outcome.error, "local call ended");
         self.ctx.cdrs.submit(cdr).await;
         self.send(EndpointMsg::Unregister {
             call_id: self.call_id.clone(),

@@ -1,11 +1,17 @@
 //! `UaCall`: a call the gateway ends itself. One SIP dialog (RFC 3261 §12–15)
-//! whose media stays in the gateway instead of being relayed: inbound calls
-//! routed to `fax`, and the calls that outbound fax jobs place through a
-//! trunk. The session starts as audio and switches to T.38 (RFC 3362,
-//! ITU-T T.38 Annex D) by re-INVITE: the far end's, or ours when the far end
-//! has not switched within `[fax] t38_switch_timeout_secs`. A far end that
-//! refuses T.38 (488 or a rejected image stream) ends the call with the
-//! result `T38_REFUSED`.
+//! whose media stays in the gateway instead of being relayed.
+//!
+//! - [`UaMode::Fax`]: inbound calls routed to `fax`, and the calls that
+//!   outbound fax jobs place through a trunk. The session starts as audio and
+//!   switches to T.38 (RFC 3362, ITU-T T.38 Annex D) by re-INVITE: the far
+//!   end's, or ours when the far end has not switched within
+//!   `[fax] t38_switch_timeout_secs`. A far end that refuses T.38 (488 or a
+//!   rejected image stream) ends the call with the result `T38_REFUSED`.
+//! - [`UaMode::Audio`]: calls routed to an app (`app:NAME`) or a device
+//!   (`device:ID`), and calls a device places. G.711 audio is negotiated and
+//!   handed to the listener as [`UaEvent::Audio`]; T.38 offers are refused.
+//!   With `ring_first`, an inbound call rings (180) until [`CallMsg::Answer`]
+//!   or [`CallMsg::Reject`] comes from whoever the call is for.
 //!
 //! The actor speaks [`CallMsg`] so the call supervisor lists, hangs up and
 //! tears it down like any other call; what happens on the call is reported
@@ -48,8 +54,22 @@ pub enum UaEvent {
     /// (our media port) is handed over with [`UaEvent::T38`]'s companion
     /// message; see [`T38Media`].
     T38(T38Media),
+    /// Audio is negotiated (on answer, and again when a re-INVITE changes it).
+    Audio(crate::audio::AudioMedia),
     /// The call is over.
     Ended(UaOutcome),
+}
+
+/// What a `UaCall` does with its media.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UaMode {
+    /// Fax: audio first, then T.38.
+    Fax,
+    /// G.711 audio for the listener.
+    Audio {
+        /// Inbound: ring (180) and wait for [`CallMsg::Answer`] instead of answering at once.
+        ring_first: bool,
+    },
 }
 
 /// The negotiated T.38 media of a call.
@@ -132,6 +152,8 @@ pub struct UaArgs {
     pub direction: UaDirection,
     /// Who hears about the call.
     pub listener: Listener,
+    /// Fax or audio.
+    pub mode: UaMode,
 }
 
 impl std::fmt::Debug for UaArgs {
@@ -148,6 +170,8 @@ struct Uas {
     invite: rsip::Request,
     tag: String,
     final_sent: bool,
+    /// The offer held while ringing (`ring_first`).
+    offer: Option<switchboard_sip::sdp::SessionDescription>,
 }
 
 /// The outbound side (we are the UAC).
@@ -183,6 +207,9 @@ pub struct UaState {
     id: CallId,
     ctx: Arc<CallContext>,
     listener: Listener,
+    mode: UaMode,
+    /// The negotiated audio codec name (audio mode), for the snapshot.
+    codec: Option<String>,
     role: Role,
     peer: Peer,
     call_id: String,
@@ -237,6 +264,7 @@ impl Actor for UaCall {
                     invite,
                     tag: message::new_tag(),
                     final_sent: false,
+                    offer: None,
                 });
                 (role, peer, call_id, src, dst)
             }
@@ -258,6 +286,8 @@ impl Actor for UaCall {
         Ok(UaState {
             id: args.id,
             listener: args.listener,
+            mode: args.mode,
+            codec: None,
             role,
             peer,
             call_id,
@@ -315,6 +345,9 @@ impl Actor for UaCall {
                 }
             }
             CallMsg::Hangup => state.hangup("operator", None),
+            CallMsg::End(cause) => state.hangup(cause, None),
+            CallMsg::Answer => state.answer_now(),
+            CallMsg::Reject(code) => state.reject(code),
             CallMsg::Crash => panic!("call {} crashed on purpose (test hook)", state.id),
         }
         state.after(&myself).await;

@@ -1,0 +1,83 @@
+//! Local call targets: what a [`UaCall`](crate::ua::UaCall) in audio mode is connected to.
+//! `app:NAME` streams the call to an app over WebSocket ([`crate::audio::app`]);
+//! `device:ID` rings an ESP32 over MQTT.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use switchboard_config::AppConfig;
+use switchboard_sip::media::streams::Track;
+
+use crate::audio::app::{AppStream, AppStreamArgs};
+use crate::audio::leg::{Leg, LegConfig};
+use crate::call::{CallId, CallMsg};
+use crate::context::CallContext;
+use crate::supervisor::SupervisorMsg;
+use crate::ua::{Listener, UaEvent};
+
+/// Ask the call supervisor to end call `id` with `cause`.
+pub fn end_call(ctx: &CallContext, id: &CallId, cause: &'static str) {
+    let _ = ctx
+        .supervisor
+        .send_message(SupervisorMsg::Tell(id.clone(), CallMsg::End(cause)));
+}
+
+/// The listener of a call answered for an app: on audio, start the RTP leg and the stream;
+/// on a media change, re-point the leg; at the end, send `stop`.
+pub fn app_listener(
+    ctx: &Arc<CallContext>,
+    app: AppConfig,
+    parameters: BTreeMap<String, String>,
+    call: CallId,
+    from: String,
+    to: String,
+) -> Listener {
+    let slot: Mutex<Option<AppStream>> = Mutex::new(None);
+    let ctx = Arc::clone(ctx);
+    Listener::new(move |event| {
+        let Ok(mut slot) = slot.lock() else { return };
+        match event {
+            UaEvent::Audio(media) => {
+                if let Some(stream) = slot.as_ref() {
+                    stream.remote_changed(media.remote);
+                    return;
+                }
+                let leg = Leg::spawn(
+                    media.socket,
+                    LegConfig {
+                        law: media.law,
+                        event_payload_type: media.event_payload_type,
+                        remote: media.remote,
+                        max_playout_ms: app.max_playout_ms,
+                        send: true,
+                    },
+                );
+                let leg = match leg {
+                    Ok(l) => l,
+                    Err(err) => {
+                        tracing::error!(call = %call, %err, "cannot start the audio leg");
+                        return end_call(&ctx, &call, "media error");
+                    }
+                };
+                let args = AppStreamArgs {
+                    app: app.clone(),
+                    parameters: parameters.clone(),
+                    call_id: call.to_string(),
+                    from: from.clone(),
+                    to: to.clone(),
+                    kind: "app",
+                    tracks: vec![Track::Inbound],
+                };
+                let (ctx2, call2) = (Arc::clone(&ctx), call.clone());
+                let on_gone = Box::new(move |_why| end_call(&ctx2, &call2, "app gone"));
+                *slot = Some(AppStream::spawn(args, leg, &ctx.streams, on_gone));
+            }
+            UaEvent::Ended(_) => {
+                if let Some(stream) = slot.take() {
+                    stream.stop("call ended");
+                }
+            }
+            _ => {}
+        }
+    })
+}

@@ -1,0 +1,362 @@
+//! Calls streamed to an app over WebSocket, against real peers: SIPp places the call (its
+//! built-in `uac_pcap` plays G.711 audio and an RFC 2833 digit), a Python `websockets` app
+//! (`tests/media/app_server.py`) receives the Twilio or Exotel stream and plays audio back,
+//! and the test itself is the caller's RTP endpoint where it needs to hear that audio.
+
+mod common;
+
+use std::net::UdpSocket;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{uac, Gateway};
+use serde_json::Value;
+
+/// The Python app server.
+struct App {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl App {
+    fn start(mode: &str, rate: u32, script: &str) -> App {
+        let dir = std::env::temp_dir().join(format!(
+            "sbapp-{}-{}",
+            std::process::id(),
+            common::free_port()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let port_file = dir.join("port");
+        let log = dir.join("events.jsonl");
+        let server =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/media/app_server.py");
+        let child = Command::new("python3")
+            .arg(server)
+            .args([
+                "--mode",
+                mode,
+                "--rate",
+                &rate.to_string(),
+                "--script",
+                script,
+            ])
+            .arg("--port-file")
+            .arg(&port_file)
+            .arg("--log")
+            .arg(&log)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("python3 with websockets (scripts/install-peers)");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let port = loop {
+            if let Some(p) = std::fs::read_to_string(&port_file)
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+            {
+                break p;
+            }
+            assert!(Instant::now() < deadline, "app server did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        App { child, port, log }
+    }
+
+    /// Every logged record: `{"t", "conn", "msg"}`.
+    fn records(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// The messages the gateway sent with `event`, with their arrival times.
+    fn events(&self, event: &str) -> Vec<(f64, Value)> {
+        self.records()
+            .into_iter()
+            .filter(|r| r["msg"]["event"] == event)
+            .map(|r| (r["t"].as_f64().unwrap_or(0.0), r["msg"].clone()))
+            .collect()
+    }
+
+    /// When the app performed `action` of its script.
+    fn sent_at(&self, action: &str) -> Option<f64> {
+        self.records()
+            .into_iter()
+            .find(|r| r["msg"]["sent"] == action)
+            .and_then(|r| r["t"].as_f64())
+    }
+
+    fn wait_for(&self, timeout: Duration, f: impl Fn(&App) -> bool) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if f(self) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        f(self)
+    }
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn app_config(name: &str, port: u16, mode: &str, extra: &str) -> String {
+    format!(
+        "[[app]]\nname = \"{name}\"\nurl = \"ws://127.0.0.1:{port}/media\"\nmode = \"{mode}\"\n{extra}\n\n[[route]]\nmatch = \"5000\"\nto = \"app:{name}\"\nparameters = {{ lang = \"de\" }}\n"
+    )
+}
+
+fn decode_ulaw(code: u8) -> i16 {
+    let c = !code;
+    let sign = c & 0x80;
+    let exponent = (c >> 4) & 0x07;
+    let mantissa = c & 0x0f;
+    let magnitude = ((i32::from(mantissa) << 3) + 0x84) << exponent;
+    let v = magnitude - 0x84;
+    (if sign != 0 { -v } else { v }) as i16
+}
+
+#[test]
+fn a_sipp_call_is_streamed_to_a_twilio_app_with_media_and_its_digit() {
+    let app = App::start("twilio", 8000, "");
+    let gw = Gateway::start(&app_config("bot", app.port, "twilio", ""));
+    let run = uac(
+        "uac_pcap",
+        &gw.sip(),
+        &["-s", "5000", "-m", "1"],
+        Duration::from_secs(40),
+    );
+    assert_eq!(run.code, 0, "SIPp failed: {run:?}\n{}", gw.log());
+    assert!(
+        app.wait_for(Duration::from_secs(5), |a| !a.events("stop").is_empty()),
+        "no stop: {:?}\n{}",
+        app.records(),
+        gw.log()
+    );
+    let connected = app.events("connected");
+    assert_eq!(connected.len(), 1);
+    assert_eq!(connected[0].1["protocol"], "Call");
+    let start = &app.events("start")[0].1;
+    let sid = start["streamSid"].as_str().unwrap().to_string();
+    assert!(sid.starts_with("MZ") && sid.len() == 34, "{start}");
+    assert_eq!(start["start"]["tracks"], serde_json::json!(["inbound"]));
+    assert_eq!(start["start"]["customParameters"]["lang"], "de");
+    assert_eq!(start["start"]["mediaFormat"]["encoding"], "audio/x-mulaw");
+    assert_eq!(start["start"]["mediaFormat"]["sampleRate"], 8000);
+    assert!(!start["start"]["callSid"].as_str().unwrap().is_empty());
+
+    // Media: one 160-byte µ-law frame per 20 ms for the whole recording.
+    let media = app.events("media");
+    // The recording's packets are 30 ms; the stream re-frames them into 20 ms.
+    let expected = common::pcap_packets("/usr/share/sip-tester/g711a.pcap") as usize * 3 / 2;
+    assert!(
+        media.len() + 10 >= expected && media.len() <= expected + 10,
+        "{} media messages for {expected} RTP packets",
+        media.len()
+    );
+    for (_, m) in &media {
+        assert_eq!(m["streamSid"], sid.as_str());
+        assert_eq!(m["media"]["track"], "inbound");
+        let payload = m["media"]["payload"].as_str().unwrap();
+        assert_eq!(payload.len(), 216, "160 bytes base64-encoded");
+    }
+    // Pacing: chunks count up by one, timestamps advance by about 20 ms per chunk and the
+    // messages arrive at about 50 per second (not in a burst).
+    let chunks: Vec<u64> = media
+        .iter()
+        .map(|(_, m)| m["media"]["chunk"].as_str().unwrap().parse().unwrap())
+        .collect();
+    assert!(
+        chunks.windows(2).all(|w| w[1] == w[0] + 1),
+        "chunks not consecutive"
+    );
+    let first_ts: f64 = media[0].1["media"]["timestamp"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let last_ts: f64 = media[media.len() - 1].1["media"]["timestamp"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let per_frame_ms = (last_ts - first_ts) / (media.len() - 1) as f64;
+    assert!(
+        (17.0..=23.0).contains(&per_frame_ms),
+        "timestamp step {per_frame_ms} ms"
+    );
+    let span = media[media.len() - 1].0 - media[0].0;
+    let rate = (media.len() - 1) as f64 / span;
+    assert!(
+        (40.0..=60.0).contains(&rate),
+        "{rate} media messages per second"
+    );
+    // Audio, not silence: the recording is speech.
+    let loud = media
+        .iter()
+        .filter(|(_, m)| {
+            let bytes = base64_decode(m["media"]["payload"].as_str().unwrap());
+            bytes.iter().any(|&b| decode_ulaw(b).unsigned_abs() > 2000)
+        })
+        .count();
+    assert!(loud > media.len() / 4, "only {loud} frames with speech");
+
+    // The RFC 2833 digit, once, after the audio.
+    let dtmf = app.events("dtmf");
+    assert_eq!(dtmf.len(), 1, "{dtmf:?}");
+    assert_eq!(dtmf[0].1["dtmf"]["digit"], "1");
+    assert_eq!(dtmf[0].1["dtmf"]["track"], "inbound_track");
+    // Then stop, with the call's ids; sequence numbers count every message.
+    let stop = &app.events("stop")[0].1;
+    assert_eq!(stop["stop"]["callSid"], start["start"]["callSid"]);
+    let seq: Vec<u64> = app
+        .records()
+        .iter()
+        .filter_map(|r| {
+            r["msg"]["sequenceNumber"]
+                .as_str()
+                .and_then(|s| s.parse().ok())
+        })
+        .collect();
+    assert!(
+        seq.windows(2).all(|w| w[1] == w[0] + 1),
+        "sequence numbers not consecutive"
+    );
+    assert!(gw.metric("switchboard_streams_total{kind=\"app\"}") >= 1.0);
+}
+
+fn base64_decode(s: &str) -> Vec<u8> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = Vec::new();
+    let mut acc = 0u32;
+    let mut bits = 0;
+    for c in s.bytes() {
+        let Some(v) = ALPHABET.iter().position(|&a| a == c) else {
+            continue;
+        };
+        acc = (acc << 6) | v as u32;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    out
+}
+
+/// The caller's RTP endpoint: sends silence (so the call has media both ways) and counts
+/// the frames of the app's tone that come back.
+struct RtpPeer {
+    socket: UdpSocket,
+}
+
+impl RtpPeer {
+    fn bind() -> RtpPeer {
+        let port = common::free_port();
+        let socket = UdpSocket::bind(("127.0.0.1", port)).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        RtpPeer { socket }
+    }
+
+    fn port(&self) -> u16 {
+        self.socket.local_addr().unwrap().port()
+    }
+
+    /// Receive for `dur`; returns (packets, packets carrying the tone).
+    fn listen(&self, dur: Duration) -> (usize, usize) {
+        let deadline = Instant::now() + dur;
+        let (mut all, mut loud) = (0, 0);
+        let mut buf = [0u8; 2048];
+        while Instant::now() < deadline {
+            let Ok(n) = self.socket.recv(&mut buf) else {
+                continue;
+            };
+            if n < 12 + 160 || buf[1] & 0x7f != 0 {
+                continue;
+            }
+            all += 1;
+            let peak = buf[12..n]
+                .iter()
+                .map(|&b| decode_ulaw(b).unsigned_abs())
+                .max()
+                .unwrap_or(0);
+            if peak > 4000 {
+                loud += 1;
+            }
+        }
+        (all, loud)
+    }
+}
+
+#[test]
+fn app_audio_is_played_to_the_caller_marks_come_back_after_it_and_clear_barges_in() {
+    // 1 s of tone and mark m1; later 5 s of tone, mark m2, and a clear 300 ms into it.
+    let app = App::start(
+        "twilio",
+        8000,
+        "play:1000,mark:m1,sleep:2000,play:5000,mark:m2,sleep:300,clear",
+    );
+    let gw = Gateway::start(&app_config("bot", app.port, "twilio", ""));
+    let peer = RtpPeer::bind();
+    let sip = gw.sip();
+    let rtp_port = peer.port().to_string();
+    let caller = std::thread::spawn(move || {
+        uac(
+            "uac_rtp_peer.xml",
+            &sip,
+            &[
+                "-s", "5000", "-m", "1", "-set", "rtp_port", &rtp_port, "-d", "6000",
+            ],
+            Duration::from_secs(30),
+        )
+    });
+    let (packets, loud) = peer.listen(Duration::from_millis(5500));
+    let run = caller.join().unwrap();
+    assert_eq!(run.code, 0, "SIPp failed: {run:?}\n{}", gw.log());
+    assert!(
+        packets > 150,
+        "only {packets} RTP packets in 5.5 s\n{}",
+        gw.log()
+    );
+    // 50 frames of the first tone, then at most what played before the clear (300 ms plus
+    // the time to get the clear through), not the 250 frames of the second tone.
+    assert!(
+        (48..=100).contains(&loud),
+        "{loud} frames of tone reached the caller"
+    );
+    assert!(app.wait_for(Duration::from_secs(5), |a| a.events("mark").len() == 2));
+    let marks = app.events("mark");
+    assert_eq!(marks[0].1["mark"]["name"], "m1");
+    assert_eq!(marks[1].1["mark"]["name"], "m2");
+    // m1 comes back only once its second of audio has been played out...
+    let m1_sent = app.sent_at("mark:m1").expect("m1 sent");
+    assert!(
+        marks[0].0 - m1_sent >= 0.9,
+        "m1 echoed {} s after it was sent",
+        marks[0].0 - m1_sent
+    );
+    // ...and m2 as soon as the clear dropped the audio before it.
+    let cleared = app.sent_at("clear").expect("clear sent");
+    eprintln!(
+        "rtp packets {packets}, tone frames {loud}, m1 after {:.3} s, m2 {:.3} s after clear",
+        marks[0].0 - m1_sent,
+        marks[1].0 - cleared
+    );
+    assert!(marks[1].0 >= cleared - 0.05, "m2 echoed before the clear");
+    assert!(
+        marks[1].0 - cleared < 2.0,
+        "m2 echoed {} s after the clear",
+        marks[1].0 - cleared
+    );
+}
