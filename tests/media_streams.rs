@@ -360,3 +360,192 @@ fn app_audio_is_played_to_the_caller_marks_come_back_after_it_and_clear_barges_i
         marks[1].0 - cleared
     );
 }
+
+fn ulaw_encode(sample: i16) -> u8 {
+    let sign = if sample < 0 { 0x80 } else { 0 };
+    let mut s = i32::from(sample).abs().min(32635) + 0x84;
+    let mut exponent = 7;
+    let mut mask = 0x4000;
+    while exponent > 0 && s & mask == 0 {
+        exponent -= 1;
+        mask >>= 1;
+    }
+    let mantissa = (s >> (exponent + 3)) & 0x0f;
+    s = sign | (exponent << 4) | mantissa;
+    !(s as u8)
+}
+
+impl RtpPeer {
+    /// Send `frames` 20 ms PCMU frames of a 440 Hz tone to `to`, paced.
+    fn send_tone(&self, to: std::net::SocketAddr, frames: u16) {
+        for i in 0..frames {
+            let mut pkt = vec![0x80, 0, 0, 0, 0, 0, 0, 0, 0x12, 0x34, 0x56, 0x78];
+            pkt[2..4].copy_from_slice(&i.to_be_bytes());
+            pkt[4..8].copy_from_slice(&(u32::from(i) * 160).to_be_bytes());
+            for n in 0..160u32 {
+                let t = f64::from(u32::from(i) * 160 + n) / 8000.0;
+                let v = (t * 440.0 * 2.0 * std::f64::consts::PI).sin() * 10000.0;
+                pkt.push(ulaw_encode(v as i16));
+            }
+            self.socket.send_to(&pkt, to).unwrap();
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// The call's RTP port on the gateway, once the call is up.
+fn call_rtp(gw: &Gateway) -> (String, std::net::SocketAddr) {
+    let calls = gw.wait_calls(Duration::from_secs(10), |c| {
+        c.first().is_some_and(|c| c["state"] == "answered")
+    });
+    let call = calls.first().expect("a call").clone();
+    let port = call["legs"][0]["rtp_port"].as_u64().expect("rtp port") as u16;
+    (
+        call["id"].as_str().unwrap().to_string(),
+        std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+    )
+}
+
+#[test]
+fn an_exotel_app_gets_pcm16_at_16_khz_and_the_stream_is_listed_while_it_runs() {
+    let app = App::start("exotel", 16000, "play:600,mark:m1");
+    let gw = Gateway::start(&app_config(
+        "agent",
+        app.port,
+        "exotel",
+        "sample_rate = 16000",
+    ));
+    let peer = RtpPeer::bind();
+    let sip = gw.sip();
+    let rtp_port = peer.port().to_string();
+    let caller = std::thread::spawn(move || {
+        uac(
+            "uac_rtp_peer.xml",
+            &sip,
+            &[
+                "-s", "5000", "-m", "1", "-set", "rtp_port", &rtp_port, "-d", "3000",
+            ],
+            Duration::from_secs(30),
+        )
+    });
+    let (call_id, gw_rtp) = call_rtp(&gw);
+    peer.send_tone(gw_rtp, 50);
+    // Listed while the call is up, in /api/v1/streams and in the call.
+    let streams = gw.get("/api/v1/streams").1;
+    let s = &streams["streams"][0];
+    assert_eq!(s["kind"], "app", "{streams}");
+    assert_eq!(s["target"], "agent");
+    assert_eq!(s["mode"], "exotel");
+    assert_eq!(s["state"], "streaming");
+    assert_eq!(s["call_id"], call_id.as_str());
+    assert!(s["frames_out"].as_u64().unwrap() >= 40, "{s}");
+    let call = gw.get(&format!("/api/v1/calls/{call_id}")).1;
+    assert_eq!(call["streams"][0]["stream_sid"], s["stream_sid"], "{call}");
+    let run = caller.join().unwrap();
+    assert_eq!(run.code, 0, "SIPp failed: {run:?}\n{}", gw.log());
+
+    assert!(app.wait_for(Duration::from_secs(5), |a| !a.events("stop").is_empty()));
+    let start = &app.events("start")[0].1;
+    assert_eq!(
+        start["start"]["media_format"]["encoding"], "audio/x-raw",
+        "{start}"
+    );
+    assert_eq!(start["start"]["media_format"]["sample_rate"], "16000");
+    assert_eq!(start["start"]["from"], "4930111");
+    assert_eq!(start["start"]["to"], "5000");
+    assert_eq!(start["start"]["custom_parameters"]["lang"], "de");
+    let media = app.events("media");
+    assert!(
+        (45..=52).contains(&media.len()),
+        "{} media messages",
+        media.len()
+    );
+    let mut tone = 0;
+    for (_, m) in &media {
+        assert_eq!(m["stream_sid"], start["stream_sid"]);
+        let pcm = base64_decode(m["media"]["payload"].as_str().unwrap());
+        assert_eq!(pcm.len(), 640, "20 ms of PCM16 at 16 kHz");
+        let peak = pcm
+            .chunks(2)
+            .map(|c| i16::from_le_bytes([c[0], c[1]]).unsigned_abs())
+            .max()
+            .unwrap();
+        if peak > 5000 {
+            tone += 1;
+        }
+    }
+    assert!(
+        tone >= 45,
+        "the caller's tone reached the app in {tone} frames"
+    );
+    let mark = app.events("mark");
+    assert_eq!(mark.len(), 1);
+    assert_eq!(mark[0].1["mark"]["name"], "m1");
+    assert_eq!(app.events("stop")[0].1["stop"]["reason"], "call ended");
+    // Gone from the list once the call is over.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while gw.get("/api/v1/streams").1["streams"] != serde_json::json!([]) {
+        assert!(Instant::now() < deadline, "stream still listed");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn an_unreachable_app_hangs_the_call_up_or_leaves_it_in_silence_per_policy() {
+    // Nothing listens on this port.
+    let dead = common::free_port();
+    let gw = Gateway::start(&format!(
+        "{}\n[[app]]\nname = \"patient\"\nurl = \"ws://127.0.0.1:{dead}/x\"\non_failure = \"continue\"\n\n[[route]]\nmatch = \"6000\"\nto = \"app:patient\"\n",
+        app_config("bot", dead, "twilio", "connect_timeout_ms = 500")
+    ));
+    // `hangup`: the call is answered and the gateway hangs up at once.
+    let run = uac(
+        "uac_wait_bye.xml",
+        &gw.sip(),
+        &["-s", "5000", "-m", "1"],
+        Duration::from_secs(20),
+    );
+    assert_eq!(
+        run.code,
+        0,
+        "no BYE from the gateway: {run:?}\n{}",
+        gw.log()
+    );
+    let cdr = &gw.wait_cdrs(1)[0];
+    assert_eq!(cdr["hangup_cause"], "app gone", "{cdr}");
+    assert_eq!(cdr["disposition"], "ANSWERED", "{cdr}");
+    // `continue`: the caller stays connected (in silence) until it hangs up.
+    let peer = RtpPeer::bind();
+    let started = Instant::now();
+    let run = uac(
+        "uac_rtp_peer.xml",
+        &gw.sip(),
+        &[
+            "-s",
+            "6000",
+            "-m",
+            "1",
+            "-set",
+            "rtp_port",
+            &peer.port().to_string(),
+            "-d",
+            "2000",
+        ],
+        Duration::from_secs(20),
+    );
+    assert_eq!(run.code, 0, "{run:?}\n{}", gw.log());
+    assert!(started.elapsed() >= Duration::from_secs(2));
+    let cdrs = gw.wait_cdrs(2);
+    let second = cdrs
+        .iter()
+        .find(|c| c["dst"] == "6000")
+        .expect("CDR of the second call");
+    assert_eq!(second["hangup_cause"], "remote hangup", "{cdrs:?}");
+    assert!(second["billsec"].as_u64().unwrap() >= 2, "{second}");
+    assert!(
+        gw.metric("switchboard_stream_app_failures_total{kind=\"app\",reason=\"unreachable\"}")
+            >= 2.0,
+        "{}",
+        gw.metrics()
+    );
+}
