@@ -48,6 +48,8 @@ pub struct CallContext {
     pub faxes: Option<ActorRef<crate::fax::FaxMsg>>,
     /// Live media streams (app, fork and ingest).
     pub streams: Arc<crate::audio::Streams>,
+    /// The device supervisor, for calls to `device:ID` (None when MQTT is off).
+    pub devices: Option<ActorRef<crate::devices::DeviceSupervisorMsg>>,
 }
 
 impl CallContext {

@@ -206,12 +206,14 @@ impl Gateway {
             }
             _ => None,
         };
+        let device_calls = Arc::new(std::sync::OnceLock::new());
         let devices = match config.mqtt.mode {
             switchboard_config::MqttMode::Off => None,
             _ => {
                 let args = DeviceSupervisorArgs {
                     config: Arc::clone(&config),
                     store: Arc::clone(&store),
+                    calls: Arc::clone(&device_calls),
                 };
                 let (d, _) =
                     Actor::spawn(None, DeviceSupervisor, args)
@@ -230,6 +232,7 @@ impl Gateway {
                 which: "call supervisor",
                 source,
             })?;
+        let _ = device_calls.set(supervisor.clone());
         let (faxes, _) = Actor::spawn(
             None,
             crate::fax::FaxSupervisor,
@@ -315,6 +318,7 @@ impl Gateway {
             media_ip,
             faxes: Some(faxes.clone()),
             streams: Arc::clone(&streams),
+            devices: devices.clone(),
         });
         let _ = supervisor.send_message(SupervisorMsg::SetContext(ctx));
         tracing::info!(%bound, advertised = %sip_addr, "SIP listening on UDP and TCP");

@@ -49,6 +49,8 @@ pub enum SupervisorMsg {
     Hangup(CallId, RpcReplyPort<bool>),
     /// Pass a message to a call (answer, reject or end it for a local target).
     Tell(CallId, CallMsg),
+    /// The shared call context, once set.
+    Context(RpcReplyPort<Option<Arc<CallContext>>>),
     /// Test hook: make a call actor panic; false when unknown.
     Crash(CallId, RpcReplyPort<bool>),
     /// Place a call of our own (a fax job's); false when none can start now.
@@ -167,6 +169,9 @@ impl Actor for CallSupervisor {
                 };
                 let _ = reply.send(ok);
             }
+            SupervisorMsg::Context(reply) => {
+                let _ = reply.send(state.ctx.clone());
+            }
             SupervisorMsg::Tell(id, msg) => {
                 if let Some(e) = state.calls.get(&id) {
                     let _ = e.actor.send_message(msg);
@@ -269,6 +274,18 @@ async fn new_call(
             dst.clone(),
         );
         let args = local(listener, UaMode::Audio { ring_first: false });
+        Actor::spawn_linked(None, UaCall, args, myself.get_cell())
+            .await
+            .map(|(a, _)| a)
+    } else if let Some(RouteTarget::Device(device)) = route.as_ref().map(|r| &r.to) {
+        let listener = crate::devices::voice::ring_listener(
+            &ctx,
+            device.clone(),
+            id.clone(),
+            crate::call::calling(&request),
+            dst.clone(),
+        );
+        let args = local(listener, UaMode::Audio { ring_first: true });
         Actor::spawn_linked(None, UaCall, args, myself.get_cell())
             .await
             .map(|(a, _)| a)

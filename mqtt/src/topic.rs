@@ -77,6 +77,12 @@ pub enum Topic {
     AudioUp(DeviceId),
     /// `devices/{id}/audio/down`: audio to the device.
     AudioDown(DeviceId),
+    /// `devices/{id}/call`: call control toward the device (ring, answered, hangup).
+    Call(DeviceId),
+    /// `devices/{id}/call/event`: the device's answer, refusal or hangup.
+    CallEvent(DeviceId),
+    /// `devices/{id}/dial`: the device places a call.
+    Dial(DeviceId),
     /// `claim/{id}/request`: a pairing request.
     ClaimRequest(DeviceId),
     /// `claim/{id}/response/{nonce}`: the gateway's answer, addressed to the
@@ -107,6 +113,9 @@ impl Topic {
             ["devices", d, "cmd", r, "reply"] => Ok(Self::CommandReply(id(d)?, req(r)?)),
             ["devices", d, "audio", "up"] => Ok(Self::AudioUp(id(d)?)),
             ["devices", d, "audio", "down"] => Ok(Self::AudioDown(id(d)?)),
+            ["devices", d, "call"] => Ok(Self::Call(id(d)?)),
+            ["devices", d, "call", "event"] => Ok(Self::CallEvent(id(d)?)),
+            ["devices", d, "dial"] => Ok(Self::Dial(id(d)?)),
             ["claim", d, "request"] => Ok(Self::ClaimRequest(id(d)?)),
             ["claim", d, "response", n] => Ok(Self::ClaimResponse(id(d)?, req(n)?)),
             _ => Err(TopicError::Unknown),
@@ -122,6 +131,9 @@ impl Topic {
             | Self::CommandReply(d, _)
             | Self::AudioUp(d)
             | Self::AudioDown(d)
+            | Self::Call(d)
+            | Self::CallEvent(d)
+            | Self::Dial(d)
             | Self::ClaimRequest(d)
             | Self::ClaimResponse(d, _) => d,
         }
@@ -137,6 +149,9 @@ impl fmt::Display for Topic {
             Self::CommandReply(d, r) => write!(f, "devices/{d}/cmd/{r}/reply"),
             Self::AudioUp(d) => write!(f, "devices/{d}/audio/up"),
             Self::AudioDown(d) => write!(f, "devices/{d}/audio/down"),
+            Self::Call(d) => write!(f, "devices/{d}/call"),
+            Self::CallEvent(d) => write!(f, "devices/{d}/call/event"),
+            Self::Dial(d) => write!(f, "devices/{d}/dial"),
             Self::ClaimRequest(d) => write!(f, "claim/{d}/request"),
             Self::ClaimResponse(d, n) => write!(f, "claim/{d}/response/{n}"),
         }
@@ -144,14 +159,16 @@ impl fmt::Display for Topic {
 }
 
 /// Whether a claimed `device` may publish on `topic`: only its own status,
-/// telemetry, command replies and uplink audio.
+/// telemetry, command replies, uplink audio, call events and dial requests.
 pub fn may_publish(device: &DeviceId, topic: &str) -> bool {
     match Topic::parse(topic) {
         Ok(
             t @ (Topic::Status(_)
             | Topic::Telemetry(_)
             | Topic::CommandReply(..)
-            | Topic::AudioUp(_)),
+            | Topic::AudioUp(_)
+            | Topic::CallEvent(_)
+            | Topic::Dial(_)),
         ) => t.device() == device,
         _ => false,
     }
@@ -169,8 +186,8 @@ pub fn claimant_may_subscribe(device: &DeviceId, filter: &str) -> bool {
         && matches!(Topic::parse(filter), Ok(Topic::ClaimResponse(d, _)) if d == *device)
 }
 
-/// Whether a claimed `device` may subscribe to `filter`: its own commands and
-/// downlink audio, written out or with a trailing `+` for the command request
+/// Whether a claimed `device` may subscribe to `filter`: its own commands,
+/// call control and downlink audio, written out or with a trailing `+` for the command request
 /// id. Any other wildcard is refused.
 pub fn may_subscribe(device: &DeviceId, filter: &str) -> bool {
     let own = format!("devices/{device}/");
@@ -181,7 +198,7 @@ pub fn may_subscribe(device: &DeviceId, filter: &str) -> bool {
         return false;
     }
     match Topic::parse(filter) {
-        Ok(t @ (Topic::Command(..) | Topic::AudioDown(_))) => t.device() == device,
+        Ok(t @ (Topic::Command(..) | Topic::AudioDown(_) | Topic::Call(_))) => t.device() == device,
         _ => false,
     }
 }
@@ -203,6 +220,9 @@ mod tests {
             "devices/esp-1/cmd/r42/reply",
             "devices/esp-1/audio/up",
             "devices/esp-1/audio/down",
+            "devices/esp-1/call",
+            "devices/esp-1/call/event",
+            "devices/esp-1/dial",
             "claim/esp-1/request",
             "claim/esp-1/response/n0nce-123",
         ] {
@@ -238,6 +258,16 @@ mod tests {
         );
         assert!(may_subscribe(&a, "devices/a/cmd/+"));
         assert!(may_subscribe(&a, "devices/a/audio/down"));
+        assert!(may_subscribe(&a, "devices/a/call"));
+        assert!(!may_subscribe(&a, "devices/b/call"));
+        assert!(!may_subscribe(&a, "devices/a/call/event"));
+        assert!(may_publish(&a, "devices/a/call/event"));
+        assert!(may_publish(&a, "devices/a/dial"));
+        assert!(!may_publish(&a, "devices/b/dial"));
+        assert!(
+            !may_publish(&a, "devices/a/call"),
+            "call control comes from the gateway"
+        );
         assert!(!may_subscribe(&a, "devices/b/cmd/+"));
         assert!(!may_subscribe(&a, "devices/#"));
         assert!(!may_subscribe(&a, "devices/+/telemetry"));

@@ -9,6 +9,7 @@
 //! minute per device.
 
 mod session;
+pub mod voice;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -71,6 +72,13 @@ pub enum DeviceSupervisorMsg {
         device: DeviceId,
         payload: serde_json::Value,
         reply: RpcReplyPort<Result<CommandRecord, CommandError>>,
+    },
+    /// Ring a device for a call; the reply is its session, which then reports through the
+    /// call's link.
+    Ring {
+        device: DeviceId,
+        call: voice::VoiceCall,
+        reply: RpcReplyPort<Result<ActorRef<DeviceMsg>, voice::RingError>>,
     },
     /// All known devices.
     List(RpcReplyPort<Vec<DeviceView>>),
@@ -137,6 +145,7 @@ pub struct DeviceSupervisorState {
     by_actor: HashMap<ActorId, DeviceId>,
     broker_url: String,
     online: OnlineGauge,
+    calls: Arc<std::sync::OnceLock<ActorRef<crate::supervisor::SupervisorMsg>>>,
 }
 
 /// Start-up arguments.
@@ -145,6 +154,8 @@ pub struct DeviceSupervisorArgs {
     pub config: Arc<Config>,
     /// Store.
     pub store: Arc<dyn Store>,
+    /// The call supervisor, set once it runs (for calls devices place).
+    pub calls: Arc<std::sync::OnceLock<ActorRef<crate::supervisor::SupervisorMsg>>>,
 }
 
 impl std::fmt::Debug for DeviceSupervisorArgs {
@@ -181,6 +192,7 @@ impl Actor for DeviceSupervisor {
             by_actor: HashMap::new(),
             broker_url,
             online: OnlineGauge::default(),
+            calls: args.calls,
         };
         // The registry holds devices seen since start; claimed devices that
         // never connected are listed from the store (no memory per device
@@ -274,6 +286,29 @@ impl Actor for DeviceSupervisor {
                 }
                 list.sort_by(|a, b| a.id.cmp(&b.id));
                 let _ = reply.send(list);
+            }
+            DeviceSupervisorMsg::Ring {
+                device,
+                call,
+                reply,
+            } => {
+                let result = match state.devices.get(&device) {
+                    Some(Entry {
+                        actor: Some(actor),
+                        view,
+                        ..
+                    }) if view.borrow().online => {
+                        metrics::counter!("switchboard_device_calls_total", "dir" => "in")
+                            .increment(1);
+                        let _ = actor.send_message(DeviceMsg::Ring(call));
+                        Ok(actor.clone())
+                    }
+                    _ => match get_device(state.store.as_ref(), device.as_str()) {
+                        Ok(Some(_)) => Err(voice::RingError::Offline),
+                        _ => Err(voice::RingError::Unknown),
+                    },
+                };
+                let _ = reply.send(result);
             }
             DeviceSupervisorMsg::Get(id, reply) => {
                 let view = match state.devices.get(&id) {
@@ -386,6 +421,7 @@ impl DeviceSupervisorState {
             broker,
             view: entry.view.clone(),
             online: self.online.clone(),
+            calls: Arc::clone(&self.calls),
         };
         match Actor::spawn_linked(None, DeviceSession, args, myself.get_cell()).await {
             Ok((actor, _)) => {

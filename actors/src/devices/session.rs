@@ -27,6 +27,7 @@ use switchboard_storage::{
 };
 use tokio::sync::watch;
 
+use super::voice::{self, VoiceCall, VoiceEvent};
 use crate::mqtt::BrokerMsg;
 
 /// Most telemetry keys remembered per device.
@@ -117,6 +118,30 @@ pub enum DeviceMsg {
     CommandQueued,
     /// The command timer fired (generation).
     Timer(u64),
+    /// A call for the device (it rings), or one it placed.
+    Ring(super::voice::VoiceCall),
+    /// A call-control message to publish on `devices/{id}/call` (`ends`: the call is over).
+    CallControl {
+        /// The call it is about.
+        call_id: String,
+        /// The JSON message.
+        payload: Bytes,
+        /// Whether it ends the call.
+        ends: bool,
+    },
+    /// Downlink audio for the current call.
+    AudioDown {
+        /// The call it belongs to.
+        call_id: String,
+        /// PCM16LE at the call's rate.
+        pcm: Bytes,
+    },
+}
+
+/// The device's current call, as its session sees it.
+struct VoiceSlot {
+    call_id: String,
+    link: tokio::sync::mpsc::Sender<super::voice::VoiceEvent>,
 }
 
 /// Start-up arguments of a session.
@@ -133,6 +158,8 @@ pub struct SessionArgs {
     pub view: Arc<watch::Sender<DeviceView>>,
     /// The fleet's online count.
     pub online: super::OnlineGauge,
+    /// The call supervisor, for calls the device places (set once calls are up).
+    pub calls: Arc<std::sync::OnceLock<ActorRef<crate::supervisor::SupervisorMsg>>>,
 }
 
 impl std::fmt::Debug for SessionArgs {
@@ -151,6 +178,7 @@ pub struct SessionState {
     queue: VecDeque<CommandRecord>,
     inflight: Option<CommandRecord>,
     timer_gen: u64,
+    voice: Option<VoiceSlot>,
 }
 
 /// The device session actor.
@@ -173,6 +201,7 @@ impl Actor for DeviceSession {
             queue: VecDeque::new(),
             inflight: None,
             timer_gen: 0,
+            voice: None,
         })
     }
 
@@ -186,11 +215,43 @@ impl Actor for DeviceSession {
             DeviceMsg::Online => state.set_online(true),
             DeviceMsg::Offline { .. } => {
                 state.set_online(false);
+                state.end_voice("device offline");
                 // Commands stay in the store; a new session picks them up.
                 myself.stop(None);
                 return Ok(());
             }
+            DeviceMsg::Message {
+                topic: Topic::Dial(_),
+                payload,
+                ..
+            } => state.on_dial(&myself, &payload).await,
             DeviceMsg::Message { topic, payload, .. } => state.on_message(topic, &payload)?,
+            DeviceMsg::Ring(call) => state.on_ring(call),
+            DeviceMsg::CallControl {
+                call_id,
+                payload,
+                ends,
+            } => {
+                if state.voice.as_ref().is_some_and(|v| v.call_id == call_id) {
+                    state.publish_raw(
+                        Topic::Call(state.args.id.clone()),
+                        payload,
+                        QoS::AtLeastOnce,
+                    );
+                    if ends {
+                        state.voice = None;
+                    }
+                }
+            }
+            DeviceMsg::AudioDown { call_id, pcm } => {
+                if state.voice.as_ref().is_some_and(|v| v.call_id == call_id) {
+                    state.publish_raw(
+                        Topic::AudioDown(state.args.id.clone()),
+                        pcm,
+                        QoS::AtMostOnce,
+                    );
+                }
+            }
             DeviceMsg::CommandQueued => state.reload()?,
             DeviceMsg::Subscribed { filters } => {
                 let prefix = format!("devices/{}/cmd/", state.args.id);
@@ -238,9 +299,105 @@ impl SessionState {
             },
             Topic::Telemetry(_) => self.telemetry(payload),
             Topic::CommandReply(_, req) => self.on_reply(&req, payload)?,
+            Topic::AudioUp(_) => {
+                if let Some(v) = &self.voice {
+                    if v.link
+                        .try_send(VoiceEvent::Audio(Bytes::copy_from_slice(payload)))
+                        .is_err()
+                    {
+                        metrics::counter!("switchboard_device_voice_dropped_total", "dir" => "up")
+                            .increment(1);
+                    }
+                }
+            }
+            Topic::CallEvent(_) => {
+                let ev = self
+                    .voice
+                    .as_ref()
+                    .and_then(|v| voice::parse_call_event(payload, &v.call_id));
+                match ev {
+                    Some(ev) => {
+                        let ends = matches!(ev, VoiceEvent::Rejected(_) | VoiceEvent::Hangup(_));
+                        if let Some(v) = &self.voice {
+                            let _ = v.link.try_send(ev);
+                        }
+                        if ends {
+                            self.voice = None;
+                        }
+                    }
+                    None => {
+                        metrics::counter!("switchboard_device_voice_bad_events_total").increment(1)
+                    }
+                }
+            }
             _ => {}
         }
         Ok(())
+    }
+
+    fn publish_raw(&self, topic: Topic, payload: Bytes, qos: QoS) {
+        let _ = self.args.broker.send_message(BrokerMsg::Publish {
+            topic: topic.to_string(),
+            payload,
+            qos,
+            retain: false,
+        });
+        self.touch(|v| v.counters.messages_out += 1);
+    }
+
+    /// A call for the device, or one it placed: announce it, unless it is in a call already.
+    fn on_ring(&mut self, call: VoiceCall) {
+        if self.voice.is_some() {
+            let _ = call.link.try_send(VoiceEvent::Rejected("busy"));
+            return;
+        }
+        self.publish_raw(
+            Topic::Call(self.args.id.clone()),
+            voice::ring_message(&call),
+            QoS::AtLeastOnce,
+        );
+        self.voice = Some(VoiceSlot {
+            call_id: call.call_id,
+            link: call.link,
+        });
+    }
+
+    /// The device's call (if any) is over from its side.
+    fn end_voice(&mut self, cause: &'static str) {
+        if let Some(v) = self.voice.take() {
+            let _ = v.link.try_send(VoiceEvent::Hangup(cause));
+        }
+    }
+
+    /// The device dials: route the number like any call and bridge it to the device.
+    async fn on_dial(&mut self, myself: &ActorRef<DeviceMsg>, payload: &[u8]) {
+        self.touch(|v| v.counters.messages_in += 1);
+        let refuse = |this: &Self, reason: &str| {
+            let body = serde_json::json!({"event": "rejected", "reason": reason}).to_string();
+            this.publish_raw(
+                Topic::Call(this.args.id.clone()),
+                Bytes::from(body),
+                QoS::AtLeastOnce,
+            );
+        };
+        let Some(req) = voice::parse_dial(payload) else {
+            metrics::counter!("switchboard_device_voice_bad_events_total").increment(1);
+            return refuse(self, "bad request");
+        };
+        if self.voice.is_some() {
+            return refuse(self, "busy");
+        }
+        let Some(calls) = self.args.calls.get().cloned() else {
+            return refuse(self, "unavailable");
+        };
+        let rate = self.args.config.devices.audio_rate;
+        match voice::dial(&calls, rate, myself.clone(), self.args.id.as_str(), req).await {
+            Some(call) => {
+                metrics::counter!("switchboard_device_calls_total", "dir" => "out").increment(1);
+                self.on_ring(call);
+            }
+            None => refuse(self, "no call could be placed"),
+        }
     }
 
     fn telemetry(&self, payload: &[u8]) {

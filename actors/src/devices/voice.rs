@@ -1,0 +1,621 @@
+//! ESP32 devices as voice endpoints: a call routed to `device:ID` rings the device over MQTT
+//! and, once it answers, carries audio between the call's RTP and the device's PCM16 topics;
+//! a device can also place a call through the dial plan.
+//!
+//! Device protocol (all JSON unless noted, QoS 1 for control, QoS 0 for audio):
+//!
+//! - Gateway → device on `devices/{id}/call`:
+//!   `{"event":"ring","call":ID,"from":NUM,"to":NUM,"rate":16000,"format":"pcm16le","frame_ms":20}`,
+//!   `{"event":"dialing","call":ID,"to":NUM,...}` (its own call), `{"event":"ringing","call":ID}`,
+//!   `{"event":"answered","call":ID}`, `{"event":"hangup","call":ID,"reason":TEXT}`,
+//!   `{"event":"dtmf","call":ID,"digit":"5"}` (a digit from the far end), and
+//!   `{"event":"rejected","reason":TEXT}` for a dial request that could not start.
+//! - Device → gateway on `devices/{id}/call/event`: `{"event":"answer","call":ID}`,
+//!   `{"event":"reject","call":ID,"reason":"busy"|"decline"}`, `{"event":"hangup","call":ID}`.
+//! - Device → gateway on `devices/{id}/dial`: `{"to":NUM}` (optional `"from"`).
+//! - Audio, binary little-endian PCM16 mono at the call's `rate` (`[devices] audio_rate`):
+//!   `devices/{id}/audio/up` from the device (any whole number of samples up to 200 ms per
+//!   message; bursts are smoothed by the playout buffer toward RTP) and
+//!   `devices/{id}/audio/down` to it (one 20 ms frame per message).
+//!
+//! The gateway transcodes G.711 ↔ PCM16 and resamples 8 kHz ↔ the device rate. One call per
+//! device at a time: a second ring gets `busy` (486).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use ractor::ActorRef;
+use serde::Deserialize;
+use serde_json::json;
+use switchboard_sip::media::g711;
+use switchboard_sip::media::resample::{Resampler, SampleRate};
+use tokio::sync::mpsc;
+
+use super::session::DeviceMsg;
+use super::DeviceSupervisorMsg;
+use crate::audio::leg::{Leg, LegCommand, LegConfig, LegEvent};
+use crate::call::{CallId, CallMsg};
+use crate::context::CallContext;
+use crate::supervisor::SupervisorMsg;
+use crate::ua::{Listener, UaEvent, UaMode};
+
+/// Largest call-control message accepted from a device.
+pub const MAX_CONTROL_BYTES: usize = 1024;
+/// Most audio one `audio/up` message may carry, in ms.
+pub const MAX_UP_MS: usize = 200;
+/// Events queued from the device session to a call's bridge.
+const LINK_QUEUE: usize = 64;
+/// Playout buffered toward RTP for a device (bursty MQTT delivery).
+const DEVICE_PLAYOUT_MS: u32 = 2000;
+
+/// What the device did, as its session reports it to the call's bridge.
+#[derive(Debug)]
+pub enum VoiceEvent {
+    /// It answered.
+    Answered,
+    /// It refused (`busy`, `decline`, or it was offline / already in a call).
+    Rejected(&'static str),
+    /// It hung up (or went offline).
+    Hangup(&'static str),
+    /// Uplink audio (PCM16LE at the call's rate).
+    Audio(Bytes),
+}
+
+/// A call offered to a device session.
+#[derive(Debug)]
+pub struct VoiceCall {
+    /// Call id.
+    pub call_id: String,
+    /// Caller.
+    pub from: String,
+    /// Called number.
+    pub to: String,
+    /// Audio rate in Hz.
+    pub rate: u32,
+    /// Where the session reports.
+    pub link: mpsc::Sender<VoiceEvent>,
+    /// Whether the device placed this call itself (no ring; it is told `dialing`).
+    pub outbound: bool,
+}
+
+/// Why a device cannot be rung.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RingError {
+    /// No such claimed device.
+    #[error("unknown device")]
+    Unknown,
+    /// Not connected.
+    #[error("device offline")]
+    Offline,
+}
+
+/// A call-control message from a device.
+#[derive(Debug, Deserialize)]
+struct DeviceCallEvent {
+    event: String,
+    call: String,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// What a device's `call/event` message means for call `current`.
+pub(crate) fn parse_call_event(payload: &[u8], current: &str) -> Option<VoiceEvent> {
+    if payload.len() > MAX_CONTROL_BYTES {
+        return None;
+    }
+    let ev: DeviceCallEvent = serde_json::from_slice(payload).ok()?;
+    if ev.call != current {
+        return None;
+    }
+    match ev.event.as_str() {
+        "answer" => Some(VoiceEvent::Answered),
+        "reject" => Some(VoiceEvent::Rejected(match ev.reason.as_deref() {
+            Some("busy") => "busy",
+            _ => "decline",
+        })),
+        "hangup" => Some(VoiceEvent::Hangup("device hangup")),
+        _ => None,
+    }
+}
+
+/// A device's dial request.
+#[derive(Debug, Deserialize)]
+pub(crate) struct DialRequest {
+    pub to: String,
+    #[serde(default)]
+    pub from: Option<String>,
+}
+
+/// Parse a dial request: a dial string of 1..=32 digits, `+`, `*`, `#`.
+pub(crate) fn parse_dial(payload: &[u8]) -> Option<DialRequest> {
+    if payload.len() > MAX_CONTROL_BYTES {
+        return None;
+    }
+    let d: DialRequest = serde_json::from_slice(payload).ok()?;
+    let dial = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 32
+            && s.chars()
+                .all(|c| c.is_ascii_digit() || matches!(c, '+' | '*' | '#'))
+    };
+    (dial(&d.to) && d.from.as_deref().is_none_or(dial)).then_some(d)
+}
+
+/// The control message announcing a call to a device.
+pub(crate) fn ring_message(call: &VoiceCall) -> Bytes {
+    let event = if call.outbound { "dialing" } else { "ring" };
+    Bytes::from(
+        json!({
+            "event": event,
+            "call": call.call_id,
+            "from": call.from,
+            "to": call.to,
+            "rate": call.rate,
+            "format": "pcm16le",
+            "frame_ms": 20,
+        })
+        .to_string(),
+    )
+}
+
+/// A control message about call `call`.
+pub(crate) fn control(event: &str, call: &str, reason: Option<&str>) -> Bytes {
+    let mut v = json!({"event": event, "call": call});
+    if let Some(r) = reason {
+        v["reason"] = json!(r);
+    }
+    Bytes::from(v.to_string())
+}
+
+/// SIP status for a device's refusal.
+fn reject_code(reason: &str) -> u16 {
+    match reason {
+        "busy" => 486,
+        "offline" => 480,
+        "unknown" => 404,
+        _ => 603,
+    }
+}
+
+fn rate_of(hz: u32) -> SampleRate {
+    if hz == 8000 {
+        SampleRate::Hz8000
+    } else {
+        SampleRate::Hz16000
+    }
+}
+
+/// Converts between the call's 8 kHz PCM and the device's PCM16LE.
+struct DeviceCodec {
+    rate: SampleRate,
+    up: Option<Resampler>,
+    down: Option<Resampler>,
+    scratch: Vec<i16>,
+}
+
+impl DeviceCodec {
+    fn new(hz: u32) -> Self {
+        let rate = rate_of(hz);
+        let (up, down) = if rate == SampleRate::Hz8000 {
+            (None, None)
+        } else {
+            (
+                Some(Resampler::new(rate, SampleRate::Hz8000)),
+                Some(Resampler::new(SampleRate::Hz8000, rate)),
+            )
+        };
+        DeviceCodec {
+            rate,
+            up,
+            down,
+            scratch: Vec::new(),
+        }
+    }
+
+    /// Device bytes → 8 kHz PCM; `None` for a payload that is odd-sized or too long.
+    fn decode_up(&mut self, payload: &[u8]) -> Option<Vec<i16>> {
+        let max = self.rate.samples_per_ms() * MAX_UP_MS * 2;
+        if payload.is_empty() || payload.len() & 1 == 1 || payload.len() > max {
+            return None;
+        }
+        self.scratch.clear();
+        g711::pcm16le_decode(payload, &mut self.scratch);
+        Some(match self.up.as_mut() {
+            Some(r) => {
+                let mut out = Vec::with_capacity(self.scratch.len() / 2 + 4);
+                r.process(&self.scratch, &mut out);
+                out
+            }
+            None => self.scratch.clone(),
+        })
+    }
+
+    /// 8 kHz PCM → device bytes.
+    fn encode_down(&mut self, pcm: &[i16]) -> Bytes {
+        let mut out = Vec::with_capacity(pcm.len() * 4);
+        match self.down.as_mut() {
+            Some(r) => {
+                self.scratch.clear();
+                r.process(pcm, &mut self.scratch);
+                g711::pcm16le_encode(&self.scratch, &mut out);
+            }
+            None => g711::pcm16le_encode(pcm, &mut out),
+        }
+        Bytes::from(out)
+    }
+}
+
+/// Inputs of a bridge.
+enum Input {
+    Call(UaEvent),
+    Device(VoiceEvent),
+}
+
+/// Which way the call was set up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    /// Routed to the device; it must answer.
+    ToDevice,
+    /// Placed by the device.
+    FromDevice,
+}
+
+struct Bridge {
+    ctx: Arc<CallContext>,
+    call: CallId,
+    device: String,
+    direction: Direction,
+    session: Option<ActorRef<DeviceMsg>>,
+    leg: Option<Leg>,
+    codec: DeviceCodec,
+}
+
+impl Bridge {
+    fn tell_call(&self, msg: CallMsg) {
+        let _ = self
+            .ctx
+            .supervisor
+            .send_message(SupervisorMsg::Tell(self.call.clone(), msg));
+    }
+
+    fn tell_device(&self, msg: DeviceMsg) {
+        if let Some(s) = &self.session {
+            let _ = s.send_message(msg);
+        }
+    }
+
+    fn control(&self, event: &'static str, reason: Option<&str>) {
+        self.tell_device(DeviceMsg::CallControl {
+            call_id: self.call.0.clone(),
+            payload: control(event, &self.call.0, reason),
+            ends: event == "hangup",
+        });
+    }
+
+    /// Returns false when the bridge is done.
+    fn on_input(&mut self, input: Input) -> bool {
+        match input {
+            Input::Device(VoiceEvent::Answered) => self.tell_call(CallMsg::Answer),
+            Input::Device(VoiceEvent::Rejected(reason)) => {
+                self.tell_call(CallMsg::Reject(reject_code(reason)))
+            }
+            Input::Device(VoiceEvent::Hangup(cause)) => {
+                self.session = None;
+                self.tell_call(CallMsg::End(cause));
+            }
+            Input::Device(VoiceEvent::Audio(bytes)) => {
+                let Some(leg) = &self.leg else { return true };
+                match self.codec.decode_up(&bytes) {
+                    Some(pcm) => {
+                        if leg.commands.try_send(LegCommand::Play(pcm)).is_err() {
+                            metrics::counter!("switchboard_device_voice_dropped_total", "dir" => "up")
+                                .increment(1);
+                        }
+                    }
+                    None => {
+                        metrics::counter!("switchboard_device_voice_bad_audio_total").increment(1)
+                    }
+                }
+            }
+            Input::Call(UaEvent::Ringing) => {
+                if self.direction == Direction::FromDevice {
+                    self.control("ringing", None);
+                }
+            }
+            Input::Call(UaEvent::Answered) => {
+                if self.direction == Direction::FromDevice {
+                    self.control("answered", None);
+                }
+            }
+            Input::Call(UaEvent::Audio(media)) => match &self.leg {
+                Some(leg) => {
+                    let _ = leg.commands.try_send(LegCommand::Remote(media.remote));
+                }
+                None => {
+                    let leg = Leg::spawn(
+                        media.socket,
+                        LegConfig {
+                            law: media.law,
+                            event_payload_type: media.event_payload_type,
+                            remote: media.remote,
+                            max_playout_ms: DEVICE_PLAYOUT_MS,
+                            send: true,
+                        },
+                    );
+                    match leg {
+                        Ok(l) => self.leg = Some(l),
+                        Err(err) => {
+                            tracing::error!(call = %self.call, %err, "cannot start the audio leg");
+                            self.tell_call(CallMsg::End("media error"));
+                        }
+                    }
+                }
+            },
+            Input::Call(UaEvent::T38(_)) => {}
+            Input::Call(UaEvent::Ended(outcome)) => {
+                let reason = if outcome.answered || self.direction == Direction::FromDevice {
+                    outcome.cause
+                } else {
+                    "cancelled"
+                };
+                self.control("hangup", Some(reason));
+                return false;
+            }
+        }
+        true
+    }
+
+    fn on_leg(&mut self, ev: LegEvent) {
+        match ev {
+            LegEvent::Audio { pcm, .. } => {
+                let audio = self.codec.encode_down(&pcm);
+                self.tell_device(DeviceMsg::AudioDown {
+                    call_id: self.call.0.clone(),
+                    pcm: audio,
+                });
+            }
+            LegEvent::Dtmf { digit, .. } => {
+                let mut v = json!({"event": "dtmf", "call": self.call.0});
+                v["digit"] = json!(digit.to_string());
+                self.tell_device(DeviceMsg::CallControl {
+                    call_id: self.call.0.clone(),
+                    payload: Bytes::from(v.to_string()),
+                    ends: false,
+                });
+            }
+            LegEvent::Marks(_) => {}
+        }
+    }
+}
+
+async fn run(mut bridge: Bridge, mut inputs: mpsc::Receiver<Input>) {
+    loop {
+        let leg_event = async {
+            match bridge.leg.as_mut() {
+                Some(l) => l.events.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            input = inputs.recv() => {
+                let Some(input) = input else { break };
+                if !bridge.on_input(input) {
+                    break;
+                }
+            }
+            ev = leg_event => match ev {
+                Some(ev) => bridge.on_leg(ev),
+                None => bridge.leg = None,
+            },
+        }
+    }
+}
+
+/// Inputs of a bridge: the call's listener and the device session's link.
+fn channels() -> (
+    mpsc::Sender<Input>,
+    mpsc::Receiver<Input>,
+    Listener,
+    mpsc::Sender<VoiceEvent>,
+) {
+    let (tx, rx) = mpsc::channel::<Input>(LINK_QUEUE * 2);
+    let call_tx = tx.clone();
+    let listener = Listener::new(move |ev| {
+        // Call events are few and must not be lost: wait for room off the actor's thread.
+        let tx = call_tx.clone();
+        if let Err(mpsc::error::TrySendError::Full(Input::Call(ev))) = tx.try_send(Input::Call(ev))
+        {
+            tokio::spawn(async move {
+                let _ = tx.send(Input::Call(ev)).await;
+            });
+        }
+    });
+    let (link_tx, mut link_rx) = mpsc::channel::<VoiceEvent>(LINK_QUEUE);
+    let fwd = tx.clone();
+    tokio::spawn(async move {
+        while let Some(ev) = link_rx.recv().await {
+            if fwd.send(Input::Device(ev)).await.is_err() {
+                break;
+            }
+        }
+    });
+    (tx, rx, listener, link_tx)
+}
+
+/// The listener of a call routed to `device:ID`: rings the device, answers or refuses the
+/// call for it, and bridges the audio once both ends are up.
+pub fn ring_listener(
+    ctx: &Arc<CallContext>,
+    device: String,
+    call: CallId,
+    from: String,
+    to: String,
+) -> Listener {
+    let (tx, rx, listener, link) = channels();
+    let ctx = Arc::clone(ctx);
+    let rate = ctx.config.devices.audio_rate;
+    tokio::spawn(async move {
+        let mut bridge = Bridge {
+            ctx: Arc::clone(&ctx),
+            call: call.clone(),
+            device: device.clone(),
+            direction: Direction::ToDevice,
+            session: None,
+            leg: None,
+            codec: DeviceCodec::new(rate),
+        };
+        let rung = match (&ctx.devices, switchboard_mqtt::DeviceId::parse(&device)) {
+            (Some(devices), Ok(id)) => ractor::call_t!(
+                devices,
+                |reply| DeviceSupervisorMsg::Ring {
+                    device: id,
+                    call: VoiceCall {
+                        call_id: call.0.clone(),
+                        from,
+                        to,
+                        rate,
+                        link,
+                        outbound: false,
+                    },
+                    reply,
+                },
+                2_000
+            )
+            .ok(),
+            _ => None,
+        };
+        match rung {
+            Some(Ok(session)) => bridge.session = Some(session),
+            Some(Err(e)) => {
+                tracing::info!(call = %call, device = %bridge.device, err = %e, "device cannot take the call");
+                let reason = match e {
+                    RingError::Unknown => "unknown",
+                    RingError::Offline => "offline",
+                };
+                bridge.tell_call(CallMsg::Reject(reject_code(reason)));
+            }
+            None => bridge.tell_call(CallMsg::Reject(503)),
+        }
+        drop(tx);
+        run(bridge, rx).await;
+    });
+    listener
+}
+
+/// A call the device placed: dial `to` through the dial plan and bridge it to the device.
+/// Returns the link for the session, or `None` when no call could start.
+pub(crate) async fn dial(
+    calls: &ActorRef<SupervisorMsg>,
+    ctx_rate: u32,
+    session: ActorRef<DeviceMsg>,
+    device: &str,
+    req: DialRequest,
+) -> Option<VoiceCall> {
+    let call = CallId::new();
+    let (tx, rx, listener, link) = channels();
+    let src = req.from.clone().unwrap_or_else(|| device.to_string());
+    let placed = ractor::call_t!(
+        calls,
+        |reply| SupervisorMsg::Originate {
+            id: call.clone(),
+            to: req.to.clone(),
+            src: src.clone(),
+            listener,
+            mode: UaMode::Audio { ring_first: false },
+            reply,
+        },
+        2_000
+    );
+    if !matches!(placed, Ok(true)) {
+        return None;
+    }
+    let ctx = ractor::call_t!(calls, SupervisorMsg::Context, 2_000)
+        .ok()
+        .flatten()?;
+    let bridge = Bridge {
+        ctx,
+        call: call.clone(),
+        device: device.to_string(),
+        direction: Direction::FromDevice,
+        session: Some(session),
+        leg: None,
+        codec: DeviceCodec::new(ctx_rate),
+    };
+    drop(tx);
+    tokio::spawn(run(bridge, rx));
+    Some(VoiceCall {
+        call_id: call.0,
+        from: src,
+        to: req.to,
+        rate: ctx_rate,
+        link,
+        outbound: true,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn call_events_are_bounded_and_tied_to_the_current_call() {
+        assert!(matches!(
+            parse_call_event(br#"{"event":"answer","call":"c1"}"#, "c1"),
+            Some(VoiceEvent::Answered)
+        ));
+        assert!(parse_call_event(br#"{"event":"answer","call":"c2"}"#, "c1").is_none());
+        assert!(matches!(
+            parse_call_event(br#"{"event":"reject","call":"c1","reason":"busy"}"#, "c1"),
+            Some(VoiceEvent::Rejected("busy"))
+        ));
+        assert!(matches!(
+            parse_call_event(br#"{"event":"reject","call":"c1"}"#, "c1"),
+            Some(VoiceEvent::Rejected("decline"))
+        ));
+        assert!(matches!(
+            parse_call_event(br#"{"event":"hangup","call":"c1"}"#, "c1"),
+            Some(VoiceEvent::Hangup(_))
+        ));
+        for bad in [&b"{"[..], b"[]", b"{\"event\":1}", b"\xff\xfe", b""] {
+            assert!(parse_call_event(bad, "c1").is_none());
+        }
+        let big = format!(
+            r#"{{"event":"answer","call":"c1","pad":"{}"}}"#,
+            "x".repeat(2000)
+        );
+        assert!(parse_call_event(big.as_bytes(), "c1").is_none());
+    }
+
+    #[test]
+    fn dial_requests_need_a_dial_string() {
+        assert_eq!(parse_dial(br#"{"to":"+4930123"}"#).unwrap().to, "+4930123");
+        assert!(parse_dial(br#"{"to":"sip:evil@x"}"#).is_none());
+        assert!(parse_dial(br#"{"to":""}"#).is_none());
+        assert!(parse_dial(br#"{"to":"1","from":"a b"}"#).is_none());
+        assert!(parse_dial(&[b'{'; 5000]).is_none());
+    }
+
+    #[test]
+    fn device_audio_is_resampled_both_ways_and_bad_frames_refused() {
+        let mut c = DeviceCodec::new(16000);
+        let pcm16k: Vec<i16> = (0..320)
+            .map(|i| ((i as f64 * 0.3).sin() * 8000.0) as i16)
+            .collect();
+        let mut bytes = Vec::new();
+        g711::pcm16le_encode(&pcm16k, &mut bytes);
+        let mut total = 0;
+        for _ in 0..10 {
+            total += c.decode_up(&bytes).unwrap().len();
+        }
+        assert!((1550..=1600).contains(&total), "{total}");
+        assert_eq!(c.encode_down(&[0i16; 160]).len() % 2, 0);
+        assert!(c.decode_up(&[0u8; 3]).is_none(), "odd length");
+        assert!(c.decode_up(&[]).is_none());
+        assert!(
+            c.decode_up(&vec![0u8; 16 * 200 * 2 + 2]).is_none(),
+            "over 200 ms"
+        );
+        let mut c8 = DeviceCodec::new(8000);
+        assert_eq!(c8.encode_down(&[1i16; 160]).len(), 320);
+    }
+}

@@ -1,0 +1,374 @@
+//! ESP32 devices as voice endpoints, against real peers: SIPp calls a `device:ID` route and a
+//! simulated device (rumqttc, the way an ESP32 firmware does it) answers, talks PCM16 over
+//! `audio/up` and hears the caller on `audio/down`; the test is the caller's RTP endpoint.
+//! The device also places a call through the dial plan to a SIPp UAS.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::rtp::{call_rtp, RtpPeer};
+use common::{uac, Gateway, Sipp};
+use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Packet, QoS};
+use serde_json::{json, Value};
+use switchboard_mqtt::claim::{claim_mac, device_secret};
+
+const FLEET: &str = "test-fleet-secret-0123456789";
+
+fn gateway(extra: &str) -> Gateway {
+    Gateway::start_with(
+        extra,
+        &format!("[devices]\nfleet_secret = \"{FLEET}\"\nring_timeout_secs = 5\n"),
+    )
+}
+
+/// Claim over HTTP; returns the MQTT password.
+fn claim(gw: &Gateway, id: &str) -> String {
+    let ts = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let nonce = format!("nonce-{id}-{}", common::free_port());
+    let secret = device_secret(FLEET.as_bytes(), id);
+    let mac = claim_mac(&secret, id, &nonce, ts);
+    let body = json!({"device_id": id, "nonce": nonce, "ts": ts, "hmac": mac}).to_string();
+    let (code, resp) = gw
+        .request_body("POST", "/api/v1/devices/claim", &body)
+        .unwrap();
+    assert_eq!(code, 200, "claim failed: {resp}");
+    resp["password"].as_str().unwrap().to_string()
+}
+
+/// What the simulated device does.
+#[derive(Clone)]
+struct Script {
+    /// On `ring`: answer (true) or reject busy (false).
+    answer: bool,
+    /// Place a call to this number once online.
+    dial: Option<String>,
+    /// How long to talk once the call is up.
+    talk: Duration,
+    /// Hang up after talking (else wait for the network to hang up).
+    hangup: bool,
+}
+
+/// What the device saw.
+#[derive(Default, Debug)]
+struct Report {
+    /// Messages on `devices/{id}/call`.
+    control: Vec<Value>,
+    /// Frames on `audio/down` and how many carried the caller's tone.
+    down: usize,
+    down_loud: usize,
+    down_bytes: Vec<usize>,
+    /// Frames sent on `audio/up`.
+    up: usize,
+}
+
+/// 20 ms of a 16 kHz PCM16 tone (600 Hz), frame `n`.
+fn tone16k(n: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(640);
+    for i in 0..320 {
+        let t = (n * 320 + i) as f64 / 16000.0;
+        let v = ((t * 600.0 * 2.0 * std::f64::consts::PI).sin() * 12000.0) as i16;
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    out
+}
+
+fn run_device(port: u16, id: &str, pass: &str, script: Script, report: Arc<Mutex<Report>>) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut opts = MqttOptions::new(id, "127.0.0.1", port);
+        opts.set_credentials(id, pass);
+        opts.set_keep_alive(Duration::from_secs(5));
+        opts.set_last_will(LastWill::new(
+            format!("devices/{id}/status"),
+            "offline",
+            QoS::AtLeastOnce,
+            true,
+        ));
+        let (client, mut events) = AsyncClient::new(opts, 256);
+        client
+            .subscribe(format!("devices/{id}/call"), QoS::AtLeastOnce)
+            .await
+            .unwrap();
+        client
+            .subscribe(format!("devices/{id}/audio/down"), QoS::AtMostOnce)
+            .await
+            .unwrap();
+        let mut subacks = 0;
+        let mut call: Option<String> = None;
+        let mut talking_since: Option<Instant> = None;
+        let mut finish_at: Option<Instant> = None;
+        let mut frame = 0usize;
+        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep_until(deadline) => break,
+                _ = tick.tick() => {
+                    if finish_at.is_some_and(|t| Instant::now() >= t) {
+                        break;
+                    }
+                    let Some(since) = talking_since else { continue };
+                    if since.elapsed() < script.talk {
+                        client
+                            .publish(format!("devices/{id}/audio/up"), QoS::AtMostOnce, false, tone16k(frame))
+                            .await
+                            .unwrap();
+                        frame += 1;
+                        report.lock().unwrap().up += 1;
+                    } else {
+                        talking_since = None;
+                        if script.hangup {
+                            let c = call.clone().unwrap();
+                            client
+                                .publish(format!("devices/{id}/call/event"), QoS::AtLeastOnce, false,
+                                    json!({"event": "hangup", "call": c}).to_string())
+                                .await
+                                .unwrap();
+                        }
+                    }
+                }
+                ev = events.poll() => {
+                    let Ok(ev) = ev else { break };
+                    match ev {
+                        Event::Incoming(Packet::SubAck(_)) => {
+                            subacks += 1;
+                            if subacks == 2 {
+                                client
+                                    .publish(format!("devices/{id}/status"), QoS::AtLeastOnce, true, "online")
+                                    .await
+                                    .unwrap();
+                                if let Some(to) = &script.dial {
+                                    tokio::time::sleep(Duration::from_millis(200)).await;
+                                    client
+                                        .publish(format!("devices/{id}/dial"), QoS::AtLeastOnce, false,
+                                            json!({"to": to}).to_string())
+                                        .await
+                                        .unwrap();
+                                }
+                            }
+                        }
+                        Event::Incoming(Packet::Publish(p)) if p.topic.ends_with("/audio/down") => {
+                            let peak = p
+                                .payload
+                                .chunks(2)
+                                .filter(|c| c.len() == 2)
+                                .map(|c| i16::from_le_bytes([c[0], c[1]]).unsigned_abs())
+                                .max()
+                                .unwrap_or(0);
+                            let mut r = report.lock().unwrap();
+                            r.down += 1;
+                            r.down_bytes.push(p.payload.len());
+                            if peak > 4000 {
+                                r.down_loud += 1;
+                            }
+                        }
+                        Event::Incoming(Packet::Publish(p)) => {
+                            let msg: Value = serde_json::from_slice(&p.payload).unwrap_or(Value::Null);
+                            report.lock().unwrap().control.push(msg.clone());
+                            let c = msg["call"].as_str().map(str::to_string);
+                            match msg["event"].as_str() {
+                                Some("ring") => {
+                                    call = c.clone();
+                                    let reply = if script.answer {
+                                        json!({"event": "answer", "call": c})
+                                    } else {
+                                        json!({"event": "reject", "call": c, "reason": "busy"})
+                                    };
+                                    client
+                                        .publish(format!("devices/{id}/call/event"), QoS::AtLeastOnce, false, reply.to_string())
+                                        .await
+                                        .unwrap();
+                                    if script.answer {
+                                        talking_since = Some(Instant::now());
+                                    } else {
+                                        // Let the event loop send the refusal, then leave.
+                                        finish_at = Some(Instant::now() + Duration::from_millis(500));
+                                    }
+                                }
+                                Some("dialing") => call = c,
+                                Some("answered") => talking_since = Some(Instant::now()),
+                                Some("hangup") | Some("rejected") => break,
+                                _ => {}
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+        let _ = client.disconnect().await;
+        let _ = tokio::time::timeout(Duration::from_millis(300), events.poll()).await;
+    });
+}
+
+/// Claim `id`, run it with `script` in a thread, and wait until it is online.
+fn device(gw: &Gateway, id: &str, script: Script) -> (thread::JoinHandle<()>, Arc<Mutex<Report>>) {
+    let pass = claim(gw, id);
+    let report = Arc::new(Mutex::new(Report::default()));
+    let (port, owned, r) = (gw.mqtt_port, id.to_string(), Arc::clone(&report));
+    let handle = thread::spawn(move || run_device(port, &owned, &pass, script, r));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while gw.get(&format!("/api/v1/devices/{id}")).1["online"] != true {
+        assert!(Instant::now() < deadline, "device not online\n{}", gw.log());
+        thread::sleep(Duration::from_millis(50));
+    }
+    (handle, report)
+}
+
+#[test]
+fn a_device_answers_a_sipp_call_talks_both_ways_and_its_hangup_sends_bye() {
+    let gw = gateway("[[route]]\nmatch = \"7000\"\nto = \"device:esp-voice\"\n");
+    let (dev, report) = device(
+        &gw,
+        "esp-voice",
+        Script {
+            answer: true,
+            dial: None,
+            talk: Duration::from_millis(2500),
+            hangup: true,
+        },
+    );
+    let peer = RtpPeer::bind();
+    let sip = gw.sip();
+    let rtp_port = peer.port().to_string();
+    let caller = thread::spawn(move || {
+        uac(
+            "uac_rtp_wait_bye.xml",
+            &sip,
+            &["-s", "7000", "-m", "1", "-set", "rtp_port", &rtp_port],
+            Duration::from_secs(30),
+        )
+    });
+    let (_, gw_rtp) = call_rtp(&gw);
+    // The caller talks (a 440 Hz tone) while listening for the device's tone.
+    let talker = peer.socket.try_clone().unwrap();
+    let sender = thread::spawn(move || {
+        RtpPeer { socket: talker }.send_tone(gw_rtp, 100);
+    });
+    let (packets, loud) = peer.listen(Duration::from_millis(3000));
+    sender.join().unwrap();
+    let run = caller.join().unwrap();
+    dev.join().unwrap();
+    assert_eq!(run.code, 0, "the caller got no BYE: {run:?}\n{}", gw.log());
+    let r = report.lock().unwrap();
+    let ring = &r.control[0];
+    assert_eq!(ring["event"], "ring", "{:?}", r.control);
+    assert_eq!(ring["from"], "4930111");
+    assert_eq!(ring["to"], "7000");
+    assert_eq!(ring["rate"], 16000);
+    assert_eq!(ring["format"], "pcm16le");
+    // Device → caller: its tone came out as RTP (2.5 s of 20 ms frames).
+    assert!(packets > 100, "{packets} RTP packets");
+    assert!(
+        loud >= 100,
+        "{loud} RTP frames carried the device's tone (sent {})",
+        r.up
+    );
+    // Caller → device: 20 ms PCM16 frames at 16 kHz, the tone in most of them.
+    assert!(r.down >= 100, "{} audio/down frames", r.down);
+    assert!(
+        r.down_bytes.iter().all(|&n| n == 640),
+        "frame sizes {:?}",
+        &r.down_bytes[..5]
+    );
+    assert!(
+        r.down_loud >= 80,
+        "{} of {} down frames carried the caller's tone",
+        r.down_loud,
+        r.down
+    );
+    let cdr = &gw.wait_cdrs(1)[0];
+    assert_eq!(cdr["hangup_cause"], "device hangup", "{cdr}");
+    assert_eq!(cdr["disposition"], "ANSWERED");
+    assert_eq!(cdr["dst"], "7000");
+}
+
+#[test]
+fn busy_offline_and_unknown_devices_refuse_the_call_with_the_right_status() {
+    let gw = gateway(
+        "[[route]]\nmatch = \"7001\"\nto = \"device:esp-busy\"\n\n[[route]]\nmatch = \"7002\"\nto = \"device:esp-asleep\"\n\n[[route]]\nmatch = \"7003\"\nto = \"device:nobody\"\n",
+    );
+    let (dev, report) = device(
+        &gw,
+        "esp-busy",
+        Script {
+            answer: false,
+            dial: None,
+            talk: Duration::ZERO,
+            hangup: false,
+        },
+    );
+    let run = uac(
+        "uac_busy.xml",
+        &gw.sip(),
+        &["-s", "7001", "-m", "1"],
+        Duration::from_secs(15),
+    );
+    assert_eq!(run.code, 0, "expected 486: {run:?}\n{}", gw.log());
+    dev.join().unwrap();
+    assert_eq!(report.lock().unwrap().control[0]["event"], "ring");
+    // Claimed but never connected: 480.
+    claim(&gw, "esp-asleep");
+    let run = uac(
+        "uac_expect_480.xml",
+        &gw.sip(),
+        &["-s", "7002", "-m", "1"],
+        Duration::from_secs(15),
+    );
+    assert_eq!(run.code, 0, "expected 480: {run:?}\n{}", gw.log());
+    // Never claimed: 404.
+    let run = uac(
+        "uac_expect_404.xml",
+        &gw.sip(),
+        &["-s", "7003", "-m", "1"],
+        Duration::from_secs(15),
+    );
+    assert_eq!(run.code, 0, "expected 404: {run:?}\n{}", gw.log());
+}
+
+#[test]
+fn a_device_dials_out_through_the_dial_plan_and_a_sipp_uas_answers() {
+    let uas = Sipp::uas("uas", &["-m", "1"]);
+    let gw = gateway(&common::trunk_route("carrier", &uas.addr()));
+    let (dev, report) = device(
+        &gw,
+        "esp-caller",
+        Script {
+            answer: true,
+            dial: Some("4930999".into()),
+            talk: Duration::from_millis(1500),
+            hangup: true,
+        },
+    );
+    dev.join().unwrap();
+    assert_eq!(
+        uas.wait(Duration::from_secs(10)),
+        0,
+        "the UAS saw no complete call\n{}",
+        gw.log()
+    );
+    let r = report.lock().unwrap();
+    let events: Vec<&str> = r
+        .control
+        .iter()
+        .filter_map(|m| m["event"].as_str())
+        .collect();
+    assert_eq!(events.first(), Some(&"dialing"), "{:?}", r.control);
+    assert!(events.contains(&"answered"), "{events:?}");
+    assert_eq!(r.control[0]["to"], "4930999");
+    assert!(r.up >= 70, "{} frames sent", r.up);
+    let cdr = &gw.wait_cdrs(1)[0];
+    assert_eq!(cdr["dst"], "4930999", "{cdr}");
+    assert_eq!(cdr["src"], "esp-caller");
+    assert_eq!(cdr["trunk_out"], "carrier");
+    assert_eq!(cdr["hangup_cause"], "device hangup");
+}
