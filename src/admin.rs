@@ -123,8 +123,11 @@ pub fn router(state: AdminState) -> Router {
         .with_state(state)
 }
 
-async fn health() -> ApiResult {
-    ok_json(json!({"status": "ok"}))
+async fn health(State(s): State<AdminState>) -> ApiResult {
+    ok_json(json!({
+        "status": "ok",
+        "features": {"media_ingest": s.gateway.ingest},
+    }))
 }
 
 async fn sip_up(s: &AdminState) -> bool {

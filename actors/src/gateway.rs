@@ -77,6 +77,9 @@ pub enum GatewayError {
     /// A TLS listener's certificate or key is unusable.
     #[error("{0}")]
     Tls(#[from] crate::tls::TlsError),
+    /// The media-ingest server could not start.
+    #[error("{0}")]
+    Ingest(#[from] crate::ingest::IngestError),
     /// The CDR writer thread could not start.
     #[error("cannot start the CDR writer: {0}")]
     CdrWriter(std::io::Error),
@@ -105,6 +108,8 @@ pub struct Gateway {
     pub broker: watch::Receiver<Option<ActorRef<BrokerMsg>>>,
     /// Live media streams.
     pub streams: Arc<crate::audio::Streams>,
+    /// Whether the media-ingest server runs (`[media_ws] enabled`).
+    pub ingest: bool,
 }
 
 impl Gateway {
@@ -320,7 +325,8 @@ impl Gateway {
             streams: Arc::clone(&streams),
             devices: devices.clone(),
         });
-        let _ = supervisor.send_message(SupervisorMsg::SetContext(ctx));
+        let _ = supervisor.send_message(SupervisorMsg::SetContext(Arc::clone(&ctx)));
+        let ingest = crate::ingest::start(ctx).await?.is_some();
         tracing::info!(%bound, advertised = %sip_addr, "SIP listening on UDP and TCP");
         Ok(Self {
             root,
@@ -333,6 +339,7 @@ impl Gateway {
             broker: broker_rx,
             faxes,
             streams,
+            ingest,
         })
     }
 

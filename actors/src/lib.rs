@@ -13,6 +13,7 @@ pub mod devices;
 pub mod endpoint;
 pub mod fax;
 pub mod gateway;
+pub mod ingest;
 pub mod local;
 pub mod media;
 pub mod mqtt;

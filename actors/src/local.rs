@@ -1,6 +1,7 @@
 //! Local call targets: what a [`UaCall`](crate::ua::UaCall) in audio mode is connected to.
 //! `app:NAME` streams the call to an app over WebSocket ([`crate::audio::app`]);
-//! `device:ID` rings an ESP32 over MQTT.
+//! `device:ID` rings an ESP32 over MQTT ([`crate::devices::voice`]). Media streams from the
+//! ingest server reach new calls through [`ingest_to_call`].
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -9,7 +10,7 @@ use switchboard_config::AppConfig;
 use switchboard_sip::media::streams::Track;
 
 use crate::audio::app::{AppStream, AppStreamArgs};
-use crate::audio::leg::{Leg, LegConfig};
+use crate::audio::leg::{Leg, LegCommand, LegConfig, LegEvent};
 use crate::call::{CallId, CallMsg};
 use crate::context::CallContext;
 use crate::supervisor::SupervisorMsg;
@@ -80,4 +81,85 @@ pub fn app_listener(
             _ => {}
         }
     })
+}
+
+/// Carry audio both ways between two legs until either ends (digits and marks stay on
+/// their side).
+pub async fn pump(mut a: Leg, mut b: Leg) {
+    loop {
+        tokio::select! {
+            ev = a.events.recv() => match ev {
+                Some(LegEvent::Audio { pcm, .. }) => {
+                    let _ = b.commands.try_send(LegCommand::Play(pcm));
+                }
+                Some(_) => {}
+                None => break,
+            },
+            ev = b.events.recv() => match ev {
+                Some(LegEvent::Audio { pcm, .. }) => {
+                    let _ = a.commands.try_send(LegCommand::Play(pcm));
+                }
+                Some(_) => {}
+                None => break,
+            },
+        }
+    }
+}
+
+/// Bridge a media stream from the ingest server (`stream`) to a new call to `number`
+/// through the dial plan. `close` ends the stream when the call ends; the returned id ends
+/// the call when the stream does.
+pub async fn ingest_to_call(
+    ctx: &Arc<CallContext>,
+    number: String,
+    from: String,
+    stream: Leg,
+    close: tokio::sync::oneshot::Sender<&'static str>,
+) -> Option<CallId> {
+    let call = CallId::new();
+    let stream = Mutex::new(Some(stream));
+    let close = Mutex::new(Some(close));
+    let id = call.clone();
+    let listener = Listener::new(move |event| match event {
+        UaEvent::Audio(media) => {
+            let Some(stream) = stream.lock().ok().and_then(|mut s| s.take()) else {
+                return;
+            };
+            let leg = Leg::spawn(
+                media.socket,
+                LegConfig {
+                    law: media.law,
+                    event_payload_type: media.event_payload_type,
+                    remote: media.remote,
+                    max_playout_ms: 2000,
+                    send: true,
+                },
+            );
+            match leg {
+                Ok(leg) => {
+                    tokio::spawn(pump(leg, stream));
+                }
+                Err(err) => tracing::error!(call = %id, %err, "cannot start the audio leg"),
+            }
+        }
+        UaEvent::Ended(_) => {
+            if let Some(c) = close.lock().ok().and_then(|mut c| c.take()) {
+                let _ = c.send("call ended");
+            }
+        }
+        _ => {}
+    });
+    let placed = ractor::call_t!(
+        ctx.supervisor,
+        |reply| SupervisorMsg::Originate {
+            id: call.clone(),
+            to: number,
+            src: from,
+            listener,
+            mode: crate::ua::UaMode::Audio { ring_first: false },
+            reply,
+        },
+        2_000
+    );
+    matches!(placed, Ok(true)).then_some(call)
 }

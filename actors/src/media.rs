@@ -218,6 +218,9 @@ pub enum Side {
 enum Control {
     /// New destination from SDP for a side (None: on hold / unknown). Re-arms latching.
     Remote(Side, Option<SocketAddr>),
+    /// Copy every RTP packet received from either side here (fork mode); `try_send`, so a
+    /// slow tap loses copies, never the call's audio.
+    Tap(mpsc::Sender<(Side, Vec<u8>)>),
 }
 
 /// The media relay of one call: two tasks (RTP and RTCP) and the four sockets.
@@ -274,6 +277,13 @@ impl Relay {
     /// Counters, shared.
     pub fn stats(&self) -> Arc<RelayStats> {
         Arc::clone(&self.stats)
+    }
+
+    /// Send copies of the RTP packets of both sides to `tap` (fork mode).
+    pub fn tap(&self, tap: mpsc::Sender<(Side, Vec<u8>)>) {
+        if let Some(ctl) = self.controls.first() {
+            let _ = ctl.send(Control::Tap(tap));
+        }
     }
 
     /// Set where media for `side` goes (RTP address; RTCP is port+1), from SDP.
@@ -334,16 +344,30 @@ async fn relay_task(
     let mut buf_a = vec![0u8; MAX_DATAGRAM];
     let mut buf_b = vec![0u8; MAX_DATAGRAM];
     let relayed = metrics::counter!("switchboard_rtp_packets_relayed_total");
+    let mut tap: Option<mpsc::Sender<(Side, Vec<u8>)>> = None;
+    let copy = |tap: &mut Option<mpsc::Sender<(Side, Vec<u8>)>>, side: Side, data: &[u8]| {
+        if let Some(t) = tap {
+            match t.try_send((side, data.to_vec())) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    metrics::counter!("switchboard_fork_dropped_packets_total").increment(1)
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => *tap = None,
+            }
+        }
+    };
     loop {
         tokio::select! {
             r = sa.recv_from(&mut buf_a) => {
                 let Ok((n, from)) = r else { continue };
                 a.learn(from);
+                copy(&mut tap, Side::A, &buf_a[..n]);
                 forward(&sb, b.addr, &buf_a[..n], kind, &mut in_a, &stats.a_to_b, &relayed).await;
             }
             r = sb.recv_from(&mut buf_b) => {
                 let Ok((n, from)) = r else { continue };
                 b.learn(from);
+                copy(&mut tap, Side::B, &buf_b[..n]);
                 forward(&sa, a.addr, &buf_b[..n], kind, &mut in_b, &stats.b_to_a, &relayed).await;
             }
             c = ctl.recv() => match c {
@@ -352,6 +376,7 @@ async fn relay_task(
                     d.addr = addr;
                     d.latched = false;
                 }
+                Some(Control::Tap(t)) => tap = Some(t),
                 None => return,
             }
         }

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod app;
 pub mod rtp;
 
 /// Directory with the SIPp scenarios.

@@ -150,7 +150,7 @@ pub struct Leg {
     pub events: mpsc::Receiver<LegEvent>,
     /// Its counters.
     pub stats: Arc<LegStats>,
-    task: JoinHandle<()>,
+    task: Option<JoinHandle<()>>,
 }
 
 impl Leg {
@@ -165,35 +165,48 @@ impl Leg {
             commands,
             events,
             stats,
-            task,
+            task: Some(task),
         })
     }
 
-    /// A leg fed by something else than an RTP socket (a tap on a relayed call): `task`
-    /// produces into the other ends of `events` and reads `commands`.
+    /// A leg fed by something else than an RTP socket (a media stream, a tap on a relayed
+    /// call): whoever holds the other ends of the channels produces the events and serves
+    /// the commands.
     pub fn from_parts(
         commands: mpsc::Sender<LegCommand>,
         events: mpsc::Receiver<LegEvent>,
         stats: Arc<LegStats>,
-        task: JoinHandle<()>,
     ) -> Leg {
         Leg {
             commands,
             events,
             stats,
-            task,
+            task: None,
         }
+    }
+
+    /// A pair of channels for [`Leg::from_parts`]: the leg, and the producer's ends.
+    pub fn channel() -> (Leg, mpsc::Sender<LegEvent>, mpsc::Receiver<LegCommand>) {
+        let (commands, command_rx) = mpsc::channel(COMMAND_QUEUE);
+        let (event_tx, events) = mpsc::channel(EVENT_QUEUE);
+        (
+            Leg::from_parts(commands, events, Arc::new(LegStats::default())),
+            event_tx,
+            command_rx,
+        )
     }
 
     /// Stop the leg now.
     pub fn stop(&self) {
-        self.task.abort();
+        if let Some(t) = &self.task {
+            t.abort();
+        }
     }
 }
 
 impl Drop for Leg {
     fn drop(&mut self) {
-        self.task.abort();
+        self.stop();
     }
 }
 

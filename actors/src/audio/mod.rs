@@ -4,6 +4,7 @@
 
 pub mod app;
 pub mod leg;
+pub mod tap;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

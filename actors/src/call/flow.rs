@@ -439,6 +439,41 @@ impl CallState {
         }
         metrics::counter!("switchboard_calls_answered_total").increment(1);
         tracing::debug!(call = %self.id, "answered");
+        self.start_fork();
+    }
+
+    /// Fork mode: stream a copy of both sides' audio to the route's app, never playing
+    /// anything back; the call does not depend on the app.
+    fn start_fork(&mut self) {
+        let (Some((app, parameters)), Some(relay)) = (self.fork_app.take(), self.relay.as_ref())
+        else {
+            return;
+        };
+        let (leg, tap) = crate::audio::tap::tap_leg();
+        relay.tap(tap);
+        let args = crate::audio::app::AppStreamArgs {
+            app: switchboard_config::AppConfig {
+                bidirectional: false,
+                on_failure: switchboard_config::AppFailure::Continue,
+                ..app
+            },
+            parameters,
+            call_id: self.id.to_string(),
+            from: self.src.clone(),
+            to: self.dst.clone(),
+            kind: "fork",
+            tracks: vec![
+                switchboard_sip::media::streams::Track::Inbound,
+                switchboard_sip::media::streams::Track::Outbound,
+            ],
+        };
+        let on_gone = Box::new(|_| {});
+        self.fork = Some(crate::audio::app::AppStream::spawn(
+            args,
+            leg,
+            &self.ctx.streams,
+            on_gone,
+        ));
     }
 
     fn retry_with_auth(&mut self, resp: &rsip::Response) -> bool {
@@ -746,6 +781,9 @@ impl CallState {
             self.send(EndpointMsg::Unregister {
                 call_id: b.call_id.clone(),
             });
+        }
+        if let Some(fork) = self.fork.take() {
+            fork.stop("call ended");
         }
         self.relay = None; // ports back to the pool
         myself.stop(None);

@@ -255,6 +255,13 @@ pub struct CallState {
     b: Option<BLeg>,
     trunk: Option<TrunkConfig>,
     relay: Option<Relay>,
+    /// Fork mode: the app that gets a copy of the call's audio (route `fork`), and its
+    /// stream once the call is answered.
+    fork_app: Option<(
+        switchboard_config::AppConfig,
+        std::collections::BTreeMap<String, String>,
+    )>,
+    fork: Option<crate::audio::app::AppStream>,
     src: String,
     dst: String,
     trunk_in: Option<String>,
@@ -325,6 +332,8 @@ impl Actor for Call {
             b: None,
             trunk: None,
             relay: None,
+            fork_app: None,
+            fork: None,
             trunk_in,
             codec: None,
             start_ms: now_unix_ms(),
@@ -450,6 +459,11 @@ impl CallState {
             return self.fail(503, Disposition::Congestion, "trunk down");
         }
         self.trunk = Some(trunk.clone());
+        self.fork_app = route.fork.as_deref().and_then(|name| {
+            ctx.config
+                .app(name)
+                .map(|app| (app.clone(), app.parameters_with(&route.parameters)))
+        });
         if !build::has_sdp(&self.a.invite, &self.a.invite.body) {
             // Late offer is not supported yet: refuse clearly.
             return self.fail(488, Disposition::Failed, "no SDP offer");

@@ -260,22 +260,51 @@ enum Direction {
     FromDevice,
 }
 
+/// The other end of a device's call.
+enum Peer {
+    /// A SIP call (its `UaCall` answers, refuses or ends on our word).
+    Sip(Arc<CallContext>),
+    /// A media stream a CPaaS sent to the ingest server; `close` ends it.
+    Ingest {
+        close: Option<tokio::sync::oneshot::Sender<&'static str>>,
+    },
+}
+
 struct Bridge {
-    ctx: Arc<CallContext>,
+    peer: Peer,
     call: CallId,
     device: String,
     direction: Direction,
     session: Option<ActorRef<DeviceMsg>>,
+    /// The other end's audio: the call's RTP leg, or the ingest stream.
     leg: Option<Leg>,
+    /// Audio flows only once the device has answered (or placed the call).
+    answered: bool,
     codec: DeviceCodec,
 }
 
 impl Bridge {
-    fn tell_call(&self, msg: CallMsg) {
-        let _ = self
-            .ctx
-            .supervisor
-            .send_message(SupervisorMsg::Tell(self.call.clone(), msg));
+    fn tell_call(&mut self, msg: CallMsg) {
+        match &mut self.peer {
+            Peer::Sip(ctx) => {
+                let _ = ctx
+                    .supervisor
+                    .send_message(SupervisorMsg::Tell(self.call.clone(), msg));
+            }
+            Peer::Ingest { close } => match msg {
+                CallMsg::Answer => {}
+                CallMsg::Reject(_) => {
+                    if let Some(c) = close.take() {
+                        let _ = c.send("device refused");
+                    }
+                }
+                _ => {
+                    if let Some(c) = close.take() {
+                        let _ = c.send("device hangup");
+                    }
+                }
+            },
+        }
     }
 
     fn tell_device(&self, msg: DeviceMsg) {
@@ -295,7 +324,12 @@ impl Bridge {
     /// Returns false when the bridge is done.
     fn on_input(&mut self, input: Input) -> bool {
         match input {
-            Input::Device(VoiceEvent::Answered) => self.tell_call(CallMsg::Answer),
+            Input::Device(VoiceEvent::Answered) => {
+                if matches!(self.peer, Peer::Ingest { .. }) {
+                    self.answered = true;
+                }
+                self.tell_call(CallMsg::Answer)
+            }
             Input::Device(VoiceEvent::Rejected(reason)) => {
                 self.tell_call(CallMsg::Reject(reject_code(reason)))
             }
@@ -343,7 +377,10 @@ impl Bridge {
                         },
                     );
                     match leg {
-                        Ok(l) => self.leg = Some(l),
+                        Ok(l) => {
+                            self.leg = Some(l);
+                            self.answered = true;
+                        }
                         Err(err) => {
                             tracing::error!(call = %self.call, %err, "cannot start the audio leg");
                             self.tell_call(CallMsg::End("media error"));
@@ -366,6 +403,9 @@ impl Bridge {
     }
 
     fn on_leg(&mut self, ev: LegEvent) {
+        if !self.answered {
+            return;
+        }
         match ev {
             LegEvent::Audio { pcm, .. } => {
                 let audio = self.codec.encode_down(&pcm);
@@ -456,35 +496,24 @@ pub fn ring_listener(
     let rate = ctx.config.devices.audio_rate;
     tokio::spawn(async move {
         let mut bridge = Bridge {
-            ctx: Arc::clone(&ctx),
+            peer: Peer::Sip(Arc::clone(&ctx)),
             call: call.clone(),
             device: device.clone(),
             direction: Direction::ToDevice,
             session: None,
             leg: None,
+            answered: false,
             codec: DeviceCodec::new(rate),
         };
-        let rung = match (&ctx.devices, switchboard_mqtt::DeviceId::parse(&device)) {
-            (Some(devices), Ok(id)) => ractor::call_t!(
-                devices,
-                |reply| DeviceSupervisorMsg::Ring {
-                    device: id,
-                    call: VoiceCall {
-                        call_id: call.0.clone(),
-                        from,
-                        to,
-                        rate,
-                        link,
-                        outbound: false,
-                    },
-                    reply,
-                },
-                2_000
-            )
-            .ok(),
-            _ => None,
+        let voice_call = VoiceCall {
+            call_id: call.0.clone(),
+            from,
+            to,
+            rate,
+            link,
+            outbound: false,
         };
-        match rung {
+        match ring(ctx.devices.as_ref(), &device, voice_call).await {
             Some(Ok(session)) => bridge.session = Some(session),
             Some(Err(e)) => {
                 tracing::info!(call = %call, device = %bridge.device, err = %e, "device cannot take the call");
@@ -500,6 +529,83 @@ pub fn ring_listener(
         run(bridge, rx).await;
     });
     listener
+}
+
+/// Ring `device` through the device supervisor: its session, or why not (`None`: the
+/// supervisor did not answer).
+async fn ring(
+    devices: Option<&ActorRef<DeviceSupervisorMsg>>,
+    device: &str,
+    call: VoiceCall,
+) -> Option<Result<ActorRef<DeviceMsg>, RingError>> {
+    let (Some(devices), Ok(id)) = (devices, switchboard_mqtt::DeviceId::parse(device)) else {
+        return Some(Err(RingError::Unknown));
+    };
+    ractor::call_t!(
+        devices,
+        |reply| DeviceSupervisorMsg::Ring {
+            device: id,
+            call,
+            reply,
+        },
+        2_000
+    )
+    .ok()
+}
+
+/// Bridge a media stream from the ingest server (`leg`) to `device`: ring it, and once it
+/// answers, carry the stream's audio to it and its audio back. `close` ends the stream when
+/// the device refuses or hangs up; dropping the returned sender hangs the device up.
+pub async fn ingest_to_device(
+    devices: Option<&ActorRef<DeviceSupervisorMsg>>,
+    device: &str,
+    from: String,
+    rate: u32,
+    leg: Leg,
+    close: tokio::sync::oneshot::Sender<&'static str>,
+) -> Result<mpsc::Sender<()>, RingError> {
+    let call = CallId::new();
+    let (tx, rx, _listener, link) = channels();
+    let voice_call = VoiceCall {
+        call_id: call.0.clone(),
+        from,
+        to: device.to_string(),
+        rate,
+        link,
+        outbound: false,
+    };
+    let session = match ring(devices, device, voice_call).await {
+        Some(Ok(s)) => s,
+        Some(Err(e)) => return Err(e),
+        None => return Err(RingError::Offline),
+    };
+    let bridge = Bridge {
+        peer: Peer::Ingest { close: Some(close) },
+        call,
+        device: device.to_string(),
+        direction: Direction::ToDevice,
+        session: Some(session),
+        leg: Some(leg),
+        answered: false,
+        codec: DeviceCodec::new(rate),
+    };
+    // The stream's end: an `Ended` input through the same channel.
+    let (end_tx, mut end_rx) = mpsc::channel::<()>(1);
+    let ended = tx.clone();
+    tokio::spawn(async move {
+        let _ = end_rx.recv().await;
+        let _ = ended
+            .send(Input::Call(UaEvent::Ended(crate::ua::UaOutcome {
+                answered: true,
+                code: None,
+                cause: "stream ended",
+                error: None,
+            })))
+            .await;
+    });
+    drop(tx);
+    tokio::spawn(run(bridge, rx));
+    Ok(end_tx)
 }
 
 /// A call the device placed: dial `to` through the dial plan and bridge it to the device.
@@ -533,12 +639,13 @@ pub(crate) async fn dial(
         .ok()
         .flatten()?;
     let bridge = Bridge {
-        ctx,
+        peer: Peer::Sip(ctx),
         call: call.clone(),
         device: device.to_string(),
         direction: Direction::FromDevice,
         session: Some(session),
         leg: None,
+        answered: false,
         codec: DeviceCodec::new(ctx_rate),
     };
     drop(tx);

@@ -17,6 +17,7 @@
 //! themselves are in [`twilio`] and [`exotel`].
 
 pub mod exotel;
+pub mod ingest;
 pub mod twilio;
 
 use std::collections::BTreeMap;
@@ -437,7 +438,8 @@ pub enum StreamError {
         /// The limit.
         max: usize,
     },
-    /// PCM16 payloads must be a multiple of 320 bytes (Exotel).
+    /// PCM16 payloads must be a multiple of 320 bytes (Exotel apps), or of 2 bytes (whole
+    /// samples, [`ingest`]).
     #[error("media payload of {len} bytes is not a multiple of {multiple}")]
     PayloadMisaligned {
         /// Decoded length.
@@ -455,6 +457,69 @@ pub enum StreamError {
         len: usize,
         /// The limit.
         max: usize,
+    },
+    /// ([`ingest`]) A stream event before `start`.
+    #[error("event {event:?} before start")]
+    NotStarted {
+        /// The event name.
+        event: &'static str,
+    },
+    /// ([`ingest`]) A second `start`.
+    #[error("stream already started")]
+    AlreadyStarted,
+    /// ([`ingest`]) A second `connected`, or one after `start`.
+    #[error("connected out of order")]
+    ConnectedOutOfOrder,
+    /// ([`ingest`]) Any event after `stop`.
+    #[error("event {event:?} after stop")]
+    Stopped {
+        /// The event name.
+        event: &'static str,
+    },
+    /// ([`ingest`]) A stream, call or account id that is empty, too long, or not printable
+    /// ASCII without spaces.
+    #[error("invalid {field}")]
+    BadId {
+        /// The field.
+        field: &'static str,
+    },
+    /// ([`ingest`]) An audio format the gateway does not decode.
+    #[error("unsupported {field} {value:?}")]
+    UnsupportedFormat {
+        /// The field.
+        field: &'static str,
+        /// The value sent (truncated).
+        value: String,
+    },
+    /// ([`ingest`]) More custom parameters than allowed.
+    #[error("{count} custom parameters exceed {max}")]
+    TooManyParameters {
+        /// Parameters sent.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// ([`ingest`]) A bounded string (custom parameter, number) is too long.
+    #[error("{field} of {len} bytes exceeds {max}")]
+    FieldTooLong {
+        /// The field.
+        field: &'static str,
+        /// Its length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// ([`ingest`]) A track that is not `inbound` / `outbound`, or was not announced.
+    #[error("invalid {field}")]
+    BadTrack {
+        /// The field.
+        field: &'static str,
+    },
+    /// ([`ingest`]) A DTMF digit that is not one of `0`-`9`, `*`, `#`, `A`-`D`.
+    #[error("invalid DTMF digit {digit:?}")]
+    BadDtmfDigit {
+        /// The digit sent (truncated).
+        digit: String,
     },
 }
 
@@ -478,6 +543,16 @@ impl StreamError {
             StreamError::PayloadMisaligned { .. } => "payload_misaligned",
             StreamError::EmptyMarkName => "empty_mark_name",
             StreamError::MarkNameTooLong { .. } => "mark_name_too_long",
+            StreamError::NotStarted { .. } => "not_started",
+            StreamError::AlreadyStarted => "already_started",
+            StreamError::ConnectedOutOfOrder => "connected_out_of_order",
+            StreamError::Stopped { .. } => "after_stop",
+            StreamError::BadId { .. } => "bad_id",
+            StreamError::UnsupportedFormat { .. } => "unsupported_format",
+            StreamError::TooManyParameters { .. } => "too_many_parameters",
+            StreamError::FieldTooLong { .. } => "field_too_long",
+            StreamError::BadTrack { .. } => "bad_track",
+            StreamError::BadDtmfDigit { .. } => "bad_dtmf_digit",
         }
     }
 
@@ -485,7 +560,9 @@ impl StreamError {
     /// invalid payload data, 1008 policy violation, 1009 message too big.
     pub fn close_code(&self) -> u16 {
         match self {
-            StreamError::BinaryFrame { .. } | StreamError::UnknownEvent { .. } => 1003,
+            StreamError::BinaryFrame { .. }
+            | StreamError::UnknownEvent { .. }
+            | StreamError::UnsupportedFormat { .. } => 1003,
             StreamError::Json { .. } | StreamError::WrongType { .. } | StreamError::BadBase64 => {
                 1007
             }
@@ -498,7 +575,16 @@ impl StreamError {
             | StreamError::EmptyPayload
             | StreamError::PayloadMisaligned { .. }
             | StreamError::EmptyMarkName
-            | StreamError::MarkNameTooLong { .. } => 1008,
+            | StreamError::MarkNameTooLong { .. }
+            | StreamError::NotStarted { .. }
+            | StreamError::AlreadyStarted
+            | StreamError::ConnectedOutOfOrder
+            | StreamError::Stopped { .. }
+            | StreamError::BadId { .. }
+            | StreamError::TooManyParameters { .. }
+            | StreamError::FieldTooLong { .. }
+            | StreamError::BadTrack { .. }
+            | StreamError::BadDtmfDigit { .. } => 1008,
         }
     }
 }

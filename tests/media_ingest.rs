@@ -1,0 +1,266 @@
+//! The media-ingest server against a real WebSocket client: a Python `websockets` CPaaS
+//! (`tests/media/cpaas_client.py`) streams a call in the Twilio or Exotel shapes. Admission
+//! (RS256 tokens, allowlist, per-IP limits) is decided before the upgrade; frame floods are
+//! cut off without disturbing other streams; a stream to `app:NAME` is relayed to a Python
+//! app and the app's audio comes back.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use common::app::App;
+use common::Gateway;
+use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+use serde_json::{json, Value};
+
+fn key(name: &str) -> PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("actors/tests/keys")
+        .join(name)
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// An RS256 token signed with `signer` (a private key file).
+fn token(signer: &str, claims: Value) -> String {
+    let pem = std::fs::read(key(signer)).unwrap();
+    encode(
+        &Header::new(Algorithm::RS256),
+        &claims,
+        &EncodingKey::from_rsa_pem(&pem).unwrap(),
+    )
+    .unwrap()
+}
+
+fn good() -> String {
+    token(
+        "signing_private.pem",
+        json!({"tenant": "acme", "exp": now() + 300, "targets": ["app:*", "device:*"]}),
+    )
+}
+
+fn b64url(b: &[u8]) -> String {
+    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for c in b.chunks(3) {
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
+        for i in 0..=c.len() {
+            out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+fn ingest_gateway(app_port: u16, extra: &str) -> Gateway {
+    Gateway::start_with(
+        &format!(
+            "[[app]]\nname = \"bot\"\nurl = \"ws://127.0.0.1:{app_port}/media\"\n"
+        ),
+        &format!(
+            "[media_ws]\nenabled = true\nlisten = \"127.0.0.1:{}\"\njwt_public_key = \"{}\"\n{extra}\n",
+            common::free_port(),
+            key("signing_public.pem").display()
+        ),
+    )
+}
+
+fn ingest_url(gw: &Gateway, target: &str, query: &str) -> String {
+    let text = std::fs::read_to_string(&gw.config).unwrap();
+    let listen = text
+        .lines()
+        .skip_while(|l| *l != "[media_ws]")
+        .find_map(|l| l.strip_prefix("listen = \""))
+        .unwrap()
+        .trim_end_matches('"')
+        .to_string();
+    format!("ws://{listen}/ingest/{target}{query}")
+}
+
+/// Run the Python CPaaS; returns its report.
+fn cpaas(url: &str, args: &[&str]) -> Value {
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/media/cpaas_client.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .arg(url)
+        .args(args)
+        .output()
+        .expect("python3 with websockets (scripts/install-peers)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(text.trim()).unwrap_or_else(|_| {
+        panic!(
+            "cpaas client output: {text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+#[test]
+fn a_cpaas_stream_is_relayed_to_an_app_and_the_apps_audio_comes_back() {
+    let app = App::start("twilio", 8000, "play:400,mark:m1");
+    let gw = ingest_gateway(app.port, "");
+    assert_eq!(gw.get("/health").1["features"]["media_ingest"], true);
+    let url = ingest_url(&gw, "app:bot", "");
+    let r = cpaas(
+        &url,
+        &[
+            "--token",
+            &good(),
+            "--media-ms",
+            "1000",
+            "--digit",
+            "7",
+            "--hold-ms",
+            "800",
+        ],
+    );
+    assert_eq!(r["status"], 101, "{r}\n{}", gw.log());
+    // The app got the CPaaS's audio as a stream of its own, with the digit.
+    assert!(
+        app.wait_for(Duration::from_secs(5), |a| !a.events("stop").is_empty()),
+        "{:?}",
+        app.records()
+    );
+    let start = &app.events("start")[0].1;
+    assert_eq!(start["start"]["callSid"], "CA1");
+    assert_eq!(start["start"]["customParameters"]["who"], "cpaas");
+    let media = app.events("media").len();
+    assert!(
+        (45..=50).contains(&media),
+        "{media} media frames reached the app"
+    );
+    assert_eq!(app.events("dtmf")[0].1["dtmf"]["digit"], "7");
+    // The app's 400 ms of tone and its mark came back to the CPaaS as Twilio app messages.
+    let back: Vec<&Value> = r["received"].as_array().unwrap().iter().collect();
+    let media_back: usize = back
+        .iter()
+        .filter(|m| m["event"] == "media")
+        .map(|m| m["media"]["payload"].as_str().unwrap().len() / 4 * 3)
+        .sum();
+    assert!(
+        (3000..=3300).contains(&media_back),
+        "{media_back} bytes of audio came back: {back:?}"
+    );
+    assert!(
+        back.iter()
+            .any(|m| m["event"] == "mark" && m["mark"]["name"] == "m1"),
+        "{back:?}"
+    );
+    assert_eq!(r["close_code"], 1000, "{r}");
+    assert!(gw.metric("switchboard_ingest_accepted_total") >= 1.0);
+}
+
+#[test]
+fn bad_tokens_foreign_targets_and_sources_are_refused_before_the_upgrade() {
+    let app = App::start("twilio", 8000, "");
+    let gw = ingest_gateway(app.port, "");
+    let url = ingest_url(&gw, "app:bot", "");
+    let refused = |args: &[&str], status: u64, reason: &str| {
+        let r = cpaas(&url, args);
+        assert_eq!(r["status"], status, "{args:?}: {r}");
+        assert!(
+            r["body"].as_str().unwrap_or("").contains(reason),
+            "{args:?}: {r}"
+        );
+    };
+    refused(&[], 401, "no_token");
+    let expired = token(
+        "signing_private.pem",
+        json!({"tenant": "acme", "exp": now() - 3600}),
+    );
+    refused(&["--token", &expired], 401, "expired");
+    // alg "none": unsigned.
+    let unsigned = format!(
+        "{}.{}.",
+        b64url(br#"{"alg":"none","typ":"JWT"}"#),
+        b64url(
+            json!({"tenant": "acme", "exp": now() + 300})
+                .to_string()
+                .as_bytes()
+        )
+    );
+    refused(&["--token", &unsigned], 401, "wrong_algorithm");
+    // HS256 forged with the public key as the HMAC secret.
+    let public = std::fs::read(key("signing_public.pem")).unwrap();
+    let forged = encode(
+        &Header::new(Algorithm::HS256),
+        &json!({"tenant": "acme", "exp": now() + 300}),
+        &EncodingKey::from_secret(&public),
+    )
+    .unwrap();
+    refused(&["--token", &forged], 401, "wrong_algorithm");
+    // Signed by a key we do not trust.
+    let foreign = token(
+        "other_private.pem",
+        json!({"tenant": "acme", "exp": now() + 300}),
+    );
+    refused(&["--token", &foreign], 401, "bad_signature");
+    // A token for devices only may not stream to an app.
+    let devices_only = token(
+        "signing_private.pem",
+        json!({"tenant": "acme", "exp": now() + 300, "targets": ["device:*"]}),
+    );
+    refused(&["--token", &devices_only], 403, "target_not_allowed");
+    let r = cpaas(&ingest_url(&gw, "app:nobody", ""), &["--token", &good()]);
+    assert_eq!(r["status"], 404, "{r}");
+    // The app never saw any of them.
+    assert!(app.records().is_empty(), "{:?}", app.records());
+    assert!(gw.metric("switchboard_ingest_rejects_total{reason=\"bad_signature\"}") >= 1.0);
+
+    // A source outside the allowlist is refused before anything is read.
+    let fenced = ingest_gateway(app.port, "allow = [\"10.0.0.0/8\"]");
+    let r = cpaas(&ingest_url(&fenced, "app:bot", ""), &["--token", &good()]);
+    assert_eq!(r["status"], 403, "{r}");
+    assert!(r["body"].as_str().unwrap().contains("not_allowed"), "{r}");
+}
+
+#[test]
+fn connection_limits_and_frame_floods_cut_off_only_the_offender() {
+    let app = App::start("twilio", 8000, "");
+    let gw = ingest_gateway(app.port, "max_per_ip = 2\nmax_frames_per_sec = 60\n");
+    let url = ingest_url(&gw, "app:bot", "");
+    let tok = good();
+    // Two long streams take the per-source allowance.
+    let long = |url: String, tok: String| {
+        std::thread::spawn(move || cpaas(&url, &["--token", &tok, "--media-ms", "3000"]))
+    };
+    let first = long(url.clone(), tok.clone());
+    let second = long(url.clone(), tok.clone());
+    std::thread::sleep(Duration::from_millis(1000));
+    let third = cpaas(&url, &["--token", &tok]);
+    assert_eq!(third["status"], 429, "{third}");
+    let first = first.join().unwrap();
+    let second = second.join().unwrap();
+    for r in [&first, &second] {
+        assert_eq!(r["status"], 101, "{r}");
+        assert_eq!(r["close_code"], 1000, "a paced stream ends normally: {r}");
+    }
+    // A flood (500 frames at once) is closed with 1008 while a paced stream carries on.
+    let paced = long(url.clone(), tok.clone());
+    std::thread::sleep(Duration::from_millis(300));
+    let flood = cpaas(&url, &["--token", &tok, "--flood", "500"]);
+    assert_eq!(flood["status"], 101, "{flood}");
+    assert_eq!(flood["close_code"], 1008, "{flood}");
+    let paced = paced.join().unwrap();
+    assert_eq!(
+        paced["close_code"], 1000,
+        "the other stream was disturbed: {paced}"
+    );
+    assert!(gw.metric("switchboard_ingest_rejects_total{reason=\"frame_rate\"}") >= 1.0);
+    assert!(gw.metric("switchboard_ingest_rejects_total{reason=\"too_many_from_ip\"}") >= 1.0);
+}
+
+#[test]
+fn ingest_is_off_by_default_and_health_says_so() {
+    let gw = Gateway::start("");
+    assert_eq!(gw.get("/health").1["features"]["media_ingest"], false);
+}
