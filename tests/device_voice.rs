@@ -372,3 +372,72 @@ fn a_device_dials_out_through_the_dial_plan_and_a_sipp_uas_answers() {
     assert_eq!(cdr["trunk_out"], "carrier");
     assert_eq!(cdr["hangup_cause"], "device hangup");
 }
+
+#[test]
+fn a_cpaas_stream_to_a_device_rings_it_and_carries_audio_both_ways() {
+    let gw = Gateway::start_with(
+        "",
+        &format!(
+            "[devices]\nfleet_secret = \"{FLEET}\"\n\n{}",
+            common::ingest::media_ws_section("")
+        ),
+    );
+    let (dev, report) = device(
+        &gw,
+        "esp-ingest",
+        Script {
+            answer: true,
+            dial: None,
+            talk: Duration::from_millis(1500),
+            hangup: true,
+        },
+    );
+    let url = common::ingest::ingest_url(&gw, "device:esp-ingest", "?mode=exotel");
+    let r = common::ingest::cpaas(
+        &url,
+        &[
+            "--token",
+            &common::ingest::good(),
+            "--mode",
+            "exotel",
+            "--media-ms",
+            "3000",
+            "--no-stop",
+        ],
+    );
+    dev.join().unwrap();
+    assert_eq!(r["status"], 101, "{r}\n{}", gw.log());
+    // The device hung up after 1.5 s: the stream was closed normally, before its 3 s ran out.
+    assert_eq!(r["close_code"], 1000, "{r}");
+    assert_eq!(r["close_reason"], "device hangup", "{r}");
+    assert!(r["sent_media"].as_u64().unwrap() < 150, "{r}");
+    let rep = report.lock().unwrap();
+    assert_eq!(rep.control[0]["event"], "ring", "{:?}", rep.control);
+    assert_eq!(rep.control[0]["from"], "4930222");
+    // CPaaS → device: the 500 Hz tone at 16 kHz; device → CPaaS: Exotel PCM16 media.
+    assert!(rep.down >= 60, "{} down frames", rep.down);
+    assert!(
+        rep.down_loud >= 50,
+        "{} of {} down frames carried the tone",
+        rep.down_loud,
+        rep.down
+    );
+    let back: Vec<&Value> = r["received"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["event"] == "media")
+        .collect();
+    let bytes: usize = back
+        .iter()
+        .map(|m| m["media"]["payload"].as_str().unwrap().len() / 4 * 3)
+        .sum();
+    assert!(
+        bytes >= 16_000,
+        "{bytes} bytes of the device's audio reached the CPaaS"
+    );
+    assert!(
+        back.iter().all(|m| m["stream_sid"].as_str().is_some()),
+        "{back:?}"
+    );
+}

@@ -6,103 +6,13 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::Command;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use common::app::App;
+use common::ingest::{b64url, cpaas, good, ingest_gateway, ingest_url, key, now, token};
 use common::Gateway;
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
-
-fn key(name: &str) -> PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("actors/tests/keys")
-        .join(name)
-}
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
-/// An RS256 token signed with `signer` (a private key file).
-fn token(signer: &str, claims: Value) -> String {
-    let pem = std::fs::read(key(signer)).unwrap();
-    encode(
-        &Header::new(Algorithm::RS256),
-        &claims,
-        &EncodingKey::from_rsa_pem(&pem).unwrap(),
-    )
-    .unwrap()
-}
-
-fn good() -> String {
-    token(
-        "signing_private.pem",
-        json!({"tenant": "acme", "exp": now() + 300, "targets": ["app:*", "device:*"]}),
-    )
-}
-
-fn b64url(b: &[u8]) -> String {
-    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::new();
-    for c in b.chunks(3) {
-        let n = (u32::from(c[0]) << 16)
-            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
-            | u32::from(*c.get(2).unwrap_or(&0));
-        for i in 0..=c.len() {
-            out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
-        }
-    }
-    out
-}
-
-fn ingest_gateway(app_port: u16, extra: &str) -> Gateway {
-    Gateway::start_with(
-        &format!(
-            "[[app]]\nname = \"bot\"\nurl = \"ws://127.0.0.1:{app_port}/media\"\n"
-        ),
-        &format!(
-            "[media_ws]\nenabled = true\nlisten = \"127.0.0.1:{}\"\njwt_public_key = \"{}\"\n{extra}\n",
-            common::free_port(),
-            key("signing_public.pem").display()
-        ),
-    )
-}
-
-fn ingest_url(gw: &Gateway, target: &str, query: &str) -> String {
-    let text = std::fs::read_to_string(&gw.config).unwrap();
-    let listen = text
-        .lines()
-        .skip_while(|l| *l != "[media_ws]")
-        .find_map(|l| l.strip_prefix("listen = \""))
-        .unwrap()
-        .trim_end_matches('"')
-        .to_string();
-    format!("ws://{listen}/ingest/{target}{query}")
-}
-
-/// Run the Python CPaaS; returns its report.
-fn cpaas(url: &str, args: &[&str]) -> Value {
-    let script =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/media/cpaas_client.py");
-    let out = Command::new("python3")
-        .arg(script)
-        .arg(url)
-        .args(args)
-        .output()
-        .expect("python3 with websockets (scripts/install-peers)");
-    let text = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(text.trim()).unwrap_or_else(|_| {
-        panic!(
-            "cpaas client output: {text}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
-}
 
 #[test]
 fn a_cpaas_stream_is_relayed_to_an_app_and_the_apps_audio_comes_back() {

@@ -350,3 +350,69 @@ fn an_unreachable_app_hangs_the_call_up_or_leaves_it_in_silence_per_policy() {
         gw.metrics()
     );
 }
+
+#[test]
+fn fork_mode_streams_both_sides_of_a_bridged_call_without_touching_it() {
+    let app = App::start("twilio", 8000, "play:2000,mark:ignored");
+    let uas = common::Sipp::uas("uas_pcap.xml", &["-m", "1"]);
+    let gw = Gateway::start(&format!(
+        "[[trunk]]\nname = \"carrier\"\naddress = \"{}\"\nkeepalive_secs = 0\n\n[[app]]\nname = \"recorder\"\nurl = \"ws://127.0.0.1:{}/fork\"\n\n[[route]]\nmatch = \"*\"\nto = \"trunk:carrier\"\nfork = \"recorder\"\nparameters = {{ purpose = \"qa\" }}\n",
+        uas.addr(),
+        app.port
+    ));
+    let run = uac(
+        "uac_pcap",
+        &gw.sip(),
+        &["-s", "4930777", "-m", "1"],
+        Duration::from_secs(40),
+    );
+    assert_eq!(
+        run.code,
+        0,
+        "the bridged call failed: {run:?}\n{}",
+        gw.log()
+    );
+    assert_eq!(uas.wait(Duration::from_secs(10)), 0);
+    assert!(
+        app.wait_for(Duration::from_secs(5), |a| !a.events("stop").is_empty()),
+        "{:?}",
+        app.records()
+    );
+    let start = &app.events("start")[0].1;
+    assert_eq!(
+        start["start"]["tracks"],
+        serde_json::json!(["inbound", "outbound"]),
+        "{start}"
+    );
+    assert_eq!(start["start"]["customParameters"]["purpose"], "qa");
+    let media = app.events("media");
+    let count = |track: &str| {
+        media
+            .iter()
+            .filter(|(_, m)| m["media"]["track"] == track)
+            .count()
+    };
+    // Both SIPp ends play the same 30 ms-packet recording: about 1.5 × its packets per track.
+    let expected = common::pcap_packets("/usr/share/sip-tester/g711a.pcap") as usize * 3 / 2;
+    for track in ["inbound", "outbound"] {
+        let n = count(track);
+        assert!(
+            n + 15 >= expected && n <= expected + 15,
+            "{n} {track} frames, expected {expected}"
+        );
+    }
+    // The fork never plays: the app's 2 s of audio were not queued, so its mark is echoed
+    // at once instead of after the audio.
+    let marks = app.events("mark");
+    assert_eq!(marks.len(), 1, "{marks:?}");
+    let sent = app.sent_at("mark:ignored").expect("mark sent");
+    assert!(
+        marks[0].0 - sent < 0.5,
+        "mark echoed {} s after it was sent",
+        marks[0].0 - sent
+    );
+    let cdr = &gw.wait_cdrs(1)[0];
+    assert_eq!(cdr["disposition"], "ANSWERED", "{cdr}");
+    assert_eq!(cdr["trunk_out"], "carrier");
+    assert!(gw.metric("switchboard_streams_total{kind=\"fork\"}") >= 1.0);
+}

@@ -29,7 +29,10 @@ fn started(dialect: Dialect, format: MediaFormat) -> IngestReader {
         custom_parameters: Default::default(),
     };
     let start = StreamWriter::new(dialect, format, SID).start(&info);
-    assert!(matches!(reader.read_text(&start), Ok(IngestEvent::Start(_))));
+    assert!(matches!(
+        reader.read_text(&start),
+        Ok(IngestEvent::Start(_))
+    ));
     reader
 }
 

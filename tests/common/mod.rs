@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 pub mod app;
+pub mod ingest;
 pub mod rtp;
 
 /// Directory with the SIPp scenarios.
