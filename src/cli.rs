@@ -111,9 +111,12 @@ pub fn calls(api: &ApiArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let calls = v["calls"].as_array().cloned().unwrap_or_default();
+    let streams = get(api, "/api/v1/streams")?;
+    let streams = streams["streams"].as_array().cloned().unwrap_or_default();
     let rows: Vec<Vec<String>> = calls
         .iter()
         .map(|c| {
+            let n = streams.iter().filter(|s| s["call_id"] == c["id"]).count();
             vec![
                 s(&c["id"]),
                 s(&c["state"]),
@@ -124,12 +127,14 @@ pub fn calls(api: &ApiArgs) -> anyhow::Result<()> {
                 s(&c["start"]),
                 s(&c["media"]["a_to_b"]["packets"]),
                 s(&c["media"]["b_to_a"]["packets"]),
+                n.to_string(),
             ]
         })
         .collect();
     print_table(
         &[
             "Call", "State", "Src", "Dst", "Trunks", "Codec", "Start", "Pkts A>B", "Pkts B>A",
+            "Streams",
         ],
         &rows,
     );
@@ -137,6 +142,45 @@ pub fn calls(api: &ApiArgs) -> anyhow::Result<()> {
         "{} active call{}",
         calls.len(),
         if calls.len() == 1 { "" } else { "s" }
+    );
+    Ok(())
+}
+
+/// `switchboard streams`
+pub fn streams(api: &ApiArgs) -> anyhow::Result<()> {
+    let v = get(api, "/api/v1/streams")?;
+    if api.json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    let list = v["streams"].as_array().cloned().unwrap_or_default();
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|st| {
+            vec![
+                s(&st["stream_sid"]),
+                s(&st["kind"]),
+                s(&st["target"]),
+                s(&st["mode"]),
+                s(&st["state"]),
+                s(&st["call_id"]),
+                s(&st["frames_out"]),
+                s(&st["frames_in"]),
+                s(&st["dropped"]),
+                s(&st["started"]),
+            ]
+        })
+        .collect();
+    print_table(
+        &[
+            "Stream", "Kind", "Target", "Mode", "State", "Call", "Out", "In", "Dropped", "Started",
+        ],
+        &rows,
+    );
+    println!(
+        "{} active stream{}",
+        list.len(),
+        if list.len() == 1 { "" } else { "s" }
     );
     Ok(())
 }

@@ -45,6 +45,8 @@ enum Command {
     },
     /// Active calls, like `core show channels`.
     Calls(cli::ApiArgs),
+    /// Live media streams: app, fork and ingest WebSockets.
+    Streams(cli::ApiArgs),
     /// Trunks and their state.
     Trunks(cli::ApiArgs),
     /// Devices: online, last seen, firmware, counters.
@@ -91,6 +93,7 @@ fn main() -> std::process::ExitCode {
         Command::Run { config } => run(config),
         Command::CheckConfig { file } => check_config(&file),
         Command::Calls(api) => cli::calls(&api),
+        Command::Streams(api) => cli::streams(&api),
         Command::Trunks(api) => cli::trunks(&api),
         Command::Devices(api) => cli::devices(&api),
         Command::Cdrs { api, limit } => cli::cdrs(&api, limit),

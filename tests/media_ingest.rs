@@ -174,3 +174,37 @@ fn ingest_is_off_by_default_and_health_says_so() {
     let gw = Gateway::start("");
     assert_eq!(gw.get("/health").1["features"]["media_ingest"], false);
 }
+
+#[test]
+fn a_cpaas_stream_to_call_dials_through_the_dial_plan_and_hears_the_far_end() {
+    let uas = common::Sipp::uas("uas_pcap.xml", &["-m", "1"]);
+    let gw = Gateway::start_with(
+        &common::trunk_route("carrier", &uas.addr()),
+        &common::ingest::media_ws_section(""),
+    );
+    let tok = token(
+        "signing_private.pem",
+        json!({"tenant": "acme", "exp": now() + 300, "targets": ["call:*"]}),
+    );
+    let url = ingest_url(&gw, "call:4930999", "");
+    let r = cpaas(
+        &url,
+        &["--token", &tok, "--media-ms", "3000", "--hold-ms", "200"],
+    );
+    assert_eq!(r["status"], 101, "{r}\n{}", gw.log());
+    // The far end's recording came back as Twilio media (µ-law, 8 bytes per ms).
+    let bytes: usize = r["received"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["event"] == "media")
+        .map(|m| m["media"]["payload"].as_str().unwrap().len() / 4 * 3)
+        .sum();
+    assert!(bytes >= 16_000, "{bytes} bytes of the far end's audio: {r}");
+    // The stream's stop hung the call up: the UAS got its BYE.
+    assert_eq!(uas.wait(Duration::from_secs(10)), 0, "{}", gw.log());
+    let cdr = &gw.wait_cdrs(1)[0];
+    assert_eq!(cdr["dst"], "4930999", "{cdr}");
+    assert_eq!(cdr["trunk_out"], "carrier");
+    assert_eq!(cdr["hangup_cause"], "stream ended");
+}

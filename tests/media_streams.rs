@@ -242,6 +242,22 @@ fn an_exotel_app_gets_pcm16_at_16_khz_and_the_stream_is_listed_while_it_runs() {
     assert!(s["frames_out"].as_u64().unwrap() >= 40, "{s}");
     let call = gw.get(&format!("/api/v1/calls/{call_id}")).1;
     assert_eq!(call["streams"][0]["stream_sid"], s["stream_sid"], "{call}");
+    // And in the CLI.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .arg("streams")
+        .env(
+            "SWITCHBOARD_ADMIN_URL",
+            format!("http://127.0.0.1:{}", gw.admin_port),
+        )
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains(s["stream_sid"].as_str().unwrap()) && text.contains("agent"),
+        "{text}"
+    );
+    assert!(text.contains("1 active stream"), "{text}");
     let run = caller.join().unwrap();
     assert_eq!(run.code, 0, "SIPp failed: {run:?}\n{}", gw.log());
 
