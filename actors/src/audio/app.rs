@@ -243,6 +243,10 @@ async fn connect(app: &AppConfig, max_frame: usize) -> Result<Ws, String> {
         request.headers_mut().insert("authorization", value);
     }
     let config = WebSocketConfig::default()
+        // Messages are a few hundred bytes: small buffers (tungstenite's defaults are 128 KiB
+        // each per connection), and every message written at once (latency).
+        .read_buffer_size(4096)
+        .write_buffer_size(0)
         .max_message_size(Some(max_frame))
         .max_frame_size(Some(max_frame));
     let timeout = Duration::from_millis(u64::from(app.connect_timeout_ms));

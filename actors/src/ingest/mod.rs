@@ -314,6 +314,10 @@ impl Server {
             Ok(resp)
         };
         let config = WebSocketConfig::default()
+            // Messages are a few hundred bytes: small buffers (tungstenite's defaults are 128 KiB
+            // each per connection), and every message written at once (latency).
+            .read_buffer_size(4096)
+            .write_buffer_size(0)
             .max_message_size(Some(self.cfg.max_frame_bytes))
             .max_frame_size(Some(self.cfg.max_frame_bytes));
         let ws = tokio::time::timeout(
