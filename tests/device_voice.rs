@@ -213,6 +213,16 @@ fn run_device(port: u16, id: &str, pass: &str, script: Script, report: Arc<Mutex
 /// Claim `id`, run it with `script` in a thread, and wait until it is online.
 fn device(gw: &Gateway, id: &str, script: Script) -> (thread::JoinHandle<()>, Arc<Mutex<Report>>) {
     let pass = claim(gw, id);
+    run_claimed(gw, id, pass, script)
+}
+
+/// Run an already claimed device.
+fn run_claimed(
+    gw: &Gateway,
+    id: &str,
+    pass: String,
+    script: Script,
+) -> (thread::JoinHandle<()>, Arc<Mutex<Report>>) {
     let report = Arc::new(Mutex::new(Report::default()));
     let (port, owned, r) = (gw.mqtt_port, id.to_string(), Arc::clone(&report));
     let handle = thread::spawn(move || run_device(port, &owned, &pass, script, r));
@@ -440,4 +450,54 @@ fn a_cpaas_stream_to_a_device_rings_it_and_carries_audio_both_ways() {
         back.iter().all(|m| m["stream_sid"].as_str().is_some()),
         "{back:?}"
     );
+}
+
+#[test]
+fn when_the_caller_hangs_up_the_device_is_told_and_can_take_the_next_call() {
+    let gw = gateway("[[route]]\nmatch = \"7000\"\nto = \"device:esp-twice\"\n");
+    let pass = claim(&gw, "esp-twice");
+    for round in 0..2 {
+        let (dev, report) = run_claimed(
+            &gw,
+            "esp-twice",
+            pass.clone(),
+            Script {
+                answer: true,
+                dial: None,
+                talk: Duration::from_secs(20),
+                hangup: false,
+            },
+        );
+        let peer = RtpPeer::bind();
+        let run = uac(
+            "uac_rtp_peer.xml",
+            &gw.sip(),
+            &[
+                "-s",
+                "7000",
+                "-m",
+                "1",
+                "-set",
+                "rtp_port",
+                &peer.port().to_string(),
+                "-d",
+                "1500",
+            ],
+            Duration::from_secs(20),
+        );
+        assert_eq!(run.code, 0, "round {round}: {run:?}\n{}", gw.log());
+        dev.join().unwrap();
+        let r = report.lock().unwrap();
+        let last = r.control.last().cloned().unwrap_or_default();
+        assert_eq!(last["event"], "hangup", "round {round}: {:?}", r.control);
+        assert_eq!(last["reason"], "remote hangup");
+        assert_eq!(last["call"], r.control[0]["call"]);
+        // Gone before the next round reconnects it.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while gw.get("/api/v1/devices/esp-twice").1["online"] != false {
+            assert!(Instant::now() < deadline, "device still online");
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+    assert_eq!(gw.wait_cdrs(2).len(), 2);
 }
