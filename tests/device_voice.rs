@@ -501,3 +501,42 @@ fn when_the_caller_hangs_up_the_device_is_told_and_can_take_the_next_call() {
     }
     assert_eq!(gw.wait_cdrs(2).len(), 2);
 }
+
+#[test]
+fn a_crashed_call_hangs_the_device_up_and_the_caller_gets_bye() {
+    let gw = gateway("[[route]]\nmatch = \"7000\"\nto = \"device:esp-crash\"\n");
+    let (dev, report) = device(
+        &gw,
+        "esp-crash",
+        Script {
+            answer: true,
+            dial: None,
+            talk: Duration::from_secs(20),
+            hangup: false,
+        },
+    );
+    let peer = RtpPeer::bind();
+    let sip = gw.sip();
+    let rtp_port = peer.port().to_string();
+    let caller = thread::spawn(move || {
+        uac(
+            "uac_rtp_wait_bye.xml",
+            &sip,
+            &["-s", "7000", "-m", "1", "-set", "rtp_port", &rtp_port],
+            Duration::from_secs(20),
+        )
+    });
+    let (call_id, _) = call_rtp(&gw);
+    thread::sleep(Duration::from_millis(500));
+    let (code, _) = gw
+        .try_request("POST", &format!("/api/v1/calls/{call_id}/crash"))
+        .unwrap();
+    assert_eq!(code, 202);
+    let run = caller.join().unwrap();
+    assert_eq!(run.code, 0, "the caller got no BYE: {run:?}\n{}", gw.log());
+    dev.join().unwrap();
+    let r = report.lock().unwrap();
+    let last = r.control.last().cloned().unwrap_or_default();
+    assert_eq!(last["event"], "hangup", "{:?}", r.control);
+    assert_eq!(last["reason"], "crash");
+}

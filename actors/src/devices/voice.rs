@@ -451,6 +451,22 @@ async fn run(mut bridge: Bridge, mut inputs: mpsc::Receiver<Input>) {
     }
 }
 
+/// Ends a bridge when the call's listener goes away.
+struct EndOnDrop(mpsc::Sender<Input>);
+
+impl Drop for EndOnDrop {
+    fn drop(&mut self) {
+        let _ = self
+            .0
+            .try_send(Input::Call(UaEvent::Ended(crate::ua::UaOutcome {
+                answered: true,
+                code: None,
+                cause: "crash",
+                error: None,
+            })));
+    }
+}
+
 /// Inputs of a bridge: the call's listener and the device session's link.
 fn channels() -> (
     mpsc::Sender<Input>,
@@ -460,7 +476,11 @@ fn channels() -> (
 ) {
     let (tx, rx) = mpsc::channel::<Input>(LINK_QUEUE * 2);
     let call_tx = tx.clone();
+    // If the call actor dies without saying `Ended` (a crash), its listener is dropped: the
+    // guard then ends the bridge, so the device is told and freed for the next call.
+    let guard = EndOnDrop(tx.clone());
     let listener = Listener::new(move |ev| {
+        let _ = &guard;
         // Call events are few and must not be lost: wait for room off the actor's thread.
         let tx = call_tx.clone();
         if let Err(mpsc::error::TrySendError::Full(Input::Call(ev))) = tx.try_send(Input::Call(ev))

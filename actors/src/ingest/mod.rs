@@ -341,7 +341,12 @@ impl Server {
             }
         };
         let Some(admitted) = admitted else { return };
-        tracing::info!(%ip, tenant = %admitted.claims.tenant, target = ?admitted.target, "ingest stream accepted");
+        let target = match &admitted.target {
+            Target::App(name) => format!("app:{name}"),
+            Target::Device(id) => format!("device:{id}"),
+            Target::Call(number) => format!("call:{}", crate::context::mask_number(number)),
+        };
+        tracing::info!(%ip, tenant = %admitted.claims.tenant, %target, "ingest stream accepted");
         metrics::counter!("switchboard_ingest_accepted_total").increment(1);
         metrics::gauge!("switchboard_ingest_connections").set(self.limits.active() as f64);
         self.run_stream(ws, admitted).await;
