@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::rtp::{call_rtp, RtpPeer};
+use common::rtp::{call_rtp, caller, RtpPeer};
 use common::{uac, Gateway, Sipp};
 use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Packet, QoS};
 use serde_json::{json, Value};
@@ -133,6 +133,8 @@ fn run_device(port: u16, id: &str, pass: &str, script: Script, report: Arc<Mutex
                                     json!({"event": "hangup", "call": c}).to_string())
                                 .await
                                 .unwrap();
+                            // Our own hangup ends the call: leave once it is sent.
+                            finish_at = Some(Instant::now() + Duration::from_millis(500));
                         }
                     }
                 }
@@ -248,16 +250,7 @@ fn a_device_answers_a_sipp_call_talks_both_ways_and_its_hangup_sends_bye() {
         },
     );
     let peer = RtpPeer::bind();
-    let sip = gw.sip();
-    let rtp_port = peer.port().to_string();
-    let caller = thread::spawn(move || {
-        uac(
-            "uac_rtp_wait_bye.xml",
-            &sip,
-            &["-s", "7000", "-m", "1", "-set", "rtp_port", &rtp_port],
-            Duration::from_secs(30),
-        )
-    });
+    let caller = caller(&gw, "uac_rtp_wait_bye.xml", "7000", &peer, &[]);
     let (_, gw_rtp) = call_rtp(&gw);
     // The caller talks (a 440 Hz tone) while listening for the device's tone.
     let talker = peer.socket.try_clone().unwrap();
@@ -516,16 +509,7 @@ fn a_crashed_call_hangs_the_device_up_and_the_caller_gets_bye() {
         },
     );
     let peer = RtpPeer::bind();
-    let sip = gw.sip();
-    let rtp_port = peer.port().to_string();
-    let caller = thread::spawn(move || {
-        uac(
-            "uac_rtp_wait_bye.xml",
-            &sip,
-            &["-s", "7000", "-m", "1", "-set", "rtp_port", &rtp_port],
-            Duration::from_secs(20),
-        )
-    });
+    let caller = caller(&gw, "uac_rtp_wait_bye.xml", "7000", &peer, &[]);
     let (call_id, _) = call_rtp(&gw);
     thread::sleep(Duration::from_millis(500));
     let (code, _) = gw

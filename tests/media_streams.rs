@@ -8,7 +8,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::app::App;
-use common::rtp::{call_rtp, decode_ulaw, RtpPeer};
+use common::rtp::{call_rtp, caller, decode_ulaw, RtpPeer};
 use common::{uac, Gateway};
 
 fn app_config(name: &str, port: u16, mode: &str, extra: &str) -> String {
@@ -155,18 +155,7 @@ fn app_audio_is_played_to_the_caller_marks_come_back_after_it_and_clear_barges_i
     );
     let gw = Gateway::start(&app_config("bot", app.port, "twilio", ""));
     let peer = RtpPeer::bind();
-    let sip = gw.sip();
-    let rtp_port = peer.port().to_string();
-    let caller = std::thread::spawn(move || {
-        uac(
-            "uac_rtp_peer.xml",
-            &sip,
-            &[
-                "-s", "5000", "-m", "1", "-set", "rtp_port", &rtp_port, "-d", "6000",
-            ],
-            Duration::from_secs(30),
-        )
-    });
+    let caller = caller(&gw, "uac_rtp_peer.xml", "5000", &peer, &["-d", "6000"]);
     let (packets, loud) = peer.listen(Duration::from_millis(5500));
     let run = caller.join().unwrap();
     assert_eq!(run.code, 0, "SIPp failed: {run:?}\n{}", gw.log());
@@ -217,18 +206,7 @@ fn an_exotel_app_gets_pcm16_at_16_khz_and_the_stream_is_listed_while_it_runs() {
         "sample_rate = 16000",
     ));
     let peer = RtpPeer::bind();
-    let sip = gw.sip();
-    let rtp_port = peer.port().to_string();
-    let caller = std::thread::spawn(move || {
-        uac(
-            "uac_rtp_peer.xml",
-            &sip,
-            &[
-                "-s", "5000", "-m", "1", "-set", "rtp_port", &rtp_port, "-d", "3000",
-            ],
-            Duration::from_secs(30),
-        )
-    });
+    let caller = caller(&gw, "uac_rtp_peer.xml", "5000", &peer, &["-d", "3000"]);
     let (call_id, gw_rtp) = call_rtp(&gw);
     peer.send_tone(gw_rtp, 50);
     // Listed while the call is up, in /api/v1/streams and in the call.

@@ -10,7 +10,7 @@ use switchboard_config::AppConfig;
 use switchboard_sip::media::streams::Track;
 
 use crate::audio::app::{AppStream, AppStreamArgs};
-use crate::audio::leg::{Leg, LegCommand, LegConfig, LegEvent};
+use crate::audio::leg::{Leg, LegCommand, LegEvent};
 use crate::call::{CallId, CallMsg};
 use crate::context::CallContext;
 use crate::supervisor::SupervisorMsg;
@@ -43,16 +43,7 @@ pub fn app_listener(
                     stream.remote_changed(media.remote);
                     return;
                 }
-                let leg = Leg::spawn(
-                    media.socket,
-                    LegConfig {
-                        law: media.law,
-                        event_payload_type: media.event_payload_type,
-                        remote: media.remote,
-                        max_playout_ms: app.max_playout_ms,
-                        send: true,
-                    },
-                );
+                let leg = Leg::for_call(media, app.max_playout_ms);
                 let leg = match leg {
                     Ok(l) => l,
                     Err(err) => {
@@ -125,16 +116,7 @@ pub async fn ingest_to_call(
             let Some(stream) = stream.lock().ok().and_then(|mut s| s.take()) else {
                 return;
             };
-            let leg = Leg::spawn(
-                media.socket,
-                LegConfig {
-                    law: media.law,
-                    event_payload_type: media.event_payload_type,
-                    remote: media.remote,
-                    max_playout_ms: 2000,
-                    send: true,
-                },
-            );
+            let leg = Leg::for_call(media, 2000);
             match leg {
                 Ok(leg) => {
                     tokio::spawn(pump(leg, stream));

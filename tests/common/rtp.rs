@@ -105,3 +105,25 @@ impl RtpPeer {
         (all, loud)
     }
 }
+
+/// A SIPp caller in the background: `scenario` (one whose SDP points at `[$rtp_port]`) calls
+/// `number` with `peer` as its media endpoint; `extra` SIPp arguments (e.g. `-d MS`).
+pub fn caller(
+    gw: &Gateway,
+    scenario: &'static str,
+    number: &str,
+    peer: &RtpPeer,
+    extra: &[&str],
+) -> std::thread::JoinHandle<super::Run> {
+    let sip = gw.sip();
+    let mut args: Vec<String> = ["-s", number, "-m", "1", "-set", "rtp_port"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    args.push(peer.port().to_string());
+    args.extend(extra.iter().map(|s| s.to_string()));
+    std::thread::spawn(move || {
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        super::uac(scenario, &sip, &refs, Duration::from_secs(30))
+    })
+}

@@ -169,6 +169,24 @@ impl Leg {
         })
     }
 
+    /// The leg of a call's negotiated audio: RTP sent and received, playout up to
+    /// `max_playout_ms`.
+    pub fn for_call(
+        media: crate::audio::AudioMedia,
+        max_playout_ms: u32,
+    ) -> Result<Leg, JitterError> {
+        Leg::spawn(
+            media.socket,
+            LegConfig {
+                law: media.law,
+                event_payload_type: media.event_payload_type,
+                remote: media.remote,
+                max_playout_ms,
+                send: true,
+            },
+        )
+    }
+
     /// A leg fed by something else than an RTP socket (a media stream, a tap on a relayed
     /// call): whoever holds the other ends of the channels produces the events and serves
     /// the commands.

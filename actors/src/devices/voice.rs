@@ -33,7 +33,7 @@ use tokio::sync::mpsc;
 
 use super::session::DeviceMsg;
 use super::DeviceSupervisorMsg;
-use crate::audio::leg::{Leg, LegCommand, LegConfig, LegEvent};
+use crate::audio::leg::{Leg, LegCommand, LegEvent};
 use crate::call::{CallId, CallMsg};
 use crate::context::CallContext;
 use crate::supervisor::SupervisorMsg;
@@ -366,16 +366,7 @@ impl Bridge {
                     let _ = leg.commands.try_send(LegCommand::Remote(media.remote));
                 }
                 None => {
-                    let leg = Leg::spawn(
-                        media.socket,
-                        LegConfig {
-                            law: media.law,
-                            event_payload_type: media.event_payload_type,
-                            remote: media.remote,
-                            max_playout_ms: DEVICE_PLAYOUT_MS,
-                            send: true,
-                        },
-                    );
+                    let leg = Leg::for_call(media, DEVICE_PLAYOUT_MS);
                     match leg {
                         Ok(l) => {
                             self.leg = Some(l);
@@ -585,7 +576,8 @@ pub async fn ingest_to_device(
     close: tokio::sync::oneshot::Sender<&'static str>,
 ) -> Result<mpsc::Sender<()>, RingError> {
     let call = CallId::new();
-    let (tx, rx, _listener, link) = channels();
+    // No SIP call here: the listener (and its end-on-drop guard) lives as long as the stream.
+    let (tx, rx, listener, link) = channels();
     let voice_call = VoiceCall {
         call_id: call.0.clone(),
         from,
@@ -613,6 +605,7 @@ pub async fn ingest_to_device(
     let (end_tx, mut end_rx) = mpsc::channel::<()>(1);
     let ended = tx.clone();
     tokio::spawn(async move {
+        let _listener = listener;
         let _ = end_rx.recv().await;
         let _ = ended
             .send(Input::Call(UaEvent::Ended(crate::ua::UaOutcome {

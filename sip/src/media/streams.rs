@@ -651,6 +651,29 @@ fn counter(value: &Value, field: &'static str) -> Result<u64, StreamError> {
     }
 }
 
+/// A text frame as a JSON object, within `max_frame_bytes`.
+pub(crate) fn frame_object(frame: &str, max_frame_bytes: usize) -> Result<Object, StreamError> {
+    if frame.len() > max_frame_bytes {
+        return Err(StreamError::FrameTooLarge {
+            len: frame.len(),
+            max: max_frame_bytes,
+        });
+    }
+    let value: Value = serde_json::from_str(frame).map_err(|e| StreamError::Json {
+        line: e.line(),
+        column: e.column(),
+    })?;
+    match value {
+        Value::Object(obj) => Ok(obj),
+        _ => Err(StreamError::WrongType { field: "message" }),
+    }
+}
+
+/// A message's `event`.
+pub(crate) fn event_name(obj: &Object) -> Result<&str, StreamError> {
+    str_field(obj, "event", "event")?.ok_or(StreamError::MissingField { field: "event" })
+}
+
 /// Parses and validates the app → gateway messages of one stream.
 #[derive(Debug, Clone)]
 pub struct StreamReader {
@@ -692,21 +715,8 @@ impl StreamReader {
 
     /// Parses one text frame.
     pub fn read_text(&mut self, frame: &str) -> Result<AppMessage, StreamError> {
-        if frame.len() > self.limits.max_frame_bytes {
-            return Err(StreamError::FrameTooLarge {
-                len: frame.len(),
-                max: self.limits.max_frame_bytes,
-            });
-        }
-        let value: Value = serde_json::from_str(frame).map_err(|e| StreamError::Json {
-            line: e.line(),
-            column: e.column(),
-        })?;
-        let Value::Object(obj) = value else {
-            return Err(StreamError::WrongType { field: "message" });
-        };
-        let event = str_field(&obj, "event", "event")?
-            .ok_or(StreamError::MissingField { field: "event" })?;
+        let obj = frame_object(frame, self.limits.max_frame_bytes)?;
+        let event = event_name(&obj)?;
         let kind = match event {
             "media" => Kind::Media,
             "mark" => Kind::Mark,

@@ -395,21 +395,8 @@ impl IngestReader {
 
     /// Parses one text frame.
     pub fn read_text(&mut self, frame: &str) -> Result<IngestEvent, StreamError> {
-        if frame.len() > self.limits.max_frame_bytes {
-            return Err(StreamError::FrameTooLarge {
-                len: frame.len(),
-                max: self.limits.max_frame_bytes,
-            });
-        }
-        let value: Value = serde_json::from_str(frame).map_err(|e| StreamError::Json {
-            line: e.line(),
-            column: e.column(),
-        })?;
-        let Value::Object(obj) = value else {
-            return Err(StreamError::WrongType { field: "message" });
-        };
-        let event = str_field(&obj, "event", "event")?
-            .ok_or(StreamError::MissingField { field: "event" })?;
+        let obj = super::frame_object(frame, self.limits.max_frame_bytes)?;
+        let event = super::event_name(&obj)?;
         let kind = match event {
             "connected" => Kind::Connected,
             "start" => Kind::Start,
