@@ -669,6 +669,24 @@ pub(crate) fn frame_object(frame: &str, max_frame_bytes: usize) -> Result<Object
     }
 }
 
+/// A `mark` message's `mark.name`: present, non-empty, at most `max` bytes.
+pub(crate) fn mark_name(obj: &Object, max: usize) -> Result<&str, StreamError> {
+    let mark =
+        object_field(obj, "mark", "mark")?.ok_or(StreamError::MissingField { field: "mark" })?;
+    let name = str_field(mark, "name", "mark.name")?
+        .ok_or(StreamError::MissingField { field: "mark.name" })?;
+    if name.is_empty() {
+        return Err(StreamError::EmptyMarkName);
+    }
+    if name.len() > max {
+        return Err(StreamError::MarkNameTooLong {
+            len: name.len(),
+            max,
+        });
+    }
+    Ok(name)
+}
+
 /// A message's `event`.
 pub(crate) fn event_name(obj: &Object) -> Result<&str, StreamError> {
     str_field(obj, "event", "event")?.ok_or(StreamError::MissingField { field: "event" })
@@ -793,22 +811,9 @@ impl StreamReader {
                     payload: self.decode_payload(payload)?,
                 })
             }
-            Kind::Mark => {
-                let mark = object_field(obj, "mark", "mark")?
-                    .ok_or(StreamError::MissingField { field: "mark" })?;
-                let name = str_field(mark, "name", "mark.name")?
-                    .ok_or(StreamError::MissingField { field: "mark.name" })?;
-                if name.is_empty() {
-                    return Err(StreamError::EmptyMarkName);
-                }
-                if name.len() > self.limits.max_mark_name {
-                    return Err(StreamError::MarkNameTooLong {
-                        len: name.len(),
-                        max: self.limits.max_mark_name,
-                    });
-                }
-                Ok(AppMessage::Mark { name: name.into() })
-            }
+            Kind::Mark => Ok(AppMessage::Mark {
+                name: mark_name(obj, self.limits.max_mark_name)?.into(),
+            }),
             Kind::Clear => Ok(AppMessage::Clear),
         }
     }

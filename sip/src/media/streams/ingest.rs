@@ -644,20 +644,9 @@ impl IngestReader {
     }
 
     fn mark_body(&self, obj: &Object) -> Result<IngestEvent, StreamError> {
-        let mark = object_field(obj, "mark", "mark")?
-            .ok_or(StreamError::MissingField { field: "mark" })?;
-        let name = str_field(mark, "name", "mark.name")?
-            .ok_or(StreamError::MissingField { field: "mark.name" })?;
-        if name.is_empty() {
-            return Err(StreamError::EmptyMarkName);
-        }
-        if name.len() > self.limits.max_mark_name {
-            return Err(StreamError::MarkNameTooLong {
-                len: name.len(),
-                max: self.limits.max_mark_name,
-            });
-        }
-        Ok(IngestEvent::Mark { name: name.into() })
+        Ok(IngestEvent::Mark {
+            name: super::mark_name(obj, self.limits.max_mark_name)?.into(),
+        })
     }
 
     /// `stop` may carry the call's ids (and, for Exotel, a reason): only their types are
