@@ -2,6 +2,7 @@
 //! status of calls, CDRs and trunks. Errors are JSON bodies
 //! `{"error":{"code":..,"message":..}}` and never carry internals.
 
+pub mod auth;
 mod fax;
 
 use std::sync::Arc;
@@ -43,6 +44,8 @@ pub struct AdminState {
     pub test_hooks: bool,
     /// The configuration in force.
     pub config: Arc<switchboard_config::Config>,
+    /// API keys, rate limits and CORS.
+    pub guard: Arc<auth::Guard>,
 }
 
 /// A JSON error response.
@@ -66,6 +69,9 @@ impl ApiError {
             "not_found",
             format!("{what} not found"),
         )
+    }
+    pub(crate) fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
     }
     pub(crate) fn unavailable() -> Self {
         Self::new(
@@ -118,8 +124,21 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/v1/inbound-faxes", get(fax::list_inbound))
         .route("/api/v1/inbound-faxes/{id}", get(fax::get_inbound))
         .route("/api/v1/inbound-faxes/{id}/file", get(fax::inbound_file))
+        .route("/api/v1/admin/api-keys", get(list_keys).post(create_key))
+        .route(
+            "/api/v1/admin/api-keys/{id}",
+            axum::routing::delete(revoke_key),
+        )
+        .route_layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state.guard),
+            auth::authorize,
+        ))
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .fallback(|| async { ApiError::not_found("route") })
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state.guard),
+            auth::perimeter,
+        ))
         .with_state(state)
 }
 
@@ -205,6 +224,98 @@ async fn list_calls(State(s): State<AdminState>) -> ApiResult {
     )
     .map_err(|_| ApiError::unavailable())?;
     ok_json(json!({"calls": calls}))
+}
+
+/// A key as listed (never the key or its hash).
+fn key_view(k: &switchboard_storage::ApiKeyRecord) -> serde_json::Value {
+    let now = switchboard_storage::now_unix_ms();
+    let state = if k.revoked_ms.is_some() {
+        "revoked"
+    } else if k.expires_ms.is_some_and(|e| e <= now) {
+        "expired"
+    } else {
+        "active"
+    };
+    json!({
+        "id": k.id,
+        "name": k.name,
+        "scopes": k.scopes,
+        "state": state,
+        "created_at": switchboard_storage::rfc3339(k.created_ms),
+        "expires_at": k.expires_ms.map(switchboard_storage::rfc3339),
+        "revoked_at": k.revoked_ms.map(switchboard_storage::rfc3339),
+    })
+}
+
+async fn list_keys(State(s): State<AdminState>) -> ApiResult {
+    let keys: Vec<serde_json::Value> = s.guard.keys.list().iter().map(key_view).collect();
+    ok_json(json!({"keys": keys}))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewKeyBody {
+    name: String,
+    scopes: Vec<String>,
+    #[serde(default)]
+    expires_in_secs: Option<u64>,
+}
+
+async fn create_key(
+    State(s): State<AdminState>,
+    body: Result<Json<NewKeyBody>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult {
+    let Json(b) = body.map_err(|e| ApiError::bad_request("bad_body", e.body_text()))?;
+    if b.name.is_empty() || b.name.len() > 64 || b.name.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(
+            "bad_name",
+            "name: 1 to 64 characters",
+        ));
+    }
+    if b.scopes.is_empty() || b.scopes.len() > auth::SCOPES.len() {
+        return Err(ApiError::bad_request("bad_scopes", "scopes: at least one"));
+    }
+    if let Some(bad) = b
+        .scopes
+        .iter()
+        .find(|s| !auth::SCOPES.contains(&s.as_str()))
+    {
+        return Err(ApiError::bad_request(
+            "bad_scopes",
+            format!("unknown scope {bad:?}; known: {}", auth::SCOPES.join(", ")),
+        ));
+    }
+    if b.expires_in_secs == Some(0) || b.expires_in_secs.is_some_and(|t| t > 10 * 365 * 86_400) {
+        return Err(ApiError::bad_request(
+            "bad_expiry",
+            "expires_in_secs: 1 second to 10 years",
+        ));
+    }
+    let made = s
+        .guard
+        .keys
+        .create(&b.name, b.scopes, b.expires_in_secs)
+        .map_err(|_| ApiError::unavailable())?;
+    tracing::info!(key = %made.record.id, name = %made.record.name, "API key created");
+    let mut v = key_view(&made.record);
+    v["key"] = json!(made.key);
+    Ok((
+        StatusCode::CREATED,
+        [(header::CACHE_CONTROL, "no-store")],
+        Json(v),
+    )
+        .into_response())
+}
+
+async fn revoke_key(State(s): State<AdminState>, Path(id): Path<String>) -> ApiResult {
+    match s.guard.keys.revoke(&id) {
+        Ok(true) => {
+            tracing::info!(key = %id, "API key revoked");
+            ok_json(json!({"id": id, "revoked": true}))
+        }
+        Ok(false) => Err(ApiError::not_found("key")),
+        Err(_) => Err(ApiError::unavailable()),
+    }
 }
 
 async fn list_streams(State(s): State<AdminState>) -> ApiResult {

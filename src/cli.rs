@@ -18,6 +18,9 @@ pub struct ApiArgs {
         default_value = "http://127.0.0.1:8080"
     )]
     admin: String,
+    /// API key (`sbk_…`); best from the environment.
+    #[arg(long, env = "SWITCHBOARD_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
     /// Print the raw JSON.
     #[arg(long)]
     json: bool,
@@ -44,6 +47,9 @@ fn request(
         .with_context(|| format!("connecting to the admin API at {host}"))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     write!(stream, "{method} {path} HTTP/1.0\r\nHost: {host}\r\nAccept: application/json\r\nConnection: close\r\n")?;
+    if let Some(key) = &api.api_key {
+        write!(stream, "Authorization: Bearer {key}\r\n")?;
+    }
     match body {
         Some((ctype, bytes)) => {
             write!(
@@ -339,6 +345,78 @@ pub fn fax_send(api: &ApiArgs, to: &str, file: &std::path::Path) -> anyhow::Resu
             s(&job["pages"])
         );
     }
+    Ok(())
+}
+
+/// `switchboard keys create`
+pub fn keys_create(
+    api: &ApiArgs,
+    name: &str,
+    scopes: &[String],
+    expires_in: Option<u64>,
+) -> anyhow::Result<()> {
+    let mut body = serde_json::json!({"name": name, "scopes": scopes});
+    if let Some(t) = expires_in {
+        body["expires_in_secs"] = t.into();
+    }
+    let v = request(
+        api,
+        "POST",
+        "/api/v1/admin/api-keys",
+        Some(("application/json", body.to_string().as_bytes())),
+    )?;
+    if api.json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!(
+            "key {} ({}) created; store it now, it is not shown again:",
+            s(&v["id"]),
+            s(&v["name"])
+        );
+        println!("{}", s(&v["key"]));
+    }
+    Ok(())
+}
+
+/// `switchboard keys list`
+pub fn keys_list(api: &ApiArgs) -> anyhow::Result<()> {
+    let v = get(api, "/api/v1/admin/api-keys")?;
+    if api.json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    let keys = v["keys"].as_array().cloned().unwrap_or_default();
+    let rows: Vec<Vec<String>> = keys
+        .iter()
+        .map(|k| {
+            let scopes: Vec<String> = k["scopes"]
+                .as_array()
+                .map(|a| a.iter().map(s).collect())
+                .unwrap_or_default();
+            vec![
+                s(&k["id"]),
+                s(&k["name"]),
+                scopes.join(","),
+                s(&k["state"]),
+                s(&k["created_at"]),
+                s(&k["expires_at"]),
+            ]
+        })
+        .collect();
+    print_table(
+        &["Id", "Name", "Scopes", "State", "Created", "Expires"],
+        &rows,
+    );
+    Ok(())
+}
+
+/// `switchboard keys revoke ID`
+pub fn keys_revoke(api: &ApiArgs, id: &str) -> anyhow::Result<()> {
+    if !id.bytes().all(|b| b.is_ascii_hexdigit()) || id.is_empty() || id.len() > 16 {
+        anyhow::bail!("a key id is up to 16 hex digits");
+    }
+    request(api, "DELETE", &format!("/api/v1/admin/api-keys/{id}"), None)?;
+    println!("key {id} revoked");
     Ok(())
 }
 

@@ -51,6 +51,11 @@ enum Command {
     Trunks(cli::ApiArgs),
     /// Devices: online, last seen, firmware, counters.
     Devices(cli::ApiArgs),
+    /// Admin API keys: `keys create --name N --scope S`, `keys list`, `keys revoke ID`.
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
+    },
     /// Send a fax: `fax send TO FILE` (TIFF or PDF).
     Fax {
         #[command(subcommand)]
@@ -71,6 +76,34 @@ enum Command {
         /// How many.
         #[arg(short = 'n', long, default_value_t = 20)]
         limit: usize,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysAction {
+    /// Create a key; it is printed once and never again.
+    Create {
+        #[command(flatten)]
+        api: cli::ApiArgs,
+        /// A label.
+        #[arg(long)]
+        name: String,
+        /// A scope (repeat for more): admin, calls:read, calls:write, fax:send, fax:read,
+        /// devices:read, devices:write, credits:read, credits:write, metrics:read, or FAMILY:*.
+        #[arg(long = "scope", required = true)]
+        scopes: Vec<String>,
+        /// Lifetime in seconds (default: until revoked).
+        #[arg(long)]
+        expires_in: Option<u64>,
+    },
+    /// List keys (never their secrets).
+    List(cli::ApiArgs),
+    /// Revoke a key by id.
+    Revoke {
+        #[command(flatten)]
+        api: cli::ApiArgs,
+        /// The key id (the 16 hex digits after `sbk_`).
+        id: String,
     },
 }
 
@@ -101,6 +134,16 @@ fn main() -> std::process::ExitCode {
             action: FaxAction::Send { api, to, file },
         } => cli::fax_send(&api, &to, &file),
         Command::Faxes { api, inbound } => cli::faxes(&api, inbound),
+        Command::Keys { action } => match action {
+            KeysAction::Create {
+                api,
+                name,
+                scopes,
+                expires_in,
+            } => cli::keys_create(&api, &name, &scopes, expires_in),
+            KeysAction::List(api) => cli::keys_list(&api),
+            KeysAction::Revoke { api, id } => cli::keys_revoke(&api, &id),
+        },
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -177,19 +220,26 @@ async fn serve(config: Arc<Config>) -> anyhow::Result<()> {
             upkeep.run_upkeep();
         }
     });
+    let keys = admin::auth::Keys::load(Arc::clone(&store), config.admin.bootstrap_key.as_ref())
+        .context("loading the API keys")?;
     let state = admin::AdminState {
         gateway: gateway.clone(),
         store: Arc::clone(&store),
         metrics,
         test_hooks: config.admin.test_hooks,
         config: Arc::clone(&config),
+        guard: admin::auth::Guard::new(keys, &config.admin),
     };
     let listener = tokio::net::TcpListener::bind(config.admin.listen)
         .await
         .with_context(|| format!("binding the admin API on {}", config.admin.listen))?;
     tracing::info!(listen = %config.admin.listen, "admin API listening");
     let app = admin::router(state);
-    let server = axum::serve(listener, app).with_graceful_shutdown(shutdown_signal());
+    let server = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal());
     let root_cell = gateway.root.get_cell();
     tokio::select! {
         r = server => r.context("admin server")?,

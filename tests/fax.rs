@@ -34,7 +34,8 @@ fn submit(gw: &Gateway, to: &str, file: &[u8], name: &str) -> (u16, Value) {
     let mut s = TcpStream::connect(("127.0.0.1", gw.admin_port)).unwrap();
     write!(
         s,
-        "POST /api/v1/faxes HTTP/1.0\r\nHost: x\r\nContent-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {}\r\n\r\n",
+        "POST /api/v1/faxes HTTP/1.0\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {}\r\n\r\n",
+        common::TEST_KEY,
         body.len()
     )
     .unwrap();
@@ -56,7 +57,12 @@ fn submit(gw: &Gateway, to: &str, file: &[u8], name: &str) -> (u16, Value) {
 /// GET a binary body.
 fn get_bytes(gw: &Gateway, path: &str) -> Vec<u8> {
     let mut s = TcpStream::connect(("127.0.0.1", gw.admin_port)).unwrap();
-    write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.0\r\nHost: x\r\nAuthorization: Bearer {}\r\n\r\n",
+        common::TEST_KEY
+    )
+    .unwrap();
     let mut resp = Vec::new();
     s.read_to_end(&mut resp).unwrap();
     let head_end = resp
@@ -242,10 +248,12 @@ fn a_job_interrupted_by_kill_9_is_resumed_and_never_lost() {
 /// Run the CLI against `gw`; stdout.
 fn cli(gw: &Gateway, args: &[&str], file: Option<&std::path::Path>) -> String {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"));
-    cmd.args(args).env(
-        "SWITCHBOARD_ADMIN_URL",
-        format!("http://127.0.0.1:{}", gw.admin_port),
-    );
+    cmd.args(args)
+        .env(
+            "SWITCHBOARD_ADMIN_URL",
+            format!("http://127.0.0.1:{}", gw.admin_port),
+        )
+        .env("SWITCHBOARD_API_KEY", common::TEST_KEY);
     if let Some(f) = file {
         cmd.arg(f);
     }

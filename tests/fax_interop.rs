@@ -107,7 +107,12 @@ fn pages(path: &Path) -> Vec<Vec<Vec<u8>>> {
 
 fn get_bytes(gw: &Gateway, path: &str) -> Vec<u8> {
     let mut s = TcpStream::connect(("127.0.0.1", gw.admin_port)).unwrap();
-    write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.0\r\nHost: x\r\nAuthorization: Bearer {}\r\n\r\n",
+        common::TEST_KEY
+    )
+    .unwrap();
     let mut resp = Vec::new();
     s.read_to_end(&mut resp).unwrap();
     let at = resp.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
@@ -184,6 +189,7 @@ fn send_to_spandsp(ecm: bool, loss: bool) {
             "SWITCHBOARD_ADMIN_URL",
             format!("http://127.0.0.1:{}", gw.admin_port),
         )
+        .env("SWITCHBOARD_API_KEY", common::TEST_KEY)
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");

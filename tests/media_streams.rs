@@ -227,6 +227,7 @@ fn an_exotel_app_gets_pcm16_at_16_khz_and_the_stream_is_listed_while_it_runs() {
             "SWITCHBOARD_ADMIN_URL",
             format!("http://127.0.0.1:{}", gw.admin_port),
         )
+        .env("SWITCHBOARD_API_KEY", common::TEST_KEY)
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);

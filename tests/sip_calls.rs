@@ -433,6 +433,7 @@ fn operator_hangup_through_the_api_and_cli_views() {
             "--admin",
             &format!("http://127.0.0.1:{}", gw.admin_port),
         ])
+        .env("SWITCHBOARD_API_KEY", common::TEST_KEY)
         .output()
         .unwrap();
     let table = String::from_utf8_lossy(&out.stdout);
@@ -465,6 +466,7 @@ fn operator_hangup_through_the_api_and_cli_views() {
             "--admin",
             &format!("http://127.0.0.1:{}", gw.admin_port),
         ])
+        .env("SWITCHBOARD_API_KEY", common::TEST_KEY)
         .output()
         .unwrap();
     let table = String::from_utf8_lossy(&out.stdout);

@@ -88,6 +88,7 @@ fn options_keepalive_marks_the_trunk_up() {
             "--admin",
             &format!("http://127.0.0.1:{}", gw.admin_port),
         ])
+        .env("SWITCHBOARD_API_KEY", common::TEST_KEY)
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);

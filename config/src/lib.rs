@@ -30,7 +30,8 @@ pub use fax::{FaxConfig, T38Policy};
 pub use media_ws::MediaWsConfig;
 pub use route::{RouteConfig, RoutePattern, RouteTarget};
 pub use types::{
-    AdminConfig, LogConfig, MediaConfig, Secret, SipConfig, StorageConfig, Transport, TrunkConfig,
+    is_api_key_shape, AdminConfig, LogConfig, MediaConfig, Secret, SipConfig, StorageConfig,
+    Transport, TrunkConfig,
 };
 
 /// The whole validated configuration.

@@ -36,6 +36,11 @@ pub(crate) struct RawMedia {
 pub(crate) struct RawAdmin {
     pub listen: Option<String>,
     pub test_hooks: Option<bool>,
+    pub bootstrap_key: Option<String>,
+    pub metrics_allow: Option<Vec<String>>,
+    pub cors_origins: Option<Vec<String>>,
+    pub rate_limit_per_ip: Option<u64>,
+    pub rate_limit_per_key: Option<u64>,
 }
 
 /// `[storage]` as written.

@@ -80,6 +80,19 @@ pub struct AdminConfig {
     pub listen: SocketAddr,
     /// Enables test-only endpoints (default false).
     pub test_hooks: bool,
+    /// An admin key (`sbk_{16 hex}_{64 hex}`) installed on the first start, when the store has
+    /// no key yet; best given as `SWITCHBOARD_ADMIN_BOOTSTRAP_KEY`. Ignored once keys exist.
+    pub bootstrap_key: Option<Secret>,
+    /// Sources that may read `/metrics` without a key (default loopback: `127.0.0.0/8`,
+    /// `::1/128`); others need a key with `metrics:read` (or `admin`).
+    pub metrics_allow: Vec<ipnet::IpNet>,
+    /// Browser origins allowed by CORS (exact `scheme://host[:port]`; default none; `*` is refused).
+    pub cors_origins: Vec<String>,
+    /// Requests per second allowed from one source address (1..=100000, default 100; bursts
+    /// of twice that).
+    pub rate_limit_per_ip: u32,
+    /// Requests per second allowed for one API key (1..=100000, default 200; bursts of twice that).
+    pub rate_limit_per_key: u32,
 }
 
 impl Default for AdminConfig {
@@ -87,7 +100,32 @@ impl Default for AdminConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             test_hooks: false,
+            bootstrap_key: None,
+            metrics_allow: default_metrics_allow(),
+            cors_origins: Vec::new(),
+            rate_limit_per_ip: 100,
+            rate_limit_per_key: 200,
         }
+    }
+}
+
+/// Loopback, v4 and v6.
+pub(crate) fn default_metrics_allow() -> Vec<ipnet::IpNet> {
+    vec![
+        ipnet::IpNet::V4(ipnet::Ipv4Net::new_assert(Ipv4Addr::new(127, 0, 0, 0), 8)),
+        ipnet::IpNet::V6(ipnet::Ipv6Net::new_assert(
+            std::net::Ipv6Addr::LOCALHOST,
+            128,
+        )),
+    ]
+}
+
+/// Whether `key` has the shape of an API key: `sbk_` + 16 hex + `_` + 64 hex.
+pub fn is_api_key_shape(key: &str) -> bool {
+    let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
+    match key.strip_prefix("sbk_").and_then(|r| r.split_once('_')) {
+        Some((id, secret)) => hex(id, 16) && hex(secret, 64),
+        None => false,
     }
 }
 

@@ -153,6 +153,57 @@ pub(crate) fn validate(
             AdminConfig::default().listen,
         ),
         test_hooks: raw.admin.test_hooks.unwrap_or(false),
+        bootstrap_key: match raw.admin.bootstrap_key {
+            None => None,
+            Some(k) if crate::types::is_api_key_shape(&k) => Some(crate::types::Secret::new(k)),
+            // The value is a secret: never echo it in the error.
+            Some(_) => {
+                c.invalid(
+                    "admin.bootstrap_key",
+                    "(hidden)",
+                    "sbk_ + 16 hex digits + _ + 64 hex digits",
+                );
+                None
+            }
+        },
+        metrics_allow: match raw.admin.metrics_allow {
+            None => crate::types::default_metrics_allow(),
+            list => c.nets("admin.metrics_allow", list),
+        },
+        cors_origins: {
+            let list = raw.admin.cors_origins.unwrap_or_default();
+            for (j, o) in list.iter().enumerate() {
+                let ok = (o.starts_with("https://") || o.starts_with("http://"))
+                    && o.len() <= 256
+                    && !o.contains('*')
+                    && !o
+                        .trim_end_matches('/')
+                        .contains(|ch: char| ch.is_whitespace())
+                    && o.splitn(4, '/').count() == 3;
+                if !ok {
+                    c.invalid(
+                        &format!("admin.cors_origins[{j}]"),
+                        o,
+                        "an exact origin such as https://ops.example.com (no wildcard, no path)",
+                    );
+                }
+            }
+            list
+        },
+        rate_limit_per_ip: c.ranged(
+            "admin.rate_limit_per_ip",
+            raw.admin.rate_limit_per_ip,
+            100,
+            1,
+            100_000,
+        ) as u32,
+        rate_limit_per_key: c.ranged(
+            "admin.rate_limit_per_key",
+            raw.admin.rate_limit_per_key,
+            200,
+            1,
+            100_000,
+        ) as u32,
     };
     let storage = StorageConfig {
         path: match raw.storage.path {

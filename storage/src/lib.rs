@@ -7,6 +7,7 @@
 //! schema version in the [`Tree::Meta`] tree; opening a store written by newer code fails with
 //! [`StoreError::SchemaTooNew`] instead of misreading it.
 
+pub mod api_key;
 pub mod cdr;
 pub mod device;
 mod error;
@@ -14,6 +15,7 @@ pub mod fax;
 mod sled_store;
 mod time;
 
+pub use api_key::{get_api_key, list_api_keys, put_api_key, ApiKeyRecord};
 pub use cdr::{put_cdr, put_cdrs, recent_cdrs, Cdr, Disposition};
 pub use device::{
     enqueue_command, get_command, get_device, list_devices, nonce_seen, pending_commands,
@@ -52,6 +54,8 @@ pub enum Tree {
     FaxJobs,
     /// Received faxes, keyed by id (derived from the call).
     InboundFaxes,
+    /// Admin API keys, keyed by key id (the public part of the key).
+    ApiKeys,
 }
 
 impl Tree {
@@ -64,6 +68,7 @@ impl Tree {
         Tree::Commands,
         Tree::FaxJobs,
         Tree::InboundFaxes,
+        Tree::ApiKeys,
     ];
 
     /// The backend's name for this tree; stable on disk, never rename.
@@ -76,6 +81,7 @@ impl Tree {
             Tree::Commands => "commands",
             Tree::FaxJobs => "fax_jobs",
             Tree::InboundFaxes => "inbound_faxes",
+            Tree::ApiKeys => "api_keys",
         }
     }
 
@@ -89,6 +95,7 @@ impl Tree {
             Tree::Commands => 4,
             Tree::FaxJobs => 5,
             Tree::InboundFaxes => 6,
+            Tree::ApiKeys => 7,
         }
     }
 }

@@ -53,6 +53,10 @@ fn rtp_range() -> (u16, u16) {
     (low, low + 399)
 }
 
+/// The admin key every test gateway is bootstrapped with.
+pub const TEST_KEY: &str =
+    "sbk_00000000000000aa_00000000000000000000000000000000000000000000000000000000000000bb";
+
 /// A running gateway.
 pub struct Gateway {
     child: Option<Child>,
@@ -106,8 +110,8 @@ impl Gateway {
             mqtt_port,
             dir,
             config,
-            env: env
-                .iter()
+            env: std::iter::once(("SWITCHBOARD_ADMIN_BOOTSTRAP_KEY", TEST_KEY))
+                .chain(env.iter().copied())
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
         };
@@ -161,20 +165,46 @@ impl Gateway {
         self.request_body(method, path, "")
     }
 
-    /// An admin API request with a JSON body.
+    /// An admin API request with a JSON body, as the bootstrap admin.
     pub fn request_body(
         &self,
         method: &str,
         path: &str,
         body: &str,
     ) -> std::io::Result<(u16, Value)> {
+        let (code, _, value) = self.request_with(
+            method,
+            path,
+            body,
+            &[("Authorization", &format!("Bearer {TEST_KEY}"))],
+        )?;
+        Ok((code, value))
+    }
+
+    /// An admin API request with exactly these extra headers (no key unless given); the
+    /// status, the response head and the body.
+    pub fn request_with(
+        &self,
+        method: &str,
+        path: &str,
+        body: &str,
+        headers: &[(&str, &str)],
+    ) -> std::io::Result<(u16, String, Value)> {
         let mut s = TcpStream::connect(("127.0.0.1", self.admin_port))?;
         s.set_read_timeout(Some(Duration::from_secs(10)))?;
-        write!(
-            s,
-            "{method} {path} HTTP/1.0\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        )?;
+        let mut req = format!("{method} {path} HTTP/1.0\r\nHost: x\r\n");
+        for (k, v) in headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        if !body.is_empty() || method == "POST" {
+            req.push_str(&format!(
+                "Content-Type: application/json\r\nContent-Length: {}\r\n",
+                body.len()
+            ));
+        }
+        req.push_str("\r\n");
+        req.push_str(body);
+        s.write_all(req.as_bytes())?;
         let mut raw = String::new();
         s.read_to_string(&mut raw)?;
         let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
@@ -184,7 +214,7 @@ impl Gateway {
             .and_then(|c| c.parse().ok())
             .unwrap_or(0);
         let value = serde_json::from_str(body).unwrap_or(Value::String(body.to_string()));
-        Ok((code, value))
+        Ok((code, head.to_string(), value))
     }
 
     /// GET returning JSON, panicking on transport errors.

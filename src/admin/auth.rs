@@ -1,0 +1,457 @@
+//! Who may call the admin API: Bearer API keys with scopes, per-source and per-key rate
+//! limits, CORS for listed browser origins, and the security headers every answer carries.
+//!
+//! A key is `sbk_{id}_{secret}`; only its SHA-256 is stored (compared in constant time), and
+//! it is shown once, when it is created. Every route needs a scope (`admin` grants all;
+//! `devices:*` grants `devices:read` and `devices:write`); `/health`, `/health/ready` and the
+//! HMAC-authenticated device claim are open, `/metrics` is open to `[admin] metrics_allow`
+//! sources and needs `metrics:read` from elsewhere. No key: 401; a key without the scope:
+//! 403; revoked, expired or unknown keys: 401, all with the same answer.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
+use std::sync::{Arc, RwLock};
+
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use switchboard_config::AdminConfig;
+use switchboard_storage::{
+    list_api_keys, now_unix_ms, put_api_key, ApiKeyRecord, Store, StoreError,
+};
+
+use super::ApiError;
+
+/// Scopes a key can be given.
+pub const SCOPES: &[&str] = &[
+    "admin",
+    "calls:read",
+    "calls:write",
+    "calls:*",
+    "fax:send",
+    "fax:read",
+    "fax:*",
+    "devices:read",
+    "devices:write",
+    "devices:*",
+    "credits:read",
+    "credits:write",
+    "credits:*",
+    "metrics:read",
+];
+
+/// Whether `granted` includes `needed`.
+pub fn grants(granted: &[String], needed: &str) -> bool {
+    granted.iter().any(|g| {
+        g == "admin"
+            || g == needed
+            || g.strip_suffix(":*")
+                .is_some_and(|family| needed.split(':').next() == Some(family))
+    })
+}
+
+fn sha256_hex(s: &str) -> String {
+    hex::encode(Sha256::digest(s.as_bytes()))
+}
+
+/// The API keys, cached from the store; writes go to the store (flushed) first.
+pub struct Keys {
+    store: Arc<dyn Store>,
+    cache: RwLock<HashMap<String, ApiKeyRecord>>,
+}
+
+/// A key that was just made: the key itself (shown once) and its record.
+pub struct NewKey {
+    /// `sbk_{id}_{secret}`.
+    pub key: String,
+    /// What is stored.
+    pub record: ApiKeyRecord,
+}
+
+impl Keys {
+    /// Load the keys; on a store without any, install `bootstrap` as an `admin` key.
+    pub fn load(
+        store: Arc<dyn Store>,
+        bootstrap: Option<&switchboard_config::Secret>,
+    ) -> Result<Arc<Keys>, StoreError> {
+        let mut cache: HashMap<String, ApiKeyRecord> = list_api_keys(store.as_ref())?
+            .into_iter()
+            .map(|k| (k.id.clone(), k))
+            .collect();
+        match bootstrap {
+            Some(key) if cache.is_empty() => {
+                let id = key_id(key.expose()).unwrap_or_default().to_string();
+                let record = ApiKeyRecord {
+                    v: ApiKeyRecord::VERSION,
+                    id: id.clone(),
+                    name: "bootstrap".into(),
+                    hash: sha256_hex(key.expose()),
+                    scopes: vec!["admin".into()],
+                    created_ms: now_unix_ms(),
+                    expires_ms: None,
+                    revoked_ms: None,
+                };
+                put_api_key(store.as_ref(), &record)?;
+                tracing::info!(key = %id, "bootstrap admin key installed");
+                cache.insert(id, record);
+            }
+            Some(_) => tracing::info!("bootstrap key ignored: the store already has keys"),
+            None if cache.is_empty() => tracing::warn!(
+                "no API keys: the admin API answers 401; set SWITCHBOARD_ADMIN_BOOTSTRAP_KEY once"
+            ),
+            None => {}
+        }
+        Ok(Arc::new(Keys {
+            store,
+            cache: RwLock::new(cache),
+        }))
+    }
+
+    /// Make a key with `scopes`, valid for `ttl_secs` (none: until revoked).
+    pub fn create(
+        &self,
+        name: &str,
+        scopes: Vec<String>,
+        ttl_secs: Option<u64>,
+    ) -> Result<NewKey, StoreError> {
+        let id = hex::encode(rand::random::<[u8; 8]>());
+        let secret = hex::encode(rand::random::<[u8; 32]>());
+        let key = format!("sbk_{id}_{secret}");
+        let now = now_unix_ms();
+        let record = ApiKeyRecord {
+            v: ApiKeyRecord::VERSION,
+            id: id.clone(),
+            name: name.to_string(),
+            hash: sha256_hex(&key),
+            scopes,
+            created_ms: now,
+            expires_ms: ttl_secs.map(|s| now.saturating_add(s.saturating_mul(1000))),
+            revoked_ms: None,
+        };
+        put_api_key(self.store.as_ref(), &record)?;
+        if let Ok(mut c) = self.cache.write() {
+            c.insert(id, record.clone());
+        }
+        Ok(NewKey { key, record })
+    }
+
+    /// Revoke key `id`; false when there is no such key.
+    pub fn revoke(&self, id: &str) -> Result<bool, StoreError> {
+        let Some(mut record) = self.cache.read().ok().and_then(|c| c.get(id).cloned()) else {
+            return Ok(false);
+        };
+        if record.revoked_ms.is_none() {
+            record.revoked_ms = Some(now_unix_ms());
+            put_api_key(self.store.as_ref(), &record)?;
+            if let Ok(mut c) = self.cache.write() {
+                c.insert(id.to_string(), record);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Every key record, by id.
+    pub fn list(&self) -> Vec<ApiKeyRecord> {
+        let mut v: Vec<ApiKeyRecord> = self
+            .cache
+            .read()
+            .map(|c| c.values().cloned().collect())
+            .unwrap_or_default();
+        v.sort_by(|a, b| a.id.cmp(&b.id));
+        v
+    }
+
+    /// The record of a valid key: known, hash equal (constant time), not revoked, not expired.
+    pub fn check(&self, key: &str, now_ms: u64) -> Option<ApiKeyRecord> {
+        let id = key_id(key)?;
+        let record = self.cache.read().ok()?.get(id).cloned()?;
+        let hash = sha256_hex(key);
+        let equal: bool = hash.as_bytes().ct_eq(record.hash.as_bytes()).into();
+        let live = record.revoked_ms.is_none() && record.expires_ms.is_none_or(|e| e > now_ms);
+        (equal && live).then_some(record)
+    }
+}
+
+/// The `{id}` of `sbk_{id}_{secret}`.
+fn key_id(key: &str) -> Option<&str> {
+    if !switchboard_config::is_api_key_shape(key) {
+        return None;
+    }
+    key.strip_prefix("sbk_")?.split_once('_').map(|(id, _)| id)
+}
+
+/// What a route needs.
+enum Need {
+    Open,
+    Metrics,
+    Scope(&'static str),
+}
+
+fn need(method: &Method, route: &str) -> Need {
+    let read = method == Method::GET || method == Method::HEAD;
+    match route {
+        "/health" | "/health/ready" | "/api/v1/devices/claim" => Need::Open,
+        "/metrics" => Need::Metrics,
+        r if r.starts_with("/api/v1/admin/") => Need::Scope("admin"),
+        "/api/v1/calls/{id}/crash" => Need::Scope("admin"),
+        "/api/v1/status" | "/api/v1/calls" | "/api/v1/cdrs" | "/api/v1/streams"
+        | "/api/v1/trunks" => Need::Scope("calls:read"),
+        "/api/v1/calls/{id}" if read => Need::Scope("calls:read"),
+        "/api/v1/calls/{id}" => Need::Scope("calls:write"),
+        r if r.starts_with("/api/v1/devices") && read => Need::Scope("devices:read"),
+        r if r.starts_with("/api/v1/devices") => Need::Scope("devices:write"),
+        "/api/v1/faxes" | "/api/v1/files" if !read => Need::Scope("fax:send"),
+        r if r.starts_with("/api/v1/faxes") || r.starts_with("/api/v1/inbound-faxes") => {
+            Need::Scope("fax:read")
+        }
+        r if r.starts_with("/api/v1/accounts") && read => Need::Scope("credits:read"),
+        r if r.starts_with("/api/v1/accounts") => Need::Scope("credits:write"),
+        // Anything else under the API is for admins only.
+        _ => Need::Scope("admin"),
+    }
+}
+
+/// Rate limiters and the policy of the admin API.
+pub struct Guard {
+    /// The keys.
+    pub keys: Arc<Keys>,
+    per_ip: DefaultKeyedRateLimiter<IpAddr>,
+    per_key: DefaultKeyedRateLimiter<String>,
+    metrics_allow: Vec<ipnet::IpNet>,
+    cors: Vec<String>,
+}
+
+fn quota(per_sec: u32) -> Quota {
+    let n = NonZeroU32::new(per_sec.max(1)).unwrap_or(NonZeroU32::MIN);
+    let burst = NonZeroU32::new(per_sec.max(1).saturating_mul(2)).unwrap_or(n);
+    Quota::per_second(n).allow_burst(burst)
+}
+
+impl Guard {
+    /// The policy of `cfg`.
+    pub fn new(keys: Arc<Keys>, cfg: &AdminConfig) -> Arc<Guard> {
+        let guard = Arc::new(Guard {
+            keys,
+            per_ip: RateLimiter::keyed(quota(cfg.rate_limit_per_ip)),
+            per_key: RateLimiter::keyed(quota(cfg.rate_limit_per_key)),
+            metrics_allow: cfg.metrics_allow.clone(),
+            cors: cfg.cors_origins.clone(),
+        });
+        // Forget idle sources and keys now and then: the maps must not grow without bound.
+        let weak = Arc::downgrade(&guard);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                let Some(g) = weak.upgrade() else { break };
+                g.per_ip.retain_recent();
+                g.per_key.retain_recent();
+            }
+        });
+        guard
+    }
+}
+
+fn too_many(wait: std::time::Duration) -> Response {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let mut r = ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+        "too many requests",
+    )
+    .into_response();
+    if let Ok(v) = HeaderValue::from_str(&secs.max(1).to_string()) {
+        r.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    metrics::counter!("switchboard_admin_rate_limited_total").increment(1);
+    r
+}
+
+fn unauthorized() -> Response {
+    metrics::counter!("switchboard_admin_auth_failures_total", "reason" => "unauthorized")
+        .increment(1);
+    let mut r = ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "a valid API key is required (Authorization: Bearer sbk_...)",
+    )
+    .into_response();
+    r.headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    r
+}
+
+fn bearer(req: &Request) -> Option<&str> {
+    let v = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+fn client_ip(req: &Request) -> Option<IpAddr> {
+    req.extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_canonical())
+}
+
+/// Per-route: the key and its scope, then the key's rate limit.
+pub async fn authorize(State(g): State<Arc<Guard>>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_default();
+    let needed = match need(req.method(), &route) {
+        Need::Open => return next.run(req).await,
+        Need::Metrics
+            if client_ip(&req)
+                .is_some_and(|ip| g.metrics_allow.iter().any(|n| n.contains(&ip))) =>
+        {
+            return next.run(req).await
+        }
+        Need::Metrics => "metrics:read",
+        Need::Scope(s) => s,
+    };
+    let Some(record) = bearer(&req).and_then(|k| g.keys.check(k, now_unix_ms())) else {
+        return unauthorized();
+    };
+    if let Err(not_until) = g.per_key.check_key(&record.id) {
+        return too_many(not_until.wait_time_from(DefaultClock::default().now()));
+    }
+    if !grants(&record.scopes, needed) {
+        metrics::counter!("switchboard_admin_auth_failures_total", "reason" => "forbidden")
+            .increment(1);
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("this key lacks the scope {needed}"),
+        )
+        .into_response();
+    }
+    next.run(req).await
+}
+
+/// Outermost: CORS (preflights answered here), the per-source rate limit, security headers.
+pub async fn perimeter(State(g): State<Arc<Guard>>, req: Request, next: Next) -> Response {
+    let origin = req
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|o| o.to_str().ok())
+        .map(str::to_string);
+    let allowed = origin
+        .as_deref()
+        .filter(|o| g.cors.iter().any(|c| c.trim_end_matches('/') == *o));
+    let preflight = req.method() == Method::OPTIONS
+        && req
+            .headers()
+            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+    let api = req.uri().path().starts_with("/api/");
+    let mut resp = if preflight {
+        match allowed {
+            Some(_) => StatusCode::NO_CONTENT.into_response(),
+            None => {
+                metrics::counter!("switchboard_admin_cors_refused_total").increment(1);
+                ApiError::new(StatusCode::FORBIDDEN, "cors_refused", "origin not allowed")
+                    .into_response()
+            }
+        }
+    } else {
+        match client_ip(&req).map(|ip| g.per_ip.check_key(&ip)) {
+            Some(Err(not_until)) => {
+                too_many(not_until.wait_time_from(DefaultClock::default().now()))
+            }
+            _ => next.run(req).await,
+        }
+    };
+    let h = resp.headers_mut();
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    if api {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    if let Some(o) = allowed.and_then(|o| HeaderValue::from_str(o).ok()) {
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, o);
+        h.insert(header::VARY, HeaderValue::from_static("Origin"));
+        if preflight {
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_METHODS,
+                HeaderValue::from_static("GET, POST, DELETE"),
+            );
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_HEADERS,
+                HeaderValue::from_static("authorization, content-type"),
+            );
+            h.insert(
+                header::ACCESS_CONTROL_MAX_AGE,
+                HeaderValue::from_static("600"),
+            );
+        }
+    }
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes_grant_themselves_their_family_and_admin_everything() {
+        let g = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert!(grants(&g(&["admin"]), "fax:send"));
+        assert!(grants(&g(&["devices:*"]), "devices:write"));
+        assert!(!grants(&g(&["devices:*"]), "calls:read"));
+        assert!(grants(&g(&["calls:read"]), "calls:read"));
+        assert!(!grants(&g(&["calls:read"]), "calls:write"));
+        assert!(!grants(&g(&[]), "calls:read"));
+        assert!(!grants(&g(&["calls"]), "calls:read"));
+    }
+
+    #[test]
+    fn keys_check_by_hash_and_honour_revocation_and_expiry() {
+        let store: Arc<dyn Store> = Arc::new(switchboard_storage::SledStore::temporary().unwrap());
+        let boot = format!("sbk_{}_{}", "a".repeat(16), "b".repeat(64));
+        let keys = Keys::load(
+            Arc::clone(&store),
+            Some(&switchboard_config::Secret::new(boot.clone())),
+        )
+        .unwrap();
+        let now = now_unix_ms();
+        assert_eq!(keys.check(&boot, now).unwrap().scopes, ["admin"]);
+        // Same id, other secret: refused.
+        let forged = format!("sbk_{}_{}", "a".repeat(16), "c".repeat(64));
+        assert!(keys.check(&forged, now).is_none());
+        assert!(keys.check("sbk_short", now).is_none());
+        let k = keys
+            .create("ops", vec!["calls:read".into()], Some(60))
+            .unwrap();
+        assert!(keys.check(&k.key, now).is_some());
+        assert!(keys.check(&k.key, now + 61_000).is_none(), "expired");
+        assert!(keys.revoke(&k.record.id).unwrap());
+        assert!(keys.check(&k.key, now).is_none(), "revoked");
+        assert!(!keys.revoke("0000000000000000").unwrap());
+        // Durable: a reload sees both, and ignores the bootstrap key now.
+        let again = Keys::load(
+            Arc::clone(&store),
+            Some(&switchboard_config::Secret::new(forged)),
+        )
+        .unwrap();
+        assert_eq!(again.list().len(), 2);
+        assert!(again.check(&boot, now).is_some());
+        assert!(again.check(&k.key, now).is_none());
+        // Only the hash is stored.
+        let raw = format!("{:?}", list_api_keys(store.as_ref()).unwrap());
+        assert!(!raw.contains(&k.key[21..]), "the secret must not be stored");
+    }
+}
