@@ -4,6 +4,7 @@
 
 pub mod auth;
 mod fax;
+pub mod tls;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -233,17 +233,31 @@ async fn serve(config: Arc<Config>) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.admin.listen)
         .await
         .with_context(|| format!("binding the admin API on {}", config.admin.listen))?;
-    tracing::info!(listen = %config.admin.listen, "admin API listening");
-    let app = admin::router(state);
-    let server = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal());
+    let app = admin::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
     let root_cell = gateway.root.get_cell();
-    tokio::select! {
-        r = server => r.context("admin server")?,
-        _ = wait_stopped(root_cell) => anyhow::bail!("the actor tree stopped"),
+    match (&config.admin.tls_cert, &config.admin.tls_key) {
+        (Some(cert), Some(key)) => {
+            let acceptor = switchboard_actors::tls::acceptor(cert, key)
+                .context("the admin API's TLS certificate")?;
+            let listener = admin::tls::TlsListener::new(listener, acceptor)
+                .context("the admin API's TLS listener")?;
+            tracing::info!(listen = %config.admin.listen, "admin API listening (HTTPS)");
+            // tap_io: lets axum hand the peer address to the handlers (ConnectInfo).
+            let server = axum::serve(axum::serve::ListenerExt::tap_io(listener, |_| {}), app)
+                .with_graceful_shutdown(shutdown_signal());
+            tokio::select! {
+                r = server => r.context("admin server")?,
+                _ = wait_stopped(root_cell) => anyhow::bail!("the actor tree stopped"),
+            }
+        }
+        _ => {
+            tracing::info!(listen = %config.admin.listen, "admin API listening");
+            let server = axum::serve(listener, app).with_graceful_shutdown(shutdown_signal());
+            tokio::select! {
+                r = server => r.context("admin server")?,
+                _ = wait_stopped(root_cell) => anyhow::bail!("the actor tree stopped"),
+            }
+        }
     }
     tracing::info!("shutting down");
     store.flush().context("flushing the store")?;

@@ -3,41 +3,14 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{free_port, Gateway};
+use common::{free_port, self_signed, Gateway};
 use serde_json::json;
 use switchboard_mqtt::claim::{claim_mac, device_secret};
 
 const FLEET: &str = "test-fleet-secret-0123456789";
-
-/// A self-signed certificate for 127.0.0.1 in `dir`: (cert, key).
-fn self_signed(dir: &Path) -> (PathBuf, PathBuf) {
-    std::fs::create_dir_all(dir).unwrap();
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let out = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-        ])
-        .args(["-nodes", "-days", "2", "-subj", "/CN=localhost"])
-        .args(["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .stdin(Stdio::null())
-        .output()
-        .expect("openssl not installed");
-    assert!(out.status.success(), "openssl: {out:?}");
-    (cert, key)
-}
 
 fn now() -> i64 {
     std::time::SystemTime::now()

@@ -226,6 +226,32 @@ pub(crate) fn path(c: &mut Checker, key: &str, value: Option<String>) -> Option<
     Some(PathBuf::from(p))
 }
 
+/// A certificate/key pair `{section}.tls_cert` + `{section}.tls_key`: both or neither.
+pub(crate) fn tls_pair(
+    c: &mut Checker,
+    section: &str,
+    cert: Option<String>,
+    key: Option<String>,
+) -> (Option<PathBuf>, Option<PathBuf>) {
+    let written = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.is_empty());
+    let (cert_written, key_written) = (written(&cert), written(&key));
+    let cert = path(c, &format!("{section}.tls_cert"), cert);
+    let key = path(c, &format!("{section}.tls_key"), key);
+    if cert_written && !key_written {
+        c.err(
+            &format!("{section}.tls_cert"),
+            ConfigErrorKind::Requires { needs: "tls_key" },
+        );
+    }
+    if key_written && !cert_written {
+        c.err(
+            &format!("{section}.tls_key"),
+            ConfigErrorKind::Requires { needs: "tls_cert" },
+        );
+    }
+    (cert, key)
+}
+
 /// Validate `[mqtt]`.
 pub(crate) fn mqtt(c: &mut Checker, raw: RawMqtt) -> MqttConfig {
     let d = MqttConfig::default();

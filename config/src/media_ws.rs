@@ -140,23 +140,8 @@ pub(crate) fn media_ws(c: &mut Checker, raw: RawMediaWs) -> MediaWsConfig {
     let d = MediaWsConfig::default();
     let enabled = raw.enabled.unwrap_or(d.enabled);
     let listen = c.socket("media_ws.listen", raw.listen.as_deref(), d.listen);
-    let written = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.is_empty());
-    let (cert_written, key_written) = (written(&raw.tls_cert), written(&raw.tls_key));
-    let key_file_written = written(&raw.jwt_public_key);
-    let tls_cert = path(c, "media_ws.tls_cert", raw.tls_cert);
-    let tls_key = path(c, "media_ws.tls_key", raw.tls_key);
-    if cert_written && !key_written {
-        c.err(
-            "media_ws.tls_cert",
-            ConfigErrorKind::Requires { needs: "tls_key" },
-        );
-    }
-    if key_written && !cert_written {
-        c.err(
-            "media_ws.tls_key",
-            ConfigErrorKind::Requires { needs: "tls_cert" },
-        );
-    }
+    let key_file_written = raw.jwt_public_key.as_deref().is_some_and(|s| !s.is_empty());
+    let (tls_cert, tls_key) = crate::devices::tls_pair(c, "media_ws", raw.tls_cert, raw.tls_key);
     let jwt_public_key = path(c, "media_ws.jwt_public_key", raw.jwt_public_key);
     if enabled && !key_file_written {
         c.err("media_ws.jwt_public_key", ConfigErrorKind::Missing);

@@ -41,6 +41,8 @@ pub(crate) struct RawAdmin {
     pub cors_origins: Option<Vec<String>>,
     pub rate_limit_per_ip: Option<u64>,
     pub rate_limit_per_key: Option<u64>,
+    pub tls_cert: Option<String>,
+    pub tls_key: Option<String>,
 }
 
 /// `[storage]` as written.

@@ -93,6 +93,10 @@ pub struct AdminConfig {
     pub rate_limit_per_ip: u32,
     /// Requests per second allowed for one API key (1..=100000, default 200; bursts of twice that).
     pub rate_limit_per_key: u32,
+    /// PEM certificate chain; with `tls_key`, the admin API speaks HTTPS only (both or neither).
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for `tls_cert`.
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for AdminConfig {
@@ -105,6 +109,8 @@ impl Default for AdminConfig {
             cors_origins: Vec::new(),
             rate_limit_per_ip: 100,
             rate_limit_per_key: 200,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }

@@ -146,7 +146,15 @@ pub(crate) fn validate(
         rtp_ports: rtp_ports(&mut c, raw.media.rtp_ports.as_deref()),
         advertise: c.advertise("media.advertise", raw.media.advertise.as_deref()),
     };
+    let (admin_cert, admin_key) = crate::devices::tls_pair(
+        &mut c,
+        "admin",
+        raw.admin.tls_cert.clone(),
+        raw.admin.tls_key.clone(),
+    );
     let admin = AdminConfig {
+        tls_cert: admin_cert,
+        tls_key: admin_key,
         listen: c.socket(
             "admin.listen",
             raw.admin.listen.as_deref(),

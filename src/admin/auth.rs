@@ -225,6 +225,8 @@ pub struct Guard {
     per_key: DefaultKeyedRateLimiter<String>,
     metrics_allow: Vec<ipnet::IpNet>,
     cors: Vec<String>,
+    /// The API is served over TLS: send HSTS.
+    hsts: bool,
 }
 
 fn quota(per_sec: u32) -> Quota {
@@ -242,6 +244,7 @@ impl Guard {
             per_key: RateLimiter::keyed(quota(cfg.rate_limit_per_key)),
             metrics_allow: cfg.metrics_allow.clone(),
             cors: cfg.cors_origins.clone(),
+            hsts: cfg.tls_cert.is_some() && cfg.tls_key.is_some(),
         });
         // Forget idle sources and keys now and then: the maps must not grow without bound.
         let weak = Arc::downgrade(&guard);
@@ -380,6 +383,12 @@ pub async fn perimeter(State(g): State<Arc<Guard>>, req: Request, next: Next) ->
     );
     if api {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    if g.hsts {
+        h.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
     }
     if let Some(o) = allowed.and_then(|o| HeaderValue::from_str(o).ok()) {
         h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, o);

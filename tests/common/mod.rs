@@ -53,6 +53,32 @@ fn rtp_range() -> (u16, u16) {
     (low, low + 399)
 }
 
+/// A self-signed certificate for 127.0.0.1 in `dir`: (cert, key).
+pub fn self_signed(dir: &Path) -> (PathBuf, PathBuf) {
+    std::fs::create_dir_all(dir).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let out = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-days", "2", "-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stdin(Stdio::null())
+        .output()
+        .expect("openssl not installed");
+    assert!(out.status.success(), "openssl: {out:?}");
+    (cert, key)
+}
+
 /// The admin key every test gateway is bootstrapped with.
 pub const TEST_KEY: &str =
     "sbk_00000000000000aa_00000000000000000000000000000000000000000000000000000000000000bb";
@@ -141,8 +167,23 @@ impl Gateway {
     /// Wait for `/health/ready` to answer 200.
     pub fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(20);
+        let tls = self
+            .env
+            .iter()
+            .any(|(k, _)| k == "SWITCHBOARD_ADMIN_TLS_CERT");
         while Instant::now() < deadline {
-            if let Ok((200, _)) = self.try_request("GET", "/health/ready") {
+            if tls {
+                let out = Command::new("curl")
+                    .args(["-sk", "-o", "/dev/null", "-w", "%{http_code}"])
+                    .arg(format!(
+                        "https://127.0.0.1:{}/health/ready",
+                        self.admin_port
+                    ))
+                    .output();
+                if out.is_ok_and(|o| o.stdout == b"200") {
+                    return;
+                }
+            } else if let Ok((200, _)) = self.try_request("GET", "/health/ready") {
                 return;
             }
             std::thread::sleep(Duration::from_millis(100));
