@@ -126,6 +126,8 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/v1/inbound-faxes/{id}", get(fax::get_inbound))
         .route("/api/v1/inbound-faxes/{id}/file", get(fax::inbound_file))
         .route("/api/v1/admin/api-keys", get(list_keys).post(create_key))
+        .route("/api/v1/bans", get(list_bans))
+        .route("/api/v1/bans/{ip}", axum::routing::delete(lift_ban))
         .route(
             "/api/v1/admin/api-keys/{id}",
             axum::routing::delete(revoke_key),
@@ -316,6 +318,22 @@ async fn revoke_key(State(s): State<AdminState>, Path(id): Path<String>) -> ApiR
         }
         Ok(false) => Err(ApiError::not_found("key")),
         Err(_) => Err(ApiError::unavailable()),
+    }
+}
+
+async fn list_bans(State(s): State<AdminState>) -> ApiResult {
+    ok_json(json!({"bans": s.gateway.sip_guard.bans(std::time::Instant::now())}))
+}
+
+async fn lift_ban(State(s): State<AdminState>, Path(ip): Path<String>) -> ApiResult {
+    let ip: std::net::IpAddr = ip
+        .parse()
+        .map_err(|_| ApiError::bad_request("bad_ip", "an IP address"))?;
+    if s.gateway.sip_guard.unban(ip) {
+        tracing::info!(%ip, "SIP ban lifted by an operator");
+        ok_json(json!({"ip": ip.to_string(), "banned": false}))
+    } else {
+        Err(ApiError::not_found("ban"))
     }
 }
 

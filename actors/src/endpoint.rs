@@ -26,6 +26,7 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 
 use crate::call::CallMsg;
+use crate::sip_guard::{Admit, SipGuard};
 use crate::supervisor::SupervisorMsg;
 use crate::trunk::TrunkMsg;
 
@@ -118,6 +119,10 @@ pub struct EndpointArgs {
     pub supervisor: ActorRef<SupervisorMsg>,
     /// Value for the Server and User-Agent headers.
     pub user_agent: String,
+    /// The configuration (trunks, trusted sources, SIP users, limits).
+    pub config: Arc<switchboard_config::Config>,
+    /// Bans and rate limits, shared with the admin API.
+    pub guard: Arc<crate::sip_guard::SipGuard>,
 }
 
 impl std::fmt::Debug for EndpointArgs {
@@ -143,6 +148,8 @@ pub struct EndpointState {
     client: HashMap<TransactionKey, (String, String)>,
     supervisor: ActorRef<SupervisorMsg>,
     user_agent: String,
+    config: Arc<switchboard_config::Config>,
+    guard: Arc<crate::sip_guard::SipGuard>,
     timer: tokio::sync::watch::Sender<Option<Instant>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -188,6 +195,8 @@ impl Actor for Endpoint {
             client: HashMap::new(),
             supervisor: args.supervisor,
             user_agent: args.user_agent,
+            config: args.config,
+            guard: args.guard,
             timer,
             tasks,
         })
@@ -214,6 +223,21 @@ impl Actor for Endpoint {
         match msg {
             EndpointMsg::Inbound { peer, msg } => {
                 count_inbound(&msg);
+                if matches!(msg, SipMessage::Request(_)) {
+                    match state.guard.admit(&state.config, peer.addr.ip(), now) {
+                        Admit::Yes => {}
+                        Admit::Banned => {
+                            metrics::counter!("switchboard_sip_dropped_total", "reason" => "banned")
+                                .increment(1);
+                            return Ok(());
+                        }
+                        Admit::RateLimited => {
+                            metrics::counter!("switchboard_sip_dropped_total", "reason" => "rate_limited")
+                                .increment(1);
+                            return Ok(());
+                        }
+                    }
+                }
                 state.layer.handle_message(now, peer, msg);
             }
             EndpointMsg::SendRequest { peer, request } => {
@@ -402,6 +426,61 @@ fn unrouted(state: &mut EndpointState, key: Option<TransactionKey>, ev: SipEvent
     let Some(key) = key else { return }; // a stray ACK: drop
     let in_dialog = request.to_tag().is_some();
     let now = Instant::now();
+    let untrusted = !SipGuard::trusted(&state.config, peer.addr.ip());
+    let challenge_needed =
+        !in_dialog && untrusted && matches!(request.method, Method::Invite | Method::Register);
+    if challenge_needed {
+        // No enumeration: whatever the user or extension, a failure is a fresh challenge.
+        let auth = request
+            .header_value("Authorization")
+            .or_else(|| request.header_value("Proxy-Authorization"));
+        let now_unix = switchboard_storage::now_unix_ms() / 1000;
+        let ok = auth.as_deref().is_some_and(|a| {
+            state.guard.verify(
+                &state.config,
+                a,
+                request.method.to_string().as_str(),
+                peer.addr.ip(),
+                now_unix,
+            )
+        });
+        if !ok {
+            if auth.is_some() {
+                state.guard.failure(
+                    &state.config,
+                    peer.addr.ip(),
+                    now,
+                    switchboard_storage::now_unix_ms(),
+                );
+            }
+            let mut resp = make_response(&request, 401, Some(&message::new_tag()));
+            resp.headers.push(rsip::Header::Other(
+                "WWW-Authenticate".into(),
+                switchboard_sip::digest::challenge_header(
+                    &state.config.sip.realm,
+                    &state.guard.nonce(peer.addr.ip(), now_unix),
+                    switchboard_sip::digest::Algorithm::Md5,
+                ),
+            ));
+            add_server_header(&mut resp, &state.user_agent);
+            if let Err(err) = state.layer.send_response(now, &key, resp) {
+                tracing::debug!(%err, "challenge dropped");
+            }
+            return;
+        }
+        if request.method == Method::Register {
+            // Authenticated: accept the registration (bindings are not used for routing yet).
+            let mut resp = make_response(&request, 200, Some(&message::new_tag()));
+            if let Some(c) = request.header_value("Contact") {
+                resp.headers.push(rsip::Header::Other("Contact".into(), c));
+            }
+            resp.headers
+                .push(rsip::Header::Other("Expires".into(), "300".into()));
+            add_server_header(&mut resp, &state.user_agent);
+            let _ = state.layer.send_response(now, &key, resp);
+            return;
+        }
+    }
     let code = match request.method {
         Method::Invite if !in_dialog => {
             state.routes.insert(call_id, Route::Pending(Vec::new()));

@@ -110,6 +110,8 @@ pub struct Gateway {
     pub streams: Arc<crate::audio::Streams>,
     /// Whether the media-ingest server runs (`[media_ws] enabled`).
     pub ingest: bool,
+    /// SIP bans and rate limits.
+    pub sip_guard: Arc<crate::sip_guard::SipGuard>,
 }
 
 impl Gateway {
@@ -170,6 +172,7 @@ impl Gateway {
         };
         let ports = PortPool::new(bind_ip, config.media.rtp_ports.clone());
         let streams = Arc::new(crate::audio::Streams::default());
+        let sip_guard = Arc::new(crate::sip_guard::SipGuard::default());
         let (cdrs, _writer) = cdr::start(Arc::clone(&store)).map_err(GatewayError::CdrWriter)?;
 
         let mqtt_listener = match config.mqtt.mode {
@@ -273,6 +276,7 @@ impl Gateway {
             devices: devices.clone(),
             broker_tx,
             store: Arc::clone(&store),
+            sip_guard: Arc::clone(&sip_guard),
         };
         let (root, _) = Actor::spawn(Some("root".into()), Root, root_args)
             .await
@@ -340,6 +344,7 @@ impl Gateway {
             faxes,
             streams,
             ingest,
+            sip_guard,
         })
     }
 
@@ -370,6 +375,7 @@ pub struct RootArgs {
     devices: Option<ActorRef<DeviceSupervisorMsg>>,
     broker_tx: watch::Sender<Option<ActorRef<BrokerMsg>>>,
     store: Arc<dyn Store>,
+    sip_guard: Arc<crate::sip_guard::SipGuard>,
 }
 
 impl std::fmt::Debug for RootArgs {
@@ -425,6 +431,8 @@ impl Root {
                     },
                     supervisor: a.supervisor.clone(),
                     user_agent: a.config.sip.user_agent.clone(),
+                    config: Arc::clone(&a.config),
+                    guard: Arc::clone(&a.sip_guard),
                 };
                 let (ep, _) = Actor::spawn_linked(None, Endpoint, args, myself.get_cell()).await?;
                 state.endpoint = Some(ep.clone());

@@ -18,6 +18,7 @@ pub mod local;
 pub mod media;
 pub mod mqtt;
 pub mod mqtt_external;
+pub mod sip_guard;
 pub mod supervisor;
 pub mod timer;
 pub mod tls;

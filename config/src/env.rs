@@ -27,6 +27,12 @@ pub const SCALAR_KEYS: &[(&str, &str)] = &[
     ("sip", "user_agent"),
     ("sip", "max_calls"),
     ("sip", "no_answer_timeout_secs"),
+    ("sip", "trusted"),
+    ("sip", "realm"),
+    ("sip", "rate_limit_per_source"),
+    ("sip", "ban_after"),
+    ("sip", "ban_window_secs"),
+    ("sip", "ban_secs"),
     ("media", "rtp_ports"),
     ("media", "advertise"),
     ("admin", "listen"),
@@ -118,6 +124,12 @@ fn slot<'a>(raw: &'a mut RawConfig, section: &str, key: &str) -> Option<Slot<'a>
         ("sip", "user_agent") => Slot::Str(&mut raw.sip.user_agent),
         ("sip", "max_calls") => Slot::U64(&mut raw.sip.max_calls),
         ("sip", "no_answer_timeout_secs") => Slot::U64(&mut raw.sip.no_answer_timeout_secs),
+        ("sip", "trusted") => Slot::List(&mut raw.sip.trusted),
+        ("sip", "realm") => Slot::Str(&mut raw.sip.realm),
+        ("sip", "rate_limit_per_source") => Slot::U64(&mut raw.sip.rate_limit_per_source),
+        ("sip", "ban_after") => Slot::U64(&mut raw.sip.ban_after),
+        ("sip", "ban_window_secs") => Slot::U64(&mut raw.sip.ban_window_secs),
+        ("sip", "ban_secs") => Slot::U64(&mut raw.sip.ban_secs),
         ("media", "rtp_ports") => Slot::Str(&mut raw.media.rtp_ports),
         ("media", "advertise") => Slot::Str(&mut raw.media.advertise),
         ("admin", "listen") => Slot::Str(&mut raw.admin.listen),
@@ -268,6 +280,16 @@ pub(crate) fn apply(
                 *dest = (!value.is_empty()).then(|| value.to_string());
                 origins.insert(format!("trunk[{i}].{field}"), var);
             }
+        }
+    }
+    for (i, user) in raw.sip_users.iter_mut().enumerate() {
+        let Some(name) = user.username.as_deref() else {
+            continue;
+        };
+        let var = format!("{ENV_PREFIX}SIP_USER_{}_PASSWORD", trunk_env_name(name));
+        if let Some(&value) = vars.get(var.as_str()) {
+            user.password = (!value.is_empty()).then(|| value.to_string());
+            origins.insert(format!("sip_user[{i}].password"), var);
         }
     }
     for (i, app) in raw.apps.iter_mut().enumerate() {

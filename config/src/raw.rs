@@ -20,6 +20,20 @@ pub(crate) struct RawSip {
     pub user_agent: Option<String>,
     pub max_calls: Option<u64>,
     pub no_answer_timeout_secs: Option<u64>,
+    pub trusted: Option<Vec<String>>,
+    pub realm: Option<String>,
+    pub rate_limit_per_source: Option<u64>,
+    pub ban_after: Option<u64>,
+    pub ban_window_secs: Option<u64>,
+    pub ban_secs: Option<u64>,
+}
+
+/// One `[[sip_user]]` as written.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSipUser {
+    pub username: Option<String>,
+    pub password: Option<String>,
 }
 
 /// `[media]` as written.
@@ -133,6 +147,7 @@ pub(crate) struct RawConfig {
     pub fax: crate::fax::RawFax,
     pub media_ws: crate::media_ws::RawMediaWs,
     pub trunks: Vec<RawTrunk>,
+    pub sip_users: Vec<RawSipUser>,
     pub routes: Vec<RawRoute>,
     pub apps: Vec<crate::apps::RawApp>,
 }
@@ -167,6 +182,7 @@ pub(crate) fn parse(text: &str, errors: &mut Vec<ConfigError>) -> RawConfig {
             "fax" => raw.fax = section(&key, value, errors),
             "media_ws" => raw.media_ws = section(&key, value, errors),
             "trunk" => raw.trunks = array(&key, value, errors),
+            "sip_user" => raw.sip_users = array(&key, value, errors),
             "route" => raw.routes = array(&key, value, errors),
             "app" => raw.apps = array(&key, value, errors),
             _ => errors.push(ConfigError::new(key, ConfigErrorKind::UnknownKey)),

@@ -26,6 +26,32 @@ pub struct SipConfig {
     pub max_calls: usize,
     /// Give up ringing after this long (key `no_answer_timeout_secs`, default 120 s).
     pub no_answer_timeout: Duration,
+    /// Sources that may call without a digest challenge, besides the trunks (CIDRs; default
+    /// none).
+    pub trusted: Vec<ipnet::IpNet>,
+    /// Digest realm offered to other sources (default "switchboard").
+    pub realm: String,
+    /// SIP users that may authenticate from other sources (`[[sip_user]]`).
+    pub users: Vec<SipUser>,
+    /// Requests per second accepted from one untrusted source (1..=100000, default 50);
+    /// beyond it requests are dropped.
+    pub rate_limit_per_source: u32,
+    /// Failed authentications from one source, within `ban_window_secs`, that ban it
+    /// (1..=1000, default 10).
+    pub ban_after: u32,
+    /// Window for `ban_after`, in seconds (1..=86400, default 60).
+    pub ban_window_secs: u32,
+    /// How long a ban lasts, in seconds (1..=604800, default 600).
+    pub ban_secs: u32,
+}
+
+/// One `[[sip_user]]`: a digest identity for phones and softswitches that are not trunks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SipUser {
+    /// User name (`[A-Za-z0-9_-]`, 1..=64).
+    pub username: String,
+    /// Password (or `SWITCHBOARD_SIP_USER_<NAME>_PASSWORD`).
+    pub password: Secret,
 }
 
 impl SipConfig {
@@ -51,6 +77,13 @@ impl Default for SipConfig {
             user_agent: "switchboard".into(),
             max_calls: 10_000,
             no_answer_timeout: Duration::from_secs(120),
+            trusted: Vec::new(),
+            realm: "switchboard".into(),
+            users: Vec::new(),
+            rate_limit_per_source: 50,
+            ban_after: 10,
+            ban_window_secs: 60,
+            ban_secs: 600,
         }
     }
 }

@@ -141,7 +141,8 @@ pub(crate) fn validate(
         errors: std::mem::take(&mut errors),
         origins,
     };
-    let sip = sip(&mut c, raw.sip);
+    let mut sip = sip(&mut c, raw.sip);
+    sip.users = sip_users(&mut c, raw.sip_users);
     let media = MediaConfig {
         rtp_ports: rtp_ports(&mut c, raw.media.rtp_ports.as_deref()),
         advertise: c.advertise("media.advertise", raw.media.advertise.as_deref()),
@@ -276,6 +277,48 @@ pub(crate) fn validate(
     }
 }
 
+fn sip_users(c: &mut Checker, raw: Vec<crate::raw::RawSipUser>) -> Vec<crate::types::SipUser> {
+    let mut out: Vec<crate::types::SipUser> = Vec::new();
+    for (i, u) in raw.into_iter().enumerate() {
+        let p = format!("sip_user[{i}]");
+        let Some(name) = u.username else {
+            c.err(&format!("{p}.username"), ConfigErrorKind::Missing);
+            continue;
+        };
+        let valid = !name.is_empty()
+            && name.len() <= 64
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'));
+        if !valid {
+            c.invalid(
+                &format!("{p}.username"),
+                &name,
+                "1 to 64 of A-Z a-z 0-9 _ -",
+            );
+            continue;
+        }
+        if out.iter().any(|o| o.username == name) {
+            c.invalid(
+                &format!("{p}.username"),
+                &name,
+                "a name not used by another sip_user",
+            );
+            continue;
+        }
+        match u.password {
+            Some(pw) if pw.len() >= 8 && pw.len() <= 256 => out.push(crate::types::SipUser {
+                username: name,
+                password: crate::types::Secret::new(pw),
+            }),
+            // A secret: never echo it.
+            Some(_) => c.invalid(&format!("{p}.password"), "(hidden)", "8 to 256 bytes"),
+            None => c.err(&format!("{p}.password"), ConfigErrorKind::Missing),
+        }
+    }
+    out
+}
+
 fn sip(c: &mut Checker, raw: crate::raw::RawSip) -> SipConfig {
     let d = SipConfig::default();
     let ms = |v: Duration| u64::try_from(v.as_millis()).unwrap_or(u64::MAX);
@@ -309,6 +352,37 @@ fn sip(c: &mut Checker, raw: crate::raw::RawSip) -> SipConfig {
         user_agent: c.text("sip.user_agent", raw.user_agent, &d.user_agent),
         max_calls: usize::try_from(max_calls).unwrap_or(usize::MAX),
         no_answer_timeout: Duration::from_secs(no_answer),
+        trusted: c.nets("sip.trusted", raw.trusted),
+        realm: c.text("sip.realm", raw.realm, &d.realm),
+        users: Vec::new(),
+        rate_limit_per_source: c.ranged(
+            "sip.rate_limit_per_source",
+            raw.rate_limit_per_source,
+            u64::from(d.rate_limit_per_source),
+            1,
+            100_000,
+        ) as u32,
+        ban_after: c.ranged(
+            "sip.ban_after",
+            raw.ban_after,
+            u64::from(d.ban_after),
+            1,
+            1000,
+        ) as u32,
+        ban_window_secs: c.ranged(
+            "sip.ban_window_secs",
+            raw.ban_window_secs,
+            u64::from(d.ban_window_secs),
+            1,
+            86_400,
+        ) as u32,
+        ban_secs: c.ranged(
+            "sip.ban_secs",
+            raw.ban_secs,
+            u64::from(d.ban_secs),
+            1,
+            604_800,
+        ) as u32,
     }
 }
 

@@ -125,7 +125,7 @@ impl Gateway {
             format!("[mqtt]\nlisten = \"127.0.0.1:{mqtt_port}\"\n\n")
         };
         let toml = format!(
-            "[sip]\nlisten = \"127.0.0.1:{sip_port}\"\nt1_ms = 500\n\n[media]\nrtp_ports = \"{lo}-{hi}\"\n\n[admin]\nlisten = \"127.0.0.1:{admin_port}\"\ntest_hooks = true\n\n[storage]\npath = \"{}\"\n\n{mqtt}{sections}\n{extra}\n",
+            "[sip]\nlisten = \"127.0.0.1:{sip_port}\"\nt1_ms = 500\ntrusted = [\"127.0.0.0/8\"]\n\n[media]\nrtp_ports = \"{lo}-{hi}\"\n\n[admin]\nlisten = \"127.0.0.1:{admin_port}\"\ntest_hooks = true\n\n[storage]\npath = \"{}\"\n\n{mqtt}{sections}\n{extra}\n",
             dir.join("data").display()
         );
         std::fs::write(&config, toml).unwrap();
