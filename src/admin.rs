@@ -4,6 +4,7 @@
 
 pub mod auth;
 mod fax;
+mod status;
 pub mod tls;
 
 use std::sync::Arc;
@@ -103,6 +104,10 @@ pub fn router(state: AdminState) -> Router {
         .unwrap_or(usize::MAX)
         .saturating_add(64 * 1024);
     Router::new()
+        .route("/", get(status::page))
+        .route("/status.css", get(status::css))
+        .route("/status.js", get(status::script))
+        .route("/api/v1/overview", get(status::overview))
         .route("/health", get(health))
         .route("/health/ready", get(ready))
         .route("/metrics", get(metrics))

@@ -152,6 +152,29 @@ pub fn calls(api: &ApiArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `switchboard status`: the gateway at a glance.
+pub fn status(api: &ApiArgs) -> anyhow::Result<()> {
+    let v = get(api, "/api/v1/overview")?;
+    if api.json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    let len = |k: &str| v[k].as_array().map_or(0, Vec::len);
+    let trunks = v["trunks"].as_array().cloned().unwrap_or_default();
+    let up = trunks.iter().filter(|t| t["state"] == "up").count();
+    println!("switchboard {}", s(&v["version"]));
+    println!("{:<26}{}", "calls active", len("calls"));
+    println!("{:<26}{up} / {}", "trunks up", trunks.len());
+    for t in &trunks {
+        println!("  {:<24}{}", s(&t["name"]), s(&t["state"]));
+    }
+    println!("{:<26}{}", "devices online", s(&v["devices_online"]));
+    println!("{:<26}{}", "faxes queued or sending", s(&v["faxes_open"]));
+    println!("{:<26}{}", "media streams", s(&v["streams_active"]));
+    println!("{:<26}{}", "banned SIP sources", s(&v["bans_active"]));
+    Ok(())
+}
+
 /// `switchboard streams`
 pub fn streams(api: &ApiArgs) -> anyhow::Result<()> {
     let v = get(api, "/api/v1/streams")?;

@@ -45,6 +45,8 @@ enum Command {
     },
     /// Active calls, like `core show channels`.
     Calls(cli::ApiArgs),
+    /// The gateway at a glance: calls, trunks, devices, faxes, streams, bans.
+    Status(cli::ApiArgs),
     /// Live media streams: app, fork and ingest WebSockets.
     Streams(cli::ApiArgs),
     /// Trunks and their state.
@@ -127,6 +129,7 @@ fn main() -> std::process::ExitCode {
         Command::CheckConfig { file } => check_config(&file),
         Command::Calls(api) => cli::calls(&api),
         Command::Streams(api) => cli::streams(&api),
+        Command::Status(api) => cli::status(&api),
         Command::Trunks(api) => cli::trunks(&api),
         Command::Devices(api) => cli::devices(&api),
         Command::Cdrs { api, limit } => cli::cdrs(&api, limit),

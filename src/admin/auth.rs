@@ -196,12 +196,18 @@ enum Need {
 fn need(method: &Method, route: &str) -> Need {
     let read = method == Method::GET || method == Method::HEAD;
     match route {
-        "/health" | "/health/ready" | "/api/v1/devices/claim" => Need::Open,
+        // The status page's files are static; its data comes from /api/v1/overview.
+        "/health"
+        | "/health/ready"
+        | "/api/v1/devices/claim"
+        | "/"
+        | "/status.css"
+        | "/status.js" => Need::Open,
         "/metrics" => Need::Metrics,
         r if r.starts_with("/api/v1/admin/") => Need::Scope("admin"),
         "/api/v1/calls/{id}/crash" => Need::Scope("admin"),
         "/api/v1/status" | "/api/v1/calls" | "/api/v1/cdrs" | "/api/v1/streams"
-        | "/api/v1/trunks" => Need::Scope("calls:read"),
+        | "/api/v1/trunks" | "/api/v1/overview" => Need::Scope("calls:read"),
         "/api/v1/calls/{id}" if read => Need::Scope("calls:read"),
         "/api/v1/calls/{id}" => Need::Scope("calls:write"),
         r if r.starts_with("/api/v1/devices") && read => Need::Scope("devices:read"),

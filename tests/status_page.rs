@@ -1,0 +1,135 @@
+//! The status page in a real browser: headless Chromium loads `/` with an API key in the
+//! fragment, the page's script polls `/api/v1/overview`, and the rendered DOM shows the live
+//! call, the trunk and the counters. `switchboard status` prints the same overview.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::{trunk_route, Gateway, Sipp, TEST_KEY};
+
+fn chromium() -> Option<String> {
+    ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|b| {
+            Command::new(b)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .map(String::from)
+}
+
+#[test]
+fn the_status_page_shows_live_data_in_headless_chromium() {
+    let browser = chromium().expect("chromium not installed (scripts/install-peers)");
+    let uas = Sipp::uas("uas", &["-m", "1"]);
+    let gw = Gateway::start(&trunk_route("carrier-x", &uas.addr()));
+    let sip = gw.sip();
+    let caller = std::thread::spawn(move || {
+        common::uac(
+            "uac_long.xml",
+            &sip,
+            &["-s", "4930777888", "-m", "1"],
+            Duration::from_secs(40),
+        )
+    });
+    gw.wait_calls(Duration::from_secs(10), |c| {
+        c.first().is_some_and(|c| c["state"] == "answered")
+    });
+
+    // The page itself is static and carries a strict CSP.
+    let (code, head, _) = gw.request_with("GET", "/", "", &[]).unwrap();
+    assert_eq!(code, 200);
+    let lower = head.to_ascii_lowercase();
+    assert!(
+        lower.contains("content-security-policy: default-src 'none'; script-src 'self'"),
+        "{head}"
+    );
+    assert!(lower.contains("x-frame-options: deny"), "{head}");
+
+    let profile = gw.dir.join("chromium-profile");
+    let out = Command::new(&browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--no-first-run",
+            "--virtual-time-budget=4000",
+            "--dump-dom",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(format!(
+            "http://127.0.0.1:{}/#key={TEST_KEY}",
+            gw.admin_port
+        ))
+        .output()
+        .expect("run chromium");
+    let dom = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        dom.contains("<span id=\"state\" class=\"muted\">live</span>"),
+        "page not live:\n{dom}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(dom.contains("<b id=\"calls-active\">1</b>"), "{dom}");
+    assert!(
+        dom.contains("<td>4930777888</td>"),
+        "the live call's number: {dom}"
+    );
+    assert!(dom.contains("<td>carrier-x</td>"), "the trunk: {dom}");
+    assert!(dom.contains("<td>answered</td>"), "{dom}");
+    assert!(
+        !dom.contains(TEST_KEY),
+        "the key must leave the URL and the page"
+    );
+
+    // The CLI's overview agrees.
+    let out = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .arg("status")
+        .env(
+            "SWITCHBOARD_ADMIN_URL",
+            format!("http://127.0.0.1:{}", gw.admin_port),
+        )
+        .env("SWITCHBOARD_API_KEY", TEST_KEY)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("calls active") && l.trim_end().ends_with(" 1")),
+        "{text}"
+    );
+    assert!(text.contains("carrier-x"), "{text}");
+
+    // Without a key the page asks for one and shows nothing.
+    let out = Command::new(&browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--no-first-run",
+            "--virtual-time-budget=3000",
+            "--dump-dom",
+        ])
+        .arg(format!(
+            "--user-data-dir={}",
+            gw.dir.join("chromium-profile-2").display()
+        ))
+        .arg(format!("http://127.0.0.1:{}/", gw.admin_port))
+        .output()
+        .unwrap();
+    let dom = String::from_utf8_lossy(&out.stdout);
+    assert!(dom.contains("an API key is needed"), "{dom}");
+    assert!(!dom.contains("4930777888"), "{dom}");
+
+    let _ = gw.try_request(
+        "DELETE",
+        &format!("/api/v1/calls/{}", gw.calls()[0]["id"].as_str().unwrap()),
+    );
+    let run = caller.join().unwrap();
+    assert_eq!(run.code, 0, "{run:?}");
+}
