@@ -48,6 +48,8 @@ pub struct AdminState {
     pub config: Arc<switchboard_config::Config>,
     /// API keys, rate limits and CORS.
     pub guard: Arc<auth::Guard>,
+    /// Configuration reload.
+    pub reloader: Arc<crate::reload::Reloader>,
 }
 
 /// A JSON error response.
@@ -131,6 +133,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/v1/inbound-faxes/{id}", get(fax::get_inbound))
         .route("/api/v1/inbound-faxes/{id}/file", get(fax::inbound_file))
         .route("/api/v1/admin/api-keys", get(list_keys).post(create_key))
+        .route("/api/v1/admin/reload", post(reload_config))
         .route("/api/v1/bans", get(list_bans))
         .route("/api/v1/bans/{ip}", axum::routing::delete(lift_ban))
         .route(
@@ -322,6 +325,31 @@ async fn revoke_key(State(s): State<AdminState>, Path(id): Path<String>) -> ApiR
             ok_json(json!({"id": id, "revoked": true}))
         }
         Ok(false) => Err(ApiError::not_found("key")),
+        Err(_) => Err(ApiError::unavailable()),
+    }
+}
+
+async fn reload_config(State(s): State<AdminState>) -> ApiResult {
+    let r = Arc::clone(&s.reloader);
+    match tokio::task::spawn_blocking(move || r.reload()).await {
+        Ok(Ok((routes, apps))) => {
+            ok_json(json!({"reloaded": true, "routes": routes, "apps": apps}))
+        }
+        Ok(Err(crate::reload::ReloadError::Invalid(errors))) => Ok((
+            StatusCode::UNPROCESSABLE_ENTITY,
+            [(header::CACHE_CONTROL, "no-store")],
+            Json(json!({"error": {
+                "code": "invalid_config",
+                "message": "the configuration is invalid; the running one stays",
+                "errors": errors,
+            }})),
+        )
+            .into_response()),
+        Ok(Err(e)) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "restart_needed",
+            e.to_string(),
+        )),
         Err(_) => Err(ApiError::unavailable()),
     }
 }

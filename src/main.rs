@@ -4,6 +4,7 @@
 
 mod admin;
 mod cli;
+mod reload;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -201,10 +202,10 @@ fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the tokio runtime")?;
-    runtime.block_on(serve(Arc::new(config)))
+    runtime.block_on(serve(Arc::new(config), config_path))
 }
 
-async fn serve(config: Arc<Config>) -> anyhow::Result<()> {
+async fn serve(config: Arc<Config>, config_path: Option<PathBuf>) -> anyhow::Result<()> {
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .context("installing the metrics recorder")?;
@@ -225,7 +226,10 @@ async fn serve(config: Arc<Config>) -> anyhow::Result<()> {
     });
     let keys = admin::auth::Keys::load(Arc::clone(&store), config.admin.bootstrap_key.as_ref())
         .context("loading the API keys")?;
+    let reloader = reload::Reloader::new(config_path, Arc::clone(&config), gateway.clone());
+    reloader.on_sighup();
     let state = admin::AdminState {
+        reloader,
         gateway: gateway.clone(),
         store: Arc::clone(&store),
         metrics,

@@ -26,7 +26,7 @@ pub struct TrunkHandle {
 }
 
 /// Shared by every call actor.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct CallContext {
     /// The configuration in force.
     pub config: Arc<Config>,

@@ -105,6 +105,8 @@ pub enum EndpointMsg {
     Tick,
     /// Status for the admin API.
     Status(RpcReplyPort<EndpointStatus>),
+    /// A reloaded configuration (trusted sources, SIP users, limits).
+    Reload(Arc<switchboard_config::Config>),
 }
 
 /// Everything the endpoint needs at start.
@@ -286,6 +288,7 @@ impl Actor for Endpoint {
                 // The timer task waits for a new deadline after each tick.
                 state.timer.send_replace(None);
             }
+            EndpointMsg::Reload(config) => state.config = config,
             EndpointMsg::Status(reply) => {
                 let _ = reply.send(EndpointStatus {
                     transactions: state.layer.len(),

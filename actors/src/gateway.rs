@@ -348,6 +348,15 @@ impl Gateway {
         })
     }
 
+    /// Apply a reloaded configuration to new calls (routes, apps, SIP users and limits).
+    /// The caller has checked that nothing else changed (see `switchboard` `reload`).
+    pub fn reload(&self, config: Arc<Config>) {
+        let _ = self
+            .supervisor
+            .send_message(SupervisorMsg::Reload(Arc::clone(&config)));
+        let _ = self.root.send_message(RootMsg::Reload(config));
+    }
+
     /// The endpoint, if it is running.
     pub fn endpoint(&self) -> Option<ActorRef<EndpointMsg>> {
         self.endpoint.borrow().clone()
@@ -359,6 +368,9 @@ impl Gateway {
 pub enum RootMsg {
     /// The trunk actors by name.
     Trunks(ractor::RpcReplyPort<HashMap<String, ActorRef<TrunkMsg>>>),
+    /// A reloaded configuration: children started from now on use it, and the endpoint
+    /// takes it at once.
+    Reload(Arc<Config>),
 }
 
 /// What the root needs to (re)start its children.
@@ -557,6 +569,12 @@ impl Actor for Root {
         match msg {
             RootMsg::Trunks(reply) => {
                 let _ = reply.send(state.trunks.clone());
+            }
+            RootMsg::Reload(config) => {
+                if let Some(ep) = &state.endpoint {
+                    let _ = ep.send_message(EndpointMsg::Reload(Arc::clone(&config)));
+                }
+                state.args.config = config;
             }
         }
         Ok(())

@@ -51,6 +51,8 @@ pub enum SupervisorMsg {
     Tell(CallId, CallMsg),
     /// The shared call context, once set.
     Context(RpcReplyPort<Option<Arc<CallContext>>>),
+    /// A reloaded configuration for calls started from now on; running calls keep theirs.
+    Reload(Arc<switchboard_config::Config>),
     /// Test hook: make a call actor panic; false when unknown.
     Crash(CallId, RpcReplyPort<bool>),
     /// Place a call of our own (a fax job's); false when none can start now.
@@ -168,6 +170,14 @@ impl Actor for CallSupervisor {
                     _ => false,
                 };
                 let _ = reply.send(ok);
+            }
+            SupervisorMsg::Reload(config) => {
+                if let Some(ctx) = &state.ctx {
+                    state.ctx = Some(Arc::new(CallContext {
+                        config,
+                        ..(**ctx).clone()
+                    }));
+                }
             }
             SupervisorMsg::Context(reply) => {
                 let _ = reply.send(state.ctx.clone());

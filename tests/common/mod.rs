@@ -328,6 +328,11 @@ impl Gateway {
     }
 
     /// kill -9 the process.
+    /// The gateway's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
