@@ -4,6 +4,7 @@
 
 pub mod auth;
 mod fax;
+mod ledger;
 mod status;
 pub mod tls;
 
@@ -50,6 +51,8 @@ pub struct AdminState {
     pub guard: Arc<auth::Guard>,
     /// Configuration reload.
     pub reloader: Arc<crate::reload::Reloader>,
+    /// The credits ledger.
+    pub ledger: ractor::ActorRef<switchboard_actors::ledger::LedgerMsg>,
 }
 
 /// A JSON error response.
@@ -134,6 +137,17 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/v1/inbound-faxes/{id}/file", get(fax::inbound_file))
         .route("/api/v1/admin/api-keys", get(list_keys).post(create_key))
         .route("/api/v1/admin/reload", post(reload_config))
+        .route("/api/v1/accounts", post(ledger::create_account))
+        .route("/api/v1/accounts/{id}", get(ledger::get_account))
+        .route("/api/v1/accounts/{id}/topup", post(ledger::topup))
+        .route(
+            "/api/v1/accounts/{id}/transfers",
+            get(ledger::account_transfers),
+        )
+        .route("/api/v1/transfers", post(ledger::create_transfer))
+        .route("/api/v1/transfers/{id}", get(ledger::get_transfer))
+        .route("/api/v1/transfers/{id}/post", post(ledger::post_pending))
+        .route("/api/v1/transfers/{id}/void", post(ledger::void_pending))
         .route("/api/v1/bans", get(list_bans))
         .route("/api/v1/bans/{ip}", axum::routing::delete(lift_ban))
         .route(

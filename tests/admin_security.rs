@@ -36,6 +36,17 @@ const ROUTES: &[(&str, &str, &str)] = &[
     ("GET", "/api/v1/admin/api-keys", "admin"),
     ("POST", "/api/v1/admin/api-keys", "admin"),
     ("DELETE", "/api/v1/admin/api-keys/abc", "admin"),
+    ("POST", "/api/v1/admin/reload", "admin"),
+    ("GET", "/api/v1/bans", "admin"),
+    ("GET", "/api/v1/overview", "calls:read"),
+    ("POST", "/api/v1/accounts", "credits:write"),
+    ("GET", "/api/v1/accounts/abc", "credits:read"),
+    ("POST", "/api/v1/accounts/abc/topup", "credits:write"),
+    ("GET", "/api/v1/accounts/abc/transfers", "credits:read"),
+    ("POST", "/api/v1/transfers", "credits:write"),
+    ("GET", "/api/v1/transfers/abc", "credits:read"),
+    ("POST", "/api/v1/transfers/abc/post", "credits:write"),
+    ("POST", "/api/v1/transfers/abc/void", "credits:write"),
 ];
 
 fn bearer(key: &str) -> String {

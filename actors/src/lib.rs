@@ -14,6 +14,7 @@ pub mod endpoint;
 pub mod fax;
 pub mod gateway;
 pub mod ingest;
+pub mod ledger;
 pub mod local;
 pub mod media;
 pub mod mqtt;

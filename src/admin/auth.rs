@@ -216,8 +216,12 @@ fn need(method: &Method, route: &str) -> Need {
         r if r.starts_with("/api/v1/faxes") || r.starts_with("/api/v1/inbound-faxes") => {
             Need::Scope("fax:read")
         }
-        r if r.starts_with("/api/v1/accounts") && read => Need::Scope("credits:read"),
-        r if r.starts_with("/api/v1/accounts") => Need::Scope("credits:write"),
+        r if (r.starts_with("/api/v1/accounts") || r.starts_with("/api/v1/transfers")) && read => {
+            Need::Scope("credits:read")
+        }
+        r if r.starts_with("/api/v1/accounts") || r.starts_with("/api/v1/transfers") => {
+            Need::Scope("credits:write")
+        }
         // Anything else under the API is for admins only.
         _ => Need::Scope("admin"),
     }

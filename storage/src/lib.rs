@@ -12,6 +12,7 @@ pub mod cdr;
 pub mod device;
 mod error;
 pub mod fax;
+pub mod ledger;
 mod sled_store;
 mod time;
 
@@ -56,6 +57,12 @@ pub enum Tree {
     InboundFaxes,
     /// Admin API keys, keyed by key id (the public part of the key).
     ApiKeys,
+    /// Ledger accounts, keyed by account id.
+    Accounts,
+    /// Ledger transfers, keyed by transfer id.
+    Transfers,
+    /// Each account's transfers: account id, 0x00, big-endian sequence → transfer id.
+    AccountTransfers,
 }
 
 impl Tree {
@@ -69,6 +76,9 @@ impl Tree {
         Tree::FaxJobs,
         Tree::InboundFaxes,
         Tree::ApiKeys,
+        Tree::Accounts,
+        Tree::Transfers,
+        Tree::AccountTransfers,
     ];
 
     /// The backend's name for this tree; stable on disk, never rename.
@@ -82,6 +92,9 @@ impl Tree {
             Tree::FaxJobs => "fax_jobs",
             Tree::InboundFaxes => "inbound_faxes",
             Tree::ApiKeys => "api_keys",
+            Tree::Accounts => "accounts",
+            Tree::Transfers => "transfers",
+            Tree::AccountTransfers => "account_transfers",
         }
     }
 
@@ -96,6 +109,9 @@ impl Tree {
             Tree::FaxJobs => 5,
             Tree::InboundFaxes => 6,
             Tree::ApiKeys => 7,
+            Tree::Accounts => 8,
+            Tree::Transfers => 9,
+            Tree::AccountTransfers => 10,
         }
     }
 }
