@@ -9,6 +9,34 @@ use std::time::Duration;
 
 use common::{trunk_route, Gateway, Sipp, TEST_KEY};
 
+/// Load `url` in headless Chromium (its own profile in `profile`) and dump the DOM after
+/// `budget_ms` of virtual time.
+fn dump_dom(
+    browser: &str,
+    profile: &std::path::Path,
+    url: &str,
+    budget_ms: u32,
+) -> (String, String) {
+    let out = Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--no-first-run",
+            "--dump-dom",
+        ])
+        .arg(format!("--virtual-time-budget={budget_ms}"))
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(url)
+        .output()
+        .expect("run chromium");
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 fn chromium() -> Option<String> {
     ["chromium", "chromium-browser", "google-chrome"]
         .into_iter()
@@ -49,29 +77,15 @@ fn the_status_page_shows_live_data_in_headless_chromium() {
     );
     assert!(lower.contains("x-frame-options: deny"), "{head}");
 
-    let profile = gw.dir.join("chromium-profile");
-    let out = Command::new(&browser)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--no-first-run",
-            "--virtual-time-budget=4000",
-            "--dump-dom",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg(format!(
-            "http://127.0.0.1:{}/#key={TEST_KEY}",
-            gw.admin_port
-        ))
-        .output()
-        .expect("run chromium");
-    let dom = String::from_utf8_lossy(&out.stdout);
+    let (dom, stderr) = dump_dom(
+        &browser,
+        &gw.dir.join("chromium-profile"),
+        &format!("http://127.0.0.1:{}/#key={TEST_KEY}", gw.admin_port),
+        4000,
+    );
     assert!(
         dom.contains("<span id=\"state\" class=\"muted\">live</span>"),
-        "page not live:\n{dom}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+        "page not live:\n{dom}\n{stderr}"
     );
     assert!(dom.contains("<b id=\"calls-active\">1</b>"), "{dom}");
     assert!(
@@ -105,24 +119,12 @@ fn the_status_page_shows_live_data_in_headless_chromium() {
     assert!(text.contains("carrier-x"), "{text}");
 
     // Without a key the page asks for one and shows nothing.
-    let out = Command::new(&browser)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--no-first-run",
-            "--virtual-time-budget=3000",
-            "--dump-dom",
-        ])
-        .arg(format!(
-            "--user-data-dir={}",
-            gw.dir.join("chromium-profile-2").display()
-        ))
-        .arg(format!("http://127.0.0.1:{}/", gw.admin_port))
-        .output()
-        .unwrap();
-    let dom = String::from_utf8_lossy(&out.stdout);
+    let (dom, _) = dump_dom(
+        &browser,
+        &gw.dir.join("chromium-profile-2"),
+        &format!("http://127.0.0.1:{}/", gw.admin_port),
+        3000,
+    );
     assert!(dom.contains("an API key is needed"), "{dom}");
     assert!(!dom.contains("4930777888"), "{dom}");
 

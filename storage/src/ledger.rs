@@ -255,6 +255,15 @@ impl<'a> Ledger<'a> {
             .transpose()?)
     }
 
+    /// The debit and the credit account of a transfer, both existing.
+    fn pair(&self, debit: &str, credit: &str) -> Result<(Account, Account), LedgerError> {
+        let get = |id: &str| {
+            self.account(id)?
+                .ok_or_else(|| LedgerError::NoAccount(id.to_string()))
+        };
+        Ok((get(debit)?, get(credit)?))
+    }
+
     /// A transfer.
     pub fn transfer(&self, id: &str) -> Result<Option<Transfer>, LedgerError> {
         Ok(self
@@ -341,12 +350,7 @@ impl<'a> Ledger<'a> {
         if req.amount == 0 {
             return Err(LedgerError::BadAmount);
         }
-        let mut debit = self
-            .account(&req.debit_account)?
-            .ok_or_else(|| LedgerError::NoAccount(req.debit_account.clone()))?;
-        let mut credit = self
-            .account(&req.credit_account)?
-            .ok_or_else(|| LedgerError::NoAccount(req.credit_account.clone()))?;
+        let (mut debit, mut credit) = self.pair(&req.debit_account, &req.credit_account)?;
         let pending = req.kind == TransferKind::Pending;
         let over = |a: &Account| -> Result<u64, LedgerError> {
             a.debits_pending
@@ -407,12 +411,7 @@ impl<'a> Ledger<'a> {
             (true, a) => a,
             (false, _) => p.amount,
         };
-        let mut debit = self
-            .account(&p.debit_account)?
-            .ok_or_else(|| LedgerError::NoAccount(p.debit_account.clone()))?;
-        let mut credit = self
-            .account(&p.credit_account)?
-            .ok_or_else(|| LedgerError::NoAccount(p.credit_account.clone()))?;
+        let (mut debit, mut credit) = self.pair(&p.debit_account, &p.credit_account)?;
         debit.debits_pending = debit.debits_pending.saturating_sub(p.amount);
         credit.credits_pending = credit.credits_pending.saturating_sub(p.amount);
         if post {
@@ -456,12 +455,7 @@ impl<'a> Ledger<'a> {
         if p.state != Some(PendingState::Pending) || !due {
             return Ok(false);
         }
-        let mut debit = self
-            .account(&p.debit_account)?
-            .ok_or_else(|| LedgerError::NoAccount(p.debit_account.clone()))?;
-        let mut credit = self
-            .account(&p.credit_account)?
-            .ok_or_else(|| LedgerError::NoAccount(p.credit_account.clone()))?;
+        let (mut debit, mut credit) = self.pair(&p.debit_account, &p.credit_account)?;
         debit.debits_pending = debit.debits_pending.saturating_sub(p.amount);
         credit.credits_pending = credit.credits_pending.saturating_sub(p.amount);
         p.state = Some(PendingState::Expired);
