@@ -26,38 +26,9 @@ pub const MAX_AUDIO_PAYLOAD: usize = 960;
 /// Why a packet was not accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RtpAudioError {
-    /// Shorter than the fixed header.
-    #[error("RTP packet too short: {len} bytes")]
-    TooShort {
-        /// Packet length.
-        len: usize,
-    },
-    /// Version is not 2.
-    #[error("unsupported RTP version {version}")]
-    BadVersion {
-        /// Version found.
-        version: u8,
-    },
-    /// CSRC list or header extension runs past the end.
-    #[error("RTP header of {header_len} bytes truncated to {len}")]
-    Truncated {
-        /// Header length the flags call for.
-        header_len: usize,
-        /// Packet length.
-        len: usize,
-    },
-    /// Padding count is zero or covers the header.
-    #[error("invalid RTP padding length {padding}")]
-    BadPadding {
-        /// Padding count found.
-        padding: u8,
-    },
-    /// The packet is RTCP (RFC 5761 demultiplexing).
-    #[error("RTCP packet type {packet_type} where RTP was expected")]
-    Rtcp {
-        /// The RTCP packet type.
-        packet_type: u8,
-    },
+    /// The RTP header is malformed (the shared parser's verdict).
+    #[error(transparent)]
+    Header(#[from] crate::rtp::RtpError),
     /// A payload type this stream was not set up for.
     #[error("unexpected RTP payload type {payload_type}")]
     UnexpectedPayloadType {
@@ -132,20 +103,6 @@ pub fn parse(packet: &[u8]) -> Result<RtpPacket<'_>, RtpAudioError> {
         },
         payload,
     })
-}
-
-/// The RTP header errors, from the shared parser in [`crate::rtp`].
-impl From<crate::rtp::RtpError> for RtpAudioError {
-    fn from(e: crate::rtp::RtpError) -> Self {
-        use crate::rtp::RtpError as E;
-        match e {
-            E::TooShort { len } => RtpAudioError::TooShort { len },
-            E::BadVersion { version } => RtpAudioError::BadVersion { version },
-            E::Truncated { header_len, len } => RtpAudioError::Truncated { header_len, len },
-            E::BadPadding { padding } => RtpAudioError::BadPadding { padding },
-            E::Rtcp { packet_type } => RtpAudioError::Rtcp { packet_type },
-        }
-    }
 }
 
 /// The static payload type of a G.711 law.
@@ -343,6 +300,7 @@ impl AudioDepacketizer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rtp::RtpError;
 
     #[test]
     fn golden_pcmu_packet() {
@@ -463,33 +421,54 @@ mod tests {
 
     #[test]
     fn parse_errors() {
-        assert_eq!(parse(&[0x80; 5]), Err(RtpAudioError::TooShort { len: 5 }));
+        assert_eq!(
+            parse(&[0x80; 5]),
+            Err(RtpAudioError::Header(RtpError::TooShort { len: 5 }))
+        );
         let mut h = [0u8; 12];
         h[0] = 0x40;
-        assert_eq!(parse(&h), Err(RtpAudioError::BadVersion { version: 1 }));
+        assert_eq!(
+            parse(&h),
+            Err(RtpAudioError::Header(RtpError::BadVersion { version: 1 }))
+        );
         h[0] = 0x80;
         h[1] = 200;
-        assert_eq!(parse(&h), Err(RtpAudioError::Rtcp { packet_type: 200 }));
+        assert_eq!(
+            parse(&h),
+            Err(RtpAudioError::Header(RtpError::Rtcp { packet_type: 200 }))
+        );
         h[1] = 0;
         h[0] = 0x82; // two CSRCs missing
         assert_eq!(
             parse(&h),
-            Err(RtpAudioError::Truncated {
+            Err(RtpAudioError::Header(RtpError::Truncated {
                 header_len: 20,
                 len: 12
-            })
+            }))
         );
         h[0] = 0x90; // extension header missing
-        assert!(matches!(parse(&h), Err(RtpAudioError::Truncated { .. })));
+        assert!(matches!(
+            parse(&h),
+            Err(RtpAudioError::Header(RtpError::Truncated { .. }))
+        ));
         let mut ext = h.to_vec();
         ext.extend_from_slice(&[0, 0, 0xFF, 0xFF]); // extension claims 65535 words
-        assert!(matches!(parse(&ext), Err(RtpAudioError::Truncated { .. })));
+        assert!(matches!(
+            parse(&ext),
+            Err(RtpAudioError::Header(RtpError::Truncated { .. }))
+        ));
         let mut pad = [0u8; 14];
         pad[0] = 0xA0;
         pad[13] = 0;
-        assert_eq!(parse(&pad), Err(RtpAudioError::BadPadding { padding: 0 }));
+        assert_eq!(
+            parse(&pad),
+            Err(RtpAudioError::Header(RtpError::BadPadding { padding: 0 }))
+        );
         pad[13] = 3;
-        assert_eq!(parse(&pad), Err(RtpAudioError::BadPadding { padding: 3 }));
+        assert_eq!(
+            parse(&pad),
+            Err(RtpAudioError::Header(RtpError::BadPadding { padding: 3 }))
+        );
         pad[13] = 2;
         assert_eq!(parse(&pad).unwrap().payload, &[] as &[u8]);
     }
