@@ -687,6 +687,40 @@ pub(crate) fn mark_name(obj: &Object, max: usize) -> Result<&str, StreamError> {
     Ok(name)
 }
 
+/// Decodes a `media` payload: bounded by the base64 length before decoding, then non-empty,
+/// at most `max` bytes and, for PCM16, a multiple of `pcm_multiple` bytes.
+pub(crate) fn decode_media(
+    b64: &str,
+    format: MediaFormat,
+    max: usize,
+    pcm_multiple: usize,
+) -> Result<Vec<u8>, StreamError> {
+    // Every 4 base64 characters carry 3 bytes.
+    let estimate = b64.len() / 4 * 3;
+    if estimate > max.saturating_add(2) {
+        return Err(StreamError::PayloadTooLarge { len: estimate, max });
+    }
+    let payload = LENIENT_BASE64
+        .decode(b64)
+        .map_err(|_| StreamError::BadBase64)?;
+    if payload.is_empty() {
+        return Err(StreamError::EmptyPayload);
+    }
+    if payload.len() > max {
+        return Err(StreamError::PayloadTooLarge {
+            len: payload.len(),
+            max,
+        });
+    }
+    if matches!(format, MediaFormat::Pcm16(_)) && payload.len() % pcm_multiple.max(1) != 0 {
+        return Err(StreamError::PayloadMisaligned {
+            len: payload.len(),
+            multiple: pcm_multiple,
+        });
+    }
+    Ok(payload)
+}
+
 /// A message's `event`.
 pub(crate) fn event_name(obj: &Object) -> Result<&str, StreamError> {
     str_field(obj, "event", "event")?.ok_or(StreamError::MissingField { field: "event" })
@@ -819,33 +853,8 @@ impl StreamReader {
     }
 
     fn decode_payload(&self, b64: &str) -> Result<Vec<u8>, StreamError> {
-        let max = self.max_payload_bytes();
-        // Reject before decoding: every 4 base64 characters carry 3 bytes.
-        let estimate = b64.len() / 4 * 3;
-        if estimate > max.saturating_add(2) {
-            return Err(StreamError::PayloadTooLarge { len: estimate, max });
-        }
-        let payload = LENIENT_BASE64
-            .decode(b64)
-            .map_err(|_| StreamError::BadBase64)?;
-        if payload.is_empty() {
-            return Err(StreamError::EmptyPayload);
-        }
-        if payload.len() > max {
-            return Err(StreamError::PayloadTooLarge {
-                len: payload.len(),
-                max,
-            });
-        }
-        if let MediaFormat::Pcm16(_) = self.format {
-            if payload.len() % 320 != 0 {
-                return Err(StreamError::PayloadMisaligned {
-                    len: payload.len(),
-                    multiple: 320,
-                });
-            }
-        }
-        Ok(payload)
+        // PCM16 from an app must come in whole 20 ms frames at 8 kHz (Exotel's rule).
+        decode_media(b64, self.format, self.max_payload_bytes(), 320)
     }
 }
 

@@ -23,7 +23,7 @@ use serde_json::Value;
 
 use super::{
     counter, exotel, object_field, str_field, to_json, truncate, twilio, Dialect, MediaFormat,
-    Object, StreamError, Track, LENIENT_BASE64,
+    Object, StreamError, Track,
 };
 use crate::media::resample::SampleRate;
 
@@ -666,34 +666,9 @@ impl IngestReader {
     }
 }
 
-/// Decodes a `media` payload: bounded by the base64 length before decoding, then non-empty,
-/// at most `max` bytes and (PCM16) a whole number of samples. Provider chunk sizes vary, so
-/// no multiple of 320 is required.
+/// Decodes a `media` payload. Provider chunk sizes vary, so PCM16 needs only whole samples.
 fn decode_media(b64: &str, format: MediaFormat, max: usize) -> Result<Vec<u8>, StreamError> {
-    // Every 4 base64 characters carry 3 bytes.
-    let estimate = b64.len() / 4 * 3;
-    if estimate > max.saturating_add(2) {
-        return Err(StreamError::PayloadTooLarge { len: estimate, max });
-    }
-    let payload = LENIENT_BASE64
-        .decode(b64)
-        .map_err(|_| StreamError::BadBase64)?;
-    if payload.is_empty() {
-        return Err(StreamError::EmptyPayload);
-    }
-    if payload.len() > max {
-        return Err(StreamError::PayloadTooLarge {
-            len: payload.len(),
-            max,
-        });
-    }
-    if matches!(format, MediaFormat::Pcm16(_)) && payload.len() & 1 == 1 {
-        return Err(StreamError::PayloadMisaligned {
-            len: payload.len(),
-            multiple: 2,
-        });
-    }
-    Ok(payload)
+    super::decode_media(b64, format, max, 2)
 }
 
 /// Builds our answers to the provider (the app → gateway shapes), each accepted by
