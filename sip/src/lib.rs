@@ -14,6 +14,8 @@ pub mod message;
 pub mod rtp;
 pub mod sdp;
 pub mod t38;
+#[cfg(test)]
+mod test_rng;
 pub mod transaction;
 pub mod transport;
 

@@ -36,26 +36,7 @@ mod no_panic {
     const ITERATIONS: usize = 20_000;
     const SID: &str = "MZ42";
 
-    struct XorShift(u64);
-
-    impl XorShift {
-        fn next(&mut self) -> u64 {
-            let mut x = self.0;
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            self.0 = x;
-            x
-        }
-
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n.max(1) as u64) as usize
-        }
-
-        fn byte(&mut self) -> u8 {
-            self.next() as u8
-        }
-    }
+    use crate::test_rng::XorShift;
 
     fn seeds() -> Vec<String> {
         // 320 zero bytes: one valid Exotel PCM16 chunk.

@@ -1937,23 +1937,7 @@ mod tests {
     /// readers of both dialects must not panic, and what is accepted respects the bounds.
     #[test]
     fn never_panics() {
-        struct XorShift(u64);
-        impl XorShift {
-            fn next(&mut self) -> u64 {
-                let mut x = self.0;
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                self.0 = x;
-                x
-            }
-            fn below(&mut self, n: usize) -> usize {
-                (self.next() % n.max(1) as u64) as usize
-            }
-            fn byte(&mut self) -> u8 {
-                self.next() as u8
-            }
-        }
+        use crate::test_rng::XorShift;
         const SPICE: &[u8] = b"{}[]\":,\\ 0123456789-+.eEtrufalsn/=AZaz#*\xc3\xa9\x00\x7f";
         let mut seeds = Vec::new();
         let formats = [
