@@ -11,7 +11,8 @@
 //! - **Two-phase:** a `pending` transfer reserves; `post_pending` (with an amount up to the
 //!   reserved one: a partial post releases the rest) or `void_pending` ends it, each a
 //!   transfer of its own with its own id. A pending transfer with a timeout expires: it is
-//!   voided by the first operation that finds it past its time, or by [`Ledger::expire`].
+//!   voided by the first operation that finds it past its time, or by [`Ledger::expire`],
+//!   which reads only the due entries of a deadline index.
 //! - **Durable before acknowledged:** every operation writes the transfer, its effect on both
 //!   accounts and the account index in one atomic batch, then flushes.
 //!
@@ -448,10 +449,7 @@ impl<'a> Ledger<'a> {
         if p.state == Some(PendingState::Expired) {
             return Ok(true);
         }
-        let due = p.timeout_secs > 0
-            && now_ms
-                >= p.created_ms
-                    .saturating_add(p.timeout_secs.saturating_mul(1000));
+        let due = p.timeout_secs > 0 && now_ms >= deadline(p);
         if p.state != Some(PendingState::Pending) || !due {
             return Ok(false);
         }
@@ -463,28 +461,49 @@ impl<'a> Ledger<'a> {
             put(Tree::Transfers, &p.id, p)?,
             put(Tree::Accounts, &debit.id, &debit)?,
             put(Tree::Accounts, &credit.id, &credit)?,
+            BatchOp::Delete {
+                tree: Tree::PendingDeadlines,
+                key: deadline_key(p),
+            },
         ];
         self.store.apply_batch(ops)?;
         self.store.flush()?;
         Ok(true)
     }
 
-    /// Expire every pending transfer past its timeout (oldest scan first); how many.
+    /// Expire every pending transfer past its timeout, earliest deadline first; how many.
+    /// Reads only the due part of the deadline index.
     pub fn expire(&self, now_ms: u64) -> Result<usize, LedgerError> {
+        const BATCH: usize = 256;
         let mut n = 0;
-        for (k, v) in self
-            .store
-            .scan_prefix(Tree::Transfers, &[], usize::MAX, false)?
-        {
-            let mut t: Transfer = decode(Tree::Transfers, &k, &v, Transfer::VERSION)?;
-            if t.kind == TransferKind::Pending
-                && t.state == Some(PendingState::Pending)
-                && self.expire_one(&mut t, now_ms)?
-            {
-                n += 1;
+        loop {
+            let due: Vec<Vec<u8>> = self
+                .store
+                .scan_prefix(Tree::PendingDeadlines, &[], BATCH, false)?
+                .into_iter()
+                .map(|(k, _)| k)
+                .take_while(|k| {
+                    k.get(..8)
+                        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                        .is_some_and(|b| u64::from_be_bytes(b) <= now_ms)
+                })
+                .collect();
+            let full = due.len() == BATCH;
+            for key in due {
+                let id = String::from_utf8_lossy(&key[8..]).into_owned();
+                if let Some(mut t) = self.transfer(&id)? {
+                    let was_pending = t.state == Some(PendingState::Pending);
+                    if self.expire_one(&mut t, now_ms)? && was_pending {
+                        n += 1;
+                    }
+                }
+                // Expired just now, settled before, or gone: the entry has served.
+                self.store.delete(Tree::PendingDeadlines, &key)?;
+            }
+            if !full {
+                return Ok(n);
             }
         }
-        Ok(n)
     }
 
     fn commit(
@@ -513,11 +532,37 @@ impl<'a> Ledger<'a> {
         ];
         if let Some(p) = pending {
             ops.push(put(Tree::Transfers, &p.id, p)?);
+            if p.timeout_secs > 0 {
+                ops.push(BatchOp::Delete {
+                    tree: Tree::PendingDeadlines,
+                    key: deadline_key(p),
+                });
+            }
+        }
+        if t.kind == TransferKind::Pending && t.timeout_secs > 0 {
+            ops.push(BatchOp::Put {
+                tree: Tree::PendingDeadlines,
+                key: deadline_key(t),
+                value: Vec::new(),
+            });
         }
         self.store.apply_batch(ops)?;
         self.store.flush()?;
         Ok(())
     }
+}
+
+/// When a pending transfer expires, ms since the epoch.
+fn deadline(p: &Transfer) -> u64 {
+    p.created_ms
+        .saturating_add(p.timeout_secs.saturating_mul(1000))
+}
+
+/// Its entry in [`Tree::PendingDeadlines`].
+fn deadline_key(p: &Transfer) -> Vec<u8> {
+    let mut k = deadline(p).to_be_bytes().to_vec();
+    k.extend_from_slice(p.id.as_bytes());
+    k
 }
 
 fn put<T: Serialize>(tree: Tree, key: &str, v: &T) -> Result<BatchOp, LedgerError> {

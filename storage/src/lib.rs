@@ -63,6 +63,8 @@ pub enum Tree {
     Transfers,
     /// Each account's transfers: account id, 0x00, big-endian sequence → transfer id.
     AccountTransfers,
+    /// Pending transfers with a timeout, by deadline: big-endian ms ++ transfer id.
+    PendingDeadlines,
 }
 
 impl Tree {
@@ -79,6 +81,7 @@ impl Tree {
         Tree::Accounts,
         Tree::Transfers,
         Tree::AccountTransfers,
+        Tree::PendingDeadlines,
     ];
 
     /// The backend's name for this tree; stable on disk, never rename.
@@ -95,6 +98,7 @@ impl Tree {
             Tree::Accounts => "accounts",
             Tree::Transfers => "transfers",
             Tree::AccountTransfers => "account_transfers",
+            Tree::PendingDeadlines => "pending_deadlines",
         }
     }
 
@@ -112,6 +116,7 @@ impl Tree {
             Tree::Accounts => 8,
             Tree::Transfers => 9,
             Tree::AccountTransfers => 10,
+            Tree::PendingDeadlines => 11,
         }
     }
 }
