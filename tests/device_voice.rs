@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::rtp::{call_rtp, caller, RtpPeer};
 use common::{uac, Gateway, Sipp};
-use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Packet, QoS};
+use rumqttc::{AsyncClient, Event, Packet, QoS};
 use serde_json::{json, Value};
 use switchboard_mqtt::claim::{claim_mac, device_secret};
 
@@ -84,15 +84,7 @@ fn run_device(port: u16, id: &str, pass: &str, script: Script, report: Arc<Mutex
         .build()
         .unwrap();
     rt.block_on(async {
-        let mut opts = MqttOptions::new(id, "127.0.0.1", port);
-        opts.set_credentials(id, pass);
-        opts.set_keep_alive(Duration::from_secs(5));
-        opts.set_last_will(LastWill::new(
-            format!("devices/{id}/status"),
-            "offline",
-            QoS::AtLeastOnce,
-            true,
-        ));
+        let opts = common::device_options(port, id, pass);
         let (client, mut events) = AsyncClient::new(opts, 256);
         client
             .subscribe(format!("devices/{id}/call"), QoS::AtLeastOnce)

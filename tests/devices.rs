@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::Gateway;
-use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Packet, QoS};
+use rumqttc::{AsyncClient, Event, Packet, QoS};
 use serde_json::{json, Value};
 use switchboard_mqtt::claim::{claim_mac, device_secret};
 
@@ -417,15 +417,7 @@ fn run_device(
         .build()
         .unwrap();
     rt.block_on(async {
-        let mut opts = MqttOptions::new(id, "127.0.0.1", port);
-        opts.set_credentials(id, pass);
-        opts.set_keep_alive(Duration::from_secs(5));
-        opts.set_last_will(LastWill::new(
-            format!("devices/{id}/status"),
-            "offline",
-            QoS::AtLeastOnce,
-            true,
-        ));
+        let opts = common::device_options(port, id, pass);
         let (client, mut events) = AsyncClient::new(opts, 64);
         client
             .subscribe(format!("devices/{id}/cmd/+"), QoS::AtLeastOnce)

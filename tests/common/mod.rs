@@ -79,6 +79,21 @@ pub fn self_signed(dir: &Path) -> (PathBuf, PathBuf) {
     (cert, key)
 }
 
+/// MQTT options of a claimed test device: its credential, a 5 s keep-alive and the retained
+/// Last Will `offline` on its status topic, as the device protocol asks.
+pub fn device_options(port: u16, id: &str, pass: &str) -> rumqttc::MqttOptions {
+    let mut opts = rumqttc::MqttOptions::new(id, "127.0.0.1", port);
+    opts.set_credentials(id, pass);
+    opts.set_keep_alive(Duration::from_secs(5));
+    opts.set_last_will(rumqttc::LastWill::new(
+        format!("devices/{id}/status"),
+        "offline",
+        rumqttc::QoS::AtLeastOnce,
+        true,
+    ));
+    opts
+}
+
 /// The admin key every test gateway is bootstrapped with.
 pub const TEST_KEY: &str =
     "sbk_00000000000000aa_00000000000000000000000000000000000000000000000000000000000000bb";
