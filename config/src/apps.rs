@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -84,8 +85,9 @@ impl fmt::Display for AppFailure {
     }
 }
 
-/// One `[[app]]`: a WebSocket media-stream application.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One `[[app]]`: a WebSocket media-stream application. Its `Debug` hides `auth_header` and
+/// any credentials or query in `url` (see [`AppConfig::redacted_url`]).
+#[derive(Clone, PartialEq, Eq)]
 pub struct AppConfig {
     /// Unique name, `[A-Za-z0-9_-]{1,64}` (the trunk name rule); routes say `app:NAME`.
     pub name: String,
@@ -114,9 +116,61 @@ pub struct AppConfig {
     /// characters (default none; also from `SWITCHBOARD_APP_<NAME>_AUTH_HEADER`); never
     /// printed.
     pub auth_header: Option<Secret>,
+    /// PEM file with the CA certificate(s) a `wss://` app's server certificate must chain to
+    /// (or the app's own self-signed certificate). When set, only these are trusted, not the
+    /// public (webpki) roots; default none: the public roots. Only for `wss://` URLs; read and
+    /// checked at load (and at each connect, so a renewed file needs no restart).
+    pub tls_ca: Option<PathBuf>,
+}
+
+impl fmt::Debug for AppConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AppConfig")
+            .field("name", &self.name)
+            .field("url", &redact_url(&self.url))
+            .field("mode", &self.mode)
+            .field("bidirectional", &self.bidirectional)
+            .field("sample_rate", &self.sample_rate)
+            .field("on_failure", &self.on_failure)
+            .field("connect_timeout_ms", &self.connect_timeout_ms)
+            .field("max_playout_ms", &self.max_playout_ms)
+            .field("parameters", &self.parameters)
+            .field("auth_header", &self.auth_header)
+            .field("tls_ca", &self.tls_ca)
+            .finish()
+    }
+}
+
+/// `url` fit for logs: user info (`user:pass@`) and the query (often `?token=...`) become `***`;
+/// scheme, host, port and path stay.
+fn redact_url(url: &str) -> String {
+    let (scheme, rest) = match url.split_once("://") {
+        Some((s, r)) => (Some(s), r),
+        None => (None, url),
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let host = match authority.rsplit_once('@') {
+        Some((_, host)) => format!("***@{host}"),
+        None => authority.to_string(),
+    };
+    let tail = match tail.find(['?', '#']) {
+        Some(q) if tail[q..].starts_with('?') => format!("{}?***", &tail[..q]),
+        Some(q) => tail[..q].to_string(),
+        None => tail.to_string(),
+    };
+    match scheme {
+        Some(s) => format!("{s}://{host}{tail}"),
+        None => format!("{host}{tail}"),
+    }
 }
 
 impl AppConfig {
+    /// `url` fit for logs: user info and query replaced by `***`.
+    pub fn redacted_url(&self) -> String {
+        redact_url(&self.url)
+    }
+
     /// `connect_timeout_ms` as a duration.
     pub fn connect_timeout(&self) -> Duration {
         Duration::from_millis(u64::from(self.connect_timeout_ms))
@@ -153,6 +207,7 @@ pub(crate) struct RawApp {
     pub max_playout_ms: Option<u64>,
     pub parameters: Option<toml::Table>,
     pub auth_header: Option<String>,
+    pub tls_ca: Option<String>,
 }
 
 /// Most entries in a `parameters` table.
@@ -165,6 +220,46 @@ const MAX_PARAMETER_VALUE: usize = 256;
 const MAX_URL: usize = 2048;
 /// Longest `auth_header`, in bytes.
 const MAX_AUTH_HEADER: usize = 4096;
+/// Largest `tls_ca` file, in bytes.
+const MAX_CA_FILE: u64 = 1024 * 1024;
+
+/// Check a `tls_ca` file at load: readable, at most 1 MiB, with at least one PEM
+/// `CERTIFICATE` block. Whether the certificates themselves parse is left to the connect.
+fn ca_file(c: &mut Checker, key: &str, path: &Path) {
+    let read = std::fs::metadata(path).and_then(|m| {
+        if m.len() > MAX_CA_FILE {
+            Ok(None)
+        } else {
+            std::fs::read(path).map(Some)
+        }
+    });
+    match read {
+        Err(e) => c.err(
+            key,
+            ConfigErrorKind::Io {
+                path: path.to_path_buf(),
+                kind: e.kind(),
+            },
+        ),
+        Ok(None) => c.invalid(
+            key,
+            &path.display().to_string(),
+            "a PEM certificate file of at most 1 MiB",
+        ),
+        Ok(Some(bytes)) => {
+            let has_cert = bytes
+                .windows(27)
+                .any(|w| w == b"-----BEGIN CERTIFICATE-----");
+            if !has_cert {
+                c.invalid(
+                    key,
+                    &path.display().to_string(),
+                    "a PEM file with at least one -----BEGIN CERTIFICATE----- block",
+                );
+            }
+        }
+    }
+}
 
 fn valid_parameter_name(name: &str) -> bool {
     (1..=MAX_PARAMETER_NAME).contains(&name.len())
@@ -369,6 +464,19 @@ pub(crate) fn apps(c: &mut Checker, raw: Vec<RawApp>) -> Vec<AppConfig> {
                 None
             }
         });
+        let tls_ca = crate::devices::path(c, &format!("{p}.tls_ca"), a.tls_ca);
+        if let Some(ca) = &tls_ca {
+            let key = format!("{p}.tls_ca");
+            if url.starts_with("wss://") {
+                ca_file(c, &key, ca);
+            } else if !url.is_empty() {
+                c.invalid(
+                    &key,
+                    &ca.display().to_string(),
+                    "no tls_ca: it applies to wss:// URLs only",
+                );
+            }
+        }
         if c.errors.len() == before {
             out.push(AppConfig {
                 name,
@@ -381,6 +489,7 @@ pub(crate) fn apps(c: &mut Checker, raw: Vec<RawApp>) -> Vec<AppConfig> {
                 max_playout_ms,
                 parameters,
                 auth_header,
+                tls_ca,
             });
         }
     }
@@ -818,6 +927,154 @@ mod tests {
         ] {
             assert!(!valid_ws_url(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn urls_are_redacted_for_logs() {
+        for (url, shown) in [
+            ("wss://bot.example/s", "wss://bot.example/s"),
+            ("ws://[::1]:9000/x", "ws://[::1]:9000/x"),
+            (
+                "wss://user:pw@bot.example:443/s?token=abc#f",
+                "wss://***@bot.example:443/s?***",
+            ),
+            ("wss://bot.example?token=abc", "wss://bot.example?***"),
+            ("wss://a@b@bot.example/p#frag", "wss://***@bot.example/p"),
+            ("no-scheme?x=1", "no-scheme?***"),
+        ] {
+            assert_eq!(redact_url(url), shown, "{url}");
+        }
+        let c = load_from_str(
+            "[[app]]\nname = \"b\"\nurl = \"wss://u:hunter2@b.example/s?token=t0k3n\"\n\
+             auth_header = \"Bearer s3cr3t\"\n",
+            &[],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let dbg = format!("{c:?}");
+        for secret in ["hunter2", "t0k3n", "s3cr3t"] {
+            assert!(!dbg.contains(secret), "{secret} leaked: {dbg}");
+        }
+        assert!(dbg.contains("wss://***@b.example/s?***"), "{dbg}");
+        assert_eq!(c.apps[0].url, "wss://u:hunter2@b.example/s?token=t0k3n");
+    }
+
+    #[test]
+    fn no_secret_in_the_debug_of_a_whole_config() {
+        let secrets = [
+            "trunk-pw-Q1",
+            "sip-user-pw-Q2",
+            "mqtt-pw-Q3",
+            "fleet-secret-0123456789-Q4",
+            "webhook-secret-0123456789-Q5",
+            "Bearer app-token-Q6",
+            "url-pw-Q7",
+            "url-token-Q8",
+        ];
+        let c = load_from_str(
+            &format!(
+                r#"
+                [admin]
+                bootstrap_key = "sbk_00000000000000aa_{key}"
+                [mqtt]
+                mode = "external"
+                url = "mqtt://b.example"
+                username = "gw"
+                password = "{}"
+                [devices]
+                fleet_secret = "{}"
+                [fax]
+                webhook_url = "http://hooks.example/fax"
+                webhook_secret = "{}"
+                [[sip_user]]
+                username = "alice"
+                password = "{}"
+                [[trunk]]
+                name = "t"
+                address = "192.0.2.1"
+                username = "u"
+                password = "{}"
+                register = true
+                [[app]]
+                name = "bot"
+                url = "wss://u:{}@bot.example/s?token={}"
+                auth_header = "{}"
+                "#,
+                secrets[2],
+                secrets[3],
+                secrets[4],
+                secrets[1],
+                secrets[0],
+                secrets[6],
+                secrets[7],
+                secrets[5],
+                key = "cd".repeat(32),
+            ),
+            &[],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let dbg = format!("{c:?}");
+        for secret in secrets.iter().copied().chain([&*"cd".repeat(32)]) {
+            assert!(!dbg.contains(secret), "{secret} in {dbg}");
+        }
+        assert!(dbg.contains("***"), "{dbg}");
+    }
+
+    #[test]
+    fn tls_ca_is_checked_at_load() {
+        let dir = std::env::temp_dir().join(format!("sb-cfg-ca-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let good = dir.join("ca.pem");
+        std::fs::write(
+            &good,
+            "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let not_pem = dir.join("key.pem");
+        std::fs::write(&not_pem, "-----BEGIN PRIVATE KEY-----\nMIIB\n").unwrap();
+        let missing = dir.join("missing.pem");
+        let app = |url: &str, ca: &Path| {
+            format!(
+                "[[app]]\nname = \"b\"\nurl = \"{url}\"\ntls_ca = \"{}\"\n",
+                ca.display()
+            )
+        };
+        let c = load_from_str(&app("wss://127.0.0.1:9/s", &good), &[])
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.apps[0].tls_ca.as_deref(), Some(good.as_path()));
+        assert_eq!(
+            load_from_str("[[app]]\nname = \"b\"\nurl = \"wss://b\"\n", &[])
+                .unwrap()
+                .apps[0]
+                .tls_ca,
+            None
+        );
+        let e = errs(&app("wss://b", &missing));
+        assert_eq!(
+            e.at("app[0].tls_ca"),
+            Some(&ConfigErrorKind::Io {
+                path: missing.clone(),
+                kind: std::io::ErrorKind::NotFound
+            }),
+            "{e}"
+        );
+        assert!(e.to_string().contains("missing.pem"), "{e}");
+        let e = errs(&app("wss://b", &not_pem));
+        match e.at("app[0].tls_ca") {
+            Some(ConfigErrorKind::Invalid { expected, .. }) => {
+                assert!(expected.contains("BEGIN CERTIFICATE"), "{expected}")
+            }
+            other => panic!("{other:?}"),
+        }
+        let e = errs(&app("ws://b", &good));
+        match e.at("app[0].tls_ca") {
+            Some(ConfigErrorKind::Invalid { expected, .. }) => {
+                assert!(expected.contains("wss://"), "{expected}")
+            }
+            other => panic!("{other:?}"),
+        }
+        let e = errs("[[app]]\nname = \"b\"\nurl = \"wss://b\"\ntls_ca = \"a\\nb\"\n");
+        assert!(e.at("app[0].tls_ca").is_some(), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

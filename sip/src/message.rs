@@ -89,7 +89,65 @@ pub enum ParseError {
     /// rsip rejected the canonical rebuild of the message (for example an unknown method or
     /// a malformed Request-URI).
     #[error("syntax error: {0}")]
-    Syntax(#[from] rsip::Error),
+    Syntax(SyntaxError),
+}
+
+impl From<rsip::Error> for ParseError {
+    fn from(e: rsip::Error) -> Self {
+        ParseError::Syntax(SyntaxError(e))
+    }
+}
+
+/// rsip's complaint about a message, safe to log: `Display` and `Debug` name only its kind
+/// (and a missing header's name), because rsip's own text quotes the rest of the input: the
+/// Request-URI and From/To numbers, `Authorization` headers with digest responses.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SyntaxError(rsip::Error);
+
+impl SyntaxError {
+    /// rsip's error, input excerpts included: never log it.
+    pub fn detail(&self) -> &rsip::Error {
+        &self.0
+    }
+
+    /// The kind of problem, without any of the input.
+    pub fn kind(&self) -> &'static str {
+        match &self.0 {
+            rsip::Error::MissingHeader(_) => "missing header",
+            rsip::Error::InvalidParam(_) => "invalid header parameter",
+            rsip::Error::ParseError(_) => "unparseable part",
+            rsip::Error::TokenizeError(_) => "cannot tokenize",
+            rsip::Error::Utf8Error(_) => "invalid UTF-8",
+            rsip::Error::Unexpected(_) => "unexpected",
+        }
+    }
+}
+
+impl From<rsip::Error> for SyntaxError {
+    fn from(e: rsip::Error) -> Self {
+        SyntaxError(e)
+    }
+}
+
+impl std::fmt::Display for SyntaxError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            // A header name rsip itself asked for, not input.
+            rsip::Error::MissingHeader(name)
+                if name.len() <= 32
+                    && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') =>
+            {
+                write!(f, "missing header {name}")
+            }
+            _ => f.write_str(self.kind()),
+        }
+    }
+}
+
+impl std::fmt::Debug for SyntaxError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SyntaxError({self})")
+    }
 }
 
 impl ParseError {
@@ -186,7 +244,7 @@ fn check_start_line(line: &str) -> Result<StartLine, ParseError> {
     if !c.eq_ignore_ascii_case("SIP/2.0") {
         return Err(ParseError::BadStartLine);
     }
-    let method = Method::from_str(a).map_err(ParseError::Syntax)?;
+    let method = Method::from_str(a).map_err(ParseError::from)?;
     // rsip compares methods case-insensitively; SIP methods are case-sensitive.
     if a != method.to_string() {
         return Err(ParseError::BadStartLine);
@@ -816,6 +874,62 @@ pub fn new_call_id(host: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn syntax_errors_never_quote_the_message() {
+        // rsip's own error text quotes the input: numbers and the digest response.
+        let secret = "response=\"6629fae49393a05397450978507c4ef1\"";
+        let mut hit = 0;
+        let mut quoted = 0;
+        for uri in [
+            "sip:+4930123456789@host;a=b?c",
+            "sip:+4930123456789@",
+            "sip:+4930123456789@[zz::",
+            "sip:+4930123456789@host:99999999",
+        ] {
+            let raw = format!(
+                "INVITE {uri} SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1\r\n\
+                 From: <sip:+4420795550123@a>;tag=1\r\nTo: <sip:+4930123456789@b>\r\n\
+                 Call-ID: c\r\nCSeq: 1 INVITE\r\n\
+                 Authorization: Digest username=\"u\", realm=\"r\", nonce=\"n\", uri=\"{uri}\", {secret}\r\n\
+                 Content-Length: 0\r\n\r\n"
+            );
+            let Err(e @ ParseError::Syntax(_)) = parse(raw.as_bytes()) else {
+                continue;
+            };
+            hit += 1;
+            let ParseError::Syntax(inner) = &e else {
+                unreachable!()
+            };
+            let detail = inner.detail().to_string();
+            if detail.contains("6629fae4") {
+                quoted += 1;
+            }
+            for shown in [e.to_string(), format!("{e:?}"), inner.kind().to_string()] {
+                for leak in ["4930123456789", "4420795550123", "6629fae4", "Digest"] {
+                    assert!(
+                        !shown.contains(leak),
+                        "{leak} in {shown:?} (rsip said {detail:?})"
+                    );
+                }
+            }
+        }
+        assert_eq!(hit, 4, "not every input reached rsip's errors");
+        assert!(
+            quoted > 0,
+            "rsip no longer quotes its input: the test proves nothing"
+        );
+        // A missing header's name is kept: it is rsip's word, not input.
+        let e = SyntaxError::from(rsip::Error::MissingHeader("Via".into()));
+        assert_eq!(e.to_string(), "missing header Via");
+        let e = SyntaxError::from(rsip::Error::MissingHeader("To: <sip:123@x>".into()));
+        assert_eq!(e.to_string(), "missing header");
+        let e = SyntaxError::from(rsip::Error::TokenizeError("sip:4930123456789@x".into()));
+        assert_eq!(
+            format!("{e} {e:?}"),
+            "cannot tokenize SyntaxError(cannot tokenize)"
+        );
+    }
 
     #[test]
     fn params_and_sent_by() {

@@ -1,6 +1,6 @@
 //! The Python media-stream app (`tests/media/app_server.py`) as a test fixture.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -15,6 +15,15 @@ pub struct App {
 
 impl App {
     pub fn start(mode: &str, rate: u32, script: &str) -> App {
+        Self::start_with(mode, rate, script, None)
+    }
+
+    /// Like [`App::start`], serving `wss://` with the PEM certificate and key `tls`.
+    pub fn start_tls(mode: &str, rate: u32, script: &str, tls: (&Path, &Path)) -> App {
+        Self::start_with(mode, rate, script, Some(tls))
+    }
+
+    fn start_with(mode: &str, rate: u32, script: &str, tls: Option<(&Path, &Path)>) -> App {
         let dir = std::env::temp_dir().join(format!(
             "sbapp-{}-{}",
             std::process::id(),
@@ -25,8 +34,12 @@ impl App {
         let log = dir.join("events.jsonl");
         let server =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/media/app_server.py");
-        let child = Command::new("python3")
-            .arg(server)
+        let mut cmd = Command::new("python3");
+        cmd.arg(server);
+        if let Some((cert, key)) = tls {
+            cmd.arg("--tls-cert").arg(cert).arg("--tls-key").arg(key);
+        }
+        let child = cmd
             .args([
                 "--mode",
                 mode,

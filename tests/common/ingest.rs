@@ -72,16 +72,27 @@ pub fn ingest_gateway(app_port: u16, extra: &str) -> Gateway {
     )
 }
 
+/// The ingest URL of `target`: `wss://` when `[media_ws]` has a `tls_cert`, else `ws://`.
 pub fn ingest_url(gw: &Gateway, target: &str, query: &str) -> String {
     let text = std::fs::read_to_string(&gw.config).unwrap();
-    let listen = text
+    let section: Vec<&str> = text
         .lines()
         .skip_while(|l| *l != "[media_ws]")
+        .skip(1)
+        .take_while(|l| !l.starts_with('['))
+        .collect();
+    let listen = section
+        .iter()
         .find_map(|l| l.strip_prefix("listen = \""))
         .unwrap()
         .trim_end_matches('"')
         .to_string();
-    format!("ws://{listen}/ingest/{target}{query}")
+    let scheme = if section.iter().any(|l| l.starts_with("tls_cert")) {
+        "wss"
+    } else {
+        "ws"
+    };
+    format!("{scheme}://{listen}/ingest/{target}{query}")
 }
 
 /// Run the Python CPaaS; returns its report.

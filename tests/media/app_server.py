@@ -13,7 +13,9 @@ It logs every message the gateway sends, one JSON line per message with its arri
   close          close the connection
 
 Usage: app_server.py --mode twilio|exotel --rate 8000 --port-file F --log F [--script A,B,...]
-The bound port is written to --port-file once listening.
+                     [--tls-cert CERT --tls-key KEY]
+The bound port is written to --port-file once listening. With --tls-cert/--tls-key the server
+speaks wss:// (TLS) with that certificate.
 """
 
 import argparse
@@ -21,6 +23,7 @@ import asyncio
 import base64
 import json
 import math
+import ssl
 import struct
 import sys
 import time
@@ -133,9 +136,15 @@ async def main() -> None:
     p.add_argument("--port-file", required=True)
     p.add_argument("--log", required=True)
     p.add_argument("--script", default="")
+    p.add_argument("--tls-cert")
+    p.add_argument("--tls-key")
     args = p.parse_args()
     app = App(args)
-    async with websockets.serve(app.handle, "127.0.0.1", 0, max_size=1 << 20) as server:
+    tls = None
+    if args.tls_cert:
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.load_cert_chain(args.tls_cert, args.tls_key)
+    async with websockets.serve(app.handle, "127.0.0.1", 0, max_size=1 << 20, ssl=tls) as server:
         port = server.sockets[0].getsockname()[1]
         with open(args.port_file + ".tmp", "w") as f:
             f.write(str(port))

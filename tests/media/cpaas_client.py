@@ -9,6 +9,10 @@ and reports what happened as one JSON object on stdout:
 
 Usage: cpaas_client.py URL [--token T | --query-token T] [--mode twilio|exotel]
                        [--media-ms 2000] [--digit 5] [--flood N] [--hold-ms N] [--no-stop]
+                       [--ca CERT]
+A wss:// URL is verified against --ca (a PEM file, e.g. the test's self-signed certificate)
+instead of the system roots. A connection that fails before any HTTP status (refused, TLS
+failure, not an HTTP answer) reports status 0 and the error.
 """
 
 import argparse
@@ -16,11 +20,12 @@ import asyncio
 import base64
 import json
 import math
+import ssl
 import struct
 import sys
 
 from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 BIAS = 0x84
 
@@ -53,7 +58,11 @@ async def main() -> None:
     p.add_argument("--flood", type=int, default=0)
     p.add_argument("--hold-ms", type=int, default=500)
     p.add_argument("--no-stop", action="store_true")
+    p.add_argument("--ca")
     a = p.parse_args()
+    tls = {}
+    if a.url.startswith("wss://"):
+        tls["ssl"] = ssl.create_default_context(cafile=a.ca) if a.ca else ssl.create_default_context()
     out = {"received": [], "sent_media": 0}
     headers = {"Authorization": f"Bearer {a.token}"} if a.token else {}
     tw = a.mode == "twilio"
@@ -70,7 +79,7 @@ async def main() -> None:
         return json.dumps(m)
 
     try:
-        async with connect(a.url, additional_headers=headers, max_size=1 << 20, open_timeout=5) as ws:
+        async with connect(a.url, additional_headers=headers, max_size=1 << 20, open_timeout=5, **tls) as ws:
             out["status"] = 101
 
             async def reader():
@@ -123,9 +132,9 @@ async def main() -> None:
     except InvalidStatus as e:
         out["status"] = e.response.status_code
         out["body"] = (e.response.body or b"").decode(errors="replace")
-    except (OSError, asyncio.TimeoutError) as e:
+    except (OSError, asyncio.TimeoutError, InvalidHandshake, EOFError) as e:
         out["status"] = 0
-        out["error"] = str(e)
+        out["error"] = f"{type(e).__name__}: {e}"
     print(json.dumps(out))
 
 

@@ -5,17 +5,24 @@
 //! caller; its `mark` is echoed once the audio queued before it has been sent, and `clear`
 //! drops queued audio (pending marks are echoed at once, as Twilio does).
 //!
+//! `wss://` URLs use rustls (ring) with the public webpki roots, or only the certificates of
+//! the app's `tls_ca` file when it has one; an untrusted server certificate is logged as
+//! "certificate verification failed" and handled like any unreachable app.
+//!
 //! One task per stream. It never blocks the call: frames toward a slow app are dropped
 //! and counted, and an app that cannot be reached, closes, or stops reading for
 //! [`STALL_LIMIT`] frames is "gone": the call then hangs up or carries on in silence per
 //! `on_failure`.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::CertificateDer;
 use switchboard_config::{AppConfig, AppFailure, StreamDialect};
 use switchboard_sip::media::g711::{self, Law};
 use switchboard_sip::media::resample::{Resampler, SampleRate};
@@ -24,10 +31,12 @@ use switchboard_sip::media::streams::{
 };
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
+use tokio_rustls::rustls::{self, ClientConfig, RootCertStore};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::Connector;
 
 use super::leg::{Leg, LegCommand, LegEvent};
 use super::{StreamEntry, StreamGuard, Streams};
@@ -229,6 +238,66 @@ impl Transcoder {
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
+/// The TLS setup of a `wss://` app: `None` (tungstenite's default, the public webpki roots)
+/// unless the app names a `tls_ca`, whose certificates are then the only trusted roots.
+fn connector(app: &AppConfig) -> Result<Option<Connector>, String> {
+    let Some(path) = app.tls_ca.as_deref() else {
+        return Ok(None);
+    };
+    if !app.url.starts_with("wss://") {
+        return Ok(None);
+    }
+    client_tls(path).map(|config| Some(Connector::Rustls(config)))
+}
+
+/// A rustls client configuration (ring provider, TLS 1.2 and 1.3) trusting only the
+/// certificates in the PEM file `ca`.
+fn client_tls(ca: &Path) -> Result<Arc<ClientConfig>, String> {
+    let bad = |reason: String| format!("tls_ca {}: {reason}", ca.display());
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(ca)
+        .map_err(|e| bad(e.to_string()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| bad(e.to_string()))?;
+    let mut roots = RootCertStore::empty();
+    let (added, _) = roots.add_parsable_certificates(certs);
+    if added == 0 {
+        return Err(bad("no usable certificate in the file".into()));
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| bad(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// A connect error for the log: a server certificate we do not trust is named as such.
+fn describe(e: &tokio_tungstenite::tungstenite::Error) -> String {
+    use tokio_tungstenite::tungstenite::error::{Error, TlsError};
+    let rustls_error = match e {
+        Error::Io(io) => io
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>()),
+        Error::Tls(TlsError::Rustls(inner)) => Some(&**inner),
+        _ => None,
+    };
+    match rustls_error {
+        Some(err @ rustls::Error::InvalidCertificate(why)) => {
+            // webpki never takes a CA certificate as the server's own, even as its anchor.
+            let hint = if format!("{why:?}").contains("CaUsedAsEndEntity") {
+                " (the server's certificate is a CA certificate: a self-signed certificate \
+                 in tls_ca must be a leaf, basicConstraints CA:FALSE)"
+            } else {
+                ""
+            };
+            format!("certificate verification failed: {err}{hint}")
+        }
+        Some(err) => format!("TLS handshake failed: {err}"),
+        None => e.to_string(),
+    }
+}
+
 async fn connect(app: &AppConfig, max_frame: usize) -> Result<Ws, String> {
     let mut request = app
         .url
@@ -249,15 +318,16 @@ async fn connect(app: &AppConfig, max_frame: usize) -> Result<Ws, String> {
         .write_buffer_size(0)
         .max_message_size(Some(max_frame))
         .max_frame_size(Some(max_frame));
+    let connector = connector(app)?;
     let timeout = Duration::from_millis(u64::from(app.connect_timeout_ms));
     match tokio::time::timeout(
         timeout,
-        tokio_tungstenite::connect_async_with_config(request, Some(config), true),
+        tokio_tungstenite::connect_async_tls_with_config(request, Some(config), true, connector),
     )
     .await
     {
         Ok(Ok((ws, _))) => Ok(ws),
-        Ok(Err(e)) => Err(e.to_string()),
+        Ok(Err(e)) => Err(describe(&e)),
         Err(_) => Err(format!("no answer within {} ms", app.connect_timeout_ms)),
     }
 }
@@ -478,6 +548,40 @@ async fn write_all(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bad_tls_ca_is_a_clear_error() {
+        let dir = std::env::temp_dir().join(format!("sb-app-ca-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let missing = dir.join("missing.pem");
+        let err = client_tls(&missing).unwrap_err();
+        assert!(
+            err.starts_with("tls_ca ") && err.contains("missing.pem"),
+            "{err}"
+        );
+        let empty = dir.join("empty.pem");
+        std::fs::write(&empty, "no pem here\n").unwrap();
+        let err = client_tls(&empty).unwrap_err();
+        assert!(err.contains("no usable certificate"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn an_untrusted_certificate_is_named_in_the_error() {
+        use tokio_tungstenite::tungstenite::Error;
+        let cert = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
+        let io = std::io::Error::new(std::io::ErrorKind::InvalidData, cert);
+        let text = describe(&Error::Io(io));
+        assert!(
+            text.starts_with("certificate verification failed"),
+            "{text}"
+        );
+        let other =
+            std::io::Error::new(std::io::ErrorKind::InvalidData, rustls::Error::DecryptError);
+        assert!(describe(&Error::Io(other)).starts_with("TLS handshake failed"));
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert!(!describe(&Error::Io(refused)).contains("certificate"));
+    }
 
     #[test]
     fn transcoder_round_trips_each_format() {

@@ -149,8 +149,12 @@ pub async fn start(
             addr: cfg.listen,
             source,
         })?;
-    for r in Reject::ALL {
-        metrics::counter!("switchboard_ingest_rejects_total", "reason" => r.as_str()).absolute(0);
+    for r in Reject::ALL.iter().map(Reject::as_str).chain([
+        "handshake",
+        "handshake_timeout",
+        "tls_handshake",
+    ]) {
+        metrics::counter!("switchboard_ingest_rejects_total", "reason" => r).absolute(0);
     }
     metrics::gauge!("switchboard_ingest_connections").set(0.0);
     tracing::info!(addr = %cfg.listen, tls = tls.is_some(), "media ingest listening");
@@ -250,18 +254,27 @@ impl Server {
             Ok(p) => p,
             Err(r) => return refuse(tcp, r).await,
         };
-        let timeout = self.cfg.handshake_timeout();
+        // One deadline for the TLS handshake and the upgrade together; this task holds the
+        // source's connection slot meanwhile, so slow handshakes are bounded by `max_per_ip`.
+        let deadline = tokio::time::Instant::now() + self.cfg.handshake_timeout();
         match tls {
-            Some(acceptor) => match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
-                Ok(Ok(s)) => self.handshake(s, ip, ip_permit).await,
-                _ => count_reject("tls_handshake"),
+            Some(acceptor) => match tokio::time::timeout_at(deadline, acceptor.accept(tcp)).await {
+                Ok(Ok(s)) => self.handshake(s, ip, ip_permit, deadline).await,
+                // Not TLS (e.g. a plain ws:// client), or a bad or unfinished handshake.
+                Ok(Err(_)) => count_reject("tls_handshake"),
+                Err(_) => count_reject("handshake_timeout"),
             },
-            None => self.handshake(tcp, ip, ip_permit).await,
+            None => self.handshake(tcp, ip, ip_permit, deadline).await,
         }
     }
 
-    async fn handshake<S>(self: Arc<Self>, stream: S, ip: IpAddr, ip_permit: guard::IpPermit)
-    where
+    async fn handshake<S>(
+        self: Arc<Self>,
+        stream: S,
+        ip: IpAddr,
+        ip_permit: guard::IpPermit,
+        deadline: tokio::time::Instant,
+    ) where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let mut ip_permit = Some(ip_permit);
@@ -320,8 +333,8 @@ impl Server {
             .write_buffer_size(0)
             .max_message_size(Some(self.cfg.max_frame_bytes))
             .max_frame_size(Some(self.cfg.max_frame_bytes));
-        let ws = tokio::time::timeout(
-            self.cfg.handshake_timeout(),
+        let ws = tokio::time::timeout_at(
+            deadline,
             tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(config)),
         )
         .await;
