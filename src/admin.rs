@@ -234,6 +234,7 @@ async fn status(State(s): State<AdminState>) -> ApiResult {
     ok_json(json!({
         "version": env!("CARGO_PKG_VERSION"),
         "sip_listen": s.gateway.sip_addr.to_string(),
+        "sip_tls_listen": s.gateway.sip_tls_addr.map(|a| a.to_string()),
         "calls_active": calls,
         "rtp_port_pairs_free": s.gateway.ports.free(),
         "rtp_port_pairs_total": s.gateway.ports.total(),

@@ -252,6 +252,57 @@ pub(crate) fn tls_pair(
     (cert, key)
 }
 
+/// A TLS listener `{section}.tls_listen` with its `tls_cert` + `tls_key` (PEM paths): the
+/// listener needs both files, and the files without a listener are an error too (they would
+/// silently leave only plain text served).
+pub(crate) fn tls_listener(
+    c: &mut Checker,
+    section: &str,
+    listen: Option<String>,
+    cert: Option<String>,
+    key: Option<String>,
+    example_port: u16,
+) -> (Option<SocketAddr>, Option<PathBuf>, Option<PathBuf>) {
+    let written = listen.as_deref().map(str::trim).filter(|s| !s.is_empty());
+    let addr = written.and_then(|s| {
+        s.parse::<SocketAddr>().map_or_else(
+            |_| {
+                c.invalid(
+                    &format!("{section}.tls_listen"),
+                    s,
+                    &format!("an IP address and port such as 0.0.0.0:{example_port}"),
+                );
+                None
+            },
+            Some,
+        )
+    });
+    let cert = path(c, &format!("{section}.tls_cert"), cert);
+    let key = path(c, &format!("{section}.tls_key"), key);
+    if addr.is_some() {
+        for (value, needs) in [(&cert, "tls_cert"), (&key, "tls_key")] {
+            if value.is_none() {
+                c.err(
+                    &format!("{section}.tls_listen"),
+                    ConfigErrorKind::Requires { needs },
+                );
+            }
+        }
+    } else if written.is_none() {
+        for (value, name) in [(&cert, "tls_cert"), (&key, "tls_key")] {
+            if value.is_some() {
+                c.err(
+                    &format!("{section}.{name}"),
+                    ConfigErrorKind::Requires {
+                        needs: "tls_listen",
+                    },
+                );
+            }
+        }
+    }
+    (addr, cert, key)
+}
+
 /// Validate `[mqtt]`.
 pub(crate) fn mqtt(c: &mut Checker, raw: RawMqtt) -> MqttConfig {
     let d = MqttConfig::default();
@@ -263,49 +314,8 @@ pub(crate) fn mqtt(c: &mut Checker, raw: RawMqtt) -> MqttConfig {
         }),
     };
     let listen = c.socket("mqtt.listen", raw.listen.as_deref(), d.listen);
-    let tls_listen = raw
-        .tls_listen
-        .as_deref()
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .and_then(|s| {
-            s.parse::<SocketAddr>().map_or_else(
-                |_| {
-                    c.invalid(
-                        "mqtt.tls_listen",
-                        s,
-                        "an IP address and port such as 0.0.0.0:8883",
-                    );
-                    None
-                },
-                Some,
-            )
-        });
-    let tls_cert = path(c, "mqtt.tls_cert", raw.tls_cert);
-    let tls_key = path(c, "mqtt.tls_key", raw.tls_key);
-    if tls_listen.is_some() {
-        for (value, needs) in [(&tls_cert, "tls_cert"), (&tls_key, "tls_key")] {
-            if value.is_none() {
-                c.err("mqtt.tls_listen", ConfigErrorKind::Requires { needs });
-            }
-        }
-    } else if raw
-        .tls_listen
-        .as_deref()
-        .is_none_or(|s| s.trim().is_empty())
-    {
-        // Certificates without a TLS listener would silently serve plain text only.
-        for (value, key) in [(&tls_cert, "mqtt.tls_cert"), (&tls_key, "mqtt.tls_key")] {
-            if value.is_some() {
-                c.err(
-                    key,
-                    ConfigErrorKind::Requires {
-                        needs: "tls_listen",
-                    },
-                );
-            }
-        }
-    }
+    let (tls_listen, tls_cert, tls_key) =
+        tls_listener(c, "mqtt", raw.tls_listen, raw.tls_cert, raw.tls_key, 8883);
     let mut url_bad = false;
     let url = raw.url.filter(|u| !u.is_empty()).and_then(|u| {
         if valid_url(u.trim()) {

@@ -506,3 +506,104 @@ fn trunk_for_source_prefers_address() {
     assert_eq!(name("198.51.100.1"), None);
     assert!(c.trunk("nope").is_none());
 }
+
+#[test]
+fn sip_tls_listener_needs_its_certificate_pair() {
+    let c = ok(r#"
+        [sip]
+        tls_listen = "0.0.0.0:5061"
+        tls_cert = "/etc/switchboard/sip.crt"
+        tls_key = "/etc/switchboard/sip.key"
+        "#);
+    assert_eq!(c.sip.tls_listen, Some("0.0.0.0:5061".parse().unwrap()));
+    assert_eq!(
+        c.sip.tls_cert.as_deref(),
+        Some(std::path::Path::new("/etc/switchboard/sip.crt"))
+    );
+    assert_eq!(SipConfig::default().tls_listen, None, "off by default");
+    let e = errs("[sip]\ntls_listen = \"0.0.0.0:5061\"\ntls_cert = \"c.pem\"");
+    assert_eq!(
+        e.at("sip.tls_listen"),
+        Some(&ConfigErrorKind::Requires { needs: "tls_key" })
+    );
+    let e = errs("[sip]\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"");
+    assert_eq!(
+        e.at("sip.tls_cert"),
+        Some(&ConfigErrorKind::Requires {
+            needs: "tls_listen"
+        })
+    );
+    let e = errs("[sip]\ntls_listen = \"5061\"\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"");
+    assert!(
+        matches!(
+            e.at("sip.tls_listen"),
+            Some(ConfigErrorKind::Invalid { .. })
+        ),
+        "{e}"
+    );
+    // From the environment, errors name the variable.
+    let c = load_from_str(
+        "",
+        &env(&[
+            ("SWITCHBOARD_SIP_TLS_LISTEN", "127.0.0.1:5061"),
+            ("SWITCHBOARD_SIP_TLS_CERT", "c.pem"),
+            ("SWITCHBOARD_SIP_TLS_KEY", "k.pem"),
+        ]),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.sip.tls_listen, Some("127.0.0.1:5061".parse().unwrap()));
+    let e = load_from_str(
+        "",
+        &env(&[("SWITCHBOARD_SIP_TLS_LISTEN", "127.0.0.1:5061")]),
+    )
+    .expect_err("a listener without certificates");
+    assert!(e.at("SWITCHBOARD_SIP_TLS_LISTEN").is_some(), "{e}");
+}
+
+#[test]
+fn tls_trunk_keys() {
+    let c = ok(r#"
+        [[trunk]]
+        name = "secure"
+        address = "localhost"
+        transport = "tls"
+        tls_ca = "/etc/switchboard/carrier-ca.pem"
+        [[trunk]]
+        name = "by-ip"
+        address = "192.0.2.9"
+        transport = "tls"
+        tls_server_name = "sbc.example.net"
+        [[trunk]]
+        name = "v6"
+        address = "[2001:db8::1]:5071"
+        transport = "tls"
+        "#);
+    let secure = c.trunk("secure").unwrap();
+    assert_eq!(secure.address.port(), 5061);
+    assert_eq!(secure.tls_name(), "localhost");
+    assert!(secure.tls_ca.is_some());
+    assert_eq!(c.trunk("by-ip").unwrap().tls_name(), "sbc.example.net");
+    assert_eq!(c.trunk("v6").unwrap().tls_name(), "2001:db8::1");
+    let e = errs(
+        "[[trunk]]\nname = \"t\"\naddress = \"192.0.2.1\"\ntls_ca = \"ca.pem\"\ntls_server_name = \"x.example\"",
+    );
+    for key in ["trunk[0].tls_ca", "trunk[0].tls_server_name"] {
+        assert_eq!(
+            e.at(key),
+            Some(&ConfigErrorKind::Requires {
+                needs: "transport = \"tls\""
+            }),
+            "{e}"
+        );
+    }
+    let e = errs(
+        "[[trunk]]\nname = \"t\"\naddress = \"192.0.2.1\"\ntransport = \"tls\"\ntls_server_name = \"bad name\"",
+    );
+    assert!(
+        matches!(
+            e.at("trunk[0].tls_server_name"),
+            Some(ConfigErrorKind::Invalid { .. })
+        ),
+        "{e}"
+    );
+}

@@ -1,17 +1,20 @@
 //! The SIP endpoint actor: owns the RFC 3261 transaction layer (sans-IO core
-//! from `switchboard-sip`) and the UDP and TCP transports (RFC 3261 §18).
+//! from `switchboard-sip`) and the UDP, TCP and TLS transports (RFC 3261 §18,
+//! §26.3.1).
 //!
-//! Drivers only move bytes: a UDP receive task and one task per TCP connection
-//! parse inbound messages and hand them to this actor; the actor feeds its
+//! Drivers only move bytes: a UDP receive task and one task per TCP or TLS
+//! connection parse inbound messages and hand them to this actor. Stream
+//! connections are keyed by [`Peer`] (address and transport), so a TLS and a
+//! TCP connection from one address never mix, and a response goes back on the
+//! connection its request came in on. The actor feeds its
 //! [`TransactionLayer`], sends what the layer wants sent and dispatches the
 //! layer's events to the owner of the Call-ID (a call or a trunk). A new INVITE
 //! with an unknown Call-ID goes to the call supervisor; a request for an unknown
 //! dialog gets 481.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
@@ -20,22 +23,23 @@ use switchboard_sip::message::{self, make_response, MessageExt};
 use switchboard_sip::transaction::{
     Timers, TransactionEvent, TransactionKey, TransactionLayer, Transmit,
 };
-use switchboard_sip::transport::{Peer, StreamFramer, Transport};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use tokio::sync::mpsc;
+use switchboard_sip::transport::{Peer, Transport};
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::{mpsc, Semaphore};
+use tokio_rustls::TlsAcceptor;
+
+pub use stream::{TlsClient, TlsClients, TLS_HANDSHAKE_TIMEOUT};
 
 use crate::call::CallMsg;
 use crate::sip_guard::{Admit, SipGuard};
 use crate::supervisor::SupervisorMsg;
 use crate::trunk::TrunkMsg;
 
-/// Most TCP connections kept open at once (inbound plus outbound).
+mod stream;
+
+/// Most stream connections (TCP and TLS together) kept open at once: inbound ones are
+/// refused at accept beyond it, and no connection is opened or registered past it.
 pub const MAX_TCP_CONNECTIONS: usize = 1024;
-/// Messages queued toward one TCP connection before new ones are dropped.
-const TCP_QUEUE: usize = 256;
-/// A TCP connection with no traffic for this long is closed.
-const TCP_IDLE: Duration = Duration::from_secs(300);
 /// Requests for a new call buffered while its actor starts.
 const PENDING_LIMIT: usize = 32;
 
@@ -74,6 +78,8 @@ pub struct EndpointStatus {
     pub dialogs: usize,
     /// TCP connections open.
     pub tcp_connections: usize,
+    /// TLS connections open.
+    pub tls_connections: usize,
 }
 
 /// Messages of the endpoint actor.
@@ -94,13 +100,13 @@ pub enum EndpointMsg {
     Register { call_id: String, owner: Owner },
     /// Stop routing `call_id`.
     Unregister { call_id: String },
-    /// A TCP connection is up: messages for `addr` go to `tx`.
-    TcpUp {
-        addr: SocketAddr,
-        tx: mpsc::Sender<Bytes>,
-    },
-    /// A TCP connection to `addr` closed.
-    TcpDown { addr: SocketAddr },
+    /// A TCP or TLS connection is up: messages for `peer` go to `tx`.
+    StreamUp { peer: Peer, tx: mpsc::Sender<Bytes> },
+    /// The TCP or TLS connection to `peer` closed.
+    StreamDown { peer: Peer },
+    /// A connection to `peer` could not be opened (connect or TLS handshake failed): client
+    /// transactions toward it fail at once instead of waiting for Timer B/F.
+    StreamFailed { peer: Peer },
     /// Timer tick from the timer task.
     Tick,
     /// Status for the admin API.
@@ -115,6 +121,10 @@ pub struct EndpointArgs {
     pub udp: Arc<UdpSocket>,
     /// The bound TCP listener (same address).
     pub tcp: Option<Arc<TcpListener>>,
+    /// The SIP over TLS listener and its certificate (`[sip] tls_listen`).
+    pub tls: Option<(Arc<TcpListener>, TlsAcceptor)>,
+    /// How to open TLS connections (trunks' CAs and server names).
+    pub tls_clients: Arc<TlsClients>,
     /// RFC 3261 timer values.
     pub timers: Timers,
     /// Where new calls go.
@@ -144,10 +154,13 @@ pub struct EndpointState {
     myself: ActorRef<EndpointMsg>,
     layer: TransactionLayer,
     udp: Arc<UdpSocket>,
-    tcp: HashMap<SocketAddr, mpsc::Sender<Bytes>>,
+    /// Open TCP and TLS connections (and ones being opened), by peer.
+    streams: HashMap<Peer, mpsc::Sender<Bytes>>,
+    tls_clients: Arc<TlsClients>,
     routes: HashMap<String, Route>,
-    /// Client transactions in flight: Call-ID and branch, to route timeouts.
-    client: HashMap<TransactionKey, (String, String)>,
+    /// Client transactions in flight: Call-ID, branch and peer, to route timeouts and fail
+    /// them when their connection cannot be opened.
+    client: HashMap<TransactionKey, (String, String, Peer)>,
     supervisor: ActorRef<SupervisorMsg>,
     user_agent: String,
     config: Arc<switchboard_config::Config>,
@@ -185,14 +198,30 @@ impl Actor for Endpoint {
                 myself.clone(),
             )));
         }
+        // Inbound TCP and TLS connections share one cap.
+        let slots = Arc::new(Semaphore::new(MAX_TCP_CONNECTIONS));
         if let Some(listener) = args.tcp {
-            tasks.push(tokio::spawn(tcp_accept(listener, myself.clone())));
+            tasks.push(tokio::spawn(stream::accept(
+                listener,
+                None,
+                Arc::clone(&slots),
+                myself.clone(),
+            )));
+        }
+        if let Some((listener, acceptor)) = args.tls {
+            tasks.push(tokio::spawn(stream::accept(
+                listener,
+                Some(acceptor),
+                slots,
+                myself.clone(),
+            )));
         }
         Ok(EndpointState {
             myself: myself.clone(),
             layer: TransactionLayer::new(args.timers),
             udp: args.udp,
-            tcp: HashMap::new(),
+            streams: HashMap::new(),
+            tls_clients: args.tls_clients,
             routes: HashMap::new(),
             client: HashMap::new(),
             supervisor: args.supervisor,
@@ -244,13 +273,13 @@ impl Actor for Endpoint {
             }
             EndpointMsg::SendRequest { peer, request } => {
                 metrics::counter!("switchboard_sip_requests_total", "method" => request.method.to_string(), "direction" => "out").increment(1);
-                if peer.transport.is_reliable() && !state.tcp.contains_key(&peer.addr) {
-                    connect_tcp(&myself, state, peer.addr);
+                if peer.transport.is_reliable() && !state.streams.contains_key(&peer) {
+                    connect_stream(&myself, state, peer);
                 }
                 let ids = (request.call_id(), request.top_via_branch());
                 let key = state.layer.send_request(now, peer, request);
                 if let (Some(call_id), Some(branch)) = ids {
-                    state.client.insert(key, (call_id, branch));
+                    state.client.insert(key, (call_id, branch, peer));
                 }
             }
             EndpointMsg::SendResponse { key, mut response } => {
@@ -273,15 +302,27 @@ impl Actor for Endpoint {
             EndpointMsg::Unregister { call_id } => {
                 state.routes.remove(&call_id);
             }
-            EndpointMsg::TcpUp { addr, tx } => {
-                if state.tcp.len() >= MAX_TCP_CONNECTIONS {
-                    tracing::warn!(%addr, "TCP connection limit reached; refusing");
+            EndpointMsg::StreamUp { peer, tx } => {
+                if state.streams.len() >= MAX_TCP_CONNECTIONS {
+                    tracing::warn!(addr = %peer.addr, transport = %peer.transport, "stream connection limit reached; refusing");
                 } else {
-                    state.tcp.insert(addr, tx);
+                    state.streams.insert(peer, tx);
                 }
             }
-            EndpointMsg::TcpDown { addr } => {
-                state.tcp.remove(&addr);
+            EndpointMsg::StreamDown { peer } => {
+                state.streams.remove(&peer);
+            }
+            EndpointMsg::StreamFailed { peer } => {
+                state.streams.remove(&peer);
+                let failed: Vec<TransactionKey> = state
+                    .client
+                    .iter()
+                    .filter(|(_, (_, _, p))| *p == peer)
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                for key in &failed {
+                    state.layer.transport_error(key);
+                }
             }
             EndpointMsg::Tick => {
                 state.layer.handle_timeout(now);
@@ -293,7 +334,16 @@ impl Actor for Endpoint {
                 let _ = reply.send(EndpointStatus {
                     transactions: state.layer.len(),
                     dialogs: state.routes.len(),
-                    tcp_connections: state.tcp.len(),
+                    tcp_connections: state
+                        .streams
+                        .keys()
+                        .filter(|p| p.transport == Transport::Tcp)
+                        .count(),
+                    tls_connections: state
+                        .streams
+                        .keys()
+                        .filter(|p| p.transport == Transport::Tls)
+                        .count(),
                 });
             }
         }
@@ -343,12 +393,12 @@ async fn transmit(myself: &ActorRef<EndpointMsg>, state: &mut EndpointState, t: 
             }
         }
         Transport::Tcp | Transport::Tls => {
-            if !state.tcp.contains_key(&t.peer.addr) {
-                connect_tcp(myself, state, t.peer.addr);
+            if !state.streams.contains_key(&t.peer) {
+                connect_stream(myself, state, t.peer);
             }
-            if let Some(tx) = state.tcp.get(&t.peer.addr) {
+            if let Some(tx) = state.streams.get(&t.peer) {
                 if tx.try_send(t.data).is_err() {
-                    metrics::counter!("switchboard_sip_tcp_dropped_total").increment(1);
+                    metrics::counter!("switchboard_sip_tcp_dropped_total", "transport" => stream::label(t.peer.transport)).increment(1);
                 }
             }
         }
@@ -389,7 +439,7 @@ fn dispatch(state: &mut EndpointState, ev: TransactionEvent) {
             }
         }
         TransactionEvent::Timeout { key } => {
-            if let Some((call_id, branch)) = state.client.remove(&key) {
+            if let Some((call_id, branch, _)) = state.client.remove(&key) {
                 let _ = route(state, &call_id, SipEvent::Timeout { branch });
             }
         }
@@ -556,107 +606,14 @@ async fn udp_receive(sock: Arc<UdpSocket>, endpoint: ActorRef<EndpointMsg>) {
     }
 }
 
-async fn tcp_accept(listener: Arc<TcpListener>, endpoint: ActorRef<EndpointMsg>) {
-    loop {
-        match listener.accept().await {
-            Ok((stream, addr)) => {
-                let _ = stream.set_nodelay(true);
-                tokio::spawn(tcp_connection(stream, addr, endpoint.clone()));
-            }
-            Err(err) => {
-                tracing::warn!(%err, "TCP accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    }
-}
-
-fn connect_tcp(myself: &ActorRef<EndpointMsg>, state: &mut EndpointState, addr: SocketAddr) {
-    if state.tcp.len() >= MAX_TCP_CONNECTIONS {
+/// Open a TCP or TLS connection to `peer`. Messages queue in the channel registered now;
+/// the connection task drains it once the connection is up, or reports `StreamFailed`.
+fn connect_stream(myself: &ActorRef<EndpointMsg>, state: &mut EndpointState, peer: Peer) {
+    if state.streams.len() >= MAX_TCP_CONNECTIONS {
         return;
     }
-    // Queue through a channel now; the connection task drains it once up.
-    let (tx, rx) = mpsc::channel(TCP_QUEUE);
-    state.tcp.insert(addr, tx);
-    let endpoint = myself.clone();
-    tokio::spawn(async move {
-        match tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr)).await {
-            Ok(Ok(stream)) => {
-                let _ = stream.set_nodelay(true);
-                run_tcp(stream, addr, endpoint, rx).await;
-            }
-            _ => {
-                tracing::warn!(%addr, "TCP connect failed");
-                let _ = endpoint.send_message(EndpointMsg::TcpDown { addr });
-            }
-        }
-    });
-}
-
-async fn tcp_connection(stream: TcpStream, addr: SocketAddr, endpoint: ActorRef<EndpointMsg>) {
-    let (tx, rx) = mpsc::channel(TCP_QUEUE);
-    if endpoint
-        .send_message(EndpointMsg::TcpUp { addr, tx })
-        .is_err()
-    {
-        return;
-    }
-    run_tcp(stream, addr, endpoint, rx).await;
-}
-
-async fn run_tcp(
-    stream: TcpStream,
-    addr: SocketAddr,
-    endpoint: ActorRef<EndpointMsg>,
-    mut rx: mpsc::Receiver<Bytes>,
-) {
-    let (mut rd, mut wr) = stream.into_split();
-    let writer = tokio::spawn(async move {
-        while let Some(data) = rx.recv().await {
-            if wr.write_all(&data).await.is_err() {
-                break;
-            }
-        }
-    });
-    let peer = Peer {
-        addr,
-        transport: Transport::Tcp,
-    };
-    let mut framer = StreamFramer::new();
-    let mut buf = vec![0u8; 16 * 1024];
-    loop {
-        let n = match tokio::time::timeout(TCP_IDLE, rd.read(&mut buf)).await {
-            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
-            Ok(Ok(n)) => n,
-        };
-        if let Err(err) = framer.push(&buf[..n]) {
-            tracing::debug!(%addr, %err, "closing TCP connection: framing error");
-            break;
-        }
-        let mut fatal = false;
-        loop {
-            match framer.next_message() {
-                Ok(Some(data)) => match message::parse(&data) {
-                    Ok(msg) => {
-                        let _ = endpoint.send_message(EndpointMsg::Inbound { peer, msg });
-                    }
-                    Err(err) => {
-                        metrics::counter!("switchboard_sip_parse_errors_total", "transport" => "tcp").increment(1);
-                        tracing::debug!(%addr, %err, "malformed SIP over TCP");
-                    }
-                },
-                Ok(None) => break,
-                Err(err) => {
-                    tracing::debug!(%addr, %err, "closing TCP connection: framing error");
-                    fatal = true;
-                    break;
-                }
-            }
-        }
-        if fatal {
-            break;
-        }
-    }
-    writer.abort();
-    let _ = endpoint.send_message(EndpointMsg::TcpDown { addr });
+    let (tx, rx) = mpsc::channel(stream::QUEUE);
+    state.streams.insert(peer, tx);
+    let tls = (peer.transport == Transport::Tls).then(|| state.tls_clients.get(peer.addr));
+    tokio::spawn(stream::connect(peer, tls, myself.clone(), rx));
 }
