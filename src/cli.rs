@@ -172,6 +172,18 @@ pub fn status(api: &ApiArgs) -> anyhow::Result<()> {
     println!("{:<26}{}", "faxes queued or sending", s(&v["faxes_open"]));
     println!("{:<26}{}", "media streams", s(&v["streams_active"]));
     println!("{:<26}{}", "banned SIP sources", s(&v["bans_active"]));
+    if let Some(accounts) = v["accounts"].as_array() {
+        println!("{:<26}{}", "accounts", accounts.len());
+        for a in accounts {
+            println!(
+                "  {:<24}{} (available {}, reserved {})",
+                s(&a["id"]),
+                s(&a["balance"]),
+                s(&a["available"]),
+                s(&a["pending"])
+            );
+        }
+    }
     Ok(())
 }
 

@@ -228,15 +228,8 @@ async fn serve(config: Arc<Config>, config_path: Option<PathBuf>) -> anyhow::Res
         .context("loading the API keys")?;
     let reloader = reload::Reloader::new(config_path, Arc::clone(&config), gateway.clone());
     reloader.on_sighup();
-    let (ledger, _) = ractor::Actor::spawn(
-        None,
-        switchboard_actors::ledger::LedgerActor,
-        Arc::clone(&store),
-    )
-    .await
-    .context("starting the ledger")?;
     let state = admin::AdminState {
-        ledger,
+        ledger: gateway.ledger.clone(),
         reloader,
         gateway: gateway.clone(),
         store: Arc::clone(&store),

@@ -2,8 +2,9 @@
 //!
 //! The file is read and validated again; an invalid file is refused with every error and
 //! the running configuration stays. What a reload applies: routes (`[[route]]`), apps
-//! (`[[app]]`), SIP users (`[[sip_user]]`) and the `[sip]` call policy (`trusted`, `realm`,
-//! rate limits and bans, `max_calls`, `no_answer_timeout_secs`). New calls use it; calls in
+//! (`[[app]]`), SIP users (`[[sip_user]]`), the `[sip]` call policy (`trusted`, `realm`,
+//! rate limits and bans, `max_calls`, `no_answer_timeout_secs`), `[billing]` and the trunks'
+//! `price_per_minute` and `account`. New calls use it; calls in
 //! progress finish under the configuration they started with. Anything else (listeners,
 //! trunks, storage, MQTT, devices, fax, media, admin, logging) needs a restart: such a
 //! change is refused, naming the section, and nothing is applied.
@@ -49,13 +50,21 @@ fn with_reloadable(old: &Config, new: &Config) -> Config {
     c.sip.ban_secs = new.sip.ban_secs;
     c.sip.max_calls = new.sip.max_calls;
     c.sip.no_answer_timeout = new.sip.no_answer_timeout;
+    c.billing = new.billing.clone();
+    // Prices and payers of trunks that are still there (by name) apply to new calls too.
+    for t in &mut c.trunks {
+        if let Some(n) = new.trunks.iter().find(|n| n.name == t.name) {
+            t.price_per_minute = n.price_per_minute;
+            t.account = n.account.clone();
+        }
+    }
     c
 }
 
 /// The first section that differs between `a` and `b`.
 fn changed_section(a: &Config, b: &Config) -> &'static str {
     if a.sip != b.sip {
-        "[sip] (listen, advertise, timers or user_agent)"
+        "[sip] (listen, tls_listen, advertise, timers or user_agent)"
     } else if a.media != b.media {
         "[media]"
     } else if a.admin != b.admin {

@@ -22,8 +22,26 @@ fn fixture(name: &str) -> Vec<u8> {
 
 /// POST a multipart form (`to`, `file`) to `/api/v1/faxes`.
 fn submit(gw: &Gateway, to: &str, file: &[u8], name: &str) -> (u16, Value) {
+    submit_for(gw, to, file, name, None)
+}
+
+/// POST a multipart form (`to`, `file` and, if given, `account`) to `/api/v1/faxes`.
+fn submit_for(
+    gw: &Gateway,
+    to: &str,
+    file: &[u8],
+    name: &str,
+    account: Option<&str>,
+) -> (u16, Value) {
     let boundary = "sbtestboundary7d1f";
     let mut body = Vec::new();
+    if let Some(account) = account {
+        write!(
+            body,
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"account\"\r\n\r\n{account}\r\n"
+        )
+        .unwrap();
+    }
     write!(
         body,
         "--{boundary}\r\nContent-Disposition: form-data; name=\"to\"\r\n\r\n{to}\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
@@ -384,6 +402,70 @@ fn a_fax_sent_through_a_trunk_to_another_gateway_arrives_intact() {
         1,
         "sent twice: {all}"
     );
+}
+
+#[test]
+fn fax_pages_are_reserved_on_submission_and_the_confirmed_ones_charged() {
+    let b = Gateway::start_with(
+        "[[route]]\nmatch = \"*\"\nto = \"fax\"\n",
+        "[fax]\nt38_switch_timeout_secs = 2\n",
+    );
+    let a = fax_gateway(
+        &format!("127.0.0.1:{}", b.sip_port),
+        "max_attempts = 1\n\n[billing]\nprice_per_page = 3\n",
+    );
+    let post = |path: &str, body: Value| a.request_body("POST", path, &body.to_string()).unwrap();
+    assert_eq!(
+        post("/api/v1/accounts", serde_json::json!({"id": "faxco"})).0,
+        201
+    );
+    let (code, v) = post(
+        "/api/v1/accounts/faxco/topup",
+        serde_json::json!({"amount": 10, "idempotency_key": "t1"}),
+    );
+    assert_eq!(code, 201, "{v}");
+    let doc = fixture("two-pages.tif");
+    // Priced pages need a payer; an unknown one is refused too. Nothing is queued.
+    let (code, v) = submit(&a, "+4930555000", &doc, "two.tif");
+    assert_eq!(code, 402, "{v}");
+    assert_eq!(v["error"]["code"], "no_account", "{v}");
+    let (code, v) = submit_for(&a, "+4930555000", &doc, "two.tif", Some("nobody"));
+    assert_eq!(
+        (code, v["error"]["code"].clone()),
+        (402, "unknown_account".into()),
+        "{v}"
+    );
+    // Two pages at 3: 6 reserved of 10.
+    let (code, j) = submit_for(&a, "+4930555000", &doc, "two.tif", Some("faxco"));
+    assert_eq!(code, 202, "{j}");
+    assert_eq!(j["account"], "faxco");
+    assert_eq!(j["reserved"], 6, "{j}");
+    let id = j["id"].as_str().unwrap().to_string();
+    // A second job would need 6 more: refused before anything is queued.
+    let (code, v) = submit_for(&a, "+4930555000", &doc, "two.tif", Some("faxco"));
+    assert_eq!(code, 402, "{v}");
+    assert_eq!(v["error"]["code"], "insufficient_credit", "{v}");
+    assert_eq!(
+        a.get("/api/v1/faxes").1["faxes"].as_array().map(Vec::len),
+        Some(1)
+    );
+    let done = wait_job(&a, &id, Duration::from_secs(120), |j| j["cost"].is_u64());
+    assert_eq!(done["status"], "succeeded", "{done}\n{}", a.log());
+    assert_eq!(done["pages_sent"], 2, "{done}");
+    assert_eq!(done["cost"], 6, "{done}");
+    let acct = a.get("/api/v1/accounts/faxco").1;
+    assert_eq!(acct["balance"], 4, "{acct}");
+    assert_eq!(acct["debits_pending"], 0, "{acct}");
+    let transfers = a.get("/api/v1/accounts/faxco/transfers").1["transfers"].clone();
+    let posts: Vec<_> = transfers
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["kind"] == "post_pending")
+        .collect();
+    assert_eq!(posts.len(), 1, "{transfers}");
+    assert_eq!(posts[0]["amount"], 6);
+    assert_eq!(posts[0]["pending_id"], format!("fax:{id}"));
 }
 
 #[test]

@@ -66,6 +66,16 @@ fn the_status_page_shows_live_data_in_headless_chromium() {
     gw.wait_calls(Duration::from_secs(10), |c| {
         c.first().is_some_and(|c| c["state"] == "answered")
     });
+    // A balance for the page to show.
+    let post = |path: &str, body: serde_json::Value| {
+        let (code, v) = gw.request_body("POST", path, &body.to_string()).unwrap();
+        assert_eq!(code, 201, "{v}");
+    };
+    post("/api/v1/accounts", serde_json::json!({"id": "acme-ops"}));
+    post(
+        "/api/v1/accounts/acme-ops/topup",
+        serde_json::json!({"amount": 250, "idempotency_key": "k1"}),
+    );
 
     // The page itself is static and carries a strict CSP.
     let (code, head, _) = gw.request_with("GET", "/", "", &[]).unwrap();
@@ -95,6 +105,11 @@ fn the_status_page_shows_live_data_in_headless_chromium() {
     assert!(dom.contains("<td>carrier-x</td>"), "the trunk: {dom}");
     assert!(dom.contains("<td>answered</td>"), "{dom}");
     assert!(
+        dom.contains("<td>acme-ops</td><td>250</td><td>250</td><td>0</td>"),
+        "the balance: {dom}"
+    );
+    assert!(!dom.contains("<td>@topup</td>"), "{dom}");
+    assert!(
         !dom.contains(TEST_KEY),
         "the key must leave the URL and the page"
     );
@@ -117,6 +132,28 @@ fn the_status_page_shows_live_data_in_headless_chromium() {
         "{text}"
     );
     assert!(text.contains("carrier-x"), "{text}");
+    assert!(text.contains("acme-ops"), "{text}");
+    // A key without credits:read sees no balances (and the page says why).
+    let (code, k) = gw
+        .request_body(
+            "POST",
+            "/api/v1/admin/api-keys",
+            &serde_json::json!({"name": "wall", "scopes": ["calls:read"]}).to_string(),
+        )
+        .unwrap();
+    assert_eq!(code, 201, "{k}");
+    let key = k["key"].as_str().unwrap();
+    let (code, _, o) = gw
+        .request_with(
+            "GET",
+            "/api/v1/overview",
+            "",
+            &[("Authorization", &format!("Bearer {key}"))],
+        )
+        .unwrap();
+    assert_eq!(code, 200);
+    assert!(o["accounts"].is_null(), "{o}");
+    assert_eq!(o["calls"].as_array().map(Vec::len), Some(1), "{o}");
 
     // Without a key the page asks for one and shows nothing.
     let (dom, _) = dump_dom(

@@ -42,6 +42,9 @@ pub struct CallContext {
     pub trunks: HashMap<String, TrunkHandle>,
     /// Our SIP address as peers should reach it (Via, Contact).
     pub sip_addr: SocketAddr,
+    /// Our SIP over TLS address as peers should reach it (Contact over TLS), when
+    /// `[sip] tls_listen` is set.
+    pub sip_tls_addr: Option<SocketAddr>,
     /// Address put in SDP for anchored media.
     pub media_ip: IpAddr,
     /// The fax supervisor (inbound faxes), when fax is on.
@@ -50,6 +53,8 @@ pub struct CallContext {
     pub streams: Arc<crate::audio::Streams>,
     /// The device supervisor, for calls to `device:ID` (None when MQTT is off).
     pub devices: Option<ActorRef<crate::devices::DeviceSupervisorMsg>>,
+    /// The credits ledger, for rated calls (None: calls are never rated, e.g. in unit tests).
+    pub ledger: Option<ActorRef<crate::ledger::LedgerMsg>>,
 }
 
 impl CallContext {
@@ -60,16 +65,26 @@ impl CallContext {
 
     /// Our Contact URI for `transport`.
     pub fn contact(&self, transport: switchboard_sip::transport::Transport) -> String {
-        match transport {
-            switchboard_sip::transport::Transport::Udp => {
-                format!("sip:switchboard@{}", self.sip_addr)
-            }
-            t => format!(
-                "sip:switchboard@{};transport={}",
-                self.sip_addr,
-                t.as_str().to_ascii_lowercase()
-            ),
-        }
+        contact_uri(transport, self.sip_addr, self.sip_tls_addr)
+    }
+}
+
+/// Our Contact URI for `transport`: `sip_addr` for UDP and TCP (with `;transport=tcp`),
+/// the TLS listener's address for TLS (with `;transport=tls`; `sip_addr` when there is no
+/// TLS listener).
+pub fn contact_uri(
+    transport: switchboard_sip::transport::Transport,
+    sip_addr: SocketAddr,
+    sip_tls_addr: Option<SocketAddr>,
+) -> String {
+    use switchboard_sip::transport::Transport as T;
+    match transport {
+        T::Udp => format!("sip:switchboard@{sip_addr}"),
+        T::Tcp => format!("sip:switchboard@{sip_addr};transport=tcp"),
+        T::Tls => format!(
+            "sip:switchboard@{};transport=tls",
+            sip_tls_addr.unwrap_or(sip_addr)
+        ),
     }
 }
 
@@ -102,7 +117,30 @@ pub fn sip_transport(t: switchboard_config::Transport) -> switchboard_sip::trans
 
 #[cfg(test)]
 mod tests {
-    use super::mask_number;
+    use super::{contact_uri, mask_number};
+    use switchboard_sip::transport::Transport;
+
+    #[test]
+    fn contact_names_the_transport_and_its_port() {
+        let sip = "192.0.2.1:5060".parse().unwrap();
+        let tls = Some("192.0.2.1:5061".parse().unwrap());
+        assert_eq!(
+            contact_uri(Transport::Udp, sip, tls),
+            "sip:switchboard@192.0.2.1:5060"
+        );
+        assert_eq!(
+            contact_uri(Transport::Tcp, sip, tls),
+            "sip:switchboard@192.0.2.1:5060;transport=tcp"
+        );
+        assert_eq!(
+            contact_uri(Transport::Tls, sip, tls),
+            "sip:switchboard@192.0.2.1:5061;transport=tls"
+        );
+        assert_eq!(
+            contact_uri(Transport::Tls, sip, None),
+            "sip:switchboard@192.0.2.1:5060;transport=tls"
+        );
+    }
 
     #[test]
     fn masks_numbers() {

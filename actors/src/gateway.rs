@@ -23,7 +23,7 @@ use tokio::sync::watch;
 use crate::cdr;
 use crate::context::{sip_transport, CallContext, TrunkHandle};
 use crate::devices::{DeviceSupervisor, DeviceSupervisorArgs, DeviceSupervisorMsg};
-use crate::endpoint::{Endpoint, EndpointArgs, EndpointMsg};
+use crate::endpoint::{Endpoint, EndpointArgs, EndpointMsg, TlsClient, TlsClients};
 use crate::media::PortPool;
 use crate::mqtt::{BrokerActor, BrokerArgs, BrokerMsg};
 use crate::mqtt_external::{ExternalArgs, ExternalBroker};
@@ -59,11 +59,13 @@ pub enum GatewayError {
         /// Cause.
         source: ractor::SpawnErr,
     },
-    /// A trunk asks for TLS, which this build does not speak yet.
-    #[error("trunk {trunk}: SIP over TLS is not supported yet; use udp or tcp")]
-    TlsNotSupported {
+    /// A TLS trunk's CA file or server name is unusable.
+    #[error("trunk {trunk}")]
+    TrunkTls {
         /// The trunk.
         trunk: String,
+        /// Cause.
+        source: crate::tls::TlsError,
     },
     /// A configured feature that this build does not have yet.
     #[error("{what} is not supported yet")]
@@ -75,7 +77,7 @@ pub enum GatewayError {
     #[error("the SIP endpoint stopped during start-up")]
     EndpointGone,
     /// A TLS listener's certificate or key is unusable.
-    #[error("{0}")]
+    #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
     /// The media-ingest server could not start.
     #[error("{0}")]
@@ -100,6 +102,8 @@ pub struct Gateway {
     pub ports: Arc<PortPool>,
     /// The bound SIP address.
     pub sip_addr: SocketAddr,
+    /// The bound SIP over TLS address (`[sip] tls_listen`).
+    pub sip_tls_addr: Option<SocketAddr>,
     /// The device supervisor (None when `[mqtt] mode = "off"`).
     pub devices: Option<ActorRef<DeviceSupervisorMsg>>,
     /// The fax supervisor.
@@ -112,20 +116,43 @@ pub struct Gateway {
     pub ingest: bool,
     /// SIP bans and rate limits.
     pub sip_guard: Arc<crate::sip_guard::SipGuard>,
+    /// The credits ledger (its one writer).
+    pub ledger: ActorRef<crate::ledger::LedgerMsg>,
+}
+
+/// The TLS clients of the TLS trunks: each verifies with its `tls_ca` (or the web PKI roots)
+/// against its `tls_server_name` (or its host). A bad CA file or name is a start-up error.
+fn tls_clients(config: &Config) -> Result<TlsClients, GatewayError> {
+    let default = crate::tls::connector(None)?;
+    let mut trunks = HashMap::new();
+    for t in &config.trunks {
+        if t.transport != switchboard_config::Transport::Tls {
+            continue;
+        }
+        let err = |source| GatewayError::TrunkTls {
+            trunk: t.name.clone(),
+            source,
+        };
+        let connector = match &t.tls_ca {
+            Some(ca) => crate::tls::connector(Some(ca)).map_err(err)?,
+            None => default.clone(),
+        };
+        let server_name = crate::tls::server_name(t.tls_name()).map_err(err)?;
+        trunks.insert(
+            t.address,
+            TlsClient {
+                connector,
+                server_name,
+            },
+        );
+    }
+    Ok(TlsClients { trunks, default })
 }
 
 impl Gateway {
     /// Bind, spawn and wire everything.
     pub async fn start(config: Arc<Config>, store: Arc<dyn Store>) -> Result<Self, GatewayError> {
-        if let Some(t) = config
-            .trunks
-            .iter()
-            .find(|t| t.transport == switchboard_config::Transport::Tls)
-        {
-            return Err(GatewayError::TlsNotSupported {
-                trunk: t.name.clone(),
-            });
-        }
+        let tls_clients = Arc::new(tls_clients(&config)?);
         if config.mqtt.mode == switchboard_config::MqttMode::External
             && config
                 .mqtt
@@ -165,6 +192,34 @@ impl Gateway {
             })?;
         let advertised = config.sip.advertised_ip();
         let sip_addr = SocketAddr::new(advertised, bound.port());
+        let sip_tls = match (
+            config.sip.tls_listen,
+            &config.sip.tls_cert,
+            &config.sip.tls_key,
+        ) {
+            (Some(addr), Some(cert), Some(key)) => {
+                // Load the pair before binding: a bad file is a start-up error.
+                let acceptor = crate::tls::acceptor(cert, key)?;
+                let l = TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| GatewayError::Bind {
+                        transport: "SIP TLS",
+                        addr,
+                        source,
+                    })?;
+                let tls_bound = l.local_addr().map_err(|source| GatewayError::Bind {
+                    transport: "SIP TLS",
+                    addr,
+                    source,
+                })?;
+                tracing::info!(%tls_bound, "SIP listening on TLS");
+                Some((Arc::new(l), acceptor, tls_bound))
+            }
+            _ => None,
+        };
+        let sip_tls_bound = sip_tls.as_ref().map(|(_, _, a)| *a);
+        let sip_tls_addr = sip_tls_bound.map(|a| SocketAddr::new(advertised, a.port()));
+        let sip_tls = sip_tls.map(|(l, acceptor, _)| (l, acceptor));
         let media_ip = config.media.advertise.unwrap_or(advertised);
         let bind_ip = match config.sip.listen.ip() {
             ip if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
@@ -234,6 +289,12 @@ impl Gateway {
             }
         };
         let (broker_tx, broker_rx) = watch::channel(None);
+        let (ledger, _) = Actor::spawn(None, crate::ledger::LedgerActor, Arc::clone(&store))
+            .await
+            .map_err(|source| GatewayError::Spawn {
+                which: "ledger",
+                source,
+            })?;
         let (supervisor, _) = Actor::spawn(None, CallSupervisor, ())
             .await
             .map_err(|source| GatewayError::Spawn {
@@ -248,6 +309,7 @@ impl Gateway {
                 config: Arc::clone(&config),
                 store: Arc::clone(&store),
                 calls: supervisor.clone(),
+                ledger: Some(ledger.clone()),
             },
         )
         .await
@@ -267,6 +329,9 @@ impl Gateway {
             config: Arc::clone(&config),
             udp: Arc::new(udp),
             tcp: Arc::new(tcp),
+            tls: sip_tls,
+            tls_clients,
+            sip_tls_addr,
             supervisor: supervisor.clone(),
             endpoint_tx,
             trunk_senders,
@@ -324,10 +389,12 @@ impl Gateway {
             cdrs,
             trunks,
             sip_addr,
+            sip_tls_addr,
             media_ip,
             faxes: Some(faxes.clone()),
             streams: Arc::clone(&streams),
             devices: devices.clone(),
+            ledger: Some(ledger.clone()),
         });
         let _ = supervisor.send_message(SupervisorMsg::SetContext(Arc::clone(&ctx)));
         let ingest = crate::ingest::start(ctx).await?.is_some();
@@ -339,12 +406,14 @@ impl Gateway {
             trunks: trunk_status,
             ports,
             sip_addr: bound,
+            sip_tls_addr: sip_tls_bound,
             devices,
             broker: broker_rx,
             faxes,
             streams,
             ingest,
             sip_guard,
+            ledger,
         })
     }
 
@@ -378,6 +447,9 @@ pub struct RootArgs {
     config: Arc<Config>,
     udp: Arc<UdpSocket>,
     tcp: Arc<TcpListener>,
+    tls: Option<(Arc<TcpListener>, tokio_rustls::TlsAcceptor)>,
+    tls_clients: Arc<TlsClients>,
+    sip_tls_addr: Option<SocketAddr>,
     supervisor: ActorRef<SupervisorMsg>,
     endpoint_tx: watch::Sender<Option<ActorRef<EndpointMsg>>>,
     trunk_senders: Vec<Arc<watch::Sender<TrunkStatus>>>,
@@ -436,6 +508,8 @@ impl Root {
                 let args = EndpointArgs {
                     udp: Arc::clone(&a.udp),
                     tcp: Some(Arc::clone(&a.tcp)),
+                    tls: a.tls.clone(),
+                    tls_clients: Arc::clone(&a.tls_clients),
                     timers: Timers {
                         t1: a.config.sip.t1,
                         t2: a.config.sip.t2,
@@ -457,22 +531,19 @@ impl Root {
                     return Ok(());
                 };
                 let transport = sip_transport(t.transport);
-                let contact = match transport {
-                    switchboard_sip::transport::Transport::Udp => {
-                        format!("sip:switchboard@{}", a.sip_addr)
-                    }
-                    other => format!(
-                        "sip:switchboard@{};transport={}",
-                        a.sip_addr,
-                        other.as_str().to_ascii_lowercase()
-                    ),
-                };
+                let contact = crate::context::contact_uri(transport, a.sip_addr, a.sip_tls_addr);
                 let name = t.name.clone();
                 let args = TrunkArgs {
                     config: t,
                     endpoint,
                     status: Arc::clone(&a.trunk_senders[*i]),
-                    via_host: a.sip_addr.to_string(),
+                    via_host: match transport {
+                        switchboard_sip::transport::Transport::Tls => {
+                            a.sip_tls_addr.unwrap_or(a.sip_addr)
+                        }
+                        _ => a.sip_addr,
+                    }
+                    .to_string(),
                     contact,
                     user_agent: a.config.sip.user_agent.clone(),
                 };

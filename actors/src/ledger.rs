@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use switchboard_storage::ledger::{
-    Account, Ledger, LedgerError, Outcome, Transfer, TransferRequest,
+    Account, Ledger, LedgerError, Outcome, Transfer, TransferKind, TransferRequest,
 };
 use switchboard_storage::{now_unix_ms, Store};
 
@@ -31,6 +31,8 @@ pub enum LedgerMsg {
     Apply(TransferRequest, RpcReplyPort<Result<Outcome, LedgerError>>),
     /// Read an account.
     Account(String, RpcReplyPort<Result<Option<Account>, LedgerError>>),
+    /// The first N accounts in id order.
+    Accounts(usize, RpcReplyPort<Result<Vec<Account>, LedgerError>>),
     /// Read a transfer.
     Transfer(String, RpcReplyPort<Result<Option<Transfer>, LedgerError>>),
     /// An account's transfers, newest first.
@@ -39,8 +41,38 @@ pub enum LedgerMsg {
         usize,
         RpcReplyPort<Result<Vec<Transfer>, LedgerError>>,
     ),
+    /// Reserve, as one pending transfer, what the longest call the debit account can pay for
+    /// would cost under `tariff` (see [`crate::billing::Tariff::max_secs`]). Refused with
+    /// `ExceedsCredits` when not even the first block is affordable, `NoAccount` without
+    /// an account. The balance is read and the reservation written with no other operation
+    /// between, so two calls never reserve the same credit.
+    Reserve {
+        /// Transfer id (idempotent: a replay returns the first reservation).
+        id: String,
+        /// Who pays.
+        account: String,
+        /// Who is paid (e.g. [`crate::billing::CALLS_ACCOUNT`]).
+        credit_account: String,
+        /// The price.
+        tariff: crate::billing::Tariff,
+        /// Seconds the reservation outlives the call's longest duration before it lapses.
+        grace_secs: u64,
+        /// Free text (the call id).
+        reference: String,
+        /// The reservation.
+        reply: RpcReplyPort<Result<Reservation, LedgerError>>,
+    },
     /// Sweep expired pending transfers.
     Sweep,
+}
+
+/// A call's reservation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reservation {
+    /// Credit units reserved.
+    pub amount: u64,
+    /// Seconds of call they pay for.
+    pub secs: u64,
 }
 
 /// The actor.
@@ -80,7 +112,14 @@ impl Actor for LedgerActor {
         store: Arc<dyn Store>,
     ) -> Result<LedgerState, ActorProcessingErr> {
         on_ledger(&store, |l| {
-            l.create_account(TOPUP_ACCOUNT, false, now_unix_ms())
+            for id in [
+                TOPUP_ACCOUNT,
+                crate::billing::CALLS_ACCOUNT,
+                crate::billing::FAX_ACCOUNT,
+            ] {
+                l.create_account(id, false, now_unix_ms())?;
+            }
+            Ok(())
         })
         .await?;
         myself.send_interval(Duration::from_secs(1), || LedgerMsg::Sweep);
@@ -116,11 +155,64 @@ impl Actor for LedgerActor {
             LedgerMsg::Account(id, reply) => {
                 let _ = reply.send(on_ledger(s, move |l| l.account(&id)).await);
             }
+            LedgerMsg::Accounts(limit, reply) => {
+                let _ = reply.send(on_ledger(s, move |l| l.accounts(limit)).await);
+            }
             LedgerMsg::Transfer(id, reply) => {
                 let _ = reply.send(on_ledger(s, move |l| l.transfer(&id)).await);
             }
             LedgerMsg::Transfers(id, limit, reply) => {
                 let _ = reply.send(on_ledger(s, move |l| l.account_transfers(&id, limit)).await);
+            }
+            LedgerMsg::Reserve {
+                id,
+                account,
+                credit_account,
+                tariff,
+                grace_secs,
+                reference,
+                reply,
+            } => {
+                let r = on_ledger(s, move |l| {
+                    let now = now_unix_ms();
+                    if let Some(t) = l.transfer(&id)? {
+                        // A replay: the reservation made the first time.
+                        return Ok(Reservation {
+                            amount: t.amount,
+                            secs: t.timeout_secs.saturating_sub(grace_secs),
+                        });
+                    }
+                    let acct = l
+                        .account(&account)?
+                        .ok_or_else(|| LedgerError::NoAccount(account.clone()))?;
+                    let secs = tariff.max_secs(acct.available());
+                    if secs == 0 {
+                        return Err(LedgerError::ExceedsCredits(account));
+                    }
+                    let amount = tariff.cost_of_secs(secs);
+                    l.apply(
+                        &TransferRequest {
+                            id,
+                            debit_account: account,
+                            credit_account,
+                            amount,
+                            kind: TransferKind::Pending,
+                            pending_id: None,
+                            timeout_secs: secs + grace_secs,
+                            reference: Some(reference),
+                        },
+                        now,
+                    )?;
+                    Ok(Reservation { amount, secs })
+                })
+                .await;
+                let result = match &r {
+                    Ok(_) => "reserved",
+                    Err(e) => e.code(),
+                };
+                metrics::counter!("switchboard_ledger_reservations_total", "result" => result)
+                    .increment(1);
+                let _ = reply.send(r);
             }
             LedgerMsg::Sweep => {
                 if let Ok(n) = on_ledger(s, |l| l.expire(now_unix_ms())).await {
@@ -131,5 +223,114 @@ impl Actor for LedgerActor {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::billing::{Tariff, CALLS_ACCOUNT};
+    use ractor::rpc::CallResult;
+
+    async fn reserve(l: &ActorRef<LedgerMsg>, id: &str) -> Result<Reservation, LedgerError> {
+        let tariff = Tariff {
+            price_per_minute: 10,
+            initial_secs: 1,
+            increment_secs: 1,
+            max_call_secs: 3600,
+        };
+        let r = l
+            .call(
+                |reply| LedgerMsg::Reserve {
+                    id: id.to_string(),
+                    account: "acme".into(),
+                    credit_account: CALLS_ACCOUNT.into(),
+                    tariff,
+                    grace_secs: 300,
+                    reference: id.to_string(),
+                    reply,
+                },
+                None,
+            )
+            .await
+            .unwrap();
+        match r {
+            CallResult::Success(r) => r,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn reservations_never_share_credit_and_replays_return_the_first() {
+        let store: Arc<dyn Store> = Arc::new(switchboard_storage::SledStore::temporary().unwrap());
+        let (l, _) = Actor::spawn(None, LedgerActor, Arc::clone(&store))
+            .await
+            .unwrap();
+        assert!(matches!(
+            reserve(&l, "call:x").await,
+            Err(LedgerError::NoAccount(_))
+        ));
+        let (acct, _) = l
+            .call(
+                |reply| LedgerMsg::CreateAccount {
+                    id: "acme".into(),
+                    limited: true,
+                    reply,
+                },
+                None,
+            )
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(acct.available(), 0);
+        let topup = TransferRequest {
+            id: "t1".into(),
+            debit_account: TOPUP_ACCOUNT.into(),
+            credit_account: "acme".into(),
+            amount: 15,
+            kind: TransferKind::Single,
+            pending_id: None,
+            timeout_secs: 0,
+            reference: None,
+        };
+        l.call(|reply| LedgerMsg::Apply(topup, reply), None)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        // 15 units at 10/min: 90 s for the first call (all 15), nothing for the second.
+        let (a, b) = tokio::join!(reserve(&l, "call:a"), reserve(&l, "call:b"));
+        let (won, lost) = if a.is_ok() { (a, b) } else { (b, a) };
+        assert_eq!(
+            won.unwrap(),
+            Reservation {
+                amount: 15,
+                secs: 90
+            }
+        );
+        assert!(matches!(lost, Err(LedgerError::ExceedsCredits(_))));
+        // A replay returns the first reservation and reserves nothing more.
+        let first = if exists("call:a", &l).await {
+            "call:a"
+        } else {
+            "call:b"
+        };
+        assert_eq!(reserve(&l, first).await.unwrap().amount, 15);
+        let acct = Ledger::new(store.as_ref())
+            .account("acme")
+            .unwrap()
+            .unwrap();
+        assert_eq!((acct.debits_pending, acct.available()), (15, 0));
+        l.stop(None);
+    }
+
+    /// Whether the transfer `id` exists.
+    async fn exists(id: &str, l: &ActorRef<LedgerMsg>) -> bool {
+        let id = id.to_string();
+        matches!(
+            l.call(|reply| LedgerMsg::Transfer(id, reply), None).await,
+            Ok(CallResult::Success(Ok(Some(_))))
+        )
     }
 }

@@ -6,6 +6,7 @@
 //! `DeviceSession` per connected device.
 
 pub mod audio;
+pub mod billing;
 pub mod call;
 pub mod cdr;
 pub mod context;

@@ -1,5 +1,5 @@
 //! Typed configuration for switchboard: one TOML file (`[sip]`, `[media]`, `[admin]`,
-//! `[storage]`, `[log]`, `[mqtt]`, `[devices]`, `[fax]`, `[media_ws]`, `[[trunk]]`, `[[route]]`,
+//! `[storage]`, `[log]`, `[mqtt]`, `[devices]`, `[fax]`, `[media_ws]`, `[billing]`, `[[trunk]]`, `[[route]]`,
 //! `[[app]]`) plus `SWITCHBOARD_*` environment overrides, parsed and validated once into
 //! [`Config`] ("parse, don't validate").
 //!
@@ -12,6 +12,7 @@ use std::net::IpAddr;
 use std::path::Path;
 
 mod apps;
+mod billing;
 mod devices;
 mod env;
 mod error;
@@ -23,6 +24,7 @@ mod types;
 mod validate;
 
 pub use apps::{AppConfig, AppFailure, StreamDialect};
+pub use billing::{AccountRule, BillingConfig};
 pub use devices::{BrokerUrl, DevicesConfig, MqttConfig, MqttMode};
 pub use env::{trunk_env_name, var_name, ENV_PREFIX, SCALAR_KEYS};
 pub use error::{ConfigError, ConfigErrorKind, ConfigErrors};
@@ -61,6 +63,8 @@ pub struct Config {
     pub apps: Vec<AppConfig>,
     /// `[media_ws]`: the media WebSocket ingest server.
     pub media_ws: MediaWsConfig,
+    /// `[billing]`: rating calls and faxes against the credits ledger.
+    pub billing: BillingConfig,
 }
 
 impl Config {

@@ -26,6 +26,9 @@ pub(crate) struct RawSip {
     pub ban_after: Option<u64>,
     pub ban_window_secs: Option<u64>,
     pub ban_secs: Option<u64>,
+    pub tls_listen: Option<String>,
+    pub tls_cert: Option<String>,
+    pub tls_key: Option<String>,
 }
 
 /// One `[[sip_user]]` as written.
@@ -119,6 +122,10 @@ pub(crate) struct RawTrunk {
     pub allow: Option<Vec<String>>,
     pub from_domain: Option<String>,
     pub t38: Option<String>,
+    pub tls_ca: Option<String>,
+    pub tls_server_name: Option<String>,
+    pub price_per_minute: Option<u64>,
+    pub account: Option<String>,
 }
 
 /// One `[[route]]` as written.
@@ -132,6 +139,8 @@ pub(crate) struct RawRoute {
     pub prepend: Option<String>,
     pub parameters: Option<toml::Table>,
     pub fork: Option<String>,
+    pub price_per_minute: Option<u64>,
+    pub account: Option<String>,
 }
 
 /// The whole file as written.
@@ -146,6 +155,7 @@ pub(crate) struct RawConfig {
     pub devices: RawDevices,
     pub fax: crate::fax::RawFax,
     pub media_ws: crate::media_ws::RawMediaWs,
+    pub billing: crate::billing::RawBilling,
     pub trunks: Vec<RawTrunk>,
     pub sip_users: Vec<RawSipUser>,
     pub routes: Vec<RawRoute>,
@@ -181,6 +191,7 @@ pub(crate) fn parse(text: &str, errors: &mut Vec<ConfigError>) -> RawConfig {
             "devices" => raw.devices = section(&key, value, errors),
             "fax" => raw.fax = section(&key, value, errors),
             "media_ws" => raw.media_ws = section(&key, value, errors),
+            "billing" => raw.billing = section(&key, value, errors),
             "trunk" => raw.trunks = array(&key, value, errors),
             "sip_user" => raw.sip_users = array(&key, value, errors),
             "route" => raw.routes = array(&key, value, errors),

@@ -137,6 +137,12 @@ pub struct RouteConfig {
     /// An `[[app]]` that receives a copy of the audio of a bridged trunk call ("fork mode");
     /// only on `trunk:NAME` routes (default none).
     pub fork: Option<String>,
+    /// Price per minute of calls on this route, in credit units; overrides the trunk's
+    /// (key `price_per_minute`, only on `trunk:NAME` routes; default: the trunk's).
+    pub price_per_minute: Option<u64>,
+    /// Who pays for rated calls on this route (key `account`: `caller` or an account id);
+    /// overrides the inbound trunk's and `[billing] account`.
+    pub account: Option<crate::billing::AccountRule>,
 }
 
 impl RouteConfig {
@@ -149,6 +155,8 @@ impl RouteConfig {
             prepend: String::new(),
             parameters: BTreeMap::new(),
             fork: None,
+            price_per_minute: None,
+            account: None,
         }
     }
 

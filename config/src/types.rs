@@ -43,6 +43,12 @@ pub struct SipConfig {
     pub ban_window_secs: u32,
     /// How long a ban lasts, in seconds (1..=604800, default 600).
     pub ban_secs: u32,
+    /// SIP over TLS listener (usually port 5061; default off). Needs `tls_cert` and `tls_key`.
+    pub tls_listen: Option<SocketAddr>,
+    /// PEM certificate chain for `tls_listen`.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for `tls_listen`.
+    pub tls_key: Option<PathBuf>,
 }
 
 /// One `[[sip_user]]`: a digest identity for phones and softswitches that are not trunks.
@@ -84,6 +90,9 @@ impl Default for SipConfig {
             ban_after: 10,
             ban_window_secs: 60,
             ban_secs: 600,
+            tls_listen: None,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -302,6 +311,28 @@ pub struct TrunkConfig {
     pub from_domain: Option<String>,
     /// Whether fax on this trunk may switch to T.38 (key `t38`, default `prefer`).
     pub t38: crate::fax::T38Policy,
+    /// `transport = "tls"`: PEM file of the CA certificates that verify the trunk (key
+    /// `tls_ca`); `None` = the public web PKI roots.
+    pub tls_ca: Option<PathBuf>,
+    /// `transport = "tls"`: the name the trunk's certificate must carry (key
+    /// `tls_server_name`, a DNS name or an IP); `None` = the host of `address`.
+    pub tls_server_name: Option<String>,
+    /// Price per minute of calls out through this trunk, in credit units (key
+    /// `price_per_minute`, default 0: not rated); a route's own price wins.
+    pub price_per_minute: u64,
+    /// Who pays for rated calls that arrive from this trunk (key `account`), unless the route
+    /// names a payer.
+    pub account: Option<crate::billing::AccountRule>,
+}
+
+impl TrunkConfig {
+    /// The name the trunk's TLS certificate is checked against: `tls_server_name`, else the
+    /// host of `address` (an IPv6 host without its brackets).
+    pub fn tls_name(&self) -> &str {
+        self.tls_server_name
+            .as_deref()
+            .unwrap_or_else(|| self.host.trim_start_matches('[').trim_end_matches(']'))
+    }
 }
 
 #[cfg(test)]

@@ -243,6 +243,7 @@ pub(crate) fn validate(
     let devices = crate::devices::devices(&mut c, raw.devices);
     let fax = crate::fax::fax(&mut c, raw.fax);
     let media_ws = crate::media_ws::media_ws(&mut c, raw.media_ws);
+    let billing = crate::billing::billing(&mut c, raw.billing);
     // Routes are checked against the names as written, so a trunk or app with an error of its
     // own is not also reported as unknown.
     let written = Written {
@@ -271,6 +272,7 @@ pub(crate) fn validate(
             fax,
             apps,
             media_ws,
+            billing,
         })
     } else {
         Err(c.errors)
@@ -343,7 +345,12 @@ fn sip(c: &mut Checker, raw: crate::raw::RawSip) -> SipConfig {
         1,
         86_400,
     );
+    let (tls_listen, tls_cert, tls_key) =
+        crate::devices::tls_listener(c, "sip", raw.tls_listen, raw.tls_cert, raw.tls_key, 5061);
     SipConfig {
+        tls_listen,
+        tls_cert,
+        tls_key,
         listen: c.socket("sip.listen", raw.listen.as_deref(), d.listen),
         advertise: c.advertise("sip.advertise", raw.advertise.as_deref()),
         t1: Duration::from_millis(t1),
@@ -531,6 +538,33 @@ fn trunks(c: &mut Checker, raw: Vec<RawTrunk>) -> Vec<TrunkConfig> {
             }
             ok
         });
+        let tls_ca = crate::devices::path(c, &format!("{p}.tls_ca"), t.tls_ca);
+        let tls_server_name = t.tls_server_name.filter(|n| {
+            let ok = valid_tls_name(n);
+            if !ok {
+                c.invalid(
+                    &format!("{p}.tls_server_name"),
+                    n,
+                    "a DNS name or an IP address",
+                );
+            }
+            ok
+        });
+        if transport != Transport::Tls {
+            for (set, key) in [
+                (tls_ca.is_some(), "tls_ca"),
+                (tls_server_name.is_some(), "tls_server_name"),
+            ] {
+                if set {
+                    c.err(
+                        &format!("{p}.{key}"),
+                        ConfigErrorKind::Requires {
+                            needs: "transport = \"tls\"",
+                        },
+                    );
+                }
+            }
+        }
         let t38 = match t.t38.as_deref() {
             None => T38Policy::default(),
             Some(s) => T38Policy::parse(s.trim()).unwrap_or_else(|| {
@@ -538,6 +572,9 @@ fn trunks(c: &mut Checker, raw: Vec<RawTrunk>) -> Vec<TrunkConfig> {
                 T38Policy::default()
             }),
         };
+        let price_per_minute =
+            crate::billing::price(c, &format!("{p}.price_per_minute"), t.price_per_minute);
+        let account = crate::billing::account_rule(c, &format!("{p}.account"), t.account);
         if let (Some((address, host)), true) = (resolved, c.errors.len() == before) {
             out.push(TrunkConfig {
                 name,
@@ -552,10 +589,30 @@ fn trunks(c: &mut Checker, raw: Vec<RawTrunk>) -> Vec<TrunkConfig> {
                 allow,
                 from_domain,
                 t38,
+                tls_ca,
+                tls_server_name,
+                price_per_minute,
+                account,
             });
         }
     }
     out
+}
+
+/// A TLS server name: an IP address, or a DNS name of letters, digits, `-` and `.`.
+fn valid_tls_name(n: &str) -> bool {
+    if n.parse::<IpAddr>().is_ok() {
+        return true;
+    }
+    (1..=253).contains(&n.len())
+        && n.split('.').all(|label| {
+            (1..=63).contains(&label.len())
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
 }
 
 /// Split `host[:port]` (IPv6 as `[addr]:port` or bare), resolve it (first IPv4 preferred).
@@ -708,6 +765,18 @@ fn route(c: &mut Checker, i: usize, r: RawRoute, written: &Written) -> Option<Ro
         }
     });
     let parameters = crate::apps::parameters(c, &format!("{p}.parameters"), r.parameters);
+    let price_per_minute = r.price_per_minute.map(|v| {
+        let key = format!("{p}.price_per_minute");
+        if is_trunk == Some(false) {
+            c.invalid(
+                &key,
+                &v.to_string(),
+                "no price: only trunk:NAME routes are rated (fax pages: [billing] price_per_page)",
+            );
+        }
+        crate::billing::price(c, &key, Some(v))
+    });
+    let account = crate::billing::account_rule(c, &format!("{p}.account"), r.account);
     let strip = c.ranged(&format!("{p}.strip"), r.strip, 0, 0, 64);
     let prepend = r.prepend.unwrap_or_default();
     if !is_dial_string(&prepend) || prepend.len() > 64 {
@@ -725,6 +794,8 @@ fn route(c: &mut Checker, i: usize, r: RawRoute, written: &Written) -> Option<Ro
             prepend,
             parameters,
             fork,
+            price_per_minute,
+            account,
         }),
         _ => None,
     }

@@ -346,7 +346,21 @@ pub async fn authorize(State(g): State<Arc<Guard>>, req: Request, next: Next) ->
         )
         .into_response();
     }
+    let mut req = req;
+    req.extensions_mut().insert(Granted(record.scopes.clone()));
     next.run(req).await
+}
+
+/// The scopes of the key a request was authorised with (for handlers that show more to
+/// keys with more scopes).
+#[derive(Debug, Clone)]
+pub struct Granted(Vec<String>);
+
+impl Granted {
+    /// Whether the key also has `scope`.
+    pub fn has(&self, scope: &str) -> bool {
+        grants(&self.0, scope)
+    }
 }
 
 /// Outermost: CORS (preflights answered here), the per-source rate limit, security headers.

@@ -1,7 +1,10 @@
 //! Fax API (Faxbot's shape): `POST /api/v1/faxes` (multipart `to` + `file`,
 //! or JSON `{to, file_id}` after `POST /api/v1/files`) answers 202 with the
 //! job once the document is spooled and the job is on disk; jobs and
-//! received faxes are read back from the store, never from an actor.
+//! received faxes are read back from the store, never from an actor. When fax pages are
+//! priced (`[billing] price_per_page`), `account` (a form field or JSON key; default
+//! `[billing] account`) pays: every page is reserved before the job is accepted (402 when it
+//! cannot be), and the pages the far end confirmed are charged when the job ends.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -13,7 +16,7 @@ use axum::response::IntoResponse;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use switchboard_actors::fax::{document, new_job_id, FaxMsg, NewJob};
+use switchboard_actors::fax::{document, new_job_id, FaxMsg, NewJob, SubmitError};
 use switchboard_storage::{
     get_fax_job, get_inbound_fax, list_fax_jobs, list_inbound_faxes, FaxJobRecord, InboundFaxRecord,
 };
@@ -42,6 +45,12 @@ struct JobView<'a> {
     created_at: &'a str,
     updated_at: &'a str,
     file_url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    account: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reserved: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cost: Option<u64>,
 }
 
 fn job_view(j: &FaxJobRecord) -> JobView<'_> {
@@ -62,6 +71,9 @@ fn job_view(j: &FaxJobRecord) -> JobView<'_> {
         created_at: &j.created_at,
         updated_at: &j.updated_at,
         file_url: format!("/api/v1/faxes/{}/file", j.id),
+        account: j.account.as_deref(),
+        reserved: j.reserved,
+        cost: j.cost,
     }
 }
 
@@ -110,6 +122,17 @@ fn store_error(err: impl std::fmt::Display) -> ApiError {
         "store_error",
         "the fax store could not be read",
     )
+}
+
+fn submit_error(e: SubmitError) -> ApiError {
+    let code = match e {
+        SubmitError::NoAccount => "no_account",
+        SubmitError::UnknownAccount => "unknown_account",
+        SubmitError::NoCredit => "insufficient_credit",
+        SubmitError::BadAccount => return bad("bad_account", e.to_string()),
+        SubmitError::Unavailable(_) => return store_error(e),
+    };
+    ApiError::new(StatusCode::PAYMENT_REQUIRED, code, e.to_string())
 }
 
 fn bad(code: &'static str, message: impl Into<String>) -> ApiError {
@@ -166,6 +189,8 @@ pub(crate) async fn upload(State(s): State<AdminState>, body: Bytes) -> ApiResul
 struct JsonJob {
     to: String,
     file_id: String,
+    #[serde(default)]
+    account: Option<String>,
 }
 
 /// `POST /api/v1/faxes`.
@@ -175,7 +200,7 @@ pub(crate) async fn submit(State(s): State<AdminState>, req: Request) -> ApiResu
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"));
-    let (to, bytes, name) = if is_json {
+    let (to, bytes, name, account) = if is_json {
         let Json(j): Json<JsonJob> = Json::from_request(req, &s)
             .await
             .map_err(|_| bad("bad_json", "expected {\"to\": ..., \"file_id\": ...}"))?;
@@ -184,12 +209,12 @@ pub(crate) async fn submit(State(s): State<AdminState>, req: Request) -> ApiResu
         let bytes = blocking(move || std::fs::read(path))
             .await?
             .map_err(|_| ApiError::not_found("file"))?;
-        (j.to, bytes, None)
+        (j.to, bytes, None, j.account)
     } else {
         let mut form = Multipart::from_request(req, &s)
             .await
             .map_err(|_| bad("bad_form", "expected multipart/form-data with to and file"))?;
-        let (mut to, mut file, mut name) = (None, None, None);
+        let (mut to, mut file, mut name, mut account) = (None, None, None, None);
         while let Some(field) = form
             .next_field()
             .await
@@ -197,6 +222,14 @@ pub(crate) async fn submit(State(s): State<AdminState>, req: Request) -> ApiResu
         {
             match field.name() {
                 Some("to") => to = Some(field.text().await.map_err(|_| bad("bad_form", "bad to"))?),
+                Some("account") => {
+                    account = Some(
+                        field
+                            .text()
+                            .await
+                            .map_err(|_| bad("bad_form", "bad account"))?,
+                    )
+                }
                 Some("file") => {
                     name = field
                         .file_name()
@@ -214,7 +247,7 @@ pub(crate) async fn submit(State(s): State<AdminState>, req: Request) -> ApiResu
         }
         let to = to.ok_or_else(|| bad("missing_to", "the form needs a to field"))?;
         let file = file.ok_or_else(|| bad("missing_file", "the form needs a file field"))?;
-        (to, file, name)
+        (to, file, name, account)
     };
     let to = to.trim().to_string();
     if to.is_empty()
@@ -249,15 +282,28 @@ pub(crate) async fn submit(State(s): State<AdminState>, req: Request) -> ApiResu
         file: doc.path.display().to_string(),
         pages: doc.pages,
         source_name: name,
+        account,
     };
-    let job = ractor::call_t!(
+    let answer = ractor::call_t!(
         s.gateway.faxes,
         FaxMsg::Submit,
         ACTOR_TIMEOUT.as_millis() as u64,
         new
     )
-    .map_err(|_| ApiError::unavailable())?
-    .map_err(store_error)?;
+    .map_err(|_| ApiError::unavailable());
+    let job = match answer {
+        Ok(Ok(job)) => job,
+        refused => {
+            // Not accepted: the spooled document goes.
+            let path = doc.path.clone();
+            let _ = blocking(move || std::fs::remove_file(path)).await;
+            return Err(match refused {
+                Err(e) => e,
+                Ok(Err(e)) => submit_error(e),
+                Ok(Ok(_)) => ApiError::unavailable(),
+            });
+        }
+    };
     Ok((
         StatusCode::ACCEPTED,
         [(header::CACHE_CONTROL, "no-store")],

@@ -1,10 +1,12 @@
 //! The status page at `/` (static HTML, CSS and script, with a strict CSP) and the one JSON
 //! document it polls, `/api/v1/overview` (scope `calls:read`): calls, trunks, devices, fax
-//! jobs, streams and bans at a glance. `switchboard status` prints the same document.
+//! jobs, streams and bans at a glance, and, for a key that also has `credits:read`, the
+//! balances of the first accounts. `switchboard status` prints the same document.
 
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use serde_json::json;
 use switchboard_actors::devices::DeviceSupervisorMsg;
 use switchboard_actors::supervisor::SupervisorMsg;
@@ -17,6 +19,9 @@ const CSS: &str = include_str!("static/status.css");
 const JS: &str = include_str!("static/status.js");
 
 /// Everything on the page comes from this origin; no inline script or style, no framing.
+/// Most accounts the overview lists.
+const ACCOUNTS_SHOWN: usize = 50;
+
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 /// `GET /`
@@ -47,7 +52,10 @@ pub async fn script() -> Response {
 }
 
 /// `GET /api/v1/overview`
-pub async fn overview(State(s): State<AdminState>) -> ApiResult {
+pub async fn overview(
+    State(s): State<AdminState>,
+    granted: Option<Extension<super::auth::Granted>>,
+) -> ApiResult {
     let ms = ACTOR_TIMEOUT.as_millis() as u64;
     let calls = ractor::call_t!(s.gateway.supervisor, SupervisorMsg::List, ms)
         .map_err(|_| ApiError::unavailable())?;
@@ -90,8 +98,37 @@ pub async fn overview(State(s): State<AdminState>) -> ApiResult {
         .iter()
         .map(|j| json!({"id": j.id, "to": j.to, "status": j.status.as_str(), "pages": j.pages, "error": j.error}))
         .collect();
+    // Balances only for keys allowed to read credits; `null` tells the page why none show.
+    let accounts = match granted {
+        Some(Extension(g)) if g.has("credits:read") => {
+            let list = ractor::call_t!(
+                s.ledger,
+                switchboard_actors::ledger::LedgerMsg::Accounts,
+                ms,
+                ACCOUNTS_SHOWN
+            )
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default();
+            let rows: Vec<_> = list
+                .iter()
+                .filter(|a| !a.id.starts_with('@'))
+                .map(|a| {
+                    json!({
+                        "id": a.id,
+                        "balance": i64::try_from(a.balance()).unwrap_or(i64::MAX),
+                        "available": i64::try_from(a.available()).unwrap_or(i64::MAX),
+                        "pending": a.debits_pending,
+                    })
+                })
+                .collect();
+            json!(rows)
+        }
+        _ => serde_json::Value::Null,
+    };
     ok_json(json!({
         "version": env!("CARGO_PKG_VERSION"),
+        "accounts": accounts,
         "calls": calls,
         "trunks": trunks,
         "devices": devices,

@@ -82,6 +82,12 @@ pub struct Cdr {
     pub codec: Option<String>,
     /// End time in unix milliseconds (the key's sort order).
     pub end_unix_ms: u64,
+    /// The ledger account charged, for a rated call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    /// What the call cost, in credit units (posted to the ledger), for a rated call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<u64>,
 }
 
 impl Cdr {
@@ -189,6 +195,8 @@ mod tests {
             trunk_out: None,
             codec: Some("PCMU".into()),
             end_unix_ms,
+            account: None,
+            cost: None,
         }
     }
 

@@ -85,6 +85,22 @@ pub struct FaxJobRecord {
     pub updated_at: String,
     /// When the next attempt may start (unix ms), for a queued job.
     pub next_attempt_unix_ms: Option<u64>,
+    /// The ledger account charged per page, for a rated job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    /// Credit units reserved at submission (every page at `[billing] price_per_page`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reserved: Option<u64>,
+    /// What the job cost once settled (the confirmed pages), posted to the ledger.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<u64>,
+}
+
+impl FaxJobRecord {
+    /// Finished, but its reservation not yet posted or voided.
+    pub fn unsettled(&self) -> bool {
+        self.status.is_final() && self.reserved.is_some() && self.cost.is_none()
+    }
 }
 
 impl FaxJobRecord {
@@ -169,12 +185,13 @@ pub fn list_fax_jobs(store: &dyn Store, limit: usize) -> Result<Vec<FaxJobRecord
         .collect()
 }
 
-/// Every job not finished yet (queued or in progress), oldest first.
+/// Every job not finished yet (queued or in progress), or finished with its charge not yet
+/// settled, oldest first.
 pub fn unfinished_fax_jobs(store: &dyn Store) -> Result<Vec<FaxJobRecord>, StoreError> {
     let mut out = Vec::new();
     for (k, v) in store.scan_prefix(Tree::FaxJobs, &[], usize::MAX, false)? {
         let job: FaxJobRecord = decode(Tree::FaxJobs, &k, &v, FaxJobRecord::VERSION)?;
-        if !job.status.is_final() {
+        if !job.status.is_final() || job.unsettled() {
             out.push(job);
         }
     }
@@ -247,6 +264,9 @@ mod tests {
             created_at: "2026-11-23T00:00:00Z".into(),
             updated_at: "2026-11-23T00:00:00Z".into(),
             next_attempt_unix_ms: None,
+            account: None,
+            reserved: None,
+            cost: None,
         }
     }
 

@@ -148,7 +148,8 @@ pub struct TransferRequest {
 /// Why an operation was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
-    /// An id is empty, too long, or has characters outside `[A-Za-z0-9_.:@-]`.
+    /// An id is empty, too long, or has characters outside `[A-Za-z0-9_.:@+-]` (`+` so a
+    /// phone number can name an account).
     #[error("invalid id {0:?}")]
     BadId(String),
     /// The account exists already (with other flags).
@@ -210,9 +211,9 @@ impl LedgerError {
 fn check_id(id: &str) -> Result<(), LedgerError> {
     let ok = !id.is_empty()
         && id.len() <= MAX_ID
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'@' | b'-'));
+        && id.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'@' | b'+' | b'-')
+        });
     if ok {
         Ok(())
     } else {
@@ -304,6 +305,15 @@ impl<'a> Ledger<'a> {
             .put(Tree::Accounts, id.as_bytes(), &encode(Tree::Accounts, &a)?)?;
         self.store.flush()?;
         Ok((a, true))
+    }
+
+    /// The first `limit` accounts in id order (the gateway's own `@` accounts included).
+    pub fn accounts(&self, limit: usize) -> Result<Vec<Account>, LedgerError> {
+        self.store
+            .scan_prefix(Tree::Accounts, &[], limit, false)?
+            .into_iter()
+            .map(|(k, v)| Ok(decode(Tree::Accounts, &k, &v, Account::VERSION)?))
+            .collect()
     }
 
     /// The transfers of an account, newest first.

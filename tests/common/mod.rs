@@ -55,6 +55,17 @@ fn rtp_range() -> (u16, u16) {
 
 /// A self-signed certificate for 127.0.0.1 in `dir`: (cert, key).
 pub fn self_signed(dir: &Path) -> (PathBuf, PathBuf) {
+    self_signed_with(dir, &[])
+}
+
+/// A self-signed leaf certificate (`basicConstraints` CA:FALSE) for 127.0.0.1 in `dir`, as
+/// rustls clients need when the certificate itself is the trust anchor (webpki refuses a CA
+/// certificate as the server's own): (cert, key).
+pub fn self_signed_leaf(dir: &Path) -> (PathBuf, PathBuf) {
+    self_signed_with(dir, &["-addext", "basicConstraints=critical,CA:FALSE"])
+}
+
+fn self_signed_with(dir: &Path, extra: &[&str]) -> (PathBuf, PathBuf) {
     std::fs::create_dir_all(dir).unwrap();
     let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
     let out = Command::new("openssl")
@@ -68,6 +79,7 @@ pub fn self_signed(dir: &Path) -> (PathBuf, PathBuf) {
         ])
         .args(["-nodes", "-days", "2", "-subj", "/CN=localhost"])
         .args(["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"])
+        .args(extra)
         .arg("-keyout")
         .arg(&key)
         .arg("-out")
@@ -393,9 +405,14 @@ fn sipp_dir() -> PathBuf {
 impl Sipp {
     /// Start SIPp in the background with `args` (port chosen here).
     pub fn spawn(args: &[&str]) -> Self {
+        Self::spawn_bin("sipp", args)
+    }
+
+    /// [`Sipp::spawn`] with another SIPp binary (e.g. one built with TLS).
+    pub fn spawn_bin(bin: &str, args: &[&str]) -> Self {
         let port = free_port();
         let dir = sipp_dir();
-        let child = Command::new("sipp")
+        let child = Command::new(bin)
             .args(args)
             .args([
                 "-i",
@@ -420,10 +437,15 @@ impl Sipp {
 
     /// A UAS scenario (built-in name or our XML) listening on a free port.
     pub fn uas(scenario: &str, extra: &[&str]) -> Self {
+        Self::uas_bin("sipp", scenario, extra)
+    }
+
+    /// [`Sipp::uas`] with another SIPp binary.
+    pub fn uas_bin(bin: &str, scenario: &str, extra: &[&str]) -> Self {
         let mut args = scenario_args(scenario);
         args.extend(extra.iter().map(|s| s.to_string()));
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-        Self::spawn(&refs)
+        Self::spawn_bin(bin, &refs)
     }
 
     /// `127.0.0.1:port`.
@@ -480,10 +502,15 @@ pub struct Run {
 
 /// Run a SIPp client scenario toward `target` to completion.
 pub fn uac(scenario: &str, target: &str, extra: &[&str], timeout: Duration) -> Run {
+    uac_bin("sipp", scenario, target, extra, timeout)
+}
+
+/// [`uac`] with another SIPp binary (e.g. one built with TLS).
+pub fn uac_bin(bin: &str, scenario: &str, target: &str, extra: &[&str], timeout: Duration) -> Run {
     let dir = sipp_dir();
     let stat = dir.join("stat.csv");
     let port = free_port();
-    let mut cmd = Command::new("sipp");
+    let mut cmd = Command::new(bin);
     cmd.args(scenario_args(scenario))
         .arg(target)
         .args([
@@ -549,6 +576,25 @@ fn parse_stat(csv: &str) -> (u64, u64) {
             .unwrap_or(0)
     };
     (get("SuccessfulCall(C)"), get("FailedCall(C)"))
+}
+
+/// A SIPp built with TLS (`-t l1`): `$SIPP_TLS`, else `sipp-tls` (what `scripts/install-peers`
+/// builds when Debian's `sipp` lacks TLS), else `sipp` itself when `sipp -v` says TLS.
+pub fn sipp_tls() -> Option<String> {
+    let candidates = std::env::var("SIPP_TLS")
+        .ok()
+        .into_iter()
+        .chain(["sipp-tls".to_string(), "sipp".to_string()]);
+    candidates.into_iter().find(|bin| {
+        Command::new(bin)
+            .arg("-v")
+            .stdin(Stdio::null())
+            .output()
+            .is_ok_and(|o| {
+                String::from_utf8_lossy(&o.stdout).contains("TLS")
+                    || String::from_utf8_lossy(&o.stderr).contains("TLS")
+            })
+    })
 }
 
 /// Config for one trunk named `name` at `addr` with route `*` to it.

@@ -439,6 +439,7 @@ impl CallState {
         }
         metrics::counter!("switchboard_calls_answered_total").increment(1);
         tracing::debug!(call = %self.id, "answered");
+        self.reserve();
         self.start_fork();
     }
 
@@ -649,6 +650,11 @@ impl CallState {
             self.bye_all();
             self.finish(Disposition::Answered, "no ACK", None);
         }
+        if self.credit_deadline().is_some_and(|t| t <= now) {
+            tracing::info!(call = %self.id, "credit exhausted; releasing the call");
+            self.bye_all();
+            self.finish(Disposition::Answered, "credit exhausted", None);
+        }
         if self.session_at.is_some_and(|t| t <= now) && self.phase == Phase::Answered {
             tracing::info!(call = %self.id, "session timer expired without refresh");
             self.bye_all();
@@ -679,6 +685,7 @@ impl CallState {
             self.ack_wait_until,
             self.session_at,
             self.end_at,
+            self.credit_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -741,6 +748,7 @@ impl CallState {
             codec: self.codec.clone(),
             legs,
             media: Default::default(),
+            charge: self.charging.as_ref().map(|c| c.view()),
             start_ms: self.start_ms,
             answer_ms: self.answer_ms,
             stats: self.relay.as_ref().map(|r| r.stats()),
@@ -769,7 +777,12 @@ impl CallState {
     }
 
     async fn stop(&mut self, myself: &ActorRef<CallMsg>) {
-        let cdr = self.cdr();
+        let charged = self.settle().await;
+        let mut cdr = self.cdr();
+        if let Some((account, cost)) = charged {
+            cdr.account = Some(account);
+            cdr.cost = Some(cost);
+        }
         metrics::counter!("switchboard_calls_total", "disposition" => cdr.disposition.as_str())
             .increment(1);
         tracing::info!(call = %self.id, disposition = cdr.disposition.as_str(), cause = %cdr.hangup_cause, billsec = cdr.billsec, "call ended");

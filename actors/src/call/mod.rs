@@ -9,6 +9,7 @@
 //! session timers are passed through and watched.
 
 pub(crate) mod build;
+pub(crate) mod charge;
 pub(crate) mod flow;
 
 use std::collections::HashMap;
@@ -30,6 +31,7 @@ use crate::endpoint::{EndpointMsg, Owner, SipEvent};
 use crate::media::{MediaSnapshot, Relay, RelayStats, Side};
 
 pub use build::{calling, dialed};
+pub use charge::{ChargeEvent, ChargeView};
 
 /// How long we wait for the far side to answer our BYE before giving up.
 const BYE_GUARD: Duration = Duration::from_secs(32);
@@ -73,6 +75,8 @@ pub enum CallMsg {
     Answer,
     /// Refuse a call that is ringing for a local target, with this SIP status.
     Reject(u16),
+    /// What the credits ledger answered (admission, reservation).
+    Charge(ChargeEvent),
     /// Test hook: panic on purpose, so supervision can be exercised.
     Crash,
 }
@@ -134,6 +138,9 @@ pub struct CallSnapshot {
     pub legs: Vec<LegView>,
     /// Media counters (filled when read).
     pub media: MediaSnapshot,
+    /// Who pays and at what price, for a rated call.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub charge: Option<ChargeView>,
     #[serde(skip)]
     pub(crate) start_ms: u64,
     #[serde(skip)]
@@ -173,6 +180,8 @@ impl CallSnapshot {
             trunk_out: self.trunk_out.clone(),
             codec: self.codec.clone(),
             end_unix_ms: end,
+            account: None,
+            cost: None,
         }
     }
 }
@@ -262,6 +271,8 @@ pub struct CallState {
         std::collections::BTreeMap<String, String>,
     )>,
     fork: Option<crate::audio::app::AppStream>,
+    /// A rated call's dealings with the ledger.
+    charging: Option<charge::Charging>,
     src: String,
     dst: String,
     trunk_in: Option<String>,
@@ -334,6 +345,7 @@ impl Actor for Call {
             relay: None,
             fork_app: None,
             fork: None,
+            charging: None,
             trunk_in,
             codec: None,
             start_ms: now_unix_ms(),
@@ -380,6 +392,7 @@ impl Actor for Call {
             CallMsg::End(cause) => state.hangup(cause, 480),
             // Only calls answered by the gateway itself are answered or refused on request.
             CallMsg::Answer | CallMsg::Reject(_) => {}
+            CallMsg::Charge(ev) => state.on_charge(ev),
             CallMsg::Crash => panic!("call {} crashed on purpose (test hook)", state.id),
         }
         state.after(&myself).await;
@@ -464,6 +477,27 @@ impl CallState {
                 .app(name)
                 .map(|app| (app.clone(), app.parameters_with(&route.parameters)))
         });
+        let inbound = self
+            .trunk_in
+            .as_deref()
+            .and_then(|name| ctx.config.trunk(name));
+        match crate::billing::rate_call(&ctx.config, route, trunk, inbound, &self.src) {
+            crate::billing::Charge::Free => self.dial(number),
+            crate::billing::Charge::Rated(rating) => self.ask_admission(rating, number),
+            crate::billing::Charge::NoAccount => {
+                tracing::warn!(call = %self.id, route = %route.pattern, "rated route without a payer: set account on the route, the inbound trunk or [billing]");
+                let code = ctx.config.billing.reject_status;
+                self.fail(code, Disposition::Failed, "no account")
+            }
+        }
+    }
+
+    /// Anchor the media and send the INVITE to the trunk chosen by [`Self::setup`].
+    fn dial(&mut self, number: String) {
+        let ctx = Arc::clone(&self.ctx);
+        let Some(trunk) = self.trunk.clone() else {
+            return self.fail(500, Disposition::Failed, "internal");
+        };
         if !build::has_sdp(&self.a.invite, &self.a.invite.body) {
             // Late offer is not supported yet: refuse clearly.
             return self.fail(488, Disposition::Failed, "no SDP offer");
@@ -525,6 +559,8 @@ impl CallState {
         let invite = match invite {
             Ok(i) => i,
             Err(err) => {
+                // rsip's error quotes its input (the dialled number): log only its kind.
+                let err = switchboard_sip::message::SyntaxError::from(err);
                 tracing::warn!(call = %self.id, %err, "cannot build INVITE to trunk");
                 return self.fail(500, Disposition::Failed, "internal");
             }

@@ -48,6 +48,8 @@ pub struct FaxJobArgs {
     pub config: Arc<Config>,
     /// The call supervisor, to place calls.
     pub calls: ActorRef<SupervisorMsg>,
+    /// The credits ledger, for rated jobs.
+    pub ledger: Option<ActorRef<crate::ledger::LedgerMsg>>,
 }
 
 impl std::fmt::Debug for FaxJobArgs {
@@ -111,15 +113,23 @@ impl Actor for FaxJob {
         state: &mut FaxJobState,
     ) -> Result<(), ActorProcessingErr> {
         match state.job.status {
-            FaxStatus::Succeeded | FaxStatus::Failed => myself.stop(None),
+            FaxStatus::Succeeded | FaxStatus::Failed => {
+                // Finished before a restart, but not yet charged: settle now.
+                if state.settle().await {
+                    state.save()?;
+                }
+                myself.stop(None)
+            }
             FaxStatus::InProgress => {
                 // The gateway (or this actor) died during an attempt.
                 tracing::warn!(job = %state.job.id, "fax job was interrupted; applying the retry policy");
-                state.attempt_failed(
-                    &myself,
-                    "INTERRUPTED",
-                    "the attempt was interrupted by a restart",
-                )?;
+                state
+                    .attempt_failed(
+                        &myself,
+                        "INTERRUPTED",
+                        "the attempt was interrupted by a restart",
+                    )
+                    .await?;
             }
             FaxStatus::Queued => state.schedule(&myself),
         }
@@ -158,12 +168,12 @@ impl Actor for FaxJob {
                     let gen = state.gen;
                     myself.send_after(Duration::from_secs(3), move || FaxJobMsg::Settle(gen));
                 } else {
-                    state.call_ended(&myself, outcome)?;
+                    state.call_ended(&myself, outcome).await?;
                 }
             }
             FaxJobMsg::Settle(gen) if gen == state.gen => {
                 if let Some(outcome) = state.ended.take() {
-                    state.call_ended(&myself, outcome)?;
+                    state.call_ended(&myself, outcome).await?;
                 }
             }
             FaxJobMsg::Settle(_) => {}
@@ -175,7 +185,7 @@ impl Actor for FaxJob {
             FaxJobMsg::Session(SessionEvent::Done(result)) => {
                 state.result = Some(result);
                 match state.ended.take() {
-                    Some(outcome) => state.call_ended(&myself, outcome)?,
+                    Some(outcome) => state.call_ended(&myself, outcome).await?,
                     None => state.hang_up(),
                 }
             }
@@ -234,7 +244,38 @@ impl FaxJobState {
                 self.call = Some(id);
                 Ok(())
             }
-            _ => self.attempt_failed(myself, "CONGESTION", "no call could be started"),
+            _ => {
+                self.attempt_failed(myself, "CONGESTION", "no call could be started")
+                    .await
+            }
+        }
+    }
+
+    /// Charge a finished rated job for the pages the far end confirmed (the reservation was
+    /// for every page): post that, or void the reservation when none went through. Returns
+    /// whether the record changed. When the ledger cannot be reached the job stays unsettled
+    /// and is settled at the next start.
+    async fn settle(&mut self) -> bool {
+        let (Some(reserved), Some(ledger)) = (self.job.reserved, self.args.ledger.as_ref()) else {
+            return false;
+        };
+        if !self.job.unsettled() {
+            return false;
+        }
+        let pages = u64::from(self.job.pages.max(1));
+        let sent = u64::from(self.job.pages_sent).min(pages);
+        let cost = reserved / pages * sent;
+        let pending = super::pending_id(&self.job.id);
+        match crate::billing::settle(ledger, &pending, cost, &self.job.id).await {
+            Ok(()) => {
+                self.job.cost = Some(cost);
+                metrics::counter!("switchboard_fax_credits_charged_total").increment(cost);
+                true
+            }
+            Err(err) => {
+                tracing::warn!(job = %self.job.id, err, "could not settle the fax job's reservation; retrying at the next start");
+                false
+            }
         }
     }
 
@@ -249,7 +290,7 @@ impl FaxJobState {
         }
     }
 
-    fn call_ended(
+    async fn call_ended(
         &mut self,
         myself: &ActorRef<FaxJobMsg>,
         outcome: UaOutcome,
@@ -265,6 +306,7 @@ impl FaxJobState {
                 self.job.status = FaxStatus::Succeeded;
                 self.job.error = None;
                 self.job.error_text = None;
+                self.settle().await;
                 self.save()?;
                 super::webhook::notify(&self.args.config.fax, super::event("fax.job", &self.job));
                 metrics::counter!("switchboard_fax_jobs_total", "status" => "succeeded")
@@ -275,7 +317,9 @@ impl FaxJobState {
                 return Ok(());
             }
             let error = r.error.unwrap_or("TRANSFER_FAILED");
-            return self.attempt_failed(myself, error, &r.error_text.unwrap_or_default());
+            return self
+                .attempt_failed(myself, error, &r.error_text.unwrap_or_default())
+                .await;
         }
         let error = outcome.error.unwrap_or(if outcome.answered {
             "CALL_DROPPED"
@@ -286,11 +330,11 @@ impl FaxJobState {
             Some(code) => format!("{} (SIP {code})", outcome.cause),
             None => outcome.cause.to_string(),
         };
-        self.attempt_failed(myself, error, &text)
+        self.attempt_failed(myself, error, &text).await
     }
 
     /// Record a failed attempt; queue a retry or fail the job.
-    fn attempt_failed(
+    async fn attempt_failed(
         &mut self,
         myself: &ActorRef<FaxJobMsg>,
         error: &str,
@@ -308,6 +352,7 @@ impl FaxJobState {
             self.schedule(myself);
         } else {
             self.job.status = FaxStatus::Failed;
+            self.settle().await;
             self.save()?;
             super::webhook::notify(&self.args.config.fax, super::event("fax.job", &self.job));
             metrics::counter!("switchboard_fax_jobs_total", "status" => "failed").increment(1);
@@ -319,7 +364,7 @@ impl FaxJobState {
 }
 
 /// Our calling number for fax calls: the digits of `[fax] ident`, else "fax".
-fn caller_id(config: &Config) -> String {
+pub(super) fn caller_id(config: &Config) -> String {
     let digits: String = config
         .fax
         .ident

@@ -45,13 +45,40 @@ pub struct NewJob {
     pub pages: u32,
     /// The upload's file name.
     pub source_name: Option<String>,
+    /// Who pays for the pages (rated jobs; default `[billing] account`).
+    pub account: Option<String>,
+}
+
+/// Why a job was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SubmitError {
+    /// Pages are priced and no account pays for them.
+    #[error("fax pages are priced: name an account")]
+    NoAccount,
+    /// The account does not exist.
+    #[error("no such account")]
+    UnknownAccount,
+    /// The account cannot pay for every page.
+    #[error("the account cannot pay for every page")]
+    NoCredit,
+    /// The account id is malformed.
+    #[error("invalid account id")]
+    BadAccount,
+    /// The store or the ledger failed.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// The id of a rated job's reservation.
+pub(crate) fn pending_id(job: &str) -> String {
+    format!("fax:{job}")
 }
 
 /// Messages of the fax supervisor.
 #[derive(Debug)]
 pub enum FaxMsg {
     /// Accept a job: store it (flushed), start its actor, answer with the record.
-    Submit(NewJob, RpcReplyPort<Result<FaxJobRecord, String>>),
+    Submit(NewJob, RpcReplyPort<Result<FaxJobRecord, SubmitError>>),
     /// An event of an inbound fax call.
     Inbound {
         /// Our call id.
@@ -93,6 +120,8 @@ pub struct FaxArgs {
     pub store: Arc<dyn Store>,
     /// The call supervisor.
     pub calls: ActorRef<SupervisorMsg>,
+    /// The credits ledger (None: fax pages are never charged).
+    pub ledger: Option<ActorRef<crate::ledger::LedgerMsg>>,
 }
 
 impl std::fmt::Debug for FaxArgs {
@@ -173,7 +202,7 @@ impl Actor for FaxSupervisor {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             FaxMsg::Submit(new, reply) => {
-                let result = state.submit(new).map_err(|e| e.to_string());
+                let result = state.submit(new).await;
                 if let Ok(job) = &result {
                     metrics::counter!("switchboard_fax_jobs_submitted_total").increment(1);
                     state.spawn(&myself, job.id.clone(), Vec::new()).await;
@@ -279,7 +308,9 @@ impl Actor for FaxSupervisor {
 }
 
 impl FaxState {
-    fn submit(&mut self, new: NewJob) -> Result<FaxJobRecord, StoreError> {
+    /// Reserve every page's price (rated jobs), then store the job (flushed).
+    async fn submit(&mut self, new: NewJob) -> Result<FaxJobRecord, SubmitError> {
+        let (account, reserved) = self.reserve(&new).await?;
         let now = rfc3339(now_unix_ms());
         let job = FaxJobRecord {
             v: FaxJobRecord::VERSION,
@@ -301,9 +332,64 @@ impl FaxState {
             created_at: now.clone(),
             updated_at: now,
             next_attempt_unix_ms: None,
+            account,
+            reserved,
+            cost: None,
         };
-        put_fax_job(self.args.store.as_ref(), &job)?;
+        if let Err(e) = put_fax_job(self.args.store.as_ref(), &job) {
+            if let (Some(ledger), Some(_)) = (&self.args.ledger, reserved) {
+                let _ = crate::billing::settle(ledger, &pending_id(&job.id), 0, &job.id).await;
+            }
+            return Err(SubmitError::Unavailable(e.to_string()));
+        }
         Ok(job)
+    }
+
+    /// For a rated job: reserve `pages × [billing] price_per_page` on its account, with no
+    /// timeout (the job always settles, after a restart too).
+    async fn reserve(&self, new: &NewJob) -> Result<(Option<String>, Option<u64>), SubmitError> {
+        use ractor::rpc::CallResult;
+        use switchboard_storage::ledger::{LedgerError, TransferKind, TransferRequest};
+        let config = &self.args.config;
+        let price = config.billing.price_per_page;
+        let Some(ledger) = self.args.ledger.as_ref().filter(|_| price > 0) else {
+            return Ok((None, None));
+        };
+        let account = new
+            .account
+            .clone()
+            .or_else(|| {
+                let rule = config.billing.account.as_ref()?;
+                Some(rule.account(&job::caller_id(config)))
+            })
+            .ok_or(SubmitError::NoAccount)?;
+        let amount = u64::from(new.pages).saturating_mul(price);
+        let req = TransferRequest {
+            id: pending_id(&new.id),
+            debit_account: account.clone(),
+            credit_account: crate::billing::FAX_ACCOUNT.to_string(),
+            amount,
+            kind: TransferKind::Pending,
+            pending_id: None,
+            timeout_secs: 0,
+            reference: Some(new.id.clone()),
+        };
+        let answer = ledger
+            .call(
+                |reply| crate::ledger::LedgerMsg::Apply(req, reply),
+                Some(crate::billing::LEDGER_WAIT),
+            )
+            .await;
+        match answer {
+            Ok(CallResult::Success(Ok(_))) => Ok((Some(account), Some(amount))),
+            Ok(CallResult::Success(Err(e))) => Err(match e {
+                LedgerError::NoAccount(_) => SubmitError::UnknownAccount,
+                LedgerError::ExceedsCredits(_) => SubmitError::NoCredit,
+                LedgerError::BadId(_) | LedgerError::SameAccount => SubmitError::BadAccount,
+                e => SubmitError::Unavailable(e.to_string()),
+            }),
+            _ => Err(SubmitError::Unavailable("the ledger did not answer".into())),
+        }
     }
 
     async fn spawn(&mut self, myself: &ActorRef<FaxMsg>, id: String, restarts: Vec<Instant>) {
@@ -312,6 +398,7 @@ impl FaxState {
             store: Arc::clone(&self.args.store),
             config: Arc::clone(&self.args.config),
             calls: self.args.calls.clone(),
+            ledger: self.args.ledger.clone(),
         };
         match Actor::spawn_linked(None, FaxJob, args, myself.get_cell()).await {
             Ok((actor, _)) => {

@@ -337,6 +337,8 @@ impl UaState {
         let invite = match invite {
             Ok(i) => i,
             Err(err) => {
+                // rsip's text would quote the Request-URI (the number): log the kind only.
+                let err = message::SyntaxError::from(err);
                 tracing::warn!(call = %self.id, %err, "cannot build the INVITE");
                 return self.finish("internal", None, Some("REJECTED"));
             }
@@ -902,6 +904,7 @@ impl UaState {
                 remote_media: self.remote_media.map(|m| m.to_string()),
             }],
             media: Default::default(),
+            charge: None,
             start_ms: self.start_ms,
             answer_ms: self.answer_ms,
             stats: None,

@@ -348,6 +348,7 @@ impl Actor for UaCall {
             CallMsg::End(cause) => state.hangup(cause, None),
             CallMsg::Answer => state.answer_now(),
             CallMsg::Reject(code) => state.reject(code),
+            CallMsg::Charge(_) => {}
             CallMsg::Crash => panic!("call {} crashed on purpose (test hook)", state.id),
         }
         state.after(&myself).await;

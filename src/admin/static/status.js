@@ -36,6 +36,8 @@
       cell(t.registered), cell(t.rtt_ms === null ? null : t.rtt_ms + " ms"), cell(t.last_error)]));
     fill("devices", o.devices.map((d) => [cell(d.id), cell(d.online ? "yes" : "no", d.online ? "up" : "down"),
       cell(d.last_seen), cell(d.firmware)]));
+    $("balances-note").hidden = o.accounts !== null;
+    fill("balances", (o.accounts || []).map((a) => [cell(a.id), cell(a.balance), cell(a.available), cell(a.pending)]));
     fill("faxes", o.faxes.map((f) => [cell(f.id), cell(f.to), cell(f.status), cell(f.pages), cell(f.error)]));
     $("updated").textContent = "updated " + new Date().toLocaleTimeString();
   }

@@ -1,0 +1,264 @@
+//! Rating: what a call costs and how long a balance lets it last, and who pays.
+//!
+//! Pure arithmetic on whole credit units, so the ledger actor can size a reservation and a
+//! call can price its real duration with the same rules. A call's duration is rounded up to
+//! whole seconds, then to the first block (`initial_secs`) and whole increments after it
+//! (`increment_secs`); its cost is `ceil(billable_secs * price_per_minute / 60)`.
+
+use std::time::Duration;
+
+use ractor::rpc::CallResult;
+use ractor::ActorRef;
+use serde::Serialize;
+use switchboard_config::{Config, RouteConfig, TrunkConfig};
+use switchboard_storage::ledger::{LedgerError, TransferKind, TransferRequest};
+
+use crate::ledger::LedgerMsg;
+
+/// The ledger account rated calls are credited to.
+pub const CALLS_ACCOUNT: &str = "@calls";
+/// The ledger account fax pages are credited to.
+pub const FAX_ACCOUNT: &str = "@faxes";
+
+/// How a call is priced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Tariff {
+    /// Credit units per minute (never 0 for a rated call).
+    pub price_per_minute: u64,
+    /// First block, seconds (>= 1).
+    pub initial_secs: u32,
+    /// Later blocks, seconds (>= 1).
+    pub increment_secs: u32,
+    /// Longest call, seconds.
+    pub max_call_secs: u32,
+}
+
+impl Tariff {
+    /// Seconds billed for a call of `ms` milliseconds (0 for 0).
+    pub fn billable_secs(&self, ms: u64) -> u64 {
+        let secs = ms.div_ceil(1000);
+        if secs == 0 {
+            return 0;
+        }
+        let first = u64::from(self.initial_secs.max(1));
+        let step = u64::from(self.increment_secs.max(1));
+        if secs <= first {
+            first
+        } else {
+            first + (secs - first).div_ceil(step) * step
+        }
+    }
+
+    /// Credit units for `secs` billed seconds.
+    pub fn cost_of_secs(&self, secs: u64) -> u64 {
+        let units = u128::from(secs) * u128::from(self.price_per_minute);
+        u64::try_from(units.div_ceil(60)).unwrap_or(u64::MAX)
+    }
+
+    /// Credit units for a call of `ms` milliseconds.
+    pub fn cost(&self, ms: u64) -> u64 {
+        self.cost_of_secs(self.billable_secs(ms))
+    }
+
+    /// The longest billable duration (a block boundary, at most `max_call_secs`) that
+    /// `available` credit units pay for; 0 when not even the first block is affordable.
+    pub fn max_secs(&self, available: i128) -> u64 {
+        if available <= 0 || self.price_per_minute == 0 {
+            return 0;
+        }
+        // cost(B) <= A  <=>  ceil(B * p / 60) <= A  <=>  B * p <= 60 * A.
+        let by_balance = (available.saturating_mul(60) / i128::from(self.price_per_minute))
+            .clamp(0, i128::from(u32::MAX));
+        let limit = (by_balance as u64).min(u64::from(self.max_call_secs));
+        let first = u64::from(self.initial_secs.max(1));
+        let step = u64::from(self.increment_secs.max(1));
+        if limit < first {
+            return 0;
+        }
+        first + (limit - first) / step * step
+    }
+
+    /// What the first block costs: the least a call must be able to pay to be admitted.
+    pub fn admission_cost(&self) -> u64 {
+        self.cost_of_secs(u64::from(self.initial_secs.max(1)))
+    }
+}
+
+/// A rated call: who pays and how much.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Rating {
+    /// The ledger account debited.
+    pub account: String,
+    /// The price.
+    pub tariff: Tariff,
+}
+
+/// What the configuration says about charging a call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Charge {
+    /// Not rated: the route and trunk have no price.
+    Free,
+    /// Rated.
+    Rated(Rating),
+    /// Rated, but nobody is named to pay (refused like a call without credit).
+    NoAccount,
+}
+
+/// Rate a call from `caller` on `route`, out through `trunk`, that came in from `inbound` (the
+/// trunk it arrived on, if any). The route's price wins over the trunk's; the payer is the
+/// route's `account`, else the inbound trunk's, else `[billing] account`.
+pub fn rate_call(
+    config: &Config,
+    route: &RouteConfig,
+    trunk: &TrunkConfig,
+    inbound: Option<&TrunkConfig>,
+    caller: &str,
+) -> Charge {
+    let price = route.price_per_minute.unwrap_or(trunk.price_per_minute);
+    if price == 0 {
+        return Charge::Free;
+    }
+    let rule = route
+        .account
+        .as_ref()
+        .or_else(|| inbound.and_then(|t| t.account.as_ref()))
+        .or(config.billing.account.as_ref());
+    let Some(rule) = rule else {
+        return Charge::NoAccount;
+    };
+    let account = rule.account(caller);
+    if account.is_empty() {
+        return Charge::NoAccount;
+    }
+    let b = &config.billing;
+    Charge::Rated(Rating {
+        account,
+        tariff: Tariff {
+            price_per_minute: price,
+            initial_secs: b.initial_secs,
+            increment_secs: b.increment_secs,
+            max_call_secs: b.max_call_secs,
+        },
+    })
+}
+
+/// How long a call or fax job waits for the ledger before treating it as unavailable.
+pub const LEDGER_WAIT: Duration = Duration::from_secs(5);
+
+/// Settle the pending transfer `pending_id`: post `cost` of it (the rest is released), or
+/// void it when `cost` is 0. Idempotent (the post or void has a fixed id), so a settlement
+/// retried after a restart changes nothing. The error is the ledger's code.
+pub async fn settle(
+    ledger: &ActorRef<LedgerMsg>,
+    pending_id: &str,
+    cost: u64,
+    reference: &str,
+) -> Result<(), &'static str> {
+    let (suffix, kind) = if cost == 0 {
+        ("void", TransferKind::VoidPending)
+    } else {
+        ("post", TransferKind::PostPending)
+    };
+    let req = TransferRequest {
+        id: format!("{pending_id}:{suffix}"),
+        debit_account: String::new(),
+        credit_account: String::new(),
+        amount: cost,
+        kind,
+        pending_id: Some(pending_id.to_string()),
+        timeout_secs: 0,
+        reference: Some(reference.to_string()),
+    };
+    match ledger
+        .call(|reply| LedgerMsg::Apply(req, reply), Some(LEDGER_WAIT))
+        .await
+    {
+        Ok(CallResult::Success(Ok(_))) => Ok(()),
+        Ok(CallResult::Success(Err(e))) => Err(e.code()),
+        _ => Err("ledger unavailable"),
+    }
+}
+
+/// A call or fax cause for a ledger refusal.
+pub fn refusal(e: &LedgerError) -> &'static str {
+    match e {
+        LedgerError::NoAccount(_) => "no account",
+        LedgerError::ExceedsCredits(_) => "no credit",
+        _ => "ledger error",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tariff(price: u64, initial: u32, step: u32) -> Tariff {
+        Tariff {
+            price_per_minute: price,
+            initial_secs: initial,
+            increment_secs: step,
+            max_call_secs: 14_400,
+        }
+    }
+
+    #[test]
+    fn billable_blocks() {
+        let t = tariff(60, 60, 60);
+        assert_eq!(t.billable_secs(0), 0);
+        assert_eq!(t.billable_secs(1), 60);
+        assert_eq!(t.billable_secs(60_000), 60);
+        assert_eq!(t.billable_secs(60_001), 120);
+        let t = tariff(60, 30, 6);
+        assert_eq!(t.billable_secs(29_000), 30);
+        assert_eq!(t.billable_secs(31_000), 36);
+        assert_eq!(t.billable_secs(36_000), 36);
+        assert_eq!(t.billable_secs(36_500), 42);
+        let t = tariff(60, 1, 1);
+        assert_eq!(t.billable_secs(4_200), 5);
+    }
+
+    #[test]
+    fn costs_round_up() {
+        let t = tariff(10, 1, 1);
+        assert_eq!(t.cost(60_000), 10);
+        assert_eq!(t.cost(6_000), 1);
+        assert_eq!(t.cost(6_001), 2); // 7 s of 10/min = 1.17 -> 2
+        assert_eq!(t.cost(0), 0);
+        assert_eq!(tariff(u64::MAX, 1, 1).cost_of_secs(u64::MAX), u64::MAX);
+    }
+
+    #[test]
+    fn max_secs_is_affordable_and_maximal() {
+        for (price, initial, step) in [(10, 1, 1), (10, 60, 60), (7, 30, 6), (1000, 1, 1)] {
+            let t = tariff(price, initial, step);
+            for available in 0..200i128 {
+                let secs = t.max_secs(available);
+                if secs == 0 {
+                    assert!(t.admission_cost() as i128 > available, "{t:?} {available}");
+                    continue;
+                }
+                assert!(
+                    t.cost_of_secs(secs) as i128 <= available,
+                    "{t:?} {available}"
+                );
+                // The next block is not affordable (or past the cap).
+                let next = secs + u64::from(step);
+                assert!(
+                    t.cost_of_secs(next) as i128 > available,
+                    "{t:?} {available}"
+                );
+                assert_eq!(t.billable_secs(secs * 1000), secs);
+            }
+        }
+        // A balance of exactly one minute at 10/min buys 60 s.
+        assert_eq!(tariff(10, 1, 1).max_secs(10), 60);
+        assert_eq!(tariff(10, 60, 60).max_secs(10), 60);
+        assert_eq!(tariff(10, 60, 60).max_secs(9), 0);
+        // Capped by max_call_secs.
+        let mut t = tariff(1, 1, 1);
+        t.max_call_secs = 120;
+        assert_eq!(t.max_secs(1_000_000), 120);
+        assert_eq!(t.max_secs(-5), 0);
+        assert_eq!(t.max_secs(i128::MAX), 120);
+    }
+}

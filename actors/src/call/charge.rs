@@ -1,0 +1,236 @@
+//! Charging a rated call against the credits ledger (the design's "reserve on answer, post
+//! on hangup, void on failure"):
+//!
+//! 1. **Admission**, before the trunk is dialled: the payer's account must exist and afford
+//!    the first billing block, or the caller gets `[billing] reject_status` (402 or 403).
+//! 2. **Reservation**, on answer: one pending transfer for the longest call the balance pays
+//!    for (at most `max_call_secs`), read and written by the ledger actor with nothing in
+//!    between, so concurrent calls never spend the same credit. The call is released with
+//!    cause `credit exhausted` when that time is up, or at once (`no credit`) when the
+//!    reservation is refused.
+//! 3. **Settlement**, when the call ends: the real cost (capped at the reservation) is posted,
+//!    or the reservation voided when nothing is owed, before the CDR is written. A call that
+//!    never answered reserved nothing. If the gateway dies mid-call the reservation lapses at
+//!    its timeout, so an interrupted call is never charged twice, nor more than it reserved.
+
+use std::time::{Duration, Instant};
+
+use ractor::rpc::CallResult;
+use ractor::RpcReplyPort;
+use serde::Serialize;
+use switchboard_storage::Disposition;
+
+use super::{CallMsg, CallState, Phase};
+use crate::billing::{refusal, Rating, CALLS_ACCOUNT, LEDGER_WAIT};
+use crate::context::mask_number;
+use crate::ledger::{LedgerMsg, Reservation};
+/// How long a reservation outlives the call's longest duration before it lapses.
+const RESERVATION_GRACE_SECS: u64 = 300;
+
+/// What the ledger told a call.
+#[derive(Debug)]
+pub enum ChargeEvent {
+    /// Admission: `Ok` to dial, or the cause of the refusal.
+    Admitted(Result<(), &'static str>),
+    /// The reservation made on answer, or the cause of its refusal.
+    Reserved(Result<Reservation, &'static str>),
+}
+
+/// A rated call's charging state.
+#[derive(Debug)]
+pub(crate) struct Charging {
+    pub rating: Rating,
+    /// The number to dial once admitted.
+    pub number: Option<String>,
+    /// The reservation was asked for (on answer).
+    pub reserve_sent: bool,
+    pub reserved: Option<Reservation>,
+    pub answered_at: Option<Instant>,
+    /// When the reservation runs out.
+    pub credit_until: Option<Instant>,
+}
+
+/// The charging part of a call as the admin API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChargeView {
+    /// The account charged.
+    pub account: String,
+    /// Credit units per minute.
+    pub price_per_minute: u64,
+}
+
+fn pending_id(call: &super::CallId) -> String {
+    format!("call:{call}")
+}
+
+impl Charging {
+    pub(crate) fn view(&self) -> ChargeView {
+        ChargeView {
+            account: self.rating.account.clone(),
+            price_per_minute: self.rating.tariff.price_per_minute,
+        }
+    }
+}
+
+impl CallState {
+    /// Ask the ledger whether the payer can afford the first block; the answer comes back
+    /// as [`ChargeEvent::Admitted`] and the call dials only then.
+    pub(super) fn ask_admission(&mut self, rating: Rating, number: String) {
+        let Some(ledger) = self.ctx.ledger.clone() else {
+            return self.fail(503, Disposition::Failed, "ledger unavailable");
+        };
+        let account = rating.account.clone();
+        let need = rating.tariff.admission_cost();
+        self.charging = Some(Charging {
+            rating,
+            number: Some(number),
+            reserve_sent: false,
+            reserved: None,
+            answered_at: None,
+            credit_until: None,
+        });
+        let me = self.myself.clone();
+        tokio::spawn(async move {
+            let answer = ledger
+                .call(
+                    |reply| LedgerMsg::Account(account, reply),
+                    Some(LEDGER_WAIT),
+                )
+                .await;
+            let verdict = match answer {
+                Ok(CallResult::Success(Ok(Some(a)))) if a.available() >= i128::from(need) => Ok(()),
+                Ok(CallResult::Success(Ok(Some(_)))) => Err("no credit"),
+                Ok(CallResult::Success(Ok(None))) => Err("no account"),
+                _ => Err("ledger error"),
+            };
+            let _ = me.send_message(CallMsg::Charge(ChargeEvent::Admitted(verdict)));
+        });
+    }
+
+    /// Reserve for the answered call. Sent from the actor itself, so the settlement sent
+    /// later reaches the ledger after it.
+    pub(super) fn reserve(&mut self) {
+        let (Some(c), Some(ledger)) = (self.charging.as_mut(), self.ctx.ledger.clone()) else {
+            return;
+        };
+        if c.reserve_sent {
+            return;
+        }
+        c.reserve_sent = true;
+        c.answered_at = Some(Instant::now());
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let msg = LedgerMsg::Reserve {
+            id: pending_id(&self.id),
+            account: c.rating.account.clone(),
+            credit_account: CALLS_ACCOUNT.to_string(),
+            tariff: c.rating.tariff,
+            grace_secs: RESERVATION_GRACE_SECS,
+            reference: self.id.to_string(),
+            reply: RpcReplyPort::from(tx),
+        };
+        if ledger.send_message(msg).is_err() {
+            return self.on_charge(ChargeEvent::Reserved(Err("ledger error")));
+        }
+        let me = self.myself.clone();
+        tokio::spawn(async move {
+            let r = match tokio::time::timeout(LEDGER_WAIT, rx).await {
+                Ok(Ok(r)) => r.map_err(|e| refusal(&e)),
+                _ => Err("ledger error"),
+            };
+            let _ = me.send_message(CallMsg::Charge(ChargeEvent::Reserved(r)));
+        });
+    }
+
+    pub(super) fn on_charge(&mut self, ev: ChargeEvent) {
+        match ev {
+            ChargeEvent::Admitted(verdict) => {
+                let number = self.charging.as_mut().and_then(|c| c.number.take());
+                if self.phase == Phase::Ending {
+                    return;
+                }
+                match (verdict, number) {
+                    (Ok(()), Some(number)) => self.dial(number),
+                    (Ok(()), None) => {}
+                    (Err(cause), _) => {
+                        let account = self
+                            .charging
+                            .as_ref()
+                            .map(|c| mask_number(&c.rating.account))
+                            .unwrap_or_default();
+                        tracing::info!(call = %self.id, %account, cause, "call refused by the ledger");
+                        metrics::counter!("switchboard_calls_refused_total", "cause" => cause)
+                            .increment(1);
+                        let code = self.ctx.config.billing.reject_status;
+                        self.fail(code, Disposition::Failed, cause);
+                    }
+                }
+            }
+            ChargeEvent::Reserved(Ok(r)) => {
+                let Some(c) = self.charging.as_mut() else {
+                    return;
+                };
+                c.reserved = Some(r);
+                c.credit_until = c.answered_at.map(|t| t + Duration::from_secs(r.secs));
+                tracing::debug!(call = %self.id, amount = r.amount, secs = r.secs, "credit reserved");
+            }
+            ChargeEvent::Reserved(Err(cause)) => {
+                tracing::info!(call = %self.id, cause, "no reservation on answer; releasing the call");
+                metrics::counter!("switchboard_calls_refused_total", "cause" => cause).increment(1);
+                self.hangup(cause, 503);
+            }
+        }
+    }
+
+    /// When the reservation runs out.
+    pub(super) fn credit_deadline(&self) -> Option<Instant> {
+        self.charging
+            .as_ref()
+            .and_then(|c| c.credit_until)
+            .filter(|_| self.phase == Phase::Answered)
+    }
+
+    /// Post the real cost (capped at the reservation) or void the reservation; returns the
+    /// account and what was charged, for the CDR.
+    pub(super) async fn settle(&mut self) -> Option<(String, u64)> {
+        let c = self.charging.as_ref()?;
+        let account = c.rating.account.clone();
+        if !c.reserve_sent {
+            return Some((account, 0));
+        }
+        let ledger = self.ctx.ledger.clone()?;
+        let pending = pending_id(&self.id);
+        let reserved = match c.reserved {
+            Some(r) => Some(r.amount),
+            // The answer is still on its way: the ledger has handled the reservation before
+            // this read (one mailbox, in order), so read what it made.
+            None => {
+                let id = pending.clone();
+                match ledger
+                    .call(|reply| LedgerMsg::Transfer(id, reply), Some(LEDGER_WAIT))
+                    .await
+                {
+                    Ok(CallResult::Success(Ok(t))) => t.map(|t| t.amount),
+                    _ => None,
+                }
+            }
+        };
+        let Some(reserved) = reserved else {
+            return Some((account, 0));
+        };
+        let ms = c.answered_at.map_or(0, |t| {
+            u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX)
+        });
+        let cost = c.rating.tariff.cost(ms).min(reserved);
+        match crate::billing::settle(&ledger, &pending, cost, &self.id.to_string()).await {
+            Ok(()) => {
+                metrics::counter!("switchboard_call_credits_charged_total").increment(cost);
+                Some((account, cost))
+            }
+            Err(err) => {
+                // The reservation lapses at its timeout: the call is not charged.
+                tracing::warn!(call = %self.id, err, "could not settle the call's reservation");
+                Some((account, 0))
+            }
+        }
+    }
+}
