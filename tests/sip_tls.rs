@@ -303,7 +303,11 @@ fn gateway_calls_tls_trunk(
         "{cdrs:?}"
     );
     let log = read_log(uas_messages);
-    assert!(log.contains("Via: SIP/2.0/TLS 127.0.0.1:"), "{log}");
+    // Via names the TLS listener, where responses on a new connection would go.
+    assert!(
+        log.contains(&format!("Via: SIP/2.0/TLS 127.0.0.1:{tls_port};")),
+        "{log}"
+    );
     let contact = format!("sip:switchboard@127.0.0.1:{tls_port};transport=tls");
     assert!(log.contains(&contact), "{log}");
     assert_eq!(

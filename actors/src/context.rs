@@ -58,9 +58,13 @@ pub struct CallContext {
 }
 
 impl CallContext {
-    /// `host:port` for Via sent-by.
-    pub fn via_host(&self) -> String {
-        self.sip_addr.to_string()
+    /// `host:port` for Via sent-by over `transport`: the TLS listener's address for TLS
+    /// (when there is one), `sip_addr` otherwise.
+    pub fn via_host(&self, transport: switchboard_sip::transport::Transport) -> String {
+        match (transport, self.sip_tls_addr) {
+            (switchboard_sip::transport::Transport::Tls, Some(tls)) => tls.to_string(),
+            _ => self.sip_addr.to_string(),
+        }
     }
 
     /// Our Contact URI for `transport`.

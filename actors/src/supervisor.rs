@@ -390,11 +390,10 @@ async fn teardown(ctx: &Arc<CallContext>, snap: CallSnapshot) {
     let send = |m: EndpointMsg| {
         let _ = ctx.endpoint.send_message(m);
     };
-    let via = ctx.via_host();
     let bye = |mut d: switchboard_sip::dialog::Dialog, peer: Peer| {
         let request = d.make_request(
             Method::Bye,
-            &via,
+            &ctx.via_host(peer.transport),
             peer.transport,
             &message::new_branch(),
             &ctx.contact(peer.transport),

@@ -205,7 +205,7 @@ impl CallState {
         let ctx = Arc::clone(&self.ctx);
         let Some(peer) = self.peer(to) else { return };
         let branch = message::new_branch();
-        let via = ctx.via_host();
+        let via = ctx.via_host(peer.transport);
         let contact = ctx.contact(peer.transport);
         let Some(dialog) = self.dialog_mut(to) else {
             return;
@@ -338,7 +338,13 @@ impl CallState {
         let Some(dialog) = self.dialog_mut(side) else {
             return;
         };
-        let ack = dialog.make_ack(cseq, &ctx.via_host(), peer.transport, &branch, &contact);
+        let ack = dialog.make_ack(
+            cseq,
+            &ctx.via_host(peer.transport),
+            peer.transport,
+            &branch,
+            &contact,
+        );
         self.send(EndpointMsg::SendStateless {
             peer,
             msg: ack.clone().into(),
@@ -484,10 +490,10 @@ impl CallState {
         let (Some(user), Some(pass)) = (trunk.username.as_deref(), trunk.password.as_ref()) else {
             return false;
         };
-        let via = self.ctx.via_host();
         let Some(b) = self.b.as_mut() else {
             return false;
         };
+        let via = self.ctx.via_host(b.peer.transport);
         if b.auth_tries >= 2 || self.phase == Phase::Ending {
             return false;
         }
@@ -604,7 +610,7 @@ impl CallState {
         };
         let bye = dialog.make_request(
             Method::Bye,
-            &ctx.via_host(),
+            &ctx.via_host(peer.transport),
             peer.transport,
             &branch,
             &contact,

@@ -535,7 +535,7 @@ impl CallState {
             .clone()
             .unwrap_or_else(|| ctx.sip_addr.ip().to_string());
         let contact = ctx.contact(peer.transport);
-        let via = ctx.via_host();
+        let via = ctx.via_host(peer.transport);
         let invite = build::outbound_invite(
             build::OutboundInvite {
                 uri: &uri,

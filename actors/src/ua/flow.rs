@@ -315,7 +315,7 @@ impl UaState {
             .clone()
             .unwrap_or_else(|| ctx.sip_addr.ip().to_string());
         let contact = ctx.contact(self.peer.transport);
-        let via = ctx.via_host();
+        let via = ctx.via_host(self.peer.transport);
         let invite = build::outbound_invite(
             build::OutboundInvite {
                 uri: &uri,
@@ -434,7 +434,7 @@ impl UaState {
     }
 
     fn retry_with_auth(&mut self, resp: &rsip::Response) -> bool {
-        let via = self.ctx.via_host();
+        let via = self.ctx.via_host(self.peer.transport);
         let transport = self.peer.transport;
         let peer = self.peer;
         let Some(u) = self.uac() else { return false };
@@ -482,7 +482,7 @@ impl UaState {
         };
         let ack = d.make_ack(
             cseq,
-            &ctx.via_host(),
+            &ctx.via_host(peer.transport),
             peer.transport,
             &message::new_branch(),
             &ctx.contact(peer.transport),
@@ -520,7 +520,7 @@ impl UaState {
         };
         let mut req = d.make_request(
             Method::Invite,
-            &ctx.via_host(),
+            &ctx.via_host(peer.transport),
             peer.transport,
             &branch,
             &ctx.contact(peer.transport),
@@ -753,7 +753,7 @@ impl UaState {
         };
         let bye = d.make_request(
             Method::Bye,
-            &ctx.via_host(),
+            &ctx.via_host(peer.transport),
             peer.transport,
             &branch,
             &ctx.contact(peer.transport),
