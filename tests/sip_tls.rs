@@ -1,15 +1,18 @@
 //! SIP over TLS (`[sip] tls_listen`, `transport = "tls"` trunks) against real peers.
 //!
-//! With a SIPp built with TLS (`scripts/install-peers` builds `sipp-tls` when Debian's `sipp`
-//! lacks it), SIPp speaks TLS itself (`-t l1`). Independently of that, the same calls also run
-//! with Debian's SIPp over TCP through a small TLS↔TCP bridge in this file, so the gateway's TLS
-//! paths are exercised on every machine; and a rustls client checks the listener directly
-//! (OPTIONS, a plain-TCP client and a silent one on the TLS port).
+//! The TLS peer on every machine is Kamailio with its TLS module (OpenSSL): a stateless hop
+//! between Debian's SIPp over UDP (built without TLS) and the gateway over TLS, in both
+//! directions. With a SIPp built with TLS (`scripts/install-peers` builds `sipp-tls` when it
+//! can download SIPp's source), SIPp also speaks TLS itself (`-t l1`); without it those two
+//! tests print SKIP and return. The same calls also run through a small TLS↔TCP bridge in this
+//! file, and a rustls client checks the listener directly (OPTIONS, a plain-TCP client and a
+//! silent one on the TLS port).
 
 mod common;
 
 use std::io::{Read, Write};
 use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -190,6 +193,164 @@ fn tls_server_bridge(cert: &Path, key: &Path, target: SocketAddr) -> Bridge {
 }
 
 // ---------------------------------------------------------------------------------------
+// Kamailio (with its TLS module) as the TLS peer: a stateless hop between Debian's SIPp over
+// UDP and the gateway over TLS, with OpenSSL on the far side of every handshake.
+
+/// A Kamailio process; killed when dropped.
+struct Kamailio {
+    child: std::process::Child,
+    udp: SocketAddr,
+    tls: SocketAddr,
+    log: PathBuf,
+}
+
+impl Drop for Kamailio {
+    /// Kamailio forks workers: end its whole process group (SIGTERM, then SIGKILL).
+    fn drop(&mut self) {
+        let group = format!("-{}", self.child.id());
+        for signal in ["-TERM", "-KILL"] {
+            let _ = Command::new("kill").args([signal, "--", &group]).status();
+            let deadline = Instant::now() + Duration::from_secs(2);
+            while Instant::now() < deadline {
+                if matches!(self.child.try_wait(), Ok(Some(_))) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        let _ = self.child.wait();
+    }
+}
+
+impl Kamailio {
+    fn log(&self) -> String {
+        read_log(&self.log)
+    }
+}
+
+/// Start Kamailio on free UDP and TLS ports of 127.0.0.1, serving `cert`/`key` and verifying
+/// the servers it connects to with `ca`. Every request that arrives over `from` (`UDP` or
+/// `TLS`) goes to `next_hop` (a SIP URI; SIPp's built-in scenarios send in-dialog requests to
+/// the address they dialled, not to the Contact); requests from the other side follow their
+/// Request-URI, responses their Via.
+fn kamailio(
+    dir: &Path,
+    (ca, cert, key): (&Path, &Path, &Path),
+    from: &str,
+    next_hop: &str,
+) -> Kamailio {
+    let (udp_port, tls_port) = (common::free_port(), common::free_port());
+    std::fs::write(
+        dir.join("tls.cfg"),
+        format!(
+            "[server:default]\nmethod = TLSv1.2+\nverify_certificate = no\nrequire_certificate = no\n\
+             private_key = {}\ncertificate = {}\n\n\
+             [client:default]\nmethod = TLSv1.2+\nverify_certificate = yes\nrequire_certificate = yes\n\
+             ca_list = {}\n",
+            key.display(),
+            cert.display(),
+            ca.display()
+        ),
+    )
+    .unwrap();
+    let cfg = dir.join("kamailio.cfg");
+    std::fs::write(
+        &cfg,
+        format!(
+            "#!KAMAILIO\n\
+             debug=2\nlog_stderror=yes\nchildren=1\ntcp_children=1\nenable_tls=yes\nauto_aliases=no\n\
+             listen=udp:127.0.0.1:{udp_port}\nlisten=tls:127.0.0.1:{tls_port}\n\
+             loadmodule \"tls.so\"\nloadmodule \"sl.so\"\nloadmodule \"pv.so\"\n\
+             modparam(\"tls\", \"config\", \"{}\")\n\
+             request_route {{\n\
+               if (proto == {from}) {{ $du = \"{next_hop}\"; }}\n\
+               forward();\n\
+               exit;\n\
+             }}\n",
+            dir.join("tls.cfg").display()
+        ),
+    )
+    .unwrap();
+    let log = dir.join("kamailio.log");
+    let child = Command::new("kamailio")
+        .arg("-f")
+        .arg(&cfg)
+        .args(["-DD", "-E", "-m", "32", "-M", "8", "-w"])
+        .arg(dir)
+        .process_group(0)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(std::fs::File::options().append(true).open(&log).unwrap())
+        .spawn()
+        .expect("kamailio not installed (scripts/install-peers)");
+    let tls = SocketAddr::from(([127, 0, 0, 1], tls_port));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(tls).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "kamailio did not start: {}",
+            read_log(&log)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Kamailio {
+        child,
+        udp: SocketAddr::from(([127, 0, 0, 1], udp_port)),
+        tls,
+        log,
+    }
+}
+
+#[test]
+fn kamailio_over_tls_carries_sipp_calls_to_the_gateway() {
+    tls_caller_reaches_udp_trunk(|tls_port, ca, cert, key, messages| {
+        let dir = messages.parent().unwrap();
+        let kam = kamailio(
+            dir,
+            (ca, cert, key),
+            "UDP",
+            &format!("sip:127.0.0.1:{tls_port};transport=tls"),
+        );
+        let run = uac(
+            "uac",
+            &kam.udp.to_string(),
+            &[
+                "-m",
+                "5",
+                "-r",
+                "5",
+                "-trace_msg",
+                "-message_file",
+                messages.to_str().unwrap(),
+            ],
+            Duration::from_secs(40),
+        );
+        assert_eq!(run.code, 0, "{}\nkamailio:\n{}", run.output, kam.log());
+        run
+    });
+}
+
+#[test]
+fn the_gateway_calls_sipp_through_kamailio_over_tls() {
+    let (dir, ca, cert, key) = certs("out-kamailio");
+    let messages = dir.join("uas_messages.log");
+    let uas = Sipp::uas(
+        "uas",
+        &["-trace_msg", "-message_file", messages.to_str().unwrap()],
+    );
+    let kam = kamailio(
+        &dir,
+        (&ca, &cert, &key),
+        "TLS",
+        &format!("sip:{}", uas.addr()),
+    );
+    gateway_calls_tls_trunk(kam.tls, (&ca, &cert, &key), &messages);
+    drop(uas);
+    drop(kam);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// ---------------------------------------------------------------------------------------
 // (a) A caller over TLS, routed to a UDP trunk.
 
 /// Five calls from a caller over TLS (`caller` runs SIPp toward the gateway's TLS port and
@@ -206,7 +367,7 @@ fn tls_caller_reaches_udp_trunk(
     assert_eq!(run.code, 0, "sipp failed: {}", run.output);
     assert_eq!((run.successful, run.failed), (5, 0));
     let cdrs = gw.wait_cdrs(5);
-    assert_eq!(cdrs.len(), 5);
+    assert_eq!(cdrs.len(), 5, "{}", gw.log());
     for c in &cdrs {
         assert_eq!(c["disposition"], "ANSWERED", "{c}");
         assert_eq!(c["trunk_out"], "uas");
