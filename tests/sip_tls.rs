@@ -303,7 +303,7 @@ fn kamailio(
 
 #[test]
 fn kamailio_over_tls_carries_sipp_calls_to_the_gateway() {
-    tls_caller_reaches_udp_trunk(|tls_port, ca, cert, key, messages| {
+    tls_caller_reaches_udp_trunk("in-kamailio", |tls_port, ca, cert, key, messages| {
         let dir = messages.parent().unwrap();
         let kam = kamailio(
             dir,
@@ -357,9 +357,11 @@ fn the_gateway_calls_sipp_through_kamailio_over_tls() {
 /// traces SIPp's messages to the given file) to a SIPp UAS over UDP: all answered, and the
 /// gateway's answers say TLS (Contact `;transport=tls` on the TLS port).
 fn tls_caller_reaches_udp_trunk(
+    tag: &str,
     caller: impl FnOnce(u16, &Path, &Path, &Path, &Path) -> common::Run,
 ) {
-    let (dir, ca, cert, key) = certs("in");
+    // Each test its own directory: they run in parallel.
+    let (dir, ca, cert, key) = certs(tag);
     let uas = Sipp::uas("uas", &[]);
     let (gw, tls_port) = tls_gateway(&trunk_route("uas", &uas.addr()), &cert, &key);
     let messages = dir.join("caller_messages.log");
@@ -387,7 +389,7 @@ fn sipp_tls_caller_reaches_a_udp_trunk() {
     let Some(sipp) = native_sipp("sipp_tls_caller_reaches_a_udp_trunk") else {
         return;
     };
-    tls_caller_reaches_udp_trunk(|tls_port, _ca, cert, key, messages| {
+    tls_caller_reaches_udp_trunk("in-sipp", |tls_port, _ca, cert, key, messages| {
         uac_bin(
             &sipp,
             "uac",
@@ -414,7 +416,7 @@ fn sipp_tls_caller_reaches_a_udp_trunk() {
 
 #[test]
 fn bridged_tls_caller_reaches_a_udp_trunk() {
-    tls_caller_reaches_udp_trunk(|tls_port, ca, _cert, _key, messages| {
+    tls_caller_reaches_udp_trunk("in-bridged", |tls_port, ca, _cert, _key, messages| {
         let bridge = tls_client_bridge(SocketAddr::from(([127, 0, 0, 1], tls_port)), ca);
         uac(
             "uac",
