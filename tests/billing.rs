@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{uac, Gateway, Sipp};
+use common::{uac, uac_in_background, Gateway, Sipp};
 use serde_json::{json, Value};
 
 fn post(gw: &Gateway, path: &str, body: Value) -> (u16, Value) {
@@ -62,20 +62,13 @@ fn a_call_with_one_minute_of_credit_is_cut_at_a_minute_and_charged_once() {
     let gw = Gateway::start(&rated(&uas.addr(), 10, "account = \"acme\""));
     // 10 units at 10 per minute: one minute.
     funded(&gw, "acme", 10);
-    let caller = std::thread::spawn({
-        let target = gw.sip();
-        move || {
-            uac(
-                "uac_wait_bye.xml",
-                &target,
-                &["-m", "1", "-s", "442071234567"],
-                Duration::from_secs(100),
-            )
-        }
-    });
-    let calls = gw.wait_calls(Duration::from_secs(10), |c| {
-        c.iter().any(|c| c["state"] == "answered")
-    });
+    let caller = uac_in_background(
+        "uac_wait_bye.xml",
+        &gw.sip(),
+        &["-m", "1", "-s", "442071234567"],
+        Duration::from_secs(100),
+    );
+    let calls = gw.wait_answered(1);
     let call = calls[0]["id"].as_str().unwrap().to_string();
     assert_eq!(calls[0]["charge"]["account"], "acme", "{calls:?}");
     assert_eq!(calls[0]["charge"]["price_per_minute"], 10);

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{trunk_route, uac, Gateway, Sipp};
+use common::{trunk_route, uac, uac_in_background, Gateway, Sipp};
 
 #[test]
 fn five_hundred_calls_at_50_cps_all_answered_with_cdrs() {
@@ -243,20 +243,13 @@ fn crashed_call_actor_is_torn_down_and_others_survive() {
     let gw = Gateway::start(&trunk_route("uas", &uas.addr()));
     let total = gw.status()["rtp_port_pairs_total"].clone();
     // Two long calls: each caller waits for a BYE from the network.
-    let victim = std::thread::spawn({
-        let target = gw.sip();
-        move || {
-            uac(
-                "uac_wait_bye.xml",
-                &target,
-                &["-m", "1"],
-                Duration::from_secs(60),
-            )
-        }
-    });
-    let calls = gw.wait_calls(Duration::from_secs(10), |c| {
-        c.iter().any(|c| c["state"] == "answered")
-    });
+    let victim = uac_in_background(
+        "uac_wait_bye.xml",
+        &gw.sip(),
+        &["-m", "1"],
+        Duration::from_secs(60),
+    );
+    let calls = gw.wait_answered(1);
     let victim_id = calls
         .iter()
         .find(|c| c["state"] == "answered")
@@ -264,20 +257,13 @@ fn crashed_call_actor_is_torn_down_and_others_survive() {
         .as_str()
         .unwrap()
         .to_string();
-    let survivor = std::thread::spawn({
-        let target = gw.sip();
-        move || {
-            uac(
-                "uac_long.xml",
-                &target,
-                &["-m", "1"],
-                Duration::from_secs(60),
-            )
-        }
-    });
-    gw.wait_calls(Duration::from_secs(10), |c| {
-        c.iter().filter(|c| c["state"] == "answered").count() == 2
-    });
+    let survivor = uac_in_background(
+        "uac_long.xml",
+        &gw.sip(),
+        &["-m", "1"],
+        Duration::from_secs(60),
+    );
+    gw.wait_answered(2);
     let (code, _) = gw
         .try_request("POST", &format!("/api/v1/calls/{victim_id}/crash"))
         .unwrap();
@@ -402,20 +388,13 @@ fn session_without_refresh_is_ended_at_expiry() {
 fn operator_hangup_through_the_api_and_cli_views() {
     let uas = Sipp::uas("uas", &["-m", "1"]);
     let gw = Gateway::start(&trunk_route("uas", &uas.addr()));
-    let caller = std::thread::spawn({
-        let target = gw.sip();
-        move || {
-            uac(
-                "uac_wait_bye.xml",
-                &target,
-                &["-m", "1", "-s", "442071234567"],
-                Duration::from_secs(40),
-            )
-        }
-    });
-    let calls = gw.wait_calls(Duration::from_secs(10), |c| {
-        c.iter().any(|c| c["state"] == "answered")
-    });
+    let caller = uac_in_background(
+        "uac_wait_bye.xml",
+        &gw.sip(),
+        &["-m", "1", "-s", "442071234567"],
+        Duration::from_secs(40),
+    );
+    let calls = gw.wait_answered(1);
     let id = calls[0]["id"].as_str().expect("call id").to_string();
     // One call by id, with both legs and their own Call-IDs.
     let (code, call) = gw.get(&format!("/api/v1/calls/{id}"));

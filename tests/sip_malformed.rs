@@ -7,7 +7,7 @@ mod common;
 use std::net::UdpSocket;
 use std::time::Duration;
 
-use common::{trunk_route, uac, Gateway, Sipp};
+use common::{trunk_route, Gateway, Sipp};
 
 fn invite(extra_headers: &str, content_length: &str, body: &str) -> Vec<u8> {
     format!(
@@ -42,17 +42,12 @@ fn malformed_sip_is_rejected_or_dropped_and_calls_are_unaffected() {
     let gw = Gateway::start(&trunk_route("uas", &uas.addr()));
     let target = gw.sip();
     // Real calls in the background the whole time.
-    let calls = std::thread::spawn({
-        let target = target.clone();
-        move || {
-            uac(
-                "uac",
-                &target,
-                &["-r", "20", "-m", "100"],
-                Duration::from_secs(60),
-            )
-        }
-    });
+    let calls = common::uac_in_background(
+        "uac",
+        &target,
+        &["-r", "20", "-m", "100"],
+        Duration::from_secs(60),
+    );
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     let long_value = "a".repeat(10_000);
     let many_headers: String = (0..300).map(|i| format!("X-H{i}: v\r\n")).collect();

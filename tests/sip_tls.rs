@@ -303,28 +303,15 @@ fn kamailio(
 
 #[test]
 fn kamailio_over_tls_carries_sipp_calls_to_the_gateway() {
-    tls_caller_reaches_udp_trunk("in-kamailio", |tls_port, ca, cert, key, messages| {
-        let dir = messages.parent().unwrap();
+    tls_caller_reaches_udp_trunk("in-kamailio", |tls_port, (ca, cert, key), five| {
+        let dir = ca.parent().unwrap();
         let kam = kamailio(
             dir,
             (ca, cert, key),
             "UDP",
             &format!("sip:127.0.0.1:{tls_port};transport=tls"),
         );
-        let run = uac(
-            "uac",
-            &kam.udp.to_string(),
-            &[
-                "-m",
-                "5",
-                "-r",
-                "5",
-                "-trace_msg",
-                "-message_file",
-                messages.to_str().unwrap(),
-            ],
-            Duration::from_secs(40),
-        );
+        let run = uac("uac", &kam.udp.to_string(), five, Duration::from_secs(40));
         assert_eq!(run.code, 0, "{}\nkamailio:\n{}", run.output, kam.log());
         run
     });
@@ -353,19 +340,28 @@ fn the_gateway_calls_sipp_through_kamailio_over_tls() {
 // ---------------------------------------------------------------------------------------
 // (a) A caller over TLS, routed to a UDP trunk.
 
-/// Five calls from a caller over TLS (`caller` runs SIPp toward the gateway's TLS port and
-/// traces SIPp's messages to the given file) to a SIPp UAS over UDP: all answered, and the
-/// gateway's answers say TLS (Contact `;transport=tls` on the TLS port).
+/// Five calls from a caller over TLS (`caller` runs SIPp toward the gateway's TLS port with
+/// the given arguments for five traced calls, and any of its own) to a SIPp UAS over UDP: all
+/// answered, and the gateway's answers say TLS (Contact `;transport=tls` on the TLS port).
 fn tls_caller_reaches_udp_trunk(
     tag: &str,
-    caller: impl FnOnce(u16, &Path, &Path, &Path, &Path) -> common::Run,
+    caller: impl FnOnce(u16, (&Path, &Path, &Path), &[&str]) -> common::Run,
 ) {
     // Each test its own directory: they run in parallel.
     let (dir, ca, cert, key) = certs(tag);
     let uas = Sipp::uas("uas", &[]);
     let (gw, tls_port) = tls_gateway(&trunk_route("uas", &uas.addr()), &cert, &key);
     let messages = dir.join("caller_messages.log");
-    let run = caller(tls_port, &ca, &cert, &key, &messages);
+    let five = [
+        "-m",
+        "5",
+        "-r",
+        "5",
+        "-trace_msg",
+        "-message_file",
+        messages.to_str().unwrap(),
+    ];
+    let run = caller(tls_port, (&ca, &cert, &key), &five);
     assert_eq!(run.code, 0, "sipp failed: {}", run.output);
     assert_eq!((run.successful, run.failed), (5, 0));
     let cdrs = gw.wait_cdrs(5);
@@ -389,26 +385,23 @@ fn sipp_tls_caller_reaches_a_udp_trunk() {
     let Some(sipp) = native_sipp("sipp_tls_caller_reaches_a_udp_trunk") else {
         return;
     };
-    tls_caller_reaches_udp_trunk("in-sipp", |tls_port, _ca, cert, key, messages| {
+    tls_caller_reaches_udp_trunk("in-sipp", |tls_port, (_, cert, key), five| {
         uac_bin(
             &sipp,
             "uac",
             &format!("127.0.0.1:{tls_port}"),
             &[
-                "-t",
-                "l1",
-                "-tls_cert",
-                cert.to_str().unwrap(),
-                "-tls_key",
-                key.to_str().unwrap(),
-                "-m",
-                "5",
-                "-r",
-                "5",
-                "-trace_msg",
-                "-message_file",
-                messages.to_str().unwrap(),
-            ],
+                &[
+                    "-t",
+                    "l1",
+                    "-tls_cert",
+                    cert.to_str().unwrap(),
+                    "-tls_key",
+                    key.to_str().unwrap(),
+                ],
+                five,
+            ]
+            .concat(),
             Duration::from_secs(40),
         )
     });
@@ -416,22 +409,12 @@ fn sipp_tls_caller_reaches_a_udp_trunk() {
 
 #[test]
 fn bridged_tls_caller_reaches_a_udp_trunk() {
-    tls_caller_reaches_udp_trunk("in-bridged", |tls_port, ca, _cert, _key, messages| {
+    tls_caller_reaches_udp_trunk("in-bridged", |tls_port, (ca, _, _), five| {
         let bridge = tls_client_bridge(SocketAddr::from(([127, 0, 0, 1], tls_port)), ca);
         uac(
             "uac",
             &bridge.addr.to_string(),
-            &[
-                "-t",
-                "t1",
-                "-m",
-                "5",
-                "-r",
-                "5",
-                "-trace_msg",
-                "-message_file",
-                messages.to_str().unwrap(),
-            ],
+            &[&["-t", "t1"], five].concat(),
             Duration::from_secs(40),
         )
     });

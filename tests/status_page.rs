@@ -54,18 +54,13 @@ fn the_status_page_shows_live_data_in_headless_chromium() {
     let browser = chromium().expect("chromium not installed (scripts/install-peers)");
     let uas = Sipp::uas("uas", &["-m", "1"]);
     let gw = Gateway::start(&trunk_route("carrier-x", &uas.addr()));
-    let sip = gw.sip();
-    let caller = std::thread::spawn(move || {
-        common::uac(
-            "uac_long.xml",
-            &sip,
-            &["-s", "4930777888", "-m", "1"],
-            Duration::from_secs(40),
-        )
-    });
-    gw.wait_calls(Duration::from_secs(10), |c| {
-        c.first().is_some_and(|c| c["state"] == "answered")
-    });
+    let caller = common::uac_in_background(
+        "uac_long.xml",
+        &gw.sip(),
+        &["-s", "4930777888", "-m", "1"],
+        Duration::from_secs(40),
+    );
+    gw.wait_answered(1);
     // A balance for the page to show.
     let post = |path: &str, body: serde_json::Value| {
         let (code, v) = gw.request_body("POST", path, &body.to_string()).unwrap();

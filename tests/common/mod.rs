@@ -349,6 +349,13 @@ impl Gateway {
         }
     }
 
+    /// Wait (up to 10 s) until at least `n` calls are answered; the calls listed then.
+    pub fn wait_answered(&self, n: usize) -> Vec<Value> {
+        self.wait_calls(Duration::from_secs(10), |c| {
+            c.iter().filter(|c| c["state"] == "answered").count() >= n
+        })
+    }
+
     /// `/api/v1/status`.
     pub fn status(&self) -> Value {
         self.get("/api/v1/status").1
@@ -498,6 +505,21 @@ pub struct Run {
     pub successful: u64,
     pub failed: u64,
     pub output: String,
+}
+
+/// [`uac`] on a thread of its own (a caller that stays on the line while the test goes on).
+pub fn uac_in_background(
+    scenario: &str,
+    target: &str,
+    extra: &[&str],
+    timeout: Duration,
+) -> std::thread::JoinHandle<Run> {
+    let (scenario, target) = (scenario.to_string(), target.to_string());
+    let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+    std::thread::spawn(move || {
+        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+        uac(&scenario, &target, &extra, timeout)
+    })
 }
 
 /// Run a SIPp client scenario toward `target` to completion.
