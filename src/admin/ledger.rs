@@ -29,7 +29,7 @@ fn ledger_error(e: LedgerError) -> ApiError {
         LedgerError::ExceedsCredits(_) | LedgerError::ExceedsPendingAmount => {
             StatusCode::UNPROCESSABLE_ENTITY
         }
-        LedgerError::Store(_) => return ApiError::unavailable(),
+        LedgerError::Store(_) | LedgerError::NotDurable => return ApiError::unavailable(),
         _ => StatusCode::BAD_REQUEST,
     };
     ApiError::new(status, e.code(), e.to_string())

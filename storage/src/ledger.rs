@@ -14,7 +14,9 @@
 //!   voided by the first operation that finds it past its time, or by [`Ledger::expire`],
 //!   which reads only the due entries of a deadline index.
 //! - **Durable before acknowledged:** every operation writes the transfer, its effect on both
-//!   accounts and the account index in one atomic batch, then flushes.
+//!   accounts and the account index in one atomic batch, then flushes; or, from
+//!   [`Ledger::deferred`], leaves the flush to its caller, who must flush the store before it
+//!   acknowledges (group commit: one flush for many transfers).
 //!
 //! [`Ledger`] is not thread-safe by itself: its writer (the ledger actor) serialises calls.
 
@@ -187,6 +189,9 @@ pub enum LedgerError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The write was made but could not be flushed to disk: it is not acknowledged.
+    #[error("the ledger could not flush to disk")]
+    NotDurable,
 }
 
 impl LedgerError {
@@ -204,6 +209,7 @@ impl LedgerError {
             LedgerError::PendingNotPending { .. } => "pending_not_pending",
             LedgerError::ExceedsPendingAmount => "exceeds_pending_amount",
             LedgerError::Store(_) => "store",
+            LedgerError::NotDurable => "not_durable",
         }
     }
 }
@@ -224,6 +230,8 @@ fn check_id(id: &str) -> Result<(), LedgerError> {
 /// The ledger over a store.
 pub struct Ledger<'a> {
     store: &'a dyn Store,
+    /// Flush after every write (else the caller flushes before acknowledging).
+    flush_each: bool,
 }
 
 /// Whether a transfer was written now or existed already (idempotent replay).
@@ -245,7 +253,26 @@ fn index_key(account: &str, seq: u64) -> Vec<u8> {
 impl<'a> Ledger<'a> {
     /// The ledger in `store`.
     pub fn new(store: &'a dyn Store) -> Self {
-        Ledger { store }
+        Ledger {
+            store,
+            flush_each: true,
+        }
+    }
+
+    /// The ledger in `store`, writing without flushing: the caller must call
+    /// [`Store::flush`] before it acknowledges any write made through it.
+    pub fn deferred(store: &'a dyn Store) -> Self {
+        Ledger {
+            store,
+            flush_each: false,
+        }
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        if self.flush_each {
+            self.store.flush()?;
+        }
+        Ok(())
     }
 
     /// An account.
@@ -303,7 +330,7 @@ impl<'a> Ledger<'a> {
         };
         self.store
             .put(Tree::Accounts, id.as_bytes(), &encode(Tree::Accounts, &a)?)?;
-        self.store.flush()?;
+        self.flush()?;
         Ok((a, true))
     }
 
@@ -477,7 +504,7 @@ impl<'a> Ledger<'a> {
             },
         ];
         self.store.apply_batch(ops)?;
-        self.store.flush()?;
+        self.flush()?;
         Ok(true)
     }
 
@@ -557,7 +584,7 @@ impl<'a> Ledger<'a> {
             });
         }
         self.store.apply_batch(ops)?;
-        self.store.flush()?;
+        self.flush()?;
         Ok(())
     }
 }
