@@ -154,3 +154,29 @@ impl Reloader {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(billing: &str, price: u32) -> Config {
+        let toml = format!(
+            "{billing}\n[[trunk]]\nname = \"t\"\naddress = \"127.0.0.1:5070\"\nprice_per_minute = {price}\n\n[[route]]\nmatch = \"*\"\nto = \"trunk:t\"\n"
+        );
+        switchboard_config::load_from_str(&toml, &[]).unwrap()
+    }
+
+    #[test]
+    fn prices_and_billing_reload_but_trunk_addresses_do_not() {
+        let old = config("", 1);
+        // New prices, payer and blocks: all applied by a reload.
+        let new = config("[billing]\naccount = \"caller\"\nincrement_secs = 6\n", 5);
+        assert_eq!(with_reloadable(&old, &new), new);
+        // A trunk's address is not reloadable.
+        let mut moved = new.clone();
+        moved.trunks[0].address = "127.0.0.1:5071".parse().unwrap();
+        let merged = with_reloadable(&old, &moved);
+        assert_ne!(merged, moved);
+        assert_eq!(changed_section(&merged, &moved), "[[trunk]]");
+    }
+}

@@ -160,7 +160,12 @@ impl CallState {
                         tracing::info!(call = %self.id, %account, cause, "call refused by the ledger");
                         metrics::counter!("switchboard_calls_refused_total", "cause" => cause)
                             .increment(1);
-                        let code = self.ctx.config.billing.reject_status;
+                        // No payer or no credit: the configured refusal; an unreachable
+                        // ledger is our failure, not the caller's.
+                        let code = match cause {
+                            "ledger error" => 503,
+                            _ => self.ctx.config.billing.reject_status,
+                        };
                         self.fail(code, Disposition::Failed, cause);
                     }
                 }
