@@ -143,7 +143,7 @@ impl fmt::Debug for AppConfig {
 
 /// `url` fit for logs: user info (`user:pass@`) and the query (often `?token=...`) become `***`;
 /// scheme, host, port and path stay.
-fn redact_url(url: &str) -> String {
+pub(crate) fn redact_url(url: &str) -> String {
     let (scheme, rest) = match url.split_once("://") {
         Some((s, r)) => (Some(s), r),
         None => (None, url),

@@ -45,8 +45,8 @@ impl fmt::Display for T38Policy {
     }
 }
 
-/// `[fax]`: fax jobs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `[fax]`: fax jobs. Its `Debug` hides credentials and the query of `webhook_url`.
+#[derive(Clone, PartialEq, Eq)]
 pub struct FaxConfig {
     /// Dial attempts per outbound job (1..=10, default 3).
     pub max_attempts: u32,
@@ -76,6 +76,29 @@ pub struct FaxConfig {
     pub t38_switch_timeout_secs: u32,
     /// Ghostscript binary used to render PDF input (default "gs").
     pub gs: String,
+}
+
+impl fmt::Debug for FaxConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FaxConfig")
+            .field("max_attempts", &self.max_attempts)
+            .field("retry_delay_secs", &self.retry_delay_secs)
+            .field("spool", &self.spool)
+            .field("ident", &self.ident)
+            .field("ecm", &self.ecm)
+            .field("max_rate", &self.max_rate)
+            .field("t38_version", &self.t38_version)
+            .field("max_pages", &self.max_pages)
+            .field("max_file_bytes", &self.max_file_bytes)
+            .field(
+                "webhook_url",
+                &self.webhook_url.as_deref().map(crate::apps::redact_url),
+            )
+            .field("webhook_secret", &self.webhook_secret)
+            .field("t38_switch_timeout_secs", &self.t38_switch_timeout_secs)
+            .field("gs", &self.gs)
+            .finish()
+    }
 }
 
 impl FaxConfig {
@@ -294,6 +317,25 @@ mod tests {
 
     fn errs(toml: &str) -> ConfigErrors {
         load_from_str(toml, &[]).expect_err("expected errors")
+    }
+
+    #[test]
+    fn debug_hides_webhook_credentials_and_secret() {
+        let c = load_from_str(
+            "[fax]\nwebhook_url = \"https://user:pw-123@hooks.example/fax?token=tok-456\"\nwebhook_secret = \"0123456789abcdef-secret\"\n",
+            &[],
+        )
+        .unwrap();
+        let shown = format!("{:?}", c.fax);
+        for secret in ["pw-123", "tok-456", "0123456789abcdef-secret"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+        assert!(shown.contains("hooks.example/fax"), "{shown}");
+        // The URL itself is used unchanged.
+        assert_eq!(
+            c.fax.webhook_url.as_deref(),
+            Some("https://user:pw-123@hooks.example/fax?token=tok-456")
+        );
     }
 
     #[test]
