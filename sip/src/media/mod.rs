@@ -57,36 +57,6 @@ mod no_panic {
     /// Characters that tend to reach interesting parser states.
     const SPICE: &[u8] = b"{}[]\":,\\ 0123456789-+.eEtrufalsn/=AZaz\xc3\xa9\x00\x7f";
 
-    fn mutate(rng: &mut XorShift, seed: &[u8]) -> Vec<u8> {
-        let mut v = seed.to_vec();
-        for _ in 0..rng.below(4) {
-            let at = rng.below(v.len() + 1);
-            match rng.below(6) {
-                0 if at < v.len() => v[at] = rng.byte(),
-                1 => v.insert(at, SPICE[rng.below(SPICE.len())]),
-                2 if at < v.len() => {
-                    v.remove(at);
-                }
-                3 => v.truncate(at),
-                4 => {
-                    let end = (at + rng.below(16)).min(v.len());
-                    let chunk = v[at..end].to_vec();
-                    v.splice(at..at, chunk);
-                }
-                _ => {
-                    if let Some(b) = v.get_mut(at) {
-                        *b ^= 1 << rng.below(8);
-                    }
-                }
-            }
-        }
-        v
-    }
-
-    fn random_bytes(rng: &mut XorShift, max: usize) -> Vec<u8> {
-        (0..rng.below(max)).map(|_| rng.byte()).collect()
-    }
-
     #[test]
     fn parsers_never_panic() {
         let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
@@ -109,10 +79,10 @@ mod no_panic {
         let mut accepted = 0usize;
         for i in 0..ITERATIONS {
             let frame = if i % 5 == 0 {
-                random_bytes(&mut rng, 200)
+                rng.bytes(200)
             } else {
                 let seed = &seeds[rng.below(seeds.len())];
-                mutate(&mut rng, seed.as_bytes())
+                rng.mutate(seed.as_bytes(), SPICE)
             };
             let text = String::from_utf8_lossy(&frame);
             for reader in &mut readers {
@@ -121,7 +91,7 @@ mod no_panic {
                 }
             }
             let _ = TelephoneEvent::parse(&frame);
-            let mut packet = random_bytes(&mut rng, 64);
+            let mut packet = rng.bytes(64);
             if let Some(first) = packet.first_mut() {
                 *first = 0x80 | (*first & 0x3F);
             }

@@ -1968,31 +1968,10 @@ mod tests {
         const ITERATIONS: usize = 20_000;
         for i in 0..ITERATIONS {
             let bytes: Vec<u8> = if i % 7 == 0 {
-                (0..rng.below(160)).map(|_| rng.byte()).collect()
+                rng.bytes(160)
             } else {
-                let mut v = seeds[rng.below(seeds.len())].as_bytes().to_vec();
-                for _ in 0..rng.below(4) {
-                    let at = rng.below(v.len() + 1);
-                    match rng.below(6) {
-                        0 if at < v.len() => v[at] = rng.byte(),
-                        1 => v.insert(at, SPICE[rng.below(SPICE.len())]),
-                        2 if at < v.len() => {
-                            v.remove(at);
-                        }
-                        3 => v.truncate(at),
-                        4 => {
-                            let end = (at + rng.below(16)).min(v.len());
-                            let chunk = v[at..end].to_vec();
-                            v.splice(at..at, chunk);
-                        }
-                        _ => {
-                            if let Some(b) = v.get_mut(at) {
-                                *b ^= 1 << rng.below(8);
-                            }
-                        }
-                    }
-                }
-                v
+                let seed = seeds[rng.below(seeds.len())].as_bytes();
+                rng.mutate(seed, SPICE)
             };
             let frame = String::from_utf8_lossy(&bytes);
             let mut readers: Vec<IngestReader> = fresh.iter().chain(&primed).cloned().collect();
