@@ -468,14 +468,17 @@ async fn list_cdrs(State(s): State<AdminState>, Query(q): Query<CdrQuery>) -> Ap
     ok_json(json!({"cdrs": cdrs}))
 }
 
-async fn list_trunks(State(s): State<AdminState>) -> ApiResult {
-    let trunks: Vec<_> = s
-        .gateway
+/// Every trunk's live status, in config order.
+fn trunk_statuses(s: &AdminState) -> Vec<switchboard_actors::trunk::TrunkStatus> {
+    s.gateway
         .trunks
         .iter()
         .map(|t| t.borrow().clone())
-        .collect();
-    ok_json(json!({"trunks": trunks}))
+        .collect()
+}
+
+async fn list_trunks(State(s): State<AdminState>) -> ApiResult {
+    ok_json(json!({"trunks": trunk_statuses(&s)}))
 }
 
 fn devices_actor(s: &AdminState) -> Result<ractor::ActorRef<DeviceSupervisorMsg>, ApiError> {

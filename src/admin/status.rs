@@ -59,12 +59,7 @@ pub async fn overview(
     let ms = ACTOR_TIMEOUT.as_millis() as u64;
     let calls = ractor::call_t!(s.gateway.supervisor, SupervisorMsg::List, ms)
         .map_err(|_| ApiError::unavailable())?;
-    let trunks: Vec<_> = s
-        .gateway
-        .trunks
-        .iter()
-        .map(|t| t.borrow().clone())
-        .collect();
+    let trunks = super::trunk_statuses(&s);
     let devices = match &s.gateway.devices {
         Some(d) => ractor::call_t!(d, DeviceSupervisorMsg::List, ms).unwrap_or_default(),
         None => Vec::new(),
