@@ -136,14 +136,6 @@ impl LedgerState {
     }
 }
 
-/// Run `f` on the ledger off the async workers (writes flush to disk).
-async fn on_ledger<T: Send + 'static>(
-    store: &Arc<dyn Store>,
-    f: impl FnOnce(&Ledger<'_>) -> Result<T, LedgerError> + Send + 'static,
-) -> Result<T, LedgerError> {
-    run(store, f).await
-}
-
 /// Run `f` on the ledger here, without flushing (a writer defers its answer to the next
 /// [`LedgerMsg::Flush`]). With no fsync, a transfer is a few reads and one batch in sled's
 /// memory, cheaper than a trip to the blocking pool; so is a point read.
@@ -154,7 +146,8 @@ fn inline<T>(
     f(&Ledger::deferred(store.as_ref()))
 }
 
-async fn run<T: Send + 'static>(
+/// Run `f` on the ledger off the async workers (writes flush to disk).
+async fn on_ledger<T: Send + 'static>(
     store: &Arc<dyn Store>,
     f: impl FnOnce(&Ledger<'_>) -> Result<T, LedgerError> + Send + 'static,
 ) -> Result<T, LedgerError> {

@@ -30,8 +30,8 @@ const RESERVATION_GRACE_SECS: u64 = 300;
 /// What the ledger told a call.
 #[derive(Debug)]
 pub enum ChargeEvent {
-    /// Admission: `Ok` to dial, or the cause of the refusal.
-    Admitted(Result<(), &'static str>),
+    /// Admission: `Ok` to dial, or the SIP status and cause of the refusal.
+    Admitted(Result<(), (u16, &'static str)>),
     /// The reservation made on answer, or the cause of its refusal.
     Reserved(Result<Reservation, &'static str>),
 }
@@ -42,9 +42,9 @@ pub(crate) struct Charging {
     pub rating: Rating,
     /// The number to dial once admitted.
     pub number: Option<String>,
-    /// The reservation was asked for (on answer).
-    pub reserve_sent: bool,
     pub reserved: Option<Reservation>,
+    /// When the callee answered; set when the reservation is asked for, so also "a
+    /// reservation was asked for".
     pub answered_at: Option<Instant>,
     /// When the reservation runs out.
     pub credit_until: Option<Instant>,
@@ -81,10 +81,12 @@ impl CallState {
         };
         let account = rating.account.clone();
         let need = rating.tariff.admission_cost();
+        // No payer or no credit: the configured refusal; an unreachable ledger is our
+        // failure, not the caller's (503).
+        let refuse = self.ctx.config.billing.reject_status;
         self.charging = Some(Charging {
             rating,
             number: Some(number),
-            reserve_sent: false,
             reserved: None,
             answered_at: None,
             credit_until: None,
@@ -99,9 +101,9 @@ impl CallState {
                 .await;
             let verdict = match answer {
                 Ok(CallResult::Success(Ok(Some(a)))) if a.available() >= i128::from(need) => Ok(()),
-                Ok(CallResult::Success(Ok(Some(_)))) => Err("no credit"),
-                Ok(CallResult::Success(Ok(None))) => Err("no account"),
-                _ => Err("ledger error"),
+                Ok(CallResult::Success(Ok(Some(_)))) => Err((refuse, "no credit")),
+                Ok(CallResult::Success(Ok(None))) => Err((refuse, "no account")),
+                _ => Err((503, "ledger error")),
             };
             let _ = me.send_message(CallMsg::Charge(ChargeEvent::Admitted(verdict)));
         });
@@ -113,10 +115,9 @@ impl CallState {
         let (Some(c), Some(ledger)) = (self.charging.as_mut(), self.ctx.ledger.clone()) else {
             return;
         };
-        if c.reserve_sent {
+        if c.answered_at.is_some() {
             return;
         }
-        c.reserve_sent = true;
         c.answered_at = Some(Instant::now());
         let (tx, rx) = tokio::sync::oneshot::channel();
         let msg = LedgerMsg::Reserve {
@@ -151,7 +152,7 @@ impl CallState {
                 match (verdict, number) {
                     (Ok(()), Some(number)) => self.dial(number),
                     (Ok(()), None) => {}
-                    (Err(cause), _) => {
+                    (Err((code, cause)), _) => {
                         let account = self
                             .charging
                             .as_ref()
@@ -160,12 +161,6 @@ impl CallState {
                         tracing::info!(call = %self.id, %account, cause, "call refused by the ledger");
                         metrics::counter!("switchboard_calls_refused_total", "cause" => cause)
                             .increment(1);
-                        // No payer or no credit: the configured refusal; an unreachable
-                        // ledger is our failure, not the caller's.
-                        let code = match cause {
-                            "ledger error" => 503,
-                            _ => self.ctx.config.billing.reject_status,
-                        };
                         self.fail(code, Disposition::Failed, cause);
                     }
                 }
@@ -199,7 +194,7 @@ impl CallState {
     pub(super) async fn settle(&mut self) -> Option<(String, u64)> {
         let c = self.charging.as_ref()?;
         let account = c.rating.account.clone();
-        if !c.reserve_sent {
+        if c.answered_at.is_none() {
             return Some((account, 0));
         }
         let ledger = self.ctx.ledger.clone()?;
