@@ -1,12 +1,16 @@
 //! Admin HTTP API (axum): health, readiness, Prometheus metrics and the JSON
 //! status of calls, CDRs and trunks. Errors are JSON bodies
-//! `{"error":{"code":..,"message":..}}` and never carry internals.
+//! `{"error":{"code":..,"message":..}}` and never carry internals: axum's own rejections
+//! (405, 413, a bad query string or path) are rewritten into that shape too.
+//!
+//! Bodies are small ([`JSON_BODY_LIMIT`]) except on the two upload routes, and every request
+//! is answered within `[admin] request_timeout_secs` (408 past it).
 
 pub mod auth;
 mod fax;
 mod ledger;
+pub mod serve;
 mod status;
-pub mod tls;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,6 +37,8 @@ use switchboard_storage::{recent_cdrs, Store, Tree};
 pub(crate) const ACTOR_TIMEOUT: Duration = Duration::from_secs(2);
 /// Most CDRs one request may ask for.
 const MAX_CDRS: usize = 1000;
+/// Largest body of every route but the file and fax uploads.
+pub const JSON_BODY_LIMIT: usize = 64 * 1024;
 
 /// Shared state of the admin handlers.
 #[derive(Clone)]
@@ -102,12 +108,131 @@ pub(crate) fn ok_json(v: impl serde::Serialize) -> ApiResult {
     Ok(([(header::CACHE_CONTROL, "no-store")], Json(v)).into_response())
 }
 
+/// A JSON body that could not be read: 413 when it was too large, else 400 with `code`.
+pub(crate) fn json_rejection(
+    code: &'static str,
+    e: axum::extract::rejection::JsonRejection,
+) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        too_large()
+    } else {
+        ApiError::bad_request(code, e.body_text())
+    }
+}
+
+/// 413 for a body over its route's limit.
+pub(crate) fn too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "too_large",
+        "the request body is too large for this route",
+    )
+}
+
+/// Rewrite an error answer that is not JSON (axum's rejections: 405, 413, 400 for a bad
+/// query string or path, 415...) into the API's error shape, keeping `Allow`,
+/// `Retry-After` and `WWW-Authenticate`.
+async fn json_errors(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let resp = next.run(req).await;
+    let status = resp.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return resp;
+    }
+    let json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if json {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let text = axum::body::to_bytes(body, 1024)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let (code, fallback) = match status {
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "method_not_allowed",
+            "this route does not take that method (see Allow)",
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            ("too_large", "the request body is too large for this route")
+        }
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+            "unsupported_media_type",
+            "unsupported Content-Type for this route",
+        ),
+        StatusCode::REQUEST_TIMEOUT => ("timeout", "the request took too long"),
+        StatusCode::BAD_REQUEST if text.starts_with("Failed to deserialize query string") => {
+            ("bad_query", "the query string is invalid")
+        }
+        StatusCode::BAD_REQUEST if text.contains("JSON") => ("bad_json", "the body must be JSON"),
+        StatusCode::BAD_REQUEST => ("bad_request", "the request is invalid"),
+        StatusCode::NOT_FOUND => ("not_found", "not found"),
+        s if s.is_server_error() => ("internal", "internal error"),
+        _ => ("error", "the request failed"),
+    };
+    // The 413 text names axum internals; other rejection texts say what was wrong.
+    let message =
+        if text.is_empty() || status == StatusCode::PAYLOAD_TOO_LARGE || status.is_server_error() {
+            fallback.to_string()
+        } else {
+            text.chars().take(300).collect()
+        };
+    let mut out = ApiError::new(status, code, message).into_response();
+    for h in [header::ALLOW, header::RETRY_AFTER, header::WWW_AUTHENTICATE] {
+        if let Some(v) = parts.headers.get(&h) {
+            out.headers_mut().insert(h, v.clone());
+        }
+    }
+    out
+}
+
+/// Answer 408 when a request (its body upload included) takes longer than `limit`.
+async fn request_timeout(
+    State(limit): State<Duration>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => {
+            metrics::counter!("switchboard_admin_request_timeouts_total").increment(1);
+            ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "timeout",
+                "the request took too long",
+            )
+            .into_response()
+        }
+    }
+}
+
+/// Delete fax uploads past `[fax] upload_ttl_secs` every minute (or every TTL if shorter).
+pub fn spawn_upload_sweeper(config: Arc<switchboard_config::Config>) {
+    let ttl = Duration::from_secs(u64::from(config.fax.upload_ttl_secs));
+    let dir = config.fax.spool_dir(&config.storage.path);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(ttl.min(Duration::from_secs(60)));
+        loop {
+            tick.tick().await;
+            let dir = dir.clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                switchboard_actors::fax::document::sweep_uploads(&dir, ttl)
+            })
+            .await;
+        }
+    });
+}
+
 /// The admin router.
 pub fn router(state: AdminState) -> Router {
     // Fax documents are the largest bodies; multipart framing needs a little more.
-    let body_limit = usize::try_from(state.config.fax.max_file_bytes)
-        .unwrap_or(usize::MAX)
-        .saturating_add(64 * 1024);
+    let file_limit = usize::try_from(state.config.fax.max_file_bytes).unwrap_or(usize::MAX);
+    let upload = axum::extract::DefaultBodyLimit::max(file_limit);
+    let fax_form = axum::extract::DefaultBodyLimit::max(file_limit.saturating_add(64 * 1024));
+    let timeout = state.config.admin.request_timeout;
     Router::new()
         .route("/", get(status::page))
         .route("/status.css", get(status::css))
@@ -128,10 +253,13 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/v1/devices/{id}", get(get_device))
         .route("/api/v1/devices/{id}/commands", post(post_command))
         .route("/api/v1/devices/{id}/commands/{req}", get(get_command))
-        .route("/api/v1/faxes", get(fax::list).post(fax::submit))
+        .route(
+            "/api/v1/faxes",
+            get(fax::list).post(fax::submit).layer(fax_form),
+        )
         .route("/api/v1/faxes/{id}", get(fax::get))
         .route("/api/v1/faxes/{id}/file", get(fax::file))
-        .route("/api/v1/files", post(fax::upload))
+        .route("/api/v1/files", post(fax::upload).layer(upload))
         .route("/api/v1/inbound-faxes", get(fax::list_inbound))
         .route("/api/v1/inbound-faxes/{id}", get(fax::get_inbound))
         .route("/api/v1/inbound-faxes/{id}/file", get(fax::inbound_file))
@@ -158,8 +286,13 @@ pub fn router(state: AdminState) -> Router {
             Arc::clone(&state.guard),
             auth::authorize,
         ))
-        .layer(axum::extract::DefaultBodyLimit::max(body_limit))
+        .layer(axum::extract::DefaultBodyLimit::max(JSON_BODY_LIMIT))
         .fallback(|| async { ApiError::not_found("route") })
+        .layer(axum::middleware::from_fn_with_state(
+            timeout,
+            request_timeout,
+        ))
+        .layer(axum::middleware::from_fn(json_errors))
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state.guard),
             auth::perimeter,
@@ -291,7 +424,7 @@ async fn create_key(
     State(s): State<AdminState>,
     body: Result<Json<NewKeyBody>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult {
-    let Json(b) = body.map_err(|e| ApiError::bad_request("bad_body", e.body_text()))?;
+    let Json(b) = body.map_err(|e| json_rejection("bad_body", e))?;
     if b.name.is_empty() || b.name.len() > 64 || b.name.chars().any(char::is_control) {
         return Err(ApiError::bad_request(
             "bad_name",

@@ -4,6 +4,7 @@
 
 mod admin;
 mod cli;
+mod fds;
 mod reload;
 
 use std::path::PathBuf;
@@ -198,6 +199,9 @@ fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
     if config_path.is_none() {
         tracing::info!("no config file given: running on embedded defaults");
     }
+    // Before any socket or file is opened: every cap must fit under the descriptor limit.
+    let limit = fds::raise_nofile().context("raising the open-files limit (RLIMIT_NOFILE)")?;
+    fds::check_budget(&config, limit).map_err(|e| anyhow::anyhow!("{e}"))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -241,31 +245,26 @@ async fn serve(config: Arc<Config>, config_path: Option<PathBuf>) -> anyhow::Res
     let listener = tokio::net::TcpListener::bind(config.admin.listen)
         .await
         .with_context(|| format!("binding the admin API on {}", config.admin.listen))?;
-    let app = admin::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let app = admin::router(state);
     let root_cell = gateway.root.get_cell();
-    match (&config.admin.tls_cert, &config.admin.tls_key) {
-        (Some(cert), Some(key)) => {
-            let acceptor = switchboard_actors::tls::acceptor(cert, key)
-                .context("the admin API's TLS certificate")?;
-            let listener = admin::tls::TlsListener::new(listener, acceptor)
-                .context("the admin API's TLS listener")?;
-            tracing::info!(listen = %config.admin.listen, "admin API listening (HTTPS)");
-            // tap_io: lets axum hand the peer address to the handlers (ConnectInfo).
-            let server = axum::serve(axum::serve::ListenerExt::tap_io(listener, |_| {}), app)
-                .with_graceful_shutdown(shutdown_signal());
-            tokio::select! {
-                r = server => r.context("admin server")?,
-                _ = wait_stopped(root_cell) => anyhow::bail!("the actor tree stopped"),
-            }
-        }
-        _ => {
-            tracing::info!(listen = %config.admin.listen, "admin API listening");
-            let server = axum::serve(listener, app).with_graceful_shutdown(shutdown_signal());
-            tokio::select! {
-                r = server => r.context("admin server")?,
-                _ = wait_stopped(root_cell) => anyhow::bail!("the actor tree stopped"),
-            }
-        }
+    let tls = match (&config.admin.tls_cert, &config.admin.tls_key) {
+        (Some(cert), Some(key)) => Some(
+            switchboard_actors::tls::acceptor(cert, key)
+                .context("the admin API's TLS certificate")?,
+        ),
+        _ => None,
+    };
+    tracing::info!(
+        listen = %config.admin.listen,
+        https = tls.is_some(),
+        "admin API listening"
+    );
+    // Uploads nobody used expire (`[fax] upload_ttl_secs`).
+    admin::spawn_upload_sweeper(Arc::clone(&config));
+    let server = admin::serve::run(listener, tls, app, &config.admin, shutdown_signal());
+    tokio::select! {
+        _ = server => {}
+        _ = wait_stopped(root_cell) => anyhow::bail!("the actor tree stopped"),
     }
     tracing::info!("shutting down");
     store.flush().context("flushing the store")?;

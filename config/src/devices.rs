@@ -74,7 +74,7 @@ pub struct MqttConfig {
     pub password: Option<Secret>,
     /// Largest MQTT packet accepted, in bytes (1 KiB..=1 MiB, default 65536).
     pub max_packet_bytes: usize,
-    /// Most simultaneous device connections (default 20000).
+    /// Most simultaneous device connections (default 10000).
     pub max_connections: usize,
 }
 
@@ -91,7 +91,7 @@ impl Default for MqttConfig {
             username: None,
             password: None,
             max_packet_bytes: 65_536,
-            max_connections: 20_000,
+            max_connections: 10_000,
         }
     }
 }
@@ -365,7 +365,7 @@ pub(crate) fn mqtt(c: &mut Checker, raw: RawMqtt) -> MqttConfig {
     let max_connections = c.ranged(
         "mqtt.max_connections",
         raw.max_connections,
-        20_000,
+        10_000,
         1,
         1_000_000,
     );
@@ -554,7 +554,7 @@ mod tests {
         assert_eq!(c.mqtt.client_id, "switchboard");
         assert_eq!(
             (c.mqtt.max_packet_bytes, c.mqtt.max_connections),
-            (65_536, 20_000)
+            (65_536, 10_000)
         );
         assert_eq!(c.devices.fleet_secret, None);
         assert_eq!(

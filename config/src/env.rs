@@ -102,6 +102,17 @@ pub const SCALAR_KEYS: &[(&str, &str)] = &[
     ("media_ws", "max_frames_per_sec"),
     ("media_ws", "handshake_timeout_ms"),
     ("media_ws", "idle_timeout_secs"),
+    ("sip", "max_tcp_connections"),
+    ("sip", "max_tcp_per_source"),
+    ("sip", "tcp_message_timeout_secs"),
+    ("sip", "tcp_idle_secs"),
+    ("admin", "max_connections"),
+    ("admin", "max_connections_per_source"),
+    ("admin", "header_timeout_secs"),
+    ("admin", "request_timeout_secs"),
+    ("fax", "gs_timeout_secs"),
+    ("fax", "upload_ttl_secs"),
+    ("fax", "spool_max_bytes"),
 ];
 
 /// Env variable name for a scalar key, e.g. `SWITCHBOARD_SIP_T1_MS`.
@@ -187,6 +198,19 @@ fn slot<'a>(raw: &'a mut RawConfig, section: &str, key: &str) -> Option<Slot<'a>
         ("fax", "webhook_secret") => Slot::Str(&mut raw.fax.webhook_secret),
         ("fax", "t38_switch_timeout_secs") => Slot::U64(&mut raw.fax.t38_switch_timeout_secs),
         ("fax", "gs") => Slot::Str(&mut raw.fax.gs),
+        ("sip", "max_tcp_connections") => Slot::U64(&mut raw.sip.max_tcp_connections),
+        ("sip", "max_tcp_per_source") => Slot::U64(&mut raw.sip.max_tcp_per_source),
+        ("sip", "tcp_message_timeout_secs") => Slot::U64(&mut raw.sip.tcp_message_timeout_secs),
+        ("sip", "tcp_idle_secs") => Slot::U64(&mut raw.sip.tcp_idle_secs),
+        ("admin", "max_connections") => Slot::U64(&mut raw.admin.max_connections),
+        ("admin", "max_connections_per_source") => {
+            Slot::U64(&mut raw.admin.max_connections_per_source)
+        }
+        ("admin", "header_timeout_secs") => Slot::U64(&mut raw.admin.header_timeout_secs),
+        ("admin", "request_timeout_secs") => Slot::U64(&mut raw.admin.request_timeout_secs),
+        ("fax", "gs_timeout_secs") => Slot::U64(&mut raw.fax.gs_timeout_secs),
+        ("fax", "upload_ttl_secs") => Slot::U64(&mut raw.fax.upload_ttl_secs),
+        ("fax", "spool_max_bytes") => Slot::U64(&mut raw.fax.spool_max_bytes),
         ("billing", "reject_status") => Slot::U64(&mut raw.billing.reject_status),
         ("billing", "initial_secs") => Slot::U64(&mut raw.billing.initial_secs),
         ("billing", "increment_secs") => Slot::U64(&mut raw.billing.increment_secs),

@@ -76,6 +76,16 @@ pub struct FaxConfig {
     pub t38_switch_timeout_secs: u32,
     /// Ghostscript binary used to render PDF input (default "gs").
     pub gs: String,
+    /// Ghostscript is killed past this many seconds on one document (key `gs_timeout_secs`,
+    /// 1..=3600, default 60).
+    pub gs_timeout_secs: u32,
+    /// Uploads (`POST /api/v1/files`) not used by a job within this many seconds are deleted
+    /// (key `upload_ttl_secs`, 1..=604800, default 3600).
+    pub upload_ttl_secs: u32,
+    /// Most bytes the spool directory may hold (uploads, job documents, received faxes);
+    /// uploads and jobs that would pass it are refused with 507 (key `spool_max_bytes`,
+    /// 1 MiB..=1 TiB, default 1 GiB).
+    pub spool_max_bytes: u64,
 }
 
 impl fmt::Debug for FaxConfig {
@@ -97,6 +107,9 @@ impl fmt::Debug for FaxConfig {
             .field("webhook_secret", &self.webhook_secret)
             .field("t38_switch_timeout_secs", &self.t38_switch_timeout_secs)
             .field("gs", &self.gs)
+            .field("gs_timeout_secs", &self.gs_timeout_secs)
+            .field("upload_ttl_secs", &self.upload_ttl_secs)
+            .field("spool_max_bytes", &self.spool_max_bytes)
             .finish()
     }
 }
@@ -131,6 +144,9 @@ impl Default for FaxConfig {
             webhook_secret: None,
             t38_switch_timeout_secs: 5,
             gs: "gs".into(),
+            gs_timeout_secs: 60,
+            upload_ttl_secs: 3600,
+            spool_max_bytes: 1 << 30,
         }
     }
 }
@@ -152,6 +168,9 @@ pub(crate) struct RawFax {
     pub webhook_secret: Option<String>,
     pub t38_switch_timeout_secs: Option<u64>,
     pub gs: Option<String>,
+    pub gs_timeout_secs: Option<u64>,
+    pub upload_ttl_secs: Option<u64>,
+    pub spool_max_bytes: Option<u64>,
 }
 
 /// Signalling rates T.30 knows (V.27 ter, V.29, V.17).
@@ -299,6 +318,29 @@ pub(crate) fn fax(c: &mut Checker, raw: RawFax) -> FaxConfig {
         webhook_secret,
         t38_switch_timeout_secs,
         gs: c.text("fax.gs", raw.gs, &d.gs),
+        gs_timeout_secs: num(
+            c,
+            "fax.gs_timeout_secs",
+            raw.gs_timeout_secs,
+            d.gs_timeout_secs,
+            1,
+            3600,
+        ),
+        upload_ttl_secs: num(
+            c,
+            "fax.upload_ttl_secs",
+            raw.upload_ttl_secs,
+            d.upload_ttl_secs,
+            1,
+            604_800,
+        ),
+        spool_max_bytes: c.ranged(
+            "fax.spool_max_bytes",
+            raw.spool_max_bytes,
+            d.spool_max_bytes,
+            1 << 20,
+            1 << 40,
+        ),
     }
 }
 

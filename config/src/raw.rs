@@ -29,6 +29,10 @@ pub(crate) struct RawSip {
     pub tls_listen: Option<String>,
     pub tls_cert: Option<String>,
     pub tls_key: Option<String>,
+    pub max_tcp_connections: Option<u64>,
+    pub max_tcp_per_source: Option<u64>,
+    pub tcp_message_timeout_secs: Option<u64>,
+    pub tcp_idle_secs: Option<u64>,
 }
 
 /// One `[[sip_user]]` as written.
@@ -60,6 +64,10 @@ pub(crate) struct RawAdmin {
     pub rate_limit_per_key: Option<u64>,
     pub tls_cert: Option<String>,
     pub tls_key: Option<String>,
+    pub max_connections: Option<u64>,
+    pub max_connections_per_source: Option<u64>,
+    pub header_timeout_secs: Option<u64>,
+    pub request_timeout_secs: Option<u64>,
 }
 
 /// `[storage]` as written.

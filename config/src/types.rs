@@ -49,6 +49,19 @@ pub struct SipConfig {
     pub tls_cert: Option<PathBuf>,
     /// PEM private key for `tls_listen`.
     pub tls_key: Option<PathBuf>,
+    /// Most TCP and TLS connections open at once, inbound and outbound (key
+    /// `max_tcp_connections`, 1..=100000, default 1024).
+    pub max_tcp_connections: usize,
+    /// Most inbound TCP and TLS connections from one source address (an IPv6 source counts by
+    /// its /64) (key `max_tcp_per_source`, 1..=100000, default 32).
+    pub max_tcp_per_source: usize,
+    /// Time an inbound connection has to deliver its first complete SIP message, and a message
+    /// once begun has to complete (key `tcp_message_timeout_secs`, 1..=600, default 20).
+    pub tcp_message_timeout: Duration,
+    /// A connection that delivers no complete SIP message (or RFC 5626 keep-alive) for this long
+    /// is closed; bytes of an unfinished message do not count (key `tcp_idle_secs`, 1..=86400,
+    /// default 300).
+    pub tcp_idle: Duration,
 }
 
 /// One `[[sip_user]]`: a digest identity for phones and softswitches that are not trunks.
@@ -93,6 +106,10 @@ impl Default for SipConfig {
             tls_listen: None,
             tls_cert: None,
             tls_key: None,
+            max_tcp_connections: 1024,
+            max_tcp_per_source: 32,
+            tcp_message_timeout: Duration::from_secs(20),
+            tcp_idle: Duration::from_secs(300),
         }
     }
 }
@@ -139,6 +156,19 @@ pub struct AdminConfig {
     pub tls_cert: Option<PathBuf>,
     /// PEM private key for `tls_cert`.
     pub tls_key: Option<PathBuf>,
+    /// Most connections open at once, TLS handshakes included (key `max_connections`,
+    /// 1..=100000, default 256).
+    pub max_connections: usize,
+    /// Most connections open at once from one source address (an IPv6 source counts by its /64)
+    /// (key `max_connections_per_source`, 1..=100000, default 16).
+    pub max_connections_per_source: usize,
+    /// Time a client has to send a request's whole header block, counted from when the
+    /// connection (or the previous response) is ready for it: idle keep-alive connections
+    /// close after it too (key `header_timeout_secs`, 1..=300, default 10).
+    pub header_timeout: Duration,
+    /// Time one request has, body upload included, before it is answered 408 (key
+    /// `request_timeout_secs`, 1..=3600, default 120).
+    pub request_timeout: Duration,
 }
 
 impl Default for AdminConfig {
@@ -153,6 +183,10 @@ impl Default for AdminConfig {
             rate_limit_per_key: 200,
             tls_cert: None,
             tls_key: None,
+            max_connections: 256,
+            max_connections_per_source: 16,
+            header_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(120),
         }
     }
 }

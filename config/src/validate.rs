@@ -213,6 +213,34 @@ pub(crate) fn validate(
             1,
             100_000,
         ) as u32,
+        max_connections: c.ranged(
+            "admin.max_connections",
+            raw.admin.max_connections,
+            256,
+            1,
+            100_000,
+        ) as usize,
+        max_connections_per_source: c.ranged(
+            "admin.max_connections_per_source",
+            raw.admin.max_connections_per_source,
+            16,
+            1,
+            100_000,
+        ) as usize,
+        header_timeout: Duration::from_secs(c.ranged(
+            "admin.header_timeout_secs",
+            raw.admin.header_timeout_secs,
+            10,
+            1,
+            300,
+        )),
+        request_timeout: Duration::from_secs(c.ranged(
+            "admin.request_timeout_secs",
+            raw.admin.request_timeout_secs,
+            120,
+            1,
+            3600,
+        )),
     };
     let storage = StorageConfig {
         path: match raw.storage.path {
@@ -390,6 +418,34 @@ fn sip(c: &mut Checker, raw: crate::raw::RawSip) -> SipConfig {
             1,
             604_800,
         ) as u32,
+        max_tcp_connections: c.ranged(
+            "sip.max_tcp_connections",
+            raw.max_tcp_connections,
+            d.max_tcp_connections as u64,
+            1,
+            100_000,
+        ) as usize,
+        max_tcp_per_source: c.ranged(
+            "sip.max_tcp_per_source",
+            raw.max_tcp_per_source,
+            d.max_tcp_per_source as u64,
+            1,
+            100_000,
+        ) as usize,
+        tcp_message_timeout: Duration::from_secs(c.ranged(
+            "sip.tcp_message_timeout_secs",
+            raw.tcp_message_timeout_secs,
+            d.tcp_message_timeout.as_secs(),
+            1,
+            600,
+        )),
+        tcp_idle: Duration::from_secs(c.ranged(
+            "sip.tcp_idle_secs",
+            raw.tcp_idle_secs,
+            d.tcp_idle.as_secs(),
+            1,
+            86_400,
+        )),
     }
 }
 

@@ -257,6 +257,85 @@ impl StreamFramer {
     }
 }
 
+/// When a stream connection must be closed for want of complete messages (the framing of
+/// RFC 3261 §18.3 has no timer; this follows Kamailio's `tcp_msg_read_timeout` and
+/// `tcp_connection_lifetime`). Sans-IO: the driver passes the time in.
+///
+/// Only a complete message (or an RFC 5626 double-CRLF keep-alive) moves the idle deadline;
+/// bytes of an unfinished message never do, so a peer that trickles a byte at a time is closed
+/// `message_timeout` after its message began. An inbound connection must deliver its first
+/// message within `message_timeout` of being accepted.
+#[derive(Debug, Clone)]
+pub struct StreamDeadline {
+    message_timeout: std::time::Duration,
+    idle: std::time::Duration,
+    /// The last complete message (or the moment the connection opened).
+    last: std::time::Instant,
+    /// When the message being received began, if one is under way.
+    started: Option<std::time::Instant>,
+    /// Inbound and nothing complete yet: the first message is due by `last + message_timeout`.
+    awaiting_first: bool,
+}
+
+impl StreamDeadline {
+    /// A connection we accepted at `now`: its first message is due within `message_timeout`.
+    pub fn inbound(
+        now: std::time::Instant,
+        message_timeout: std::time::Duration,
+        idle: std::time::Duration,
+    ) -> Self {
+        Self {
+            message_timeout,
+            idle,
+            last: now,
+            started: None,
+            awaiting_first: true,
+        }
+    }
+
+    /// A connection we opened at `now`: the peer may stay silent up to `idle`.
+    pub fn outbound(
+        now: std::time::Instant,
+        message_timeout: std::time::Duration,
+        idle: std::time::Duration,
+    ) -> Self {
+        Self {
+            awaiting_first: false,
+            ..Self::inbound(now, message_timeout, idle)
+        }
+    }
+
+    /// A complete message (or a keep-alive ping) arrived at `now`.
+    pub fn on_message(&mut self, now: std::time::Instant) {
+        self.last = now;
+        self.started = None;
+        self.awaiting_first = false;
+    }
+
+    /// Bytes arrived at `now` and were framed; `partial` is true when an unfinished message
+    /// remains buffered (see [`StreamFramer::buffered`]).
+    pub fn on_data(&mut self, now: std::time::Instant, partial: bool) {
+        if !partial {
+            self.started = None;
+        } else if self.started.is_none() {
+            self.started = Some(now);
+        }
+    }
+
+    /// When the connection must be closed unless a message completes first.
+    pub fn deadline(&self) -> std::time::Instant {
+        let idle = if self.awaiting_first {
+            self.last + self.message_timeout
+        } else {
+            self.last + self.idle
+        };
+        match self.started {
+            Some(s) => idle.min(s + self.message_timeout),
+            None => idle,
+        }
+    }
+}
+
 /// Content-Length (or compact `l`) of a header block; folded lines are not headers.
 fn content_length(head: &[u8]) -> Result<usize, FramingError> {
     let mut found: Option<usize> = None;
@@ -407,6 +486,40 @@ Content-Length: 0\r\n\r\n";
             f.push(&vec![b'a'; MAX_BUFFER_LEN + 1]),
             Err(FramingError::BufferFull { .. })
         ));
+    }
+
+    #[test]
+    fn deadline_moves_only_with_complete_messages() {
+        use std::time::{Duration, Instant};
+        let t0 = Instant::now();
+        let (msg, idle) = (Duration::from_secs(20), Duration::from_secs(300));
+        let s = |n: u64| t0 + Duration::from_secs(n);
+        let mut d = StreamDeadline::inbound(t0, msg, idle);
+        // A silent inbound connection: closed after the message timeout.
+        assert_eq!(d.deadline(), s(20));
+        // A byte every second of a message that never ends: the deadline stays put.
+        let mut f = StreamFramer::new();
+        for i in 0..15 {
+            f.push(&OPTIONS[i..i + 1]).unwrap();
+            assert_eq!(f.next_message().unwrap(), None);
+            d.on_data(s(i as u64), f.buffered() > 0);
+            assert_eq!(d.deadline(), s(20));
+        }
+        // The message completes: idle from now, a new message must finish in 20 s.
+        f.push(&OPTIONS[15..]).unwrap();
+        assert!(f.next_message().unwrap().is_some());
+        d.on_message(s(16));
+        d.on_data(s(16), f.buffered() > 0);
+        assert_eq!(d.deadline(), s(316));
+        f.push(b"INVITE sip:x SIP/2.0\r\n").unwrap();
+        assert_eq!(f.next_message().unwrap(), None);
+        d.on_data(s(100), f.buffered() > 0);
+        assert_eq!(d.deadline(), s(120));
+        d.on_data(s(110), true);
+        assert_eq!(d.deadline(), s(120), "more bytes do not extend it");
+        // Outbound: the peer may stay silent up to the idle time.
+        let d = StreamDeadline::outbound(t0, msg, idle);
+        assert_eq!(d.deadline(), s(300));
     }
 
     #[test]

@@ -161,22 +161,49 @@ async fn blocking<T: Send + 'static>(
         .map_err(|_| ApiError::unavailable())
 }
 
+/// A refused document as an API error: 413 too large, 507 spool full, 500 spool write
+/// failure, else 422.
+fn document_error(e: document::DocumentError) -> ApiError {
+    let status = match e {
+        document::DocumentError::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        document::DocumentError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        document::DocumentError::SpoolFull { .. } => StatusCode::INSUFFICIENT_STORAGE,
+        _ => StatusCode::UNPROCESSABLE_ENTITY,
+    };
+    ApiError::new(status, e.code(), e.to_string())
+}
+
+/// How long an upload waits for its job.
+fn upload_ttl(s: &AdminState) -> std::time::Duration {
+    std::time::Duration::from_secs(u64::from(s.config.fax.upload_ttl_secs))
+}
+
 /// `POST /api/v1/files`: store an upload for a later `{to, file_id}` job.
-pub(crate) async fn upload(State(s): State<AdminState>, body: Bytes) -> ApiResult {
+pub(crate) async fn upload(
+    State(s): State<AdminState>,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> ApiResult {
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            super::too_large()
+        } else {
+            bad("bad_file", "the body could not be read")
+        }
+    })?;
     let max = s.config.fax.max_file_bytes;
-    if body.is_empty() || body.len() as u64 > max {
+    if body.len() as u64 > max {
+        return Err(super::too_large());
+    }
+    if body.is_empty() {
         return Err(bad("bad_file", format!("files are 1 to {max} bytes")));
     }
     let id = new_job_id();
     let dir = spool(&s);
-    let path = dir.join(format!("upload-{id}.bin"));
     let len = body.len();
-    blocking(move || {
-        std::fs::create_dir_all(&dir)?;
-        document::write_durably(&path, &body)
-    })
-    .await?
-    .map_err(store_error)?;
+    let (cap, ttl, upload_id) = (s.config.fax.spool_max_bytes, upload_ttl(&s), id.clone());
+    blocking(move || document::store_upload(&dir, &upload_id, &body, cap, ttl))
+        .await?
+        .map_err(document_error)?;
     Ok((
         StatusCode::CREATED,
         [(header::CACHE_CONTROL, "no-store")],
@@ -201,14 +228,23 @@ pub(crate) async fn submit(State(s): State<AdminState>, req: Request) -> ApiResu
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"));
     let (to, bytes, name, account) = if is_json {
-        let Json(j): Json<JsonJob> = Json::from_request(req, &s)
-            .await
-            .map_err(|_| bad("bad_json", "expected {\"to\": ..., \"file_id\": ...}"))?;
-        let upload = checked_id(&j.file_id).map_err(|_| ApiError::not_found("file"))?;
-        let path = spool(&s).join(format!("upload-{upload}.bin"));
-        let bytes = blocking(move || std::fs::read(path))
+        let Json(j): Json<JsonJob> = Json::from_request(req, &s).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                super::too_large()
+            } else {
+                bad("bad_json", "expected {\"to\": ..., \"file_id\": ...}")
+            }
+        })?;
+        let upload = checked_id(&j.file_id)
+            .map_err(|_| ApiError::not_found("file"))?
+            .to_string();
+        let (dir, ttl) = (spool(&s), upload_ttl(&s));
+        // An upload past its time to live is gone, like one that never was.
+        let bytes = blocking(move || document::load_upload(&dir, &upload, ttl))
             .await?
-            .map_err(|_| ApiError::not_found("file"))?;
+            .ok()
+            .flatten()
+            .ok_or_else(|| ApiError::not_found("file"))?;
         (j.to, bytes, None, j.account)
     } else {
         let mut form = Multipart::from_request(req, &s)
@@ -238,7 +274,7 @@ pub(crate) async fn submit(State(s): State<AdminState>, req: Request) -> ApiResu
                         field
                             .bytes()
                             .await
-                            .map_err(|_| bad("too_large", "the file is too large"))?
+                            .map_err(|_| super::too_large())?
                             .to_vec(),
                     );
                 }
@@ -259,23 +295,15 @@ pub(crate) async fn submit(State(s): State<AdminState>, req: Request) -> ApiResu
         return Err(bad("bad_number", "to must be 1-32 of 0-9 + # *"));
     }
     let id = new_job_id();
-    let (dir, gs, max, max_pages) = (
+    let (dir, gs, limits) = (
         spool(&s),
         s.config.fax.gs.clone(),
-        s.config.fax.max_file_bytes,
-        s.config.fax.max_pages,
+        document::Limits::of(&s.config.fax),
     );
     let doc_id = id.clone();
-    let doc = blocking(move || document::accept(&bytes, &doc_id, &dir, &gs, max, max_pages))
+    let doc = blocking(move || document::accept(&bytes, &doc_id, &dir, &gs, &limits))
         .await?
-        .map_err(|e| {
-            let status = match e {
-                document::DocumentError::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
-                document::DocumentError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-                _ => StatusCode::UNPROCESSABLE_ENTITY,
-            };
-            ApiError::new(status, e.code(), e.to_string())
-        })?;
+        .map_err(document_error)?;
     let new = NewJob {
         id,
         to,

@@ -17,7 +17,7 @@ type Body<T> = Result<Json<T>, axum::extract::rejection::JsonRejection>;
 
 fn body<T>(b: Body<T>) -> Result<T, ApiError> {
     b.map(|Json(v)| v)
-        .map_err(|e| ApiError::bad_request("bad_body", e.body_text()))
+        .map_err(|e| super::json_rejection("bad_body", e))
 }
 
 fn ledger_error(e: LedgerError) -> ApiError {

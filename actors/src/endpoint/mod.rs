@@ -25,7 +25,7 @@ use switchboard_sip::transaction::{
 };
 use switchboard_sip::transport::{Peer, Transport};
 use tokio::net::{TcpListener, UdpSocket};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 
 pub use stream::{TlsClient, TlsClients, TLS_HANDSHAKE_TIMEOUT};
@@ -37,9 +37,6 @@ use crate::trunk::TrunkMsg;
 
 mod stream;
 
-/// Most stream connections (TCP and TLS together) kept open at once: inbound ones are
-/// refused at accept beyond it, and no connection is opened or registered past it.
-pub const MAX_TCP_CONNECTIONS: usize = 1024;
 /// Requests for a new call buffered while its actor starts.
 const PENDING_LIMIT: usize = 32;
 
@@ -198,13 +195,19 @@ impl Actor for Endpoint {
                 myself.clone(),
             )));
         }
-        // Inbound TCP and TLS connections share one cap.
-        let slots = Arc::new(Semaphore::new(MAX_TCP_CONNECTIONS));
+        // Inbound TCP and TLS connections share one cap, in total and per source
+        // (`[sip] max_tcp_connections`, `max_tcp_per_source`).
+        let limits = crate::conn_limit::ConnLimiter::new(
+            args.config.sip.max_tcp_connections,
+            args.config.sip.max_tcp_per_source,
+        );
+        let timeouts = stream::StreamTimeouts::of(&args.config);
         if let Some(listener) = args.tcp {
             tasks.push(tokio::spawn(stream::accept(
                 listener,
                 None,
-                Arc::clone(&slots),
+                Arc::clone(&limits),
+                timeouts,
                 myself.clone(),
             )));
         }
@@ -212,7 +215,8 @@ impl Actor for Endpoint {
             tasks.push(tokio::spawn(stream::accept(
                 listener,
                 Some(acceptor),
-                slots,
+                limits,
+                timeouts,
                 myself.clone(),
             )));
         }
@@ -303,7 +307,7 @@ impl Actor for Endpoint {
                 state.routes.remove(&call_id);
             }
             EndpointMsg::StreamUp { peer, tx } => {
-                if state.streams.len() >= MAX_TCP_CONNECTIONS {
+                if state.streams.len() >= state.config.sip.max_tcp_connections {
                     tracing::warn!(addr = %peer.addr, transport = %peer.transport, "stream connection limit reached; refusing");
                 } else {
                     state.streams.insert(peer, tx);
@@ -609,11 +613,12 @@ async fn udp_receive(sock: Arc<UdpSocket>, endpoint: ActorRef<EndpointMsg>) {
 /// Open a TCP or TLS connection to `peer`. Messages queue in the channel registered now;
 /// the connection task drains it once the connection is up, or reports `StreamFailed`.
 fn connect_stream(myself: &ActorRef<EndpointMsg>, state: &mut EndpointState, peer: Peer) {
-    if state.streams.len() >= MAX_TCP_CONNECTIONS {
+    if state.streams.len() >= state.config.sip.max_tcp_connections {
         return;
     }
     let (tx, rx) = mpsc::channel(stream::QUEUE);
     state.streams.insert(peer, tx);
     let tls = (peer.transport == Transport::Tls).then(|| state.tls_clients.get(peer.addr));
-    tokio::spawn(stream::connect(peer, tls, myself.clone(), rx));
+    let timeouts = stream::StreamTimeouts::of(&state.config);
+    tokio::spawn(stream::connect(peer, tls, myself.clone(), rx, timeouts));
 }

@@ -13,18 +13,35 @@ use bytes::Bytes;
 use ractor::ActorRef;
 use rustls_pki_types::ServerName;
 use switchboard_sip::message;
-use switchboard_sip::transport::{Peer, StreamFramer, Transport};
+use switchboard_sip::transport::{Peer, StreamDeadline, StreamFramer, Transport};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::mpsc;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use super::EndpointMsg;
+use crate::conn_limit::ConnLimiter;
 
 /// Messages queued toward one stream connection before new ones are dropped.
 pub(super) const QUEUE: usize = 256;
-/// A stream connection with no traffic for this long is closed.
-const IDLE: Duration = Duration::from_secs(300);
+
+/// The timers of stream connections (`[sip] tcp_message_timeout_secs`, `tcp_idle_secs`).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct StreamTimeouts {
+    /// A message, once begun (and an inbound connection's first), must complete within this.
+    pub message: Duration,
+    /// No complete message for this long closes the connection.
+    pub idle: Duration,
+}
+
+impl StreamTimeouts {
+    pub(super) fn of(config: &switchboard_config::Config) -> Self {
+        Self {
+            message: config.sip.tcp_message_timeout,
+            idle: config.sip.tcp_idle,
+        }
+    }
+}
 /// Time to open a TCP connection toward a peer.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Time a TLS handshake may take, either way.
@@ -90,11 +107,13 @@ pub(super) fn label(t: Transport) -> &'static str {
 
 /// Accept TCP connections on `listener`; with `tls`, each one first completes a TLS handshake
 /// in its own task (with [`TLS_HANDSHAKE_TIMEOUT`]), so a slow or broken client never holds
-/// up the accept loop. Beyond `slots` open connections new ones are closed at once.
+/// up the accept loop. Beyond the caps of `limits` (in total and per source) new connections
+/// are closed at once, before any handshake.
 pub(super) async fn accept(
     listener: Arc<TcpListener>,
     tls: Option<TlsAcceptor>,
-    slots: Arc<Semaphore>,
+    limits: Arc<ConnLimiter>,
+    timeouts: StreamTimeouts,
     endpoint: ActorRef<EndpointMsg>,
 ) {
     let transport = if tls.is_some() {
@@ -111,11 +130,14 @@ pub(super) async fn accept(
                 continue;
             }
         };
-        let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
-            metrics::counter!("switchboard_sip_connections_refused_total", "transport" => label(transport))
-                .increment(1);
-            tracing::warn!(%addr, %transport, "stream connection limit reached; closing");
-            continue;
+        let permit = match limits.try_acquire(addr.ip()) {
+            Ok(p) => p,
+            Err(why) => {
+                metrics::counter!("switchboard_sip_connections_refused_total", "transport" => label(transport), "reason" => why.label())
+                    .increment(1);
+                tracing::debug!(%addr, %transport, %why, "stream connection refused");
+                continue;
+            }
         };
         let _ = stream.set_nodelay(true);
         let peer = Peer { addr, transport };
@@ -124,10 +146,10 @@ pub(super) async fn accept(
         tokio::spawn(async move {
             let _permit = permit;
             let Some(acceptor) = tls else {
-                return inbound(stream, peer, endpoint).await;
+                return inbound(stream, peer, endpoint, timeouts).await;
             };
             match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                Ok(Ok(stream)) => inbound(stream, peer, endpoint).await,
+                Ok(Ok(stream)) => inbound(stream, peer, endpoint, timeouts).await,
                 Ok(Err(err)) => {
                     metrics::counter!("switchboard_sip_tls_handshake_failures_total", "direction" => "in", "reason" => "error")
                         .increment(1);
@@ -144,8 +166,12 @@ pub(super) async fn accept(
 }
 
 /// An accepted (and, for TLS, handshaken) connection: register it, then run it.
-async fn inbound<S>(stream: S, peer: Peer, endpoint: ActorRef<EndpointMsg>)
-where
+async fn inbound<S>(
+    stream: S,
+    peer: Peer,
+    endpoint: ActorRef<EndpointMsg>,
+    timeouts: StreamTimeouts,
+) where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
     let (tx, rx) = mpsc::channel(QUEUE);
@@ -155,16 +181,20 @@ where
     {
         return;
     }
-    run(stream, peer, endpoint, rx).await;
+    let deadline =
+        StreamDeadline::inbound(std::time::Instant::now(), timeouts.message, timeouts.idle);
+    run(stream, peer, endpoint, rx, deadline).await;
 }
 
 /// Move bytes on one TCP or TLS connection: a writer task drains `rx`, this task frames
 /// what arrives (RFC 3261 §18.3) and hands parsed messages to the endpoint as from `peer`.
+/// The connection closes when `deadline` passes: only complete messages move it.
 async fn run<S>(
     stream: S,
     peer: Peer,
     endpoint: ActorRef<EndpointMsg>,
     mut rx: mpsc::Receiver<Bytes>,
+    mut deadline: StreamDeadline,
 ) where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
@@ -181,10 +211,18 @@ async fn run<S>(
     let mut framer = StreamFramer::new();
     let mut buf = vec![0u8; 16 * 1024];
     loop {
-        let n = match tokio::time::timeout(IDLE, rd.read(&mut buf)).await {
-            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
+        let due = tokio::time::Instant::from_std(deadline.deadline());
+        let n = match tokio::time::timeout_at(due, rd.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Err(_) => {
+                metrics::counter!("switchboard_sip_connections_timed_out_total", "transport" => label(peer.transport))
+                    .increment(1);
+                tracing::debug!(%addr, transport = %peer.transport, "closing connection: no complete message in time");
+                break;
+            }
             Ok(Ok(n)) => n,
         };
+        let now = std::time::Instant::now();
         if let Err(err) = framer.push(&buf[..n]) {
             tracing::debug!(%addr, transport = %peer.transport, %err, "closing connection: framing error");
             break;
@@ -194,6 +232,7 @@ async fn run<S>(
             match framer.next_message() {
                 Ok(Some(data)) => match message::parse(&data) {
                     Ok(msg) => {
+                        deadline.on_message(now);
                         let _ = endpoint.send_message(EndpointMsg::Inbound { peer, msg });
                     }
                     Err(err) => {
@@ -212,6 +251,11 @@ async fn run<S>(
         if fatal {
             break;
         }
+        if framer.take_pong() {
+            // An RFC 5626 keep-alive: the peer is alive.
+            deadline.on_message(now);
+        }
+        deadline.on_data(now, framer.buffered() > 0);
     }
     writer.abort();
     let _ = endpoint.send_message(EndpointMsg::StreamDown { peer });
@@ -224,6 +268,7 @@ pub(super) async fn connect(
     tls: Option<TlsClient>,
     endpoint: ActorRef<EndpointMsg>,
     rx: mpsc::Receiver<Bytes>,
+    timeouts: StreamTimeouts,
 ) {
     let addr = peer.addr;
     let stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
@@ -240,13 +285,15 @@ pub(super) async fn connect(
         }
     };
     let _ = stream.set_nodelay(true);
+    let deadline =
+        StreamDeadline::outbound(std::time::Instant::now(), timeouts.message, timeouts.idle);
     let Some(client) = tls else {
-        return run(stream, peer, endpoint, rx).await;
+        return run(stream, peer, endpoint, rx, deadline).await;
     };
     let name = client.server_name.to_str().into_owned();
     let handshake = client.connector.connect(client.server_name, stream);
     match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, handshake).await {
-        Ok(Ok(stream)) => run(stream, peer, endpoint, rx).await,
+        Ok(Ok(stream)) => run(stream, peer, endpoint, rx, deadline).await,
         Ok(Err(err)) => {
             metrics::counter!("switchboard_sip_tls_handshake_failures_total", "direction" => "out", "reason" => "error")
                 .increment(1);
