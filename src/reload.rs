@@ -48,6 +48,7 @@ fn with_reloadable(old: &Config, new: &Config) -> Config {
     c.sip.ban_after = new.sip.ban_after;
     c.sip.ban_window_secs = new.sip.ban_window_secs;
     c.sip.ban_secs = new.sip.ban_secs;
+    c.sip.nonce_lifetime_secs = new.sip.nonce_lifetime_secs;
     c.sip.max_calls = new.sip.max_calls;
     c.sip.no_answer_timeout = new.sip.no_answer_timeout;
     c.billing = new.billing.clone();

@@ -38,6 +38,9 @@ pub enum SupervisorMsg {
         request: rsip::Request,
         /// Where it came from.
         peer: Peer,
+        /// The `[[sip_user]]` whose digest credentials the endpoint verified for this INVITE
+        /// (None for trunks and trusted sources): the caller's proven identity.
+        auth_user: Option<String>,
     },
     /// A call's latest snapshot.
     Update(Box<CallSnapshot>),
@@ -116,6 +119,7 @@ impl Actor for CallSupervisor {
                 key,
                 request,
                 peer,
+                auth_user: _,
             } => new_call(&myself, state, endpoint, key, request, peer).await,
             SupervisorMsg::Update(snap) => {
                 if let Some(e) = state.calls.get_mut(&snap.id) {

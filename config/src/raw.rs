@@ -26,6 +26,7 @@ pub(crate) struct RawSip {
     pub ban_after: Option<u64>,
     pub ban_window_secs: Option<u64>,
     pub ban_secs: Option<u64>,
+    pub nonce_lifetime_secs: Option<u64>,
     pub tls_listen: Option<String>,
     pub tls_cert: Option<String>,
     pub tls_key: Option<String>,

@@ -43,6 +43,9 @@ pub struct SipConfig {
     pub ban_window_secs: u32,
     /// How long a ban lasts, in seconds (1..=604800, default 600).
     pub ban_secs: u32,
+    /// How long a digest nonce we issue is accepted, in seconds (1..=3600, default 300, like
+    /// Kamailio's `nonce_expire`); an older one gets a 401 with `stale=true`.
+    pub nonce_lifetime_secs: u32,
     /// SIP over TLS listener (usually port 5061; default off). Needs `tls_cert` and `tls_key`.
     pub tls_listen: Option<SocketAddr>,
     /// PEM certificate chain for `tls_listen`.
@@ -103,6 +106,7 @@ impl Default for SipConfig {
             ban_after: 10,
             ban_window_secs: 60,
             ban_secs: 600,
+            nonce_lifetime_secs: 300,
             tls_listen: None,
             tls_cert: None,
             tls_key: None,

@@ -446,6 +446,13 @@ fn sip(c: &mut Checker, raw: crate::raw::RawSip) -> SipConfig {
             1,
             86_400,
         )),
+        nonce_lifetime_secs: c.ranged(
+            "sip.nonce_lifetime_secs",
+            raw.nonce_lifetime_secs,
+            u64::from(d.nonce_lifetime_secs),
+            1,
+            3600,
+        ) as u32,
     }
 }
 

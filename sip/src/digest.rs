@@ -6,6 +6,8 @@
 //! [`Authorization`] in constant time. MD5 and SHA-256 (and their `-sess` variants) with
 //! `qop=auth` or the RFC 2069 form without qop; `auth-int` is not supported. Header values are
 //! bounded ([`MAX_HEADER_LEN`], [`MAX_PARAMS`]); quoted strings may contain backslash escapes.
+//! A server that refuses replays also needs [`Authorization::has_qop_auth`] (nonce counts),
+//! [`uri_matches`] (the digest-uri is the Request-URI) and [`challenge_header_stale`].
 
 use md5::Md5;
 use sha2::{Digest as _, Sha256};
@@ -256,12 +258,86 @@ pub fn authorization(
 
 /// `WWW-Authenticate` / `Proxy-Authenticate` value for a 401/407 offering `qop="auth"`.
 pub fn challenge_header(realm: &str, nonce: &str, algorithm: Algorithm) -> String {
-    format!(
+    challenge_header_stale(realm, nonce, algorithm, false)
+}
+
+/// [`challenge_header`] with `stale=true` when `stale` (RFC 7616 §3.3): the previous
+/// credentials were right but their nonce expired or was used up; the client may retry with
+/// the new nonce without asking its user again.
+pub fn challenge_header_stale(
+    realm: &str,
+    nonce: &str,
+    algorithm: Algorithm,
+    stale: bool,
+) -> String {
+    let mut h = format!(
         "Digest realm={}, nonce={}, algorithm={}, qop=\"auth\"",
         quote(realm),
         quote(nonce),
         algorithm.as_str()
-    )
+    );
+    if stale {
+        h.push_str(", stale=true");
+    }
+    h
+}
+
+/// Whether the `uri` of an `Authorization` names the same resource as the request's
+/// Request-URI (RFC 3261 §22.4: the digest-uri is the Request-URI). Equal text matches; so
+/// do two SIP URIs with the same scheme, user, host (case-insensitive) and port, whatever their
+/// parameters' spelling. Anything unparsable only matches itself.
+pub fn uri_matches(digest_uri: &str, request_uri: &str) -> bool {
+    let (a, b) = (digest_uri.trim(), request_uri.trim());
+    if a == b {
+        return true;
+    }
+    match (UriParts::parse(a), UriParts::parse(b)) {
+        (Some(x), Some(y)) => x == y,
+        _ => false,
+    }
+}
+
+/// The parts of a SIP URI that name a resource: scheme, user, host and port.
+#[derive(Debug, PartialEq, Eq)]
+struct UriParts {
+    scheme: String,
+    user: Option<String>,
+    host: String,
+    port: Option<String>,
+}
+
+impl UriParts {
+    fn parse(s: &str) -> Option<Self> {
+        let (scheme, rest) = s.split_once(':')?;
+        let scheme = scheme.to_ascii_lowercase();
+        if scheme != "sip" && scheme != "sips" {
+            return None;
+        }
+        // Parameters and headers end the hostport.
+        let rest = rest.split(['?', ';']).next().unwrap_or_default();
+        let (user, hostport) = match rest.rsplit_once('@') {
+            Some((u, h)) => (Some(u.split(':').next().unwrap_or_default().to_owned()), h),
+            None => (None, rest),
+        };
+        let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
+            let (h, after) = v6.split_once(']')?;
+            (h, after.strip_prefix(':'))
+        } else {
+            match hostport.split_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (hostport, None),
+            }
+        };
+        if host.is_empty() {
+            return None;
+        }
+        Some(UriParts {
+            scheme,
+            user,
+            host: host.to_ascii_lowercase(),
+            port: port.map(str::to_owned),
+        })
+    }
 }
 
 /// Parsed credentials from an `Authorization` / `Proxy-Authorization` header (server side).
@@ -335,6 +411,16 @@ impl Authorization {
         a.uri = uri.ok_or(DigestError::MissingParam { name: "uri" })?;
         a.response = resp.ok_or(DigestError::MissingParam { name: "response" })?;
         Ok(a)
+    }
+
+    /// True when the client chose `qop=auth` and sent the `nc` and `cnonce` that go with it
+    /// (the only form a server that tracks nonce counts accepts).
+    pub fn has_qop_auth(&self) -> bool {
+        self.qop
+            .as_deref()
+            .is_some_and(|q| q.eq_ignore_ascii_case("auth"))
+            && self.nc.is_some()
+            && self.cnonce.is_some()
     }
 
     /// Checks the response against `password` for a request with `method`, comparing in
@@ -653,6 +739,52 @@ mod tests {
         assert_eq!(ch.nonce, "abc");
         assert!(ch.stale);
         assert_eq!(ch.algorithm, Algorithm::Sha256Sess);
+    }
+
+    #[test]
+    fn stale_challenge_and_qop_auth() {
+        let h = challenge_header_stale("r", "n", Algorithm::Md5, true);
+        let ch = Challenge::parse(&h).unwrap();
+        assert!(ch.stale && ch.offers_auth());
+        assert!(
+            !Challenge::parse(&challenge_header("r", "n", Algorithm::Md5))
+                .unwrap()
+                .stale
+        );
+        let with = authorization(&ch, "a", "p", "INVITE", "sip:1@h", 1, "c");
+        assert!(Authorization::parse(&with).unwrap().has_qop_auth());
+        let mut rfc2069 = ch.clone();
+        rfc2069.qop.clear();
+        let without = authorization(&rfc2069, "a", "p", "INVITE", "sip:1@h", 1, "c");
+        assert!(!Authorization::parse(&without).unwrap().has_qop_auth());
+    }
+
+    #[test]
+    fn digest_uri_must_name_the_request_uri() {
+        for (d, r) in [
+            ("sip:100@10.0.0.1:5060", "sip:100@10.0.0.1:5060"),
+            ("sip:100@Example.COM", "SIP:100@example.com;transport=udp"),
+            (
+                "sip:100@[2001:db8::1]:5070",
+                "sip:100@[2001:db8::1]:5070;lr",
+            ),
+            ("sip:10.0.0.1", "sip:10.0.0.1"),
+            ("sip:100:pw@h", "sip:100@h"),
+        ] {
+            assert!(uri_matches(d, r), "{d} vs {r}");
+        }
+        for (d, r) in [
+            ("sip:100@10.0.0.1:5060", "sip:200@10.0.0.1:5060"),
+            ("sip:100@10.0.0.1:5060", "sip:100@10.0.0.1:5070"),
+            ("sip:100@10.0.0.1", "sip:100@10.0.0.1:5060"),
+            ("sip:100@a", "sips:100@a"),
+            ("sip:100@a", "sip:100@b"),
+            ("tel:+100", "tel:+200"),
+            ("", "sip:100@a"),
+            ("sip:[::1", "sip:[::1]"),
+        ] {
+            assert!(!uri_matches(d, r), "{d} vs {r}");
+        }
     }
 
     #[test]

@@ -10,7 +10,8 @@
 //! [`TransactionLayer`], sends what the layer wants sent and dispatches the
 //! layer's events to the owner of the Call-ID (a call or a trunk). A new INVITE
 //! with an unknown Call-ID goes to the call supervisor; a request for an unknown
-//! dialog gets 481.
+//! dialog gets 481. Strangers are screened before the layer (see `challenge`): an
+//! unauthenticated INVITE or REGISTER gets one stateless 401, never a transaction.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -34,7 +35,9 @@ use crate::call::CallMsg;
 use crate::sip_guard::{Admit, SipGuard};
 use crate::supervisor::SupervisorMsg;
 use crate::trunk::TrunkMsg;
+use challenge::Screen;
 
+mod challenge;
 mod stream;
 
 /// Requests for a new call buffered while its actor starts.
@@ -162,6 +165,9 @@ pub struct EndpointState {
     user_agent: String,
     config: Arc<switchboard_config::Config>,
     guard: Arc<crate::sip_guard::SipGuard>,
+    /// The server transaction of the request being handled and the `[[sip_user]]` that
+    /// authenticated it (set by the screening, taken when the request is dispatched).
+    authenticated: Option<(TransactionKey, String)>,
     timer: tokio::sync::watch::Sender<Option<Instant>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -232,6 +238,7 @@ impl Actor for Endpoint {
             user_agent: args.user_agent,
             config: args.config,
             guard: args.guard,
+            authenticated: None,
             timer,
             tasks,
         })
@@ -258,7 +265,8 @@ impl Actor for Endpoint {
         match msg {
             EndpointMsg::Inbound { peer, msg } => {
                 count_inbound(&msg);
-                if matches!(msg, SipMessage::Request(_)) {
+                let mut answered = false;
+                if let SipMessage::Request(req) = &msg {
                     match state.guard.admit(&state.config, peer.addr.ip(), now) {
                         Admit::Yes => {}
                         Admit::Banned => {
@@ -272,8 +280,16 @@ impl Actor for Endpoint {
                             return Ok(());
                         }
                     }
+                    match challenge::screen(state, peer, req, now) {
+                        Screen::Answered => answered = true,
+                        Screen::Pass { user } => {
+                            state.authenticated = user.map(|u| (TransactionKey::server_of(req), u));
+                        }
+                    }
                 }
-                state.layer.handle_message(now, peer, msg);
+                if !answered {
+                    state.layer.handle_message(now, peer, msg);
+                }
             }
             EndpointMsg::SendRequest { peer, request } => {
                 metrics::counter!("switchboard_sip_requests_total", "method" => request.method.to_string(), "direction" => "out").increment(1);
@@ -383,6 +399,8 @@ async fn pump(myself: &ActorRef<EndpointMsg>, state: &mut EndpointState) {
             transmit(myself, state, t).await;
         }
     }
+    // Whatever was authenticated has been dispatched by now.
+    state.authenticated = None;
     let next = state.layer.poll_timeout();
     if *state.timer.borrow() != next {
         let _ = state.timer.send(next);
@@ -483,48 +501,23 @@ fn unrouted(state: &mut EndpointState, key: Option<TransactionKey>, ev: SipEvent
     let Some(key) = key else { return }; // a stray ACK: drop
     let in_dialog = request.to_tag().is_some();
     let now = Instant::now();
+    let auth_user = state
+        .authenticated
+        .take()
+        .filter(|(k, _)| *k == key)
+        .map(|(_, user)| user);
     let untrusted = !SipGuard::trusted(&state.config, peer.addr.ip());
-    let challenge_needed =
-        !in_dialog && untrusted && matches!(request.method, Method::Invite | Method::Register);
-    if challenge_needed {
-        // No enumeration: whatever the user or extension, a failure is a fresh challenge.
-        let auth = request
-            .header_value("Authorization")
-            .or_else(|| request.header_value("Proxy-Authorization"));
-        let now_unix = switchboard_storage::now_unix_ms() / 1000;
-        let ok = auth.as_deref().is_some_and(|a| {
-            state.guard.verify(
-                &state.config,
-                a,
-                request.method.to_string().as_str(),
-                peer.addr.ip(),
-                now_unix,
-            )
-        });
-        if !ok {
-            if auth.is_some() {
-                state.guard.failure(
-                    &state.config,
-                    peer.addr.ip(),
-                    now,
-                    switchboard_storage::now_unix_ms(),
-                );
-            }
-            let mut resp = make_response(&request, 401, Some(&message::new_tag()));
-            resp.headers.push(rsip::Header::Other(
-                "WWW-Authenticate".into(),
-                switchboard_sip::digest::challenge_header(
-                    &state.config.sip.realm,
-                    &state.guard.nonce(peer.addr.ip(), now_unix),
-                    switchboard_sip::digest::Algorithm::Md5,
-                ),
-            ));
+    if !in_dialog && untrusted && matches!(request.method, Method::Invite | Method::Register) {
+        // The screening challenged every unauthenticated one statelessly; only
+        // authenticated requests reach the layer (this refusal is a safety net).
+        let Some(user) = &auth_user else {
+            tracing::warn!(from = %peer.addr, "unauthenticated request from an untrusted source reached dispatch; refused");
+            let mut resp = make_response(&request, 403, Some(&message::new_tag()));
             add_server_header(&mut resp, &state.user_agent);
-            if let Err(err) = state.layer.send_response(now, &key, resp) {
-                tracing::debug!(%err, "challenge dropped");
-            }
+            let _ = state.layer.send_response(now, &key, resp);
             return;
-        }
+        };
+        tracing::debug!(from = %peer.addr, %user, method = %request.method, "digest authenticated");
         if request.method == Method::Register {
             // Authenticated: accept the registration (bindings are not used for routing yet).
             let mut resp = make_response(&request, 200, Some(&message::new_tag()));
@@ -545,6 +538,7 @@ fn unrouted(state: &mut EndpointState, key: Option<TransactionKey>, ev: SipEvent
                 key,
                 request,
                 peer,
+                auth_user,
                 endpoint: state.myself.clone(),
             });
             return;

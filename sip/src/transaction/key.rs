@@ -107,6 +107,12 @@ impl TransactionKey {
         self.role == Role::Client
     }
 
+    /// The server transaction key of a received request (ACK and CANCEL included, keyed by
+    /// their own method as RFC 3261 §17.2.3 matches them).
+    pub fn server_of(req: &rsip::Request) -> Self {
+        Self::of(req, req.method, Role::Server)
+    }
+
     /// The key of a message, as `role` sees it: the branch of the topmost Via and the request
     /// (or CSeq) method; the Via sent-by for server keys. Messages without a branch (RFC 2543
     /// peers) get a synthetic branch from Call-ID, CSeq number and From tag.

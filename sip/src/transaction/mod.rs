@@ -227,6 +227,13 @@ impl TransactionLayer {
         self.txns.len()
     }
 
+    /// True when a server transaction for `req` is alive: `req` is a retransmission the
+    /// layer absorbs (or answers with its last response). Lets the TU screen only new
+    /// requests, for example to challenge strangers statelessly.
+    pub fn has_server_transaction(&self, req: &Request) -> bool {
+        self.txns.contains_key(&TransactionKey::server_of(req))
+    }
+
     /// True when no transaction is live.
     pub fn is_empty(&self) -> bool {
         self.txns.is_empty()
