@@ -37,6 +37,7 @@ pub(crate) struct RawSip {
 pub(crate) struct RawSipUser {
     pub username: Option<String>,
     pub password: Option<String>,
+    pub account: Option<String>,
 }
 
 /// `[media]` as written.

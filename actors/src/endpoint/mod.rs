@@ -482,13 +482,14 @@ fn unrouted(state: &mut EndpointState, key: Option<TransactionKey>, ev: SipEvent
     let untrusted = !SipGuard::trusted(&state.config, peer.addr.ip());
     let challenge_needed =
         !in_dialog && untrusted && matches!(request.method, Method::Invite | Method::Register);
+    let mut user = None;
     if challenge_needed {
         // No enumeration: whatever the user or extension, a failure is a fresh challenge.
         let auth = request
             .header_value("Authorization")
             .or_else(|| request.header_value("Proxy-Authorization"));
         let now_unix = switchboard_storage::now_unix_ms() / 1000;
-        let ok = auth.as_deref().is_some_and(|a| {
+        let verified = auth.as_deref().filter(|a| {
             state.guard.verify(
                 &state.config,
                 a,
@@ -497,6 +498,11 @@ fn unrouted(state: &mut EndpointState, key: Option<TransactionKey>, ev: SipEvent
                 now_unix,
             )
         });
+        // Who proved it: the payer of a rated call (issue 11), never From.
+        user = verified
+            .and_then(|a| switchboard_sip::digest::Authorization::parse(a).ok())
+            .map(|a| a.username);
+        let ok = user.is_some();
         if !ok {
             if auth.is_some() {
                 state.guard.failure(
@@ -542,6 +548,7 @@ fn unrouted(state: &mut EndpointState, key: Option<TransactionKey>, ev: SipEvent
                 request,
                 peer,
                 endpoint: state.myself.clone(),
+                user,
             });
             return;
         }
