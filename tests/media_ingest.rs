@@ -285,3 +285,51 @@ fn a_start_from_that_is_not_a_dial_string_never_reaches_a_sip_header() {
     };
     assert!(invite.contains("From: <sip:+4930222@"), "{invite}");
 }
+
+/// Issue 11, item 8: an ingest `call:` target goes through the same admission as a SIP call:
+/// on a priced route whose account is empty the call is refused (402 `no credit`) before the
+/// trunk is dialled, and the stream is closed.
+#[test]
+fn an_ingest_call_on_a_priced_route_with_an_empty_account_is_refused() {
+    let trunk = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let gw = Gateway::start_with(
+        &format!(
+            "[[trunk]]\nname = \"carrier\"\naddress = \"{}\"\nkeepalive_secs = 0\nprice_per_minute = 10\n\n\
+             [[route]]\nmatch = \"*\"\nto = \"trunk:carrier\"\naccount = \"acme\"\n",
+            trunk.local_addr().unwrap()
+        ),
+        &common::ingest::media_ws_section(""),
+    );
+    let (code, v) = gw
+        .request_body(
+            "POST",
+            "/api/v1/accounts",
+            &json!({"id": "acme"}).to_string(),
+        )
+        .unwrap();
+    assert_eq!(code, 201, "{v}");
+    let tok = token(
+        "signing_private.pem",
+        json!({"tenant": "acme", "exp": now() + 300, "targets": ["call:*"]}),
+    );
+    let r = cpaas(
+        &ingest_url(&gw, "call:4930999", ""),
+        &["--token", &tok, "--media-ms", "2000", "--no-stop"],
+    );
+    assert_eq!(r["status"], 101, "{r}\n{}", gw.log());
+    assert_eq!(r["close_reason"], "call ended", "{r}");
+    let cdr = &gw.wait_cdrs(1)[0];
+    assert_eq!(cdr["sip_code"], 402, "{cdr}");
+    assert_eq!(cdr["hangup_cause"], "no credit", "{cdr}");
+    assert_eq!(cdr["account"], "acme", "{cdr}");
+    trunk
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let mut buf = [0u8; 65_536];
+    if let Ok((n, _)) = trunk.recv_from(&mut buf) {
+        panic!(
+            "the trunk was dialled:\n{}",
+            String::from_utf8_lossy(&buf[..n])
+        );
+    }
+}
