@@ -399,6 +399,7 @@ fn key_view(k: &switchboard_storage::ApiKeyRecord) -> serde_json::Value {
         "id": k.id,
         "name": k.name,
         "scopes": k.scopes,
+        "accounts": k.accounts,
         "state": state,
         "created_at": switchboard_storage::rfc3339(k.created_ms),
         "expires_at": k.expires_ms.map(switchboard_storage::rfc3339),
@@ -418,6 +419,9 @@ struct NewKeyBody {
     scopes: Vec<String>,
     #[serde(default)]
     expires_in_secs: Option<u64>,
+    /// The ledger accounts the key may bill (issue 11: keys bound to accounts).
+    #[serde(default)]
+    accounts: Vec<String>,
 }
 
 async fn create_key(
@@ -450,10 +454,24 @@ async fn create_key(
             "expires_in_secs: 1 second to 10 years",
         ));
     }
+    let valid_account = |a: &String| {
+        !switchboard_storage::ledger::is_internal_account(a)
+            && a.len() <= switchboard_storage::ledger::MAX_ID
+            && !a.is_empty()
+            && a.bytes().all(|c| {
+                c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b':' | b'@' | b'+' | b'-')
+            })
+    };
+    if b.accounts.len() > 64 || !b.accounts.iter().all(valid_account) {
+        return Err(ApiError::bad_request(
+            "bad_accounts",
+            "accounts: up to 64 customer account ids (not starting with @)",
+        ));
+    }
     let made = s
         .guard
         .keys
-        .create(&b.name, b.scopes, b.expires_in_secs)
+        .create(&b.name, b.scopes, b.expires_in_secs, b.accounts)
         .map_err(|_| ApiError::unavailable())?;
     tracing::info!(key = %made.record.id, name = %made.record.name, "API key created");
     let mut v = key_view(&made.record);

@@ -225,3 +225,56 @@ fn a_short_call_posts_its_real_cost_and_releases_the_rest() {
         .unwrap();
     assert_eq!(post["amount"], cost, "{post}");
 }
+
+/// Issue 11, item 9: with `account = "caller"` the From user used to pay. A caller on a
+/// `[sip] trusted` network proves nothing about its number: it may not pick a payer (402
+/// `no account`, the victim's balance untouched). A digest-authenticated `[[sip_user]]` pays
+/// from its own `account`, whatever From says.
+#[test]
+fn from_never_picks_the_payer_the_authenticated_user_pays() {
+    // The trunk on 127.0.0.1; callers come from 127.0.0.3: trusted (loopback), not the trunk.
+    let uas = Sipp::uas("uas", &["-m", "1"]);
+    let gw = Gateway::start(&rated(&uas.addr(), 60, "account = \"caller\""));
+    // "sipp" is the From user of every SIPp call: someone else's account.
+    funded(&gw, "sipp", 100);
+    let run = uac(
+        "uac_expect_refused.xml",
+        &gw.sip(),
+        &["-m", "1", "-s", "1555", "-i", "127.0.0.3"],
+        Duration::from_secs(20),
+    );
+    assert_eq!(
+        run.code, 0,
+        "a trusted caller picked the payer: {}",
+        run.output
+    );
+    let cdr = &gw.wait_cdrs(1)[0];
+    assert_eq!(cdr["sip_code"], 402, "{cdr}");
+    assert_eq!(cdr["hangup_cause"], "no account", "{cdr}");
+    assert_eq!(account(&gw, "sipp")["debits_posted"], 0);
+    drop(uas);
+
+    // A digest user: its own account pays ([billing] account = "caller" names nobody for it).
+    let uas = Sipp::uas("uas", &["-m", "1"]);
+    let cfg = format!(
+        "{}\n[[sip_user]]\nusername = \"trunkuser\"\npassword = \"trunkpass\"\naccount = \"alice-co\"\n",
+        rated(&uas.addr(), 60, "")
+    )
+    .replace("[billing]\n", "[billing]\naccount = \"caller\"\n");
+    let gw = Gateway::start_with_env(&cfg, "", &[("SWITCHBOARD_SIP_TRUSTED", "")]);
+    funded(&gw, "sipp", 100);
+    funded(&gw, "alice-co", 100);
+    let run = uac(
+        "uac_invite_auth401.xml",
+        &gw.sip(),
+        &["-m", "1", "-s", "4930555", "-i", "127.0.0.3"],
+        Duration::from_secs(20),
+    );
+    assert_eq!(run.code, 0, "{}\n{}", run.output, gw.log());
+    assert_eq!(uas.wait(Duration::from_secs(20)), 0);
+    let cdr = &gw.wait_cdrs(1)[0];
+    assert_eq!(cdr["account"], "alice-co", "{cdr}");
+    assert!(cdr["cost"].as_u64().unwrap() >= 1, "{cdr}");
+    assert_eq!(account(&gw, "sipp")["debits_posted"], 0);
+    assert_eq!(account(&gw, "alice-co")["debits_pending"], 0);
+}

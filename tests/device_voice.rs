@@ -516,3 +516,56 @@ fn a_crashed_call_hangs_the_device_up_and_the_caller_gets_bye() {
     assert_eq!(last["event"], "hangup", "{:?}", r.control);
     assert_eq!(last["reason"], "crash");
 }
+
+/// Issue 11, item 8: a device's dial goes through the same admission as a SIP call. On a
+/// priced route whose account is empty it is refused (402 `no credit`) before the trunk is
+/// dialled: the trunk never sees an INVITE, the device is told, the CDR says why.
+#[test]
+fn a_devices_dial_on_a_priced_route_with_an_empty_account_is_refused() {
+    let trunk = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let gw = gateway(&format!(
+        "[[trunk]]\nname = \"carrier\"\naddress = \"{}\"\nkeepalive_secs = 0\nprice_per_minute = 10\n\n\
+         [[route]]\nmatch = \"*\"\nto = \"trunk:carrier\"\naccount = \"acme\"\n",
+        trunk.local_addr().unwrap()
+    ));
+    let (code, v) = gw
+        .request_body(
+            "POST",
+            "/api/v1/accounts",
+            &json!({"id": "acme"}).to_string(),
+        )
+        .unwrap();
+    assert_eq!(code, 201, "{v}");
+    let (dev, report) = device(
+        &gw,
+        "esp-payer",
+        Script {
+            answer: true,
+            dial: Some("4930999".into()),
+            talk: Duration::from_millis(500),
+            hangup: true,
+        },
+    );
+    dev.join().unwrap();
+    let cdr = &gw.wait_cdrs(1)[0];
+    assert_eq!(cdr["sip_code"], 402, "{cdr}");
+    assert_eq!(cdr["hangup_cause"], "no credit", "{cdr}");
+    assert_eq!(cdr["account"], "acme", "{cdr}");
+    let r = report.lock().unwrap();
+    assert!(
+        r.control.iter().any(|m| m["event"] == "hangup"),
+        "the device was not told: {:?}",
+        r.control
+    );
+    // Nothing reached the trunk.
+    trunk
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let mut buf = [0u8; 65_536];
+    if let Ok((n, _)) = trunk.recv_from(&mut buf) {
+        panic!(
+            "the trunk was dialled:\n{}",
+            String::from_utf8_lossy(&buf[..n])
+        );
+    }
+}

@@ -243,3 +243,260 @@ fn raw_post(port: u16, path: &str, body: &str) -> Option<u16> {
     s.read_to_string(&mut resp).ok()?;
     resp.split_whitespace().nth(1)?.parse().ok()
 }
+
+/// POST a multipart fax (`to`, `file`, optional `account`) with `key`.
+fn fax_with(gw: &Gateway, key: &str, account: Option<&str>) -> (u16, Value) {
+    use std::io::{Read, Write};
+    let file = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fax/fixtures/two-pages.tif"),
+    )
+    .unwrap();
+    let boundary = "sbledgerboundary";
+    let mut body = Vec::new();
+    if let Some(a) = account {
+        write!(
+            body,
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"account\"\r\n\r\n{a}\r\n"
+        )
+        .unwrap();
+    }
+    write!(body, "--{boundary}\r\nContent-Disposition: form-data; name=\"to\"\r\n\r\n4930555\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"two.tif\"\r\nContent-Type: application/octet-stream\r\n\r\n").unwrap();
+    body.extend_from_slice(&file);
+    write!(body, "\r\n--{boundary}--\r\n").unwrap();
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", gw.admin_port)).unwrap();
+    write!(s, "POST /api/v1/faxes HTTP/1.0\r\nHost: x\r\nAuthorization: Bearer {key}\r\nContent-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {}\r\n\r\n", body.len()).unwrap();
+    s.write_all(&body).unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let code = resp
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let v = resp
+        .split_once("\r\n\r\n")
+        .and_then(|(_, b)| serde_json::from_str(b).ok())
+        .unwrap_or(Value::Null);
+    (code, v)
+}
+
+/// POST `body` to `path` with `key`.
+fn post_as(gw: &Gateway, key: &str, path: &str, body: Value) -> (u16, Value) {
+    let auth = format!("Bearer {key}");
+    let (code, _, v) = gw
+        .request_with("POST", path, &body.to_string(), &[("Authorization", &auth)])
+        .unwrap();
+    (code, v)
+}
+
+/// A new API key with `scopes`, bound to `accounts`.
+fn key(gw: &Gateway, scopes: &[&str], accounts: &[&str]) -> String {
+    let mut body = json!({"name": "customer", "scopes": scopes});
+    if !accounts.is_empty() {
+        body["accounts"] = json!(accounts);
+    }
+    let (code, v) = post(gw, "/api/v1/admin/api-keys", body);
+    assert_eq!(code, 201, "{v}");
+    v["key"].as_str().unwrap().to_string()
+}
+
+/// A gateway with fax pages priced at 1 and a trunk that never answers (a fax job's call
+/// rings out for a while, so its page reservation stays pending), with `acme` and `other`
+/// holding 100 each.
+fn ledger_gateway() -> (Gateway, std::net::UdpSocket) {
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let gw = Gateway::start_with_env(
+        &common::trunk_route("mute", &silent.local_addr().unwrap().to_string()),
+        "[billing]\nprice_per_page = 1\n\n[fax]\nmax_attempts = 1\n",
+        &[],
+    );
+    for id in ["acme", "other"] {
+        assert_eq!(post(&gw, "/api/v1/accounts", json!({"id": id})).0, 201);
+        let (code, v) = post(
+            &gw,
+            &format!("/api/v1/accounts/{id}/topup"),
+            json!({"amount": 100, "idempotency_key": format!("seed-{id}")}),
+        );
+        assert_eq!(code, 201, "{v}");
+    }
+    (gw, silent)
+}
+
+/// Issue 11, item 10: a top-up of u64::MAX used to be accepted and the balance shown
+/// clamped. Every sum stays exact; what would overflow is refused (422 `overflow`).
+#[test]
+fn amounts_that_would_overflow_are_refused_and_balances_are_exact() {
+    // The issue's probe, on a fresh gateway: a first top-up of u64::MAX.
+    let gw = Gateway::start("");
+    assert_eq!(post(&gw, "/api/v1/accounts", json!({"id": "acme"})).0, 201);
+    let (code, v) = post(
+        &gw,
+        "/api/v1/accounts/acme/topup",
+        json!({"amount": u64::MAX, "idempotency_key": "huge"}),
+    );
+    assert_eq!(
+        (code, v["error"]["code"].as_str()),
+        (422, Some("overflow")),
+        "{v}"
+    );
+    assert_eq!(account(&gw, "acme")["balance"], 0);
+    assert_eq!(gw.get("/api/v1/transfers/huge").0, 404);
+    let (code, v) = post(
+        &gw,
+        "/api/v1/accounts/acme/topup",
+        json!({"amount": 100, "idempotency_key": "seed"}),
+    );
+    assert_eq!(code, 201, "{v}");
+    // Up to the limit, exact; one more unit, refused.
+    assert_eq!(post(&gw, "/api/v1/accounts", json!({"id": "rich"})).0, 201);
+    let (code, v) = post(
+        &gw,
+        "/api/v1/accounts/rich/topup",
+        json!({"amount": i64::MAX as u64 - 100, "idempotency_key": "big"}),
+    );
+    assert_eq!(code, 201, "{v}");
+    let (code, v) = post(
+        &gw,
+        "/api/v1/accounts/rich/topup",
+        json!({"amount": 1, "idempotency_key": "one-more"}),
+    );
+    assert_eq!(
+        (code, v["error"]["code"].as_str()),
+        (422, Some("overflow")),
+        "{v}"
+    );
+    let rich = account(&gw, "rich");
+    assert_eq!(rich["balance"].as_i64(), Some(i64::MAX - 100), "{rich}");
+    assert_eq!(rich["available"].as_i64(), Some(i64::MAX - 100), "{rich}");
+    assert_eq!(
+        rich["credits_posted"].as_u64(),
+        Some(i64::MAX as u64 - 100),
+        "{rich}"
+    );
+}
+
+/// Issue 11, item 10: a `credits:write` key could post or void the gateway's own
+/// `call:`/`fax:` transfers, pre-create `call:{id}:post`, or move the gateway's `@` money.
+#[test]
+fn the_gateways_transfer_ids_and_accounts_are_out_of_the_apis_reach() {
+    let (gw, _trunk) = ledger_gateway();
+    let credits = key(&gw, &["credits:write", "credits:read"], &[]);
+    let reserved = |(code, v): (u16, Value), what: &str| {
+        assert_eq!(code, 403, "{what}: {v}");
+        assert_eq!(v["error"]["code"], "reserved_id", "{what}: {v}");
+    };
+    let t = |id: &str, pending: bool| json!({"id": id, "debit_account": "acme", "credit_account": "other", "amount": 5, "pending": pending});
+    reserved(
+        post_as(
+            &gw,
+            &credits,
+            "/api/v1/transfers",
+            t("call:0123456789abcdef:post", false),
+        ),
+        "call:…:post",
+    );
+    reserved(
+        post_as(
+            &gw,
+            &credits,
+            "/api/v1/transfers",
+            t("call:0123456789abcdef", true),
+        ),
+        "call: pending",
+    );
+    reserved(
+        post_as(&gw, &credits, "/api/v1/transfers", t("fax:0123", false)),
+        "fax:",
+    );
+    let (code, v) = post_as(
+        &gw,
+        &credits,
+        "/api/v1/transfers",
+        json!({"id": "x1", "debit_account": "@calls", "credit_account": "acme", "amount": 5}),
+    );
+    assert_eq!(
+        (code, v["error"]["code"].as_str()),
+        (403, Some("reserved_account")),
+        "{v}"
+    );
+    // A real fax job's reservation: the gateway's, not the key's, to post or void.
+    let (code, job) = fax_with(&gw, common::TEST_KEY, Some("acme"));
+    assert_eq!(code, 202, "{job}");
+    let pending = format!("fax:{}", job["id"].as_str().unwrap());
+    assert_eq!(
+        gw.get(&format!("/api/v1/transfers/{pending}")).1["state"],
+        "pending"
+    );
+    reserved(
+        post_as(
+            &gw,
+            &credits,
+            &format!("/api/v1/transfers/{pending}/void"),
+            json!({"id": "v1"}),
+        ),
+        "void of a fax job",
+    );
+    reserved(
+        post_as(
+            &gw,
+            &credits,
+            &format!("/api/v1/transfers/{pending}/post"),
+            json!({"id": "p1", "amount": 1}),
+        ),
+        "post of a fax job",
+    );
+    assert_eq!(
+        gw.get(&format!("/api/v1/transfers/{pending}")).1["state"],
+        "pending"
+    );
+    assert_eq!(account(&gw, "acme")["debits_posted"], 0);
+}
+
+/// Issue 11, item 10: a `fax:send` key could bill any account, the gateway's included. A key
+/// names no payer it is not bound to; a key bound to `acme` bills and debits only `acme`.
+#[test]
+fn a_key_bills_only_the_accounts_it_is_bound_to() {
+    let (gw, _trunk) = ledger_gateway();
+    let fax = key(&gw, &["fax:send"], &[]);
+    for account in ["@calls", "@faxes", "other"] {
+        let (code, v) = fax_with(&gw, &fax, Some(account));
+        assert_eq!(
+            (code, v["error"]["code"].as_str()),
+            (403, Some("account_not_allowed")),
+            "{account}: {v}"
+        );
+    }
+    for id in ["@calls", "@faxes", "other"] {
+        assert_eq!(account(&gw, id)["debits_pending"], 0, "{id}");
+    }
+    let bound = key(&gw, &["fax:send", "credits:write"], &["acme"]);
+    let (code, v) = fax_with(&gw, &bound, Some("other"));
+    assert_eq!(code, 403, "{v}");
+    let (code, v) = fax_with(&gw, &bound, None);
+    assert_eq!((code, v["account"].as_str()), (202, Some("acme")), "{v}");
+    let (code, v) = post_as(
+        &gw,
+        &bound,
+        "/api/v1/transfers",
+        json!({"id": "b1", "debit_account": "other", "credit_account": "acme", "amount": 5}),
+    );
+    assert_eq!(
+        (code, v["error"]["code"].as_str()),
+        (403, Some("account_not_allowed")),
+        "{v}"
+    );
+    let (code, v) = post_as(
+        &gw,
+        &bound,
+        "/api/v1/transfers",
+        json!({"id": "b2", "debit_account": "acme", "credit_account": "other", "amount": 5}),
+    );
+    assert_eq!(code, 201, "{v}");
+    let (code, _) = post_as(
+        &gw,
+        &bound,
+        "/api/v1/accounts/acme/topup",
+        json!({"amount": 5, "idempotency_key": "mint"}),
+    );
+    assert_eq!(code, 403, "a bound key mints no credit");
+}

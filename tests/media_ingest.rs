@@ -208,3 +208,128 @@ fn a_cpaas_stream_to_call_dials_through_the_dial_plan_and_hears_the_far_end() {
     assert_eq!(cdr["trunk_out"], "carrier");
     assert_eq!(cdr["hangup_cause"], "stream ended");
 }
+
+/// Issue 11, item 11: `start.from` reaches the From of the INVITE a `call:` stream places.
+/// A value that is not a dial string (here one that would end the From line and add a
+/// `P-Asserted-Identity`) closes the stream (1008 `bad_from`); no INVITE carries it.
+#[test]
+fn a_start_from_that_is_not_a_dial_string_never_reaches_a_sip_header() {
+    // The "trunk": a bare UDP socket that records what the gateway sends it.
+    let trunk = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let gw = Gateway::start_with(
+        &common::trunk_route("carrier", &trunk.local_addr().unwrap().to_string()),
+        &common::ingest::media_ws_section(""),
+    );
+    let tok = token(
+        "signing_private.pem",
+        json!({"tenant": "acme", "exp": now() + 300, "targets": ["call:*"]}),
+    );
+    let url = ingest_url(&gw, "call:4930999", "");
+    let injected = "1>\r\nP-Asserted-Identity: <sip:911@evil.example>";
+    let r = cpaas(
+        &url,
+        &[
+            "--token",
+            &tok,
+            "--from",
+            injected,
+            "--media-ms",
+            "600",
+        ],
+    );
+    assert_eq!(r["status"], 101, "{r}\n{}", gw.log());
+    // Whatever reached the trunk (nothing is expected) carries no injected header.
+    trunk
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut buf = [0u8; 65_536];
+    while let Ok((n, _)) = trunk.recv_from(&mut buf) {
+        let text = String::from_utf8_lossy(&buf[..n]);
+        assert!(
+            !text.contains("P-Asserted-Identity"),
+            "header injected into what the trunk got:\n{text}"
+        );
+        assert!(!text.starts_with("INVITE"), "a call was placed:\n{text}");
+    }
+    assert_eq!(r["close_code"], 1008, "{r}");
+    assert_eq!(r["close_reason"], "bad_from", "{r}");
+    assert!(gw.metric("switchboard_ingest_rejects_total{reason=\"bad_from\"}") >= 1.0);
+    // A dial string is fine: the call is placed with it as the calling number.
+    let r = cpaas(
+        &url,
+        &[
+            "--token",
+            &tok,
+            "--from",
+            "+4930222",
+            "--media-ms",
+            "200",
+        ],
+    );
+    assert_eq!(r["status"], 101, "{r}");
+    trunk
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let invite = loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no INVITE reached the trunk"
+        );
+        if let Ok((n, _)) = trunk.recv_from(&mut buf) {
+            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+            if text.starts_with("INVITE") {
+                break text;
+            }
+        }
+    };
+    assert!(invite.contains("From: <sip:+4930222@"), "{invite}");
+}
+
+/// Issue 11, item 8: an ingest `call:` target goes through the same admission as a SIP call:
+/// on a priced route whose account is empty the call is refused (402 `no credit`) before the
+/// trunk is dialled, and the stream is closed.
+#[test]
+fn an_ingest_call_on_a_priced_route_with_an_empty_account_is_refused() {
+    let trunk = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let gw = Gateway::start_with(
+        &format!(
+            "[[trunk]]\nname = \"carrier\"\naddress = \"{}\"\nkeepalive_secs = 0\nprice_per_minute = 10\n\n\
+             [[route]]\nmatch = \"*\"\nto = \"trunk:carrier\"\naccount = \"acme\"\n",
+            trunk.local_addr().unwrap()
+        ),
+        &common::ingest::media_ws_section(""),
+    );
+    let (code, v) = gw
+        .request_body(
+            "POST",
+            "/api/v1/accounts",
+            &json!({"id": "acme"}).to_string(),
+        )
+        .unwrap();
+    assert_eq!(code, 201, "{v}");
+    let tok = token(
+        "signing_private.pem",
+        json!({"tenant": "acme", "exp": now() + 300, "targets": ["call:*"]}),
+    );
+    let r = cpaas(
+        &ingest_url(&gw, "call:4930999", ""),
+        &["--token", &tok, "--media-ms", "2000", "--no-stop"],
+    );
+    assert_eq!(r["status"], 101, "{r}\n{}", gw.log());
+    assert_eq!(r["close_reason"], "call ended", "{r}");
+    let cdr = &gw.wait_cdrs(1)[0];
+    assert_eq!(cdr["sip_code"], 402, "{cdr}");
+    assert_eq!(cdr["hangup_cause"], "no credit", "{cdr}");
+    assert_eq!(cdr["account"], "acme", "{cdr}");
+    trunk
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let mut buf = [0u8; 65_536];
+    if let Ok((n, _)) = trunk.recv_from(&mut buf) {
+        panic!(
+            "the trunk was dialled:\n{}",
+            String::from_utf8_lossy(&buf[..n])
+        );
+    }
+}

@@ -4,13 +4,21 @@
 //! call can price its real duration with the same rules. A call's duration is rounded up to
 //! whole seconds, then to the first block (`initial_secs`) and whole increments after it
 //! (`increment_secs`); its cost is `ceil(billable_secs * price_per_minute / 60)`.
+//!
+//! **Who pays** comes from who the gateway knows placed the call ([`Origin`]), never from a
+//! header the caller writes (issue 11): the route's fixed `account` first, then the
+//! caller's own (the inbound trunk's `account`, or the authenticated `[[sip_user]]`'s),
+//! then `[billing] account`. The rule `caller` (the calling number pays) is honoured only
+//! for a call that came in from a `[[trunk]]`, which is trusted to assert the number; for
+//! anyone else (a digest user, a `[sip] trusted` network, a device, an ingest stream) it
+//! names nobody and the call is refused like one without an account.
 
 use std::time::Duration;
 
 use ractor::rpc::CallResult;
 use ractor::ActorRef;
 use serde::Serialize;
-use switchboard_config::{Config, RouteConfig, TrunkConfig};
+use switchboard_config::{AccountRule, Config, RouteConfig, SipUser, TrunkConfig};
 use switchboard_storage::ledger::{LedgerError, TransferKind, TransferRequest};
 
 use crate::ledger::LedgerMsg;
@@ -104,32 +112,57 @@ pub enum Charge {
     NoAccount,
 }
 
-/// Rate a call from `caller` on `route`, out through `trunk`, that came in from `inbound` (the
-/// trunk it arrived on, if any). The route's price wins over the trunk's; the payer is the
-/// route's `account`, else the inbound trunk's, else `[billing] account`.
+/// Who placed a call, as far as the gateway can prove it: what a payer may be taken from.
+#[derive(Debug, Clone, Copy)]
+pub enum Origin<'a> {
+    /// It came in from this `[[trunk]]`'s source: the trunk asserts the calling number.
+    Trunk(&'a TrunkConfig),
+    /// A `[[sip_user]]` that passed the digest challenge.
+    User(&'a SipUser),
+    /// Nobody proven: a `[sip] trusted` network, a device's dial, an ingest stream, a call
+    /// the gateway places itself. Its calling number is a claim, not an identity.
+    Unproven,
+}
+
+/// The payer named by `rule` for a call from `origin` with calling number `caller`; `None`
+/// when `rule` is `caller` and the origin cannot vouch for the number.
+pub fn payer(rule: &AccountRule, origin: Origin<'_>, caller: &str) -> Option<String> {
+    match (rule, origin) {
+        (AccountRule::Fixed(id), _) => Some(id.clone()),
+        (AccountRule::Caller, Origin::Trunk(_)) => Some(caller.to_string()),
+        (AccountRule::Caller, _) => None,
+    }
+    .filter(|a| !a.is_empty())
+}
+
+/// Rate a call from `caller` (its calling number) placed by `origin` on `route`, out through
+/// `trunk`. The route's price wins over the trunk's; the payer is the route's `account`, else
+/// the origin's own (the inbound trunk's `account`, the `[[sip_user]]`'s), else
+/// `[billing] account` (see [`payer`] for `caller`).
 pub fn rate_call(
     config: &Config,
     route: &RouteConfig,
     trunk: &TrunkConfig,
-    inbound: Option<&TrunkConfig>,
+    origin: Origin<'_>,
     caller: &str,
 ) -> Charge {
     let price = route.price_per_minute.unwrap_or(trunk.price_per_minute);
     if price == 0 {
         return Charge::Free;
     }
+    let own = match origin {
+        Origin::Trunk(t) => t.account.clone(),
+        Origin::User(u) => u.account.clone().map(AccountRule::Fixed),
+        Origin::Unproven => None,
+    };
     let rule = route
         .account
-        .as_ref()
-        .or_else(|| inbound.and_then(|t| t.account.as_ref()))
-        .or(config.billing.account.as_ref());
-    let Some(rule) = rule else {
+        .clone()
+        .or(own)
+        .or_else(|| config.billing.account.clone());
+    let Some(account) = rule.and_then(|rule| payer(&rule, origin, caller)) else {
         return Charge::NoAccount;
     };
-    let account = rule.account(caller);
-    if account.is_empty() {
-        return Charge::NoAccount;
-    }
     let b = &config.billing;
     Charge::Rated(Rating {
         account,
@@ -191,6 +224,73 @@ pub fn refusal(e: &LedgerError) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn config(toml: &str) -> Config {
+        switchboard_config::load_from_str(toml, &[]).unwrap()
+    }
+
+    fn account_of(c: &Config, origin: Origin<'_>, caller: &str) -> Option<String> {
+        let (route, _) = c.dial("00491234").unwrap();
+        match rate_call(c, route, &c.trunks[0], origin, caller) {
+            Charge::Rated(r) => Some(r.account),
+            Charge::NoAccount => None,
+            Charge::Free => panic!("the route is priced"),
+        }
+    }
+
+    const RATED: &str = "[[trunk]]\nname = \"out\"\naddress = \"127.0.0.1:5070\"\nprice_per_minute = 10\n\n\
+        [[trunk]]\nname = \"in\"\naddress = \"192.0.2.1:5060\"\naccount = \"caller\"\n\n\
+        [[trunk]]\nname = \"wholesale\"\naddress = \"192.0.2.2:5060\"\naccount = \"acme\"\n\n\
+        [[sip_user]]\nusername = \"alice\"\npassword = \"correct horse\"\naccount = \"alice-co\"\n\n\
+        [[sip_user]]\nusername = \"bob\"\npassword = \"correct horse\"\n\n\
+        [[route]]\nmatch = \"00*\"\nto = \"trunk:out\"\n";
+
+    #[test]
+    fn the_payer_is_who_authenticated_never_the_from_header() {
+        let c = config(&format!("[billing]\naccount = \"caller\"\n\n{RATED}"));
+        let (alice, bob) = (&c.sip.users[0], &c.sip.users[1]);
+        let trunk = |n: &str| c.trunk(n).unwrap();
+        // A trunk asserts its callers' numbers: `caller` means the number.
+        assert_eq!(
+            account_of(&c, Origin::Trunk(trunk("in")), "+4930111").as_deref(),
+            Some("+4930111")
+        );
+        // A trunk with a fixed account pays itself, whatever the From.
+        assert_eq!(
+            account_of(&c, Origin::Trunk(trunk("wholesale")), "+4930111").as_deref(),
+            Some("acme")
+        );
+        // A digest user pays from its own account, whatever number it puts in From.
+        assert_eq!(
+            account_of(&c, Origin::User(alice), "+4930111").as_deref(),
+            Some("alice-co")
+        );
+        // A user without an account, a trusted network, a device: From names nobody.
+        assert_eq!(account_of(&c, Origin::User(bob), "+4930111"), None);
+        assert_eq!(account_of(&c, Origin::Unproven, "+4930111"), None);
+        // A fixed [billing] account pays for the unproven; a route's fixed account wins.
+        let c = config(&format!("[billing]\naccount = \"house\"\n\n{RATED}"));
+        assert_eq!(
+            account_of(&c, Origin::Unproven, "+4930111").as_deref(),
+            Some("house")
+        );
+        assert_eq!(
+            account_of(&c, Origin::User(&c.sip.users[0]), "x").as_deref(),
+            Some("alice-co")
+        );
+        let c = config(&RATED.replace(
+            "to = \"trunk:out\"",
+            "to = \"trunk:out\"\naccount = \"route-co\"",
+        ));
+        assert_eq!(
+            account_of(&c, Origin::User(&c.sip.users[0]), "x").as_deref(),
+            Some("route-co")
+        );
+        assert_eq!(
+            account_of(&c, Origin::Unproven, "x").as_deref(),
+            Some("route-co")
+        );
+    }
 
     fn tariff(price: u64, initial: u32, step: u32) -> Tariff {
         Tariff {

@@ -38,9 +38,9 @@ pub enum SupervisorMsg {
         request: rsip::Request,
         /// Where it came from.
         peer: Peer,
-        /// The `[[sip_user]]` whose digest credentials the endpoint verified for this INVITE
-        /// (None for trunks and trusted sources): the caller's proven identity.
-        auth_user: Option<String>,
+        /// The `[[sip_user]]` whose digest credentials the endpoint verified on this INVITE
+        /// (`None` for trunk and trusted sources): who pays, never From (issue 11).
+        user: Option<String>,
     },
     /// A call's latest snapshot.
     Update(Box<CallSnapshot>),
@@ -119,8 +119,8 @@ impl Actor for CallSupervisor {
                 key,
                 request,
                 peer,
-                auth_user: _,
-            } => new_call(&myself, state, endpoint, key, request, peer).await,
+                user,
+            } => new_call(&myself, state, endpoint, key, request, peer, user).await,
             SupervisorMsg::Update(snap) => {
                 if let Some(e) = state.calls.get_mut(&snap.id) {
                     e.snapshot = Some(*snap);
@@ -249,6 +249,7 @@ async fn new_call(
     key: TransactionKey,
     request: rsip::Request,
     peer: Peer,
+    user: Option<String>,
 ) {
     let Some(ctx) = state.ctx.clone() else {
         return reject(&endpoint, key, &request, 503);
@@ -333,6 +334,7 @@ async fn new_call(
             invite: request.clone(),
             peer,
             ctx,
+            user,
         };
         Actor::spawn_linked(None, Call, args, myself.get_cell())
             .await

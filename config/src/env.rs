@@ -335,6 +335,11 @@ pub(crate) fn apply(
             user.password = (!value.is_empty()).then(|| value.to_string());
             origins.insert(format!("sip_user[{i}].password"), var);
         }
+        let var = format!("{ENV_PREFIX}SIP_USER_{}_ACCOUNT", trunk_env_name(name));
+        if let Some(&value) = vars.get(var.as_str()) {
+            user.account = (!value.is_empty()).then(|| value.to_string());
+            origins.insert(format!("sip_user[{i}].account"), var);
+        }
     }
     for (i, app) in raw.apps.iter_mut().enumerate() {
         let Some(name) = app.name.as_deref() else {

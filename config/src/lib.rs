@@ -32,8 +32,8 @@ pub use fax::{FaxConfig, T38Policy};
 pub use media_ws::MediaWsConfig;
 pub use route::{RouteConfig, RoutePattern, RouteTarget};
 pub use types::{
-    is_api_key_shape, AdminConfig, LogConfig, MediaConfig, Secret, SipConfig, StorageConfig,
-    Transport, TrunkConfig,
+    is_api_key_shape, AdminConfig, LogConfig, MediaConfig, Secret, SipConfig, SipUser,
+    StorageConfig, Transport, TrunkConfig,
 };
 
 /// The whole validated configuration.

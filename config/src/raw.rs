@@ -42,6 +42,7 @@ pub(crate) struct RawSip {
 pub(crate) struct RawSipUser {
     pub username: Option<String>,
     pub password: Option<String>,
+    pub account: Option<String>,
 }
 
 /// `[media]` as written.

@@ -74,6 +74,11 @@ pub struct SipUser {
     pub username: String,
     /// Password (or `SWITCHBOARD_SIP_USER_<NAME>_PASSWORD`).
     pub password: Secret,
+    /// The ledger account this user's rated calls are charged to (or
+    /// `SWITCHBOARD_SIP_USER_<NAME>_ACCOUNT`); a fixed account id, never `caller`: the user
+    /// proved who it is, not which number it calls from. `None`: the route's or
+    /// `[billing] account` pays.
+    pub account: Option<String>,
 }
 
 impl SipConfig {

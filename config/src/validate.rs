@@ -336,10 +336,25 @@ fn sip_users(c: &mut Checker, raw: Vec<crate::raw::RawSipUser>) -> Vec<crate::ty
             );
             continue;
         }
+        let account = match u.account {
+            None => None,
+            Some(a) => match crate::billing::AccountRule::parse(&a) {
+                Some(crate::billing::AccountRule::Fixed(id)) => Some(id),
+                _ => {
+                    c.invalid(
+                        &format!("{p}.account"),
+                        &a,
+                        "an account id of 1 to 64 of A-Z a-z 0-9 _ . : @ + - (not starting with @; not caller)",
+                    );
+                    continue;
+                }
+            },
+        };
         match u.password {
             Some(pw) if pw.len() >= 8 && pw.len() <= 256 => out.push(crate::types::SipUser {
                 username: name,
                 password: crate::types::Secret::new(pw),
+                account,
             }),
             // A secret: never echo it.
             Some(_) => c.invalid(&format!("{p}.password"), "(hidden)", "8 to 256 bytes"),

@@ -13,6 +13,9 @@ use rsip::headers::UntypedHeader;
 use rsip::{message::HasHeaders, Header, Headers, Method, Request, Response, SipMessage};
 use std::str::FromStr;
 
+mod write;
+pub use write::{request_bytes, response_bytes, to_bytes, WriteError};
+
 /// Largest message accepted by [`parse`] (a UDP datagram or one framed stream message).
 pub const MAX_MESSAGE_SIZE: usize = 65_535;
 /// Largest number of (unfolded) header fields accepted by [`parse`].
@@ -196,6 +199,11 @@ fn expand_compact(name: &str) -> Option<&'static str> {
     })
 }
 
+/// A control character other than HTAB (RFC 5234 `CTL`), never valid outside a body.
+fn is_control(b: u8) -> bool {
+    (b < 0x20 && b != b'\t') || b == 0x7f
+}
+
 fn is_token_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b)
 }
@@ -221,7 +229,7 @@ enum StartLine {
 }
 
 fn check_start_line(line: &str) -> Result<StartLine, ParseError> {
-    if line.contains(['\r', '\t']) || line.len() > MAX_HEADER_LINE {
+    if line.bytes().any(|b| b == b'\t' || is_control(b)) || line.len() > MAX_HEADER_LINE {
         return Err(ParseError::BadStartLine);
     }
     let mut parts = line.splitn(3, ' ');
@@ -308,7 +316,9 @@ pub fn parse(data: &[u8]) -> Result<SipMessage, ParseError> {
             });
         }
         let line = std::str::from_utf8(line).map_err(|_| ParseError::NotUtf8)?;
-        if line.contains('\r') || line.contains('\0') {
+        // No control character but HTAB in a header field (RFC 3261 §25.1): what we accept
+        // we can also write (see [`write`]).
+        if line.bytes().any(is_control) {
             return Err(ParseError::BadHeader { line: line_no });
         }
         if line.starts_with([' ', '\t']) {
@@ -455,7 +465,10 @@ pub fn bad_request(data: &[u8], err: &ParseError) -> Option<Vec<u8>> {
         let Ok(line) = std::str::from_utf8(line) else {
             continue;
         };
-        if line.len() > MAX_HEADER_LINE || line.starts_with([' ', '\t']) || line.contains('\r') {
+        if line.len() > MAX_HEADER_LINE
+            || line.starts_with([' ', '\t'])
+            || line.bytes().any(is_control)
+        {
             continue;
         }
         let Some(colon) = line.find(':') else {
@@ -574,50 +587,6 @@ pub fn reason_phrase(code: u16) -> &'static str {
             5 => "Server Error",
             _ => "Global Failure",
         },
-    }
-}
-
-fn write_headers(out: &mut Vec<u8>, headers: &Headers, body: &[u8]) {
-    for h in headers.iter() {
-        match h {
-            Header::ContentLength(_) => continue,
-            Header::Other(name, _) if name.eq_ignore_ascii_case("Content-Length") => continue,
-            _ => {}
-        }
-        out.extend_from_slice(h.to_string().as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
-    out.extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
-    out.extend_from_slice(body);
-}
-
-/// Serializes a request, always writing a correct Content-Length (binary-safe body).
-pub fn request_bytes(req: &Request) -> Vec<u8> {
-    let mut out = Vec::with_capacity(512 + req.body.len());
-    out.extend_from_slice(format!("{} {} SIP/2.0\r\n", req.method, req.uri).as_bytes());
-    write_headers(&mut out, &req.headers, &req.body);
-    out
-}
-
-/// Serializes a response with the standard reason phrase for known codes (the parsed one for
-/// unknown codes), always writing a correct Content-Length (binary-safe body).
-pub fn response_bytes(resp: &Response) -> Vec<u8> {
-    let mut out = Vec::with_capacity(512 + resp.body.len());
-    let code = resp.status_code.code();
-    let reason = match &resp.status_code {
-        rsip::StatusCode::Other(_, r) if !r.is_empty() && !r.contains(['\r', '\n']) => r.as_str(),
-        _ => reason_phrase(code),
-    };
-    out.extend_from_slice(format!("SIP/2.0 {code} {reason}\r\n").as_bytes());
-    write_headers(&mut out, &resp.headers, &resp.body);
-    out
-}
-
-/// Serializes a message, always writing a correct Content-Length.
-pub fn to_bytes(msg: &SipMessage) -> Vec<u8> {
-    match msg {
-        SipMessage::Request(r) => request_bytes(r),
-        SipMessage::Response(r) => response_bytes(r),
     }
 }
 

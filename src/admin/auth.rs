@@ -96,6 +96,7 @@ impl Keys {
                     created_ms: now_unix_ms(),
                     expires_ms: None,
                     revoked_ms: None,
+                    accounts: Vec::new(),
                 };
                 put_api_key(store.as_ref(), &record)?;
                 tracing::info!(key = %id, "bootstrap admin key installed");
@@ -113,12 +114,14 @@ impl Keys {
         }))
     }
 
-    /// Make a key with `scopes`, valid for `ttl_secs` (none: until revoked).
+    /// Make a key with `scopes`, valid for `ttl_secs` (none: until revoked), bound to the
+    /// ledger `accounts` it may bill (empty: none of its own).
     pub fn create(
         &self,
         name: &str,
         scopes: Vec<String>,
         ttl_secs: Option<u64>,
+        accounts: Vec<String>,
     ) -> Result<NewKey, StoreError> {
         let id = hex::encode(rand::random::<[u8; 8]>());
         let secret = hex::encode(rand::random::<[u8; 32]>());
@@ -133,6 +136,7 @@ impl Keys {
             created_ms: now,
             expires_ms: ttl_secs.map(|s| now.saturating_add(s.saturating_mul(1000))),
             revoked_ms: None,
+            accounts,
         };
         put_api_key(self.store.as_ref(), &record)?;
         if let Ok(mut c) = self.cache.write() {
@@ -347,19 +351,71 @@ pub async fn authorize(State(g): State<Arc<Guard>>, req: Request, next: Next) ->
         .into_response();
     }
     let mut req = req;
-    req.extensions_mut().insert(Granted(record.scopes.clone()));
+    req.extensions_mut().insert(Granted {
+        scopes: record.scopes.clone(),
+        accounts: record.accounts.clone(),
+    });
     next.run(req).await
 }
 
-/// The scopes of the key a request was authorised with (for handlers that show more to
-/// keys with more scopes).
+/// The scopes and accounts of the key a request was authorised with (for handlers that show
+/// more to keys with more scopes, and that check who a key may bill).
 #[derive(Debug, Clone)]
-pub struct Granted(Vec<String>);
+pub struct Granted {
+    scopes: Vec<String>,
+    accounts: Vec<String>,
+}
+
+/// Why a key may not bill an account.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BillError {
+    /// One of the gateway's own accounts (`@...`): never named through the API.
+    #[error("{0} is one of the gateway's own accounts")]
+    Internal(String),
+    /// Not one of the key's accounts (and the key is not an admin key).
+    #[error("this key may not bill account {0}")]
+    NotBound(String),
+    /// The key is bound to several accounts: the request must name one.
+    #[error("this key is bound to several accounts: name one")]
+    Ambiguous,
+}
 
 impl Granted {
     /// Whether the key also has `scope`.
     pub fn has(&self, scope: &str) -> bool {
-        grants(&self.0, scope)
+        grants(&self.scopes, scope)
+    }
+
+    /// Whether the key is bound to accounts.
+    pub fn is_bound(&self) -> bool {
+        !self.accounts.is_empty()
+    }
+
+    /// Who pays when this key asks for `named` (or names nobody): an internal account is
+    /// never allowed; a named one must be among the key's accounts, unless the key is an
+    /// unbound `admin` key (the payer as an explicit admin-only choice); naming nobody gives
+    /// the key's only account, or `None` (the configured default) for an unbound key.
+    pub fn payer(&self, named: Option<&str>) -> Result<Option<String>, BillError> {
+        match named {
+            Some(a) if switchboard_storage::ledger::is_internal_account(a) => {
+                Err(BillError::Internal(a.to_string()))
+            }
+            Some(a) if self.accounts.iter().any(|b| b == a) => Ok(Some(a.to_string())),
+            Some(a) if !self.is_bound() && self.has("admin") => Ok(Some(a.to_string())),
+            Some(a) => Err(BillError::NotBound(a.to_string())),
+            None => match self.accounts.as_slice() {
+                [] => Ok(None),
+                [one] => Ok(Some(one.clone())),
+                _ => Err(BillError::Ambiguous),
+            },
+        }
+    }
+
+    /// Whether the key may debit `account` (a transfer's debit side): its own accounts, or
+    /// any customer account for an unbound key.
+    pub fn may_debit(&self, account: &str) -> bool {
+        !switchboard_storage::ledger::is_internal_account(account)
+            && (!self.is_bound() || self.accounts.iter().any(|a| a == account))
     }
 }
 
@@ -452,6 +508,37 @@ mod tests {
     }
 
     #[test]
+    fn a_key_bills_only_its_accounts_and_never_the_gateways() {
+        let g = |scopes: &[&str], accounts: &[&str]| Granted {
+            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+            accounts: accounts.iter().map(|s| s.to_string()).collect(),
+        };
+        let unbound = g(&["fax:send"], &[]);
+        assert_eq!(unbound.payer(None), Ok(None));
+        assert_eq!(
+            unbound.payer(Some("acme")),
+            Err(BillError::NotBound("acme".into()))
+        );
+        assert!(matches!(
+            unbound.payer(Some("@calls")),
+            Err(BillError::Internal(_))
+        ));
+        let acme = g(&["fax:send"], &["acme"]);
+        assert_eq!(acme.payer(None), Ok(Some("acme".into())));
+        assert_eq!(acme.payer(Some("acme")), Ok(Some("acme".into())));
+        assert!(acme.payer(Some("other")).is_err());
+        assert_eq!(
+            g(&["fax:send"], &["a", "b"]).payer(None),
+            Err(BillError::Ambiguous)
+        );
+        let admin = g(&["admin"], &[]);
+        assert_eq!(admin.payer(Some("other")), Ok(Some("other".into())));
+        assert!(admin.payer(Some("@faxes")).is_err());
+        assert!(unbound.may_debit("acme") && !unbound.may_debit("@calls"));
+        assert!(acme.may_debit("acme") && !acme.may_debit("other"));
+    }
+
+    #[test]
     fn keys_check_by_hash_and_honour_revocation_and_expiry() {
         let store: Arc<dyn Store> = Arc::new(switchboard_storage::SledStore::temporary().unwrap());
         let boot = format!("sbk_{}_{}", "a".repeat(16), "b".repeat(64));
@@ -467,7 +554,7 @@ mod tests {
         assert!(keys.check(&forged, now).is_none());
         assert!(keys.check("sbk_short", now).is_none());
         let k = keys
-            .create("ops", vec!["calls:read".into()], Some(60))
+            .create("ops", vec!["calls:read".into()], Some(60), Vec::new())
             .unwrap();
         assert!(keys.check(&k.key, now).is_some());
         assert!(keys.check(&k.key, now + 61_000).is_none(), "expired");

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
+use axum::extract::{Extension, FromRequest, Multipart, Path, Query, Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
@@ -220,8 +220,13 @@ struct JsonJob {
     account: Option<String>,
 }
 
-/// `POST /api/v1/faxes`.
-pub(crate) async fn submit(State(s): State<AdminState>, req: Request) -> ApiResult {
+/// `POST /api/v1/faxes`. The payer is checked against the key (issue 11): a key names only
+/// its own accounts (an unbound admin key any customer account), never the gateway's.
+pub(crate) async fn submit(
+    State(s): State<AdminState>,
+    key: Option<Extension<super::auth::Granted>>,
+    req: Request,
+) -> ApiResult {
     let is_json = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -294,6 +299,16 @@ pub(crate) async fn submit(State(s): State<AdminState>, req: Request) -> ApiResu
     {
         return Err(bad("bad_number", "to must be 1-32 of 0-9 + # *"));
     }
+    let account = match &key {
+        Some(Extension(k)) => k.payer(account.as_deref()).map_err(|e| {
+            let code = match e {
+                super::auth::BillError::Ambiguous => "account_required",
+                _ => "account_not_allowed",
+            };
+            ApiError::new(StatusCode::FORBIDDEN, code, e.to_string())
+        })?,
+        None => None,
+    };
     let id = new_job_id();
     let (dir, gs, limits) = (
         spool(&s),

@@ -1,17 +1,64 @@
 //! The credits ledger over HTTP: accounts, top-ups (idempotency key), transfers (single or
 //! two-phase), their posts and voids. Every answer comes after the ledger actor has written
 //! and flushed: an acknowledged transfer survives a crash.
+//!
+//! The gateway's own bookkeeping is out of the API's reach (issue 11): transfer ids starting
+//! `call:` or `fax:` are the gateway's (403 `reserved_id`, whether created, posted or
+//! voided), its `@` accounts are never a transfer's side (403 `reserved_account`; money
+//! enters only through a top-up), and a key bound to accounts debits only those and tops up
+//! nothing (403 `account_not_allowed`). Amounts and balances are exact; what would take an
+//! account past [`MAX_AMOUNT`] is refused (422 `overflow`).
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use switchboard_actors::ledger::{LedgerMsg, TOPUP_ACCOUNT};
-use switchboard_storage::ledger::{Account, LedgerError, Outcome, TransferKind, TransferRequest};
+use switchboard_storage::ledger::{
+    is_gateway_transfer, is_internal_account, Account, LedgerError, Outcome, TransferKind,
+    TransferRequest, MAX_AMOUNT,
+};
 
+use super::auth::Granted;
 use super::{ok_json, AdminState, ApiError, ApiResult, ACTOR_TIMEOUT};
+
+/// The key's grant (always there behind `authorize`; an absent one allows nothing special).
+type Key = Option<Extension<Granted>>;
+
+fn forbidden(code: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::FORBIDDEN, code, message)
+}
+
+/// Refuse the gateway's own transfer ids.
+fn client_id(id: &str) -> Result<(), ApiError> {
+    if is_gateway_transfer(id) {
+        return Err(forbidden(
+            "reserved_id",
+            "transfer ids starting call: or fax: are the gateway's own",
+        ));
+    }
+    Ok(())
+}
+
+/// Refuse the gateway's own accounts.
+fn client_account(id: &str) -> Result<(), ApiError> {
+    if is_internal_account(id) {
+        return Err(forbidden(
+            "reserved_account",
+            "accounts starting with @ are the gateway's own",
+        ));
+    }
+    Ok(())
+}
+
+fn not_allowed(account: &str) -> ApiError {
+    forbidden(
+        "account_not_allowed",
+        format!("this key may not bill account {account}"),
+    )
+}
 
 type Body<T> = Result<Json<T>, axum::extract::rejection::JsonRejection>;
 
@@ -26,20 +73,26 @@ fn ledger_error(e: LedgerError) -> ApiError {
         LedgerError::ExistsWithDifferentFields(_)
         | LedgerError::AccountExists(_)
         | LedgerError::PendingNotPending { .. } => StatusCode::CONFLICT,
-        LedgerError::ExceedsCredits(_) | LedgerError::ExceedsPendingAmount => {
-            StatusCode::UNPROCESSABLE_ENTITY
-        }
+        LedgerError::ExceedsCredits(_)
+        | LedgerError::ExceedsPendingAmount
+        | LedgerError::Overflow => StatusCode::UNPROCESSABLE_ENTITY,
         LedgerError::Store(_) | LedgerError::NotDurable => return ApiError::unavailable(),
         _ => StatusCode::BAD_REQUEST,
     };
     ApiError::new(status, e.code(), e.to_string())
 }
 
+/// An exact JSON number: every sum stays within [`MAX_AMOUNT`], so within `i64`; a record
+/// from before that limit that does not fit is shown as a decimal string, never clamped.
+fn exact(v: i128) -> Value {
+    i64::try_from(v).map_or_else(|_| json!(v.to_string()), |n| json!(n))
+}
+
 fn account_view(a: &Account) -> Value {
     json!({
         "id": a.id,
-        "balance": a.balance().to_string().parse::<i64>().unwrap_or(i64::MAX),
-        "available": a.available().to_string().parse::<i64>().unwrap_or(i64::MAX),
+        "balance": exact(a.balance()),
+        "available": exact(a.available()),
         "debits_pending": a.debits_pending,
         "debits_posted": a.debits_posted,
         "credits_pending": a.credits_pending,
@@ -145,9 +198,19 @@ pub struct Topup {
 pub async fn topup(
     State(s): State<AdminState>,
     Path(id): Path<String>,
+    key: Key,
     b: Body<Topup>,
 ) -> ApiResult {
     let b = body(b)?;
+    client_id(&b.idempotency_key)?;
+    client_account(&id)?;
+    if key.is_some_and(|Extension(k)| k.is_bound()) {
+        // Minting credit is the operator's act, not a customer key's.
+        return Err(not_allowed(&id));
+    }
+    if b.amount > MAX_AMOUNT {
+        return Err(ledger_error(LedgerError::Overflow));
+    }
     apply(
         &s,
         TransferRequest {
@@ -204,8 +267,18 @@ pub struct NewTransfer {
 }
 
 /// `POST /api/v1/transfers`
-pub async fn create_transfer(State(s): State<AdminState>, b: Body<NewTransfer>) -> ApiResult {
+pub async fn create_transfer(
+    State(s): State<AdminState>,
+    key: Key,
+    b: Body<NewTransfer>,
+) -> ApiResult {
     let b = body(b)?;
+    client_id(&b.id)?;
+    client_account(&b.debit_account)?;
+    client_account(&b.credit_account)?;
+    if key.is_some_and(|Extension(k)| !k.may_debit(&b.debit_account)) {
+        return Err(not_allowed(&b.debit_account));
+    }
     if b.reference.as_ref().is_some_and(|r| r.len() > 256) {
         return Err(ApiError::bad_request(
             "bad_reference",
@@ -240,7 +313,30 @@ pub struct Settle {
     amount: u64,
 }
 
-async fn settle(s: &AdminState, pending: String, b: Settle, kind: TransferKind) -> ApiResult {
+async fn settle(
+    s: &AdminState,
+    key: Key,
+    pending: String,
+    b: Settle,
+    kind: TransferKind,
+) -> ApiResult {
+    // The gateway settles its own reservations (calls, fax jobs); nobody else does.
+    client_id(&pending)?;
+    client_id(&b.id)?;
+    if let Some(Extension(k)) = key.filter(|Extension(k)| k.is_bound()) {
+        let id = pending.clone();
+        let found = ractor::call_t!(
+            s.ledger,
+            LedgerMsg::Transfer,
+            ACTOR_TIMEOUT.as_millis() as u64 * 5,
+            id
+        )
+        .map_err(|_| ApiError::unavailable())?
+        .map_err(ledger_error)?;
+        if let Some(p) = found.filter(|p| !k.may_debit(&p.debit_account)) {
+            return Err(not_allowed(&p.debit_account));
+        }
+    }
     apply(
         s,
         TransferRequest {
@@ -261,18 +357,20 @@ async fn settle(s: &AdminState, pending: String, b: Settle, kind: TransferKind) 
 pub async fn post_pending(
     State(s): State<AdminState>,
     Path(id): Path<String>,
+    key: Key,
     b: Body<Settle>,
 ) -> ApiResult {
-    settle(&s, id, body(b)?, TransferKind::PostPending).await
+    settle(&s, key, id, body(b)?, TransferKind::PostPending).await
 }
 
 /// `POST /api/v1/transfers/{id}/void`
 pub async fn void_pending(
     State(s): State<AdminState>,
     Path(id): Path<String>,
+    key: Key,
     b: Body<Settle>,
 ) -> ApiResult {
-    settle(&s, id, body(b)?, TransferKind::VoidPending).await
+    settle(&s, key, id, body(b)?, TransferKind::VoidPending).await
 }
 
 /// `GET /api/v1/transfers/{id}`

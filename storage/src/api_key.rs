@@ -28,6 +28,11 @@ pub struct ApiKeyRecord {
     pub expires_ms: Option<u64>,
     /// Revocation time, ms since the epoch.
     pub revoked_ms: Option<u64>,
+    /// The ledger accounts this key may bill (fax `account`, transfers' debit side); empty:
+    /// not bound, so it names no payer of its own (records written before this field
+    /// read as empty).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub accounts: Vec<String>,
 }
 
 impl ApiKeyRecord {
@@ -79,6 +84,7 @@ mod tests {
             created_ms: 1,
             expires_ms: None,
             revoked_ms: None,
+            accounts: Vec::new(),
         };
         put_api_key(&s, &k).unwrap();
         k.id = "00000000000000a1".into();

@@ -28,6 +28,28 @@ use crate::{BatchOp, Store, StoreError, Tree};
 /// Longest account or transfer id.
 pub const MAX_ID: usize = 64;
 
+/// Largest sum an account may hold on either side: `debits_posted + debits_pending` and
+/// `credits_posted + credits_pending` never exceed it, so every balance and every amount is
+/// exact as a signed 64-bit number (JSON, SQL `BIGINT`). An operation that would go past it
+/// is refused with [`LedgerError::Overflow`], never clamped.
+pub const MAX_AMOUNT: u64 = i64::MAX as u64;
+
+/// Transfer id prefixes the gateway writes itself: `call:{id}` (a call's reservation, with
+/// its `:post`/`:void`) and `fax:{job}` (a fax job's). API clients may neither create such
+/// ids nor settle such transfers (see [`is_gateway_transfer`]).
+pub const GATEWAY_TRANSFER_PREFIXES: [&str; 2] = ["call:", "fax:"];
+
+/// Whether `id` is in the gateway's own transfer id space.
+pub fn is_gateway_transfer(id: &str) -> bool {
+    GATEWAY_TRANSFER_PREFIXES.iter().any(|p| id.starts_with(p))
+}
+
+/// Whether `id` is one of the gateway's own accounts (`@topup`, `@calls`, `@faxes`): they
+/// start with `@`, which no customer account may.
+pub fn is_internal_account(id: &str) -> bool {
+    id.starts_with('@')
+}
+
 /// An account.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Account {
@@ -163,9 +185,12 @@ pub enum LedgerError {
     /// Debit and credit account are the same.
     #[error("debit and credit account are the same")]
     SameAccount,
-    /// Amount 0 where one is needed, or overflow.
+    /// Amount 0 where one is needed.
     #[error("invalid amount")]
     BadAmount,
+    /// The amount, or an account's sums after it, would exceed [`MAX_AMOUNT`].
+    #[error("the amount would overflow an account")]
+    Overflow,
     /// The id is taken by a transfer with other fields.
     #[error("transfer {0} exists with different fields")]
     ExistsWithDifferentFields(String),
@@ -203,6 +228,7 @@ impl LedgerError {
             LedgerError::NoAccount(_) => "no_account",
             LedgerError::SameAccount => "same_account",
             LedgerError::BadAmount => "bad_amount",
+            LedgerError::Overflow => "overflow",
             LedgerError::ExistsWithDifferentFields(_) => "exists_with_different_fields",
             LedgerError::ExceedsCredits(_) => "exceeds_credits",
             LedgerError::NoPending(_) => "no_pending",
@@ -388,24 +414,34 @@ impl<'a> Ledger<'a> {
         if req.amount == 0 {
             return Err(LedgerError::BadAmount);
         }
+        if req.amount > MAX_AMOUNT {
+            return Err(LedgerError::Overflow);
+        }
         let (mut debit, mut credit) = self.pair(&req.debit_account, &req.credit_account)?;
         let pending = req.kind == TransferKind::Pending;
-        let over = |a: &Account| -> Result<u64, LedgerError> {
-            a.debits_pending
-                .checked_add(a.debits_posted)
-                .and_then(|d| d.checked_add(req.amount))
-                .ok_or(LedgerError::BadAmount)
-        };
-        if debit.debits_must_not_exceed_credits && over(&debit)? > debit.credits_posted {
+        // Each side's total after this transfer; both within MAX_AMOUNT (no sum is clamped).
+        let debits = debit
+            .debits_pending
+            .checked_add(debit.debits_posted)
+            .and_then(|d| d.checked_add(req.amount))
+            .filter(|d| *d <= MAX_AMOUNT)
+            .ok_or(LedgerError::Overflow)?;
+        if debit.debits_must_not_exceed_credits && debits > debit.credits_posted {
             return Err(LedgerError::ExceedsCredits(debit.id.clone()));
         }
-        let add = |x: u64| x.checked_add(req.amount).ok_or(LedgerError::BadAmount);
+        credit
+            .credits_pending
+            .checked_add(credit.credits_posted)
+            .and_then(|c| c.checked_add(req.amount))
+            .filter(|c| *c <= MAX_AMOUNT)
+            .ok_or(LedgerError::Overflow)?;
+        // Cannot overflow: each part is at most its side's total, checked above.
         if pending {
-            debit.debits_pending = add(debit.debits_pending)?;
-            credit.credits_pending = add(credit.credits_pending)?;
+            debit.debits_pending += req.amount;
+            credit.credits_pending += req.amount;
         } else {
-            debit.debits_posted = add(debit.debits_posted)?;
-            credit.credits_posted = add(credit.credits_posted)?;
+            debit.debits_posted += req.amount;
+            credit.credits_posted += req.amount;
         }
         let t = Transfer {
             v: Transfer::VERSION,
@@ -752,6 +788,60 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn amounts_past_the_limit_are_refused_never_clamped() {
+        let s = SledStore::temporary().unwrap();
+        let l = setup(&s);
+        // The top-up: u64::MAX is refused, nothing written.
+        let e = l.apply(
+            &req("t0", "@topup", "acme", u64::MAX, TransferKind::Single),
+            1,
+        );
+        assert_eq!(e.unwrap_err().code(), "overflow");
+        assert!(l.transfer("t0").unwrap().is_none());
+        // Up to the limit is exact.
+        l.apply(
+            &req("t1", "@topup", "acme", MAX_AMOUNT - 1, TransferKind::Single),
+            2,
+        )
+        .unwrap();
+        let a = l.account("acme").unwrap().unwrap();
+        assert_eq!(a.balance(), i128::from(MAX_AMOUNT - 1));
+        l.apply(&req("t2", "@topup", "acme", 1, TransferKind::Single), 3)
+            .unwrap();
+        // One more unit, posted or pending, on either side, is refused.
+        for (id, d, c, kind) in [
+            ("t3", "@topup", "acme", TransferKind::Single),
+            ("t4", "@topup", "acme", TransferKind::Pending),
+            ("t5", "@topup", "@revenue", TransferKind::Single),
+        ] {
+            let e = l.apply(&req(id, d, c, 1, kind), 4).unwrap_err();
+            assert_eq!(e.code(), "overflow", "{id}");
+        }
+        let a = l.account("acme").unwrap().unwrap();
+        assert_eq!(a.balance(), i128::from(MAX_AMOUNT));
+        assert_eq!(
+            l.account("@topup").unwrap().unwrap().balance(),
+            -i128::from(MAX_AMOUNT)
+        );
+        // Spending and topping up again works: the limit is on each side's total.
+        l.apply(&req("c1", "acme", "@revenue", 10, TransferKind::Single), 5)
+            .unwrap();
+        assert_eq!(
+            l.account("acme").unwrap().unwrap().available(),
+            i128::from(MAX_AMOUNT - 10)
+        );
+    }
+
+    #[test]
+    fn gateway_ids_and_accounts_are_recognised() {
+        assert!(is_gateway_transfer("call:0123456789abcdef"));
+        assert!(is_gateway_transfer("call:0123456789abcdef:post"));
+        assert!(is_gateway_transfer("fax:abc"));
+        assert!(!is_gateway_transfer("topup-1") && !is_gateway_transfer("calls:1"));
+        assert!(is_internal_account("@calls") && !is_internal_account("acme"));
     }
 
     #[test]

@@ -59,6 +59,7 @@ async def main() -> None:
     p.add_argument("--hold-ms", type=int, default=500)
     p.add_argument("--no-stop", action="store_true")
     p.add_argument("--ca")
+    p.add_argument("--from", dest="caller")
     a = p.parse_args()
     tls = {}
     if a.url.startswith("wss://"):
@@ -100,6 +101,8 @@ async def main() -> None:
                 start = {"stream_sid": sid, "call_sid": "CA1", "account_sid": "AC1", "from": "4930222",
                          "to": "5000", "custom_parameters": {"who": "cpaas"},
                          "media_format": {"encoding": "audio/x-raw", "sample_rate": "8000", "bit_rate": "16"}}
+            if a.caller is not None:
+                start["from"] = a.caller
             await ws.send(msg("start", {"start": start}))
             try:
                 if a.flood:

@@ -12,11 +12,16 @@
 //!    or the reservation voided when nothing is owed, before the CDR is written. A call that
 //!    never answered reserved nothing. If the gateway dies mid-call the reservation lapses at
 //!    its timeout, so an interrupted call is never charged twice, nor more than it reserved.
+//!
+//! The three steps are free functions ([`spawn_admission`], [`spawn_reservation`],
+//! [`settle_reservation`]) shared by every originator: the B2BUA call here, and the calls the
+//! gateway places itself for a device's dial or an ingest `call:` stream
+//! ([`crate::ua::UaCall`], issue 11).
 
 use std::time::{Duration, Instant};
 
 use ractor::rpc::CallResult;
-use ractor::RpcReplyPort;
+use ractor::{ActorRef, RpcReplyPort};
 use serde::Serialize;
 use switchboard_storage::Disposition;
 
@@ -63,6 +68,110 @@ fn pending_id(call: &super::CallId) -> String {
     format!("call:{call}")
 }
 
+/// Admission: ask the ledger whether `rating`'s payer affords the first block; the verdict
+/// comes back to `me` as [`ChargeEvent::Admitted`] (`refuse` as the status when it does not;
+/// 503 when the ledger cannot say).
+pub(crate) fn spawn_admission(
+    ledger: ActorRef<LedgerMsg>,
+    rating: &Rating,
+    refuse: u16,
+    me: ActorRef<CallMsg>,
+) {
+    let account = rating.account.clone();
+    let need = rating.tariff.admission_cost();
+    tokio::spawn(async move {
+        let answer = ledger
+            .call(
+                |reply| LedgerMsg::Account(account, reply),
+                Some(LEDGER_WAIT),
+            )
+            .await;
+        let verdict = match answer {
+            Ok(CallResult::Success(Ok(Some(a)))) if a.available() >= i128::from(need) => Ok(()),
+            Ok(CallResult::Success(Ok(Some(_)))) => Err((refuse, "no credit")),
+            Ok(CallResult::Success(Ok(None))) => Err((refuse, "no account")),
+            _ => Err((503, "ledger error")),
+        };
+        let _ = me.send_message(CallMsg::Charge(ChargeEvent::Admitted(verdict)));
+    });
+}
+
+/// Reservation for call `id`, answered: the reservation comes back to `me` as
+/// [`ChargeEvent::Reserved`]. Sent to the ledger from the caller's own task, so a settlement
+/// sent later reaches the ledger after it. False when the ledger is gone.
+pub(crate) fn spawn_reservation(
+    ledger: &ActorRef<LedgerMsg>,
+    id: &super::CallId,
+    rating: &Rating,
+    me: ActorRef<CallMsg>,
+) -> bool {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let msg = LedgerMsg::Reserve {
+        id: pending_id(id),
+        account: rating.account.clone(),
+        credit_account: CALLS_ACCOUNT.to_string(),
+        tariff: rating.tariff,
+        grace_secs: RESERVATION_GRACE_SECS,
+        reference: id.to_string(),
+        reply: RpcReplyPort::from(tx),
+    };
+    if ledger.send_message(msg).is_err() {
+        return false;
+    }
+    tokio::spawn(async move {
+        let r = match tokio::time::timeout(LEDGER_WAIT, rx).await {
+            Ok(Ok(r)) => r.map_err(|e| refusal(&e)),
+            _ => Err("ledger error"),
+        };
+        let _ = me.send_message(CallMsg::Charge(ChargeEvent::Reserved(r)));
+    });
+    true
+}
+
+/// Settlement of call `id`, answered at `answered_at`: post the real cost (capped at the
+/// reservation, read from the ledger when its answer has not arrived yet) or void it; what
+/// was charged (0 when nothing was, or the settlement failed and the reservation lapses).
+pub(crate) async fn settle_reservation(
+    ledger: &ActorRef<LedgerMsg>,
+    id: &super::CallId,
+    rating: &Rating,
+    answered_at: Instant,
+    reserved: Option<Reservation>,
+) -> u64 {
+    let pending = pending_id(id);
+    let reserved = match reserved {
+        Some(r) => Some(r.amount),
+        // The answer is still on its way: the ledger has handled the reservation before
+        // this read (one mailbox, in order), so read what it made.
+        None => {
+            let tid = pending.clone();
+            match ledger
+                .call(|reply| LedgerMsg::Transfer(tid, reply), Some(LEDGER_WAIT))
+                .await
+            {
+                Ok(CallResult::Success(Ok(t))) => t.map(|t| t.amount),
+                _ => None,
+            }
+        }
+    };
+    let Some(reserved) = reserved else {
+        return 0;
+    };
+    let ms = u64::try_from(answered_at.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let cost = rating.tariff.cost(ms).min(reserved);
+    match crate::billing::settle(ledger, &pending, cost, &id.to_string()).await {
+        Ok(()) => {
+            metrics::counter!("switchboard_call_credits_charged_total").increment(cost);
+            cost
+        }
+        Err(err) => {
+            // The reservation lapses at its timeout: the call is not charged.
+            tracing::warn!(call = %id, err, "could not settle the call's reservation");
+            0
+        }
+    }
+}
+
 impl Charging {
     pub(crate) fn view(&self) -> ChargeView {
         ChargeView {
@@ -79,33 +188,16 @@ impl CallState {
         let Some(ledger) = self.ctx.ledger.clone() else {
             return self.fail(503, Disposition::Failed, "ledger unavailable");
         };
-        let account = rating.account.clone();
-        let need = rating.tariff.admission_cost();
         // No payer or no credit: the configured refusal; an unreachable ledger is our
         // failure, not the caller's (503).
         let refuse = self.ctx.config.billing.reject_status;
+        spawn_admission(ledger, &rating, refuse, self.myself.clone());
         self.charging = Some(Charging {
             rating,
             number: Some(number),
             reserved: None,
             answered_at: None,
             credit_until: None,
-        });
-        let me = self.myself.clone();
-        tokio::spawn(async move {
-            let answer = ledger
-                .call(
-                    |reply| LedgerMsg::Account(account, reply),
-                    Some(LEDGER_WAIT),
-                )
-                .await;
-            let verdict = match answer {
-                Ok(CallResult::Success(Ok(Some(a)))) if a.available() >= i128::from(need) => Ok(()),
-                Ok(CallResult::Success(Ok(Some(_)))) => Err((refuse, "no credit")),
-                Ok(CallResult::Success(Ok(None))) => Err((refuse, "no account")),
-                _ => Err((503, "ledger error")),
-            };
-            let _ = me.send_message(CallMsg::Charge(ChargeEvent::Admitted(verdict)));
         });
     }
 
@@ -119,27 +211,9 @@ impl CallState {
             return;
         }
         c.answered_at = Some(Instant::now());
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let msg = LedgerMsg::Reserve {
-            id: pending_id(&self.id),
-            account: c.rating.account.clone(),
-            credit_account: CALLS_ACCOUNT.to_string(),
-            tariff: c.rating.tariff,
-            grace_secs: RESERVATION_GRACE_SECS,
-            reference: self.id.to_string(),
-            reply: RpcReplyPort::from(tx),
-        };
-        if ledger.send_message(msg).is_err() {
-            return self.on_charge(ChargeEvent::Reserved(Err("ledger error")));
+        if !spawn_reservation(&ledger, &self.id, &c.rating, self.myself.clone()) {
+            self.on_charge(ChargeEvent::Reserved(Err("ledger error")));
         }
-        let me = self.myself.clone();
-        tokio::spawn(async move {
-            let r = match tokio::time::timeout(LEDGER_WAIT, rx).await {
-                Ok(Ok(r)) => r.map_err(|e| refusal(&e)),
-                _ => Err("ledger error"),
-            };
-            let _ = me.send_message(CallMsg::Charge(ChargeEvent::Reserved(r)));
-        });
     }
 
     pub(super) fn on_charge(&mut self, ev: ChargeEvent) {
@@ -198,39 +272,8 @@ impl CallState {
             return Some((account, 0));
         }
         let ledger = self.ctx.ledger.clone()?;
-        let pending = pending_id(&self.id);
-        let reserved = match c.reserved {
-            Some(r) => Some(r.amount),
-            // The answer is still on its way: the ledger has handled the reservation before
-            // this read (one mailbox, in order), so read what it made.
-            None => {
-                let id = pending.clone();
-                match ledger
-                    .call(|reply| LedgerMsg::Transfer(id, reply), Some(LEDGER_WAIT))
-                    .await
-                {
-                    Ok(CallResult::Success(Ok(t))) => t.map(|t| t.amount),
-                    _ => None,
-                }
-            }
-        };
-        let Some(reserved) = reserved else {
-            return Some((account, 0));
-        };
-        let ms = c.answered_at.map_or(0, |t| {
-            u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX)
-        });
-        let cost = c.rating.tariff.cost(ms).min(reserved);
-        match crate::billing::settle(&ledger, &pending, cost, &self.id.to_string()).await {
-            Ok(()) => {
-                metrics::counter!("switchboard_call_credits_charged_total").increment(cost);
-                Some((account, cost))
-            }
-            Err(err) => {
-                // The reservation lapses at its timeout: the call is not charged.
-                tracing::warn!(call = %self.id, err, "could not settle the call's reservation");
-                Some((account, 0))
-            }
-        }
+        let answered_at = c.answered_at?;
+        let cost = settle_reservation(&ledger, &self.id, &c.rating, answered_at, c.reserved).await;
+        Some((account, cost))
     }
 }

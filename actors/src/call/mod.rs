@@ -215,6 +215,8 @@ pub struct CallArgs {
     pub peer: Peer,
     /// Shared context.
     pub ctx: Arc<CallContext>,
+    /// The `[[sip_user]]` that authenticated the INVITE, if any (the payer's identity).
+    pub user: Option<String>,
 }
 
 struct ALeg {
@@ -273,6 +275,8 @@ pub struct CallState {
     fork: Option<crate::audio::app::AppStream>,
     /// A rated call's dealings with the ledger.
     charging: Option<charge::Charging>,
+    /// The authenticated `[[sip_user]]`, if any.
+    user: Option<String>,
     src: String,
     dst: String,
     trunk_in: Option<String>,
@@ -346,6 +350,7 @@ impl Actor for Call {
             fork_app: None,
             fork: None,
             charging: None,
+            user: args.user,
             trunk_in,
             codec: None,
             start_ms: now_unix_ms(),
@@ -477,11 +482,17 @@ impl CallState {
                 .app(name)
                 .map(|app| (app.clone(), app.parameters_with(&route.parameters)))
         });
-        let inbound = self
-            .trunk_in
-            .as_deref()
-            .and_then(|name| ctx.config.trunk(name));
-        match crate::billing::rate_call(&ctx.config, route, trunk, inbound, &self.src) {
+        let origin = match (
+            self.trunk_in.as_deref().and_then(|n| ctx.config.trunk(n)),
+            self.user
+                .as_deref()
+                .and_then(|u| ctx.config.sip.users.iter().find(|x| x.username == u)),
+        ) {
+            (Some(t), _) => crate::billing::Origin::Trunk(t),
+            (None, Some(u)) => crate::billing::Origin::User(u),
+            (None, None) => crate::billing::Origin::Unproven,
+        };
+        match crate::billing::rate_call(&ctx.config, route, trunk, origin, &self.src) {
             crate::billing::Charge::Free => self.dial(number),
             crate::billing::Charge::Rated(rating) => self.ask_admission(rating, number),
             crate::billing::Charge::NoAccount => {

@@ -538,8 +538,8 @@ fn unrouted(state: &mut EndpointState, key: Option<TransactionKey>, ev: SipEvent
                 key,
                 request,
                 peer,
-                auth_user,
                 endpoint: state.myself.clone(),
+                user: auth_user,
             });
             return;
         }

@@ -121,11 +121,14 @@ pub enum Reject {
     /// Ingest disabled (configuration or draining).
     #[error("ingest disabled")]
     Disabled,
+    /// The `start` message's `from` is not a dial string (see [`is_dial_string`]).
+    #[error("from is not a dial string")]
+    BadFrom,
 }
 
 impl Reject {
     /// Every variant, e.g. to pre-register metric label values.
-    pub const ALL: [Reject; 16] = [
+    pub const ALL: [Reject; 17] = [
         Reject::NotAllowed,
         Reject::NoToken,
         Reject::BadToken,
@@ -142,6 +145,7 @@ impl Reject {
         Reject::FrameTooLarge,
         Reject::FrameRate,
         Reject::Disabled,
+        Reject::BadFrom,
     ];
 
     /// Stable snake_case label (metrics, logs).
@@ -163,6 +167,7 @@ impl Reject {
             Reject::FrameTooLarge => "frame_too_large",
             Reject::FrameRate => "frame_rate",
             Reject::Disabled => "disabled",
+            Reject::BadFrom => "bad_from",
         }
     }
 
@@ -182,6 +187,7 @@ impl Reject {
             Reject::TooManyConnections | Reject::Disabled => 503,
             Reject::TooManyFromIp | Reject::TooManyForTenant | Reject::FrameRate => 429,
             Reject::FrameTooLarge => 413,
+            Reject::BadFrom => 400,
         }
     }
 
@@ -201,6 +207,33 @@ impl Reject {
 impl AsRef<str> for Reject {
     fn as_ref(&self) -> &str {
         self.as_str()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dial strings
+// ---------------------------------------------------------------------------------------------
+
+/// Longest dial string (a number to call, or a calling number), in characters.
+pub const MAX_DIAL_CHARS: usize = 32;
+
+/// Whether `s` is a dial string: 1 to [`MAX_DIAL_CHARS`] of `0-9 + * #`. Stream values that
+/// reach SIP headers (`call:` targets, `start.from`) must be one: nothing else (no quote,
+/// angle bracket, `@`, control character) can then change the header they end up in.
+pub fn is_dial_string(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= MAX_DIAL_CHARS
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'+' | b'*' | b'#'))
+}
+
+/// The calling number of a stream: `start.from` when it is a dial string, `ingest` when
+/// absent, refused ([`Reject::BadFrom`]) otherwise.
+pub fn calling_number(from: Option<&str>) -> Result<String, Reject> {
+    match from {
+        None => Ok("ingest".to_owned()),
+        Some(f) if is_dial_string(f) => Ok(f.to_owned()),
+        Some(_) => Err(Reject::BadFrom),
     }
 }
 
@@ -1784,6 +1817,27 @@ mod tests {
         assert!(g.check(1, t0 + Duration::from_nanos(333_333_334)).is_ok());
     }
 
+    // --- dial strings ------------------------------------------------------------------------
+
+    #[test]
+    fn calling_numbers_are_dial_strings() {
+        assert_eq!(calling_number(None).unwrap(), "ingest");
+        assert_eq!(calling_number(Some("+4930123*#")).unwrap(), "+4930123*#");
+        for bad in [
+            "",
+            "1>\r\nP-Asserted-Identity: <sip:911@evil>",
+            "1\r\n",
+            "\"Bob\" <sip:1@x>",
+            "sip:1@x",
+            "1 2",
+            "12a",
+            &"1".repeat(MAX_DIAL_CHARS + 1),
+        ] {
+            assert_eq!(calling_number(Some(bad)), Err(Reject::BadFrom), "{bad:?}");
+        }
+        assert!(is_dial_string(&"9".repeat(MAX_DIAL_CHARS)));
+    }
+
     // --- reject metadata ---------------------------------------------------------------------
 
     #[test]
@@ -1806,6 +1860,7 @@ mod tests {
             Reject::FrameTooLarge => 13,
             Reject::FrameRate => 14,
             Reject::Disabled => 15,
+            Reject::BadFrom => 16,
         };
         let mut labels = std::collections::HashSet::new();
         for (i, r) in Reject::ALL.iter().enumerate() {

@@ -87,15 +87,7 @@ impl Target {
             "device" if switchboard_mqtt::DeviceId::parse(rest).is_ok() => {
                 Some(Target::Device(rest.to_string()))
             }
-            "call"
-                if !rest.is_empty()
-                    && rest.len() <= 32
-                    && rest
-                        .chars()
-                        .all(|c| c.is_ascii_digit() || matches!(c, '+' | '*' | '#')) =>
-            {
-                Some(Target::Call(rest.to_string()))
-            }
+            "call" if guard::is_dial_string(rest) => Some(Target::Call(rest.to_string())),
             _ => None,
         }
     }
@@ -472,7 +464,12 @@ impl Server {
                                 Ok(l) => live = Some(l),
                                 Err(reason) => {
                                     count_reject(reason);
-                                    break Some(close(CloseCode::Again, reason));
+                                    let code = if reason == Reject::BadFrom.as_str() {
+                                        CloseCode::Policy
+                                    } else {
+                                        CloseCode::Again
+                                    };
+                                    break Some(close(code, reason));
                                 }
                             }
                         }
@@ -525,6 +522,9 @@ impl Server {
         close: oneshot::Sender<&'static str>,
     ) -> Result<Live, &'static str> {
         let ctx = &self.ctx;
+        // `from` reaches the SIP From of a `call:` target and the app's and device's `from`:
+        // a dial string or nothing.
+        let from = guard::calling_number(start.from.as_deref()).map_err(|r| r.as_str())?;
         let (target_name, kind_target) = match target {
             Target::App(n) => ("app", n.clone()),
             Target::Device(d) => ("device", d.clone()),
@@ -542,7 +542,6 @@ impl Server {
         );
         guard.entry.set_state("streaming");
         let (leg, events, commands) = Leg::channel();
-        let from = start.from.clone().unwrap_or_else(|| "ingest".into());
         let holder = match target {
             Target::App(name) => {
                 let Some(app) = ctx.config.app(name) else {

@@ -59,7 +59,12 @@ impl UaState {
         self.sdp_version
     }
 
-    fn finish(&mut self, cause: &'static str, code: Option<u16>, error: Option<&'static str>) {
+    pub(super) fn finish(
+        &mut self,
+        cause: &'static str,
+        code: Option<u16>,
+        error: Option<&'static str>,
+    ) {
         if self.outcome.is_none() {
             self.outcome = Some(UaOutcome {
                 answered: self.answer_ms.is_some(),
@@ -251,6 +256,7 @@ impl UaState {
             );
             self.t38_deadline = Some(now + T38_DEADLINE);
         }
+        self.reserve();
         self.emit(UaEvent::Answered);
     }
 
@@ -297,6 +303,10 @@ impl UaState {
         }
         if handle.status.borrow().is_down() {
             return self.finish("trunk down", Some(503), Some("CONGESTION"));
+        }
+        // Rated like any call: admission first (issue 11); `on_charge` dials again.
+        if !self.admitted(route, trunk) {
+            return;
         }
         let Some(mut ports) = ctx.ports.allocate() else {
             return self.finish("no media ports", None, Some("CONGESTION"));
@@ -816,6 +826,11 @@ impl UaState {
             self.bye();
             self.finish("maximum duration", None, Some("TIMEOUT"));
         }
+        if due(self.credit_deadline()) {
+            tracing::info!(call = %self.id, "credit exhausted; releasing the call");
+            self.bye();
+            self.finish("credit exhausted", None, None);
+        }
     }
 
     fn ready_to_stop(&self) -> bool {
@@ -843,6 +858,7 @@ impl UaState {
             self.t38_deadline,
             self.max_end_at,
             self.end_at,
+            self.credit_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -904,7 +920,7 @@ impl UaState {
                 remote_media: self.remote_media.map(|m| m.to_string()),
             }],
             media: Default::default(),
-            charge: None,
+            charge: self.charging.as_ref().map(|c| c.view()),
             start_ms: self.start_ms,
             answer_ms: self.answer_ms,
             stats: None,
@@ -938,9 +954,13 @@ impl UaState {
             (false, Some("CONGESTION")) => Disposition::Congestion,
             _ => Disposition::Failed,
         };
-        let cdr = self
+        let mut cdr = self
             .snapshot()
             .cdr(disposition, outcome.cause, outcome.code);
+        if let Some((account, cost)) = self.settle().await {
+            cdr.account = Some(account);
+            cdr.cost = Some(cost);
+        }
         metrics::counter!("switchboard_calls_total", "disposition" => cdr.disposition.as_str())
             .increment(1);
         tracing::info!(call = %self.id, cause = outcome.cause, error = ?outcome.error, "local call ended");

@@ -17,6 +17,7 @@
 //! tears it down like any other call; what happens on the call is reported
 //! to a [`Listener`] (the fax job, or the fax supervisor for inbound faxes).
 
+mod charge;
 mod flow;
 pub mod sdp;
 
@@ -205,6 +206,11 @@ enum T38State {
 /// State of a `UaCall`.
 pub struct UaState {
     id: CallId,
+    myself: ActorRef<CallMsg>,
+    /// A rated call's dealings with the ledger (calls we place: see [`charge`]).
+    charging: Option<crate::call::charge::Charging>,
+    /// The ledger admitted the call (or it is not rated).
+    admitted: bool,
     ctx: Arc<CallContext>,
     listener: Listener,
     mode: UaMode,
@@ -285,6 +291,9 @@ impl Actor for UaCall {
         let sdp_session = u64::from(rand::random::<u32>());
         Ok(UaState {
             id: args.id,
+            myself: myself.clone(),
+            charging: None,
+            admitted: false,
             listener: args.listener,
             mode: args.mode,
             codec: None,
@@ -348,7 +357,7 @@ impl Actor for UaCall {
             CallMsg::End(cause) => state.hangup(cause, None),
             CallMsg::Answer => state.answer_now(),
             CallMsg::Reject(code) => state.reject(code),
-            CallMsg::Charge(_) => {}
+            CallMsg::Charge(ev) => state.on_charge(ev),
             CallMsg::Crash => panic!("call {} crashed on purpose (test hook)", state.id),
         }
         state.after(&myself).await;

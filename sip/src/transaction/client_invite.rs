@@ -91,10 +91,13 @@ impl ClientInvite {
                 } else if (300..700).contains(&code) {
                     out.push(Action::Disarm(Timer::A));
                     out.push(Action::Disarm(Timer::B));
-                    let ack =
-                        Bytes::from(request_bytes(&make_non2xx_ack(&self.request, &response)));
-                    out.push(Action::Send(ack.clone()));
-                    self.ack = Some(ack);
+                    // Built from our own INVITE and a parsed response: always writable; if
+                    // not, no ACK goes out (the far end's retransmissions stop at Timer H).
+                    if let Ok(ack) = request_bytes(&make_non2xx_ack(&self.request, &response)) {
+                        let ack = Bytes::from(ack);
+                        out.push(Action::Send(ack.clone()));
+                        self.ack = Some(ack);
+                    }
                     out.push(Action::Deliver(response));
                     self.state = ClientInviteState::Completed;
                     if self.reliable {

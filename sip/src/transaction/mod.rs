@@ -76,7 +76,8 @@ pub enum TransactionEvent {
         /// The response.
         response: Response,
     },
-    /// Client transaction gave up: Timer B or F fired (or a transport error was reported).
+    /// Client transaction gave up: Timer B or F fired (or a transport error was reported, or
+    /// the request could not be written: see [`crate::message::WriteError`]).
     Timeout {
         /// The client transaction.
         key: TransactionKey,
@@ -117,6 +118,9 @@ pub enum TransactionError {
         /// The offending code.
         code: u16,
     },
+    /// The writer refused the response (a control character in a header); nothing was sent.
+    #[error(transparent)]
+    Unwritable(#[from] crate::message::WriteError),
 }
 
 /// Effects requested by a machine; the layer applies them.
@@ -336,11 +340,15 @@ impl TransactionLayer {
                     txn.dialog_ack = req.call_id().and_then(|c| req.cseq().map(|(n, _)| (c, n)));
                     self.txns.insert(key.clone(), txn);
                     let trying = make_response(&req, 100, None);
-                    let bytes = Bytes::from(response_bytes(&trying));
-                    if let Some(Txn {
-                        machine: Machine::ServerInvite(m),
-                        ..
-                    }) = self.txns.get_mut(&key)
+                    // A parsed request always gives a writable 100.
+                    let bytes = Bytes::from(response_bytes(&trying).unwrap_or_default());
+                    if let (
+                        false,
+                        Some(Txn {
+                            machine: Machine::ServerInvite(m),
+                            ..
+                        }),
+                    ) = (bytes.is_empty(), self.txns.get_mut(&key))
                     {
                         // Cannot fail: a fresh transaction is in Proceeding.
                         let _ = m.send_response(100, bytes, &mut out);
@@ -426,8 +434,11 @@ impl TransactionLayer {
         };
         let mut machine = ServerNonInvite::new(peer.transport.is_reliable(), self.timers);
         let resp = make_response(&req, code, Some(&to_tag));
-        // Cannot fail: a fresh transaction is in Trying.
-        let _ = machine.send_response(code, Bytes::from(response_bytes(&resp)), &mut out);
+        // Cannot fail: a fresh transaction is in Trying (and a parsed CANCEL gives a writable
+        // answer).
+        if let Ok(bytes) = response_bytes(&resp) {
+            let _ = machine.send_response(code, Bytes::from(bytes), &mut out);
+        }
         self.txns.insert(
             key.clone(),
             Txn::new(Machine::ServerNonInvite(machine), peer),
@@ -467,7 +478,18 @@ impl TransactionLayer {
     pub fn send_request(&mut self, now: Instant, peer: Peer, request: Request) -> TransactionKey {
         let method = request.method;
         let key = TransactionKey::of(&request, method, Role::Client);
-        let bytes = Bytes::from(request_bytes(&request));
+        let bytes = match request_bytes(&request) {
+            Ok(b) => Bytes::from(b),
+            Err(_) => {
+                // The writer refused it (a control character in a header): nothing is sent,
+                // and the TU hears of it as of a transport failure.
+                if method != Method::Ack {
+                    self.events
+                        .push_back(TransactionEvent::Timeout { key: key.clone() });
+                }
+                return key;
+            }
+        };
         if method == Method::Ack {
             self.transmits.push_back(Transmit { peer, data: bytes });
             return key;
@@ -527,7 +549,7 @@ impl TransactionLayer {
             .txns
             .get_mut(key)
             .ok_or(TransactionError::NoSuchTransaction)?;
-        let bytes = Bytes::from(response_bytes(&response));
+        let bytes = Bytes::from(response_bytes(&response).map_err(TransactionError::Unwritable)?);
         let mut out = Vec::new();
         let result = match &mut txn.machine {
             Machine::ServerInvite(m) => {
@@ -553,11 +575,14 @@ impl TransactionLayer {
     }
 
     /// Sends a message outside any transaction (the ACK for a 2xx, which the TU builds).
+    /// A message the writer refuses (a control character in a header) is not sent.
     pub fn send_stateless(&mut self, peer: Peer, msg: SipMessage) {
-        self.transmits.push_back(Transmit {
-            peer,
-            data: Bytes::from(to_bytes(&msg)),
-        });
+        if let Ok(data) = to_bytes(&msg) {
+            self.transmits.push_back(Transmit {
+                peer,
+                data: Bytes::from(data),
+            });
+        }
     }
 
     /// The transport could not deliver for transaction `key` (e.g. TCP connect failed). A
