@@ -29,6 +29,7 @@ pub(crate) struct RawSip {
     pub tls_listen: Option<String>,
     pub tls_cert: Option<String>,
     pub tls_key: Option<String>,
+    pub max_call_secs: Option<u64>,
 }
 
 /// One `[[sip_user]]` as written.
@@ -45,6 +46,8 @@ pub(crate) struct RawSipUser {
 pub(crate) struct RawMedia {
     pub rtp_ports: Option<String>,
     pub advertise: Option<String>,
+    pub allow_loopback: Option<bool>,
+    pub rtp_timeout_secs: Option<u64>,
 }
 
 /// `[admin]` as written.

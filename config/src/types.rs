@@ -49,6 +49,9 @@ pub struct SipConfig {
     pub tls_cert: Option<PathBuf>,
     /// PEM private key for `tls_listen`.
     pub tls_key: Option<PathBuf>,
+    /// Longest an answered call may last before the gateway hangs it up (key
+    /// `max_call_secs`, 1..=604800, default 4 h; cause `max duration`).
+    pub max_call: Duration,
 }
 
 /// One `[[sip_user]]`: a digest identity for phones and softswitches that are not trunks.
@@ -93,6 +96,7 @@ impl Default for SipConfig {
             tls_listen: None,
             tls_cert: None,
             tls_key: None,
+            max_call: Duration::from_secs(4 * 3600),
         }
     }
 }
@@ -104,6 +108,13 @@ pub struct MediaConfig {
     pub rtp_ports: RangeInclusive<u16>,
     /// Address put in SDP for media; `None` = the SIP advertised address.
     pub advertise: Option<IpAddr>,
+    /// Accept SDP media addresses on loopback (127.0.0.0/8, ::1). Off by default: only tests
+    /// and single-host labs need it.
+    pub allow_loopback: bool,
+    /// An answered call with no RTP from either side for this long is hung up (BYE both
+    /// legs, cause `rtp timeout`); held calls are exempt. Key `rtp_timeout_secs`, 0..=86400,
+    /// default 60; 0 = off.
+    pub rtp_timeout: Option<Duration>,
 }
 
 impl Default for MediaConfig {
@@ -111,6 +122,8 @@ impl Default for MediaConfig {
         Self {
             rtp_ports: 20000..=20999,
             advertise: None,
+            allow_loopback: false,
+            rtp_timeout: Some(Duration::from_secs(60)),
         }
     }
 }
