@@ -295,3 +295,24 @@ fn max_call_secs_ends_a_long_call() {
     let billsec = cdrs[0]["billsec"].as_u64().unwrap();
     assert!((2..=3).contains(&billsec), "billsec {billsec}");
 }
+
+#[test]
+fn a_held_call_is_exempt_from_the_rtp_timeout() {
+    let uas = Sipp::uas("uas_reinvite.xml", &["-m", "1"]);
+    let gw = Gateway::start_with_env(
+        &trunk_route("uas", &uas.addr()),
+        "",
+        &[("SWITCHBOARD_MEDIA_RTP_TIMEOUT_SECS", "2")],
+    );
+    // Held for 5 s without a packet, then resumed and hung up at once.
+    let run = uac(
+        "uac_hold_long.xml",
+        &gw.sip(),
+        &["-m", "1"],
+        Duration::from_secs(40),
+    );
+    assert_eq!(run.code, 0, "{}", run.output);
+    assert_eq!(uas.wait(Duration::from_secs(20)), 0);
+    let cdrs = gw.wait_cdrs(1);
+    assert_eq!(cdrs[0]["hangup_cause"], "caller hangup", "{}", cdrs[0]);
+}
