@@ -4,16 +4,23 @@
 //! the caller (A), one faces the callee (B). A relay task per pair of sockets
 //! moves datagrams between the legs without going through any actor mailbox.
 //! Each side's destination starts as the address from its SDP and latches to
-//! the source of the first packet received from that side (symmetric RTP, for
-//! peers behind NAT); an SDP change re-arms the latch.
+//! the source of the first packet received from that side whose IP the SDP or
+//! the signalling names (strict symmetric RTP; see
+//! [`switchboard_sip::media::latch`] for the NAT rule); an SDP change re-arms
+//! the latch. Packets from anyone else are dropped and counted (`foreign`, and
+//! the metric `switchboard_rtp_dropped_foreign_total`): they are never relayed,
+//! tapped or counted as media activity.
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
+use switchboard_sip::media::latch::{Latch, Verdict};
+use switchboard_sip::media::target::MediaPolicy;
 use switchboard_sip::rtp::RtpStats;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
@@ -147,15 +154,33 @@ pub struct DirectionStats {
     pub rtcp: AtomicU64,
     /// Datagrams dropped: not RTP, or no destination known yet.
     pub dropped: AtomicU64,
+    /// Datagrams dropped because they came from a source other than the side's peer
+    /// (strict latching), on the port facing that side.
+    pub foreign: AtomicU64,
 }
 
 /// Per-call media counters, shared read-only with the admin API.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct RelayStats {
     /// Caller (A) to callee (B).
     pub a_to_b: DirectionStats,
     /// Callee (B) to caller (A).
     pub b_to_a: DirectionStats,
+    /// When the relay started (the origin of `last_rx_ms`).
+    epoch: Instant,
+    /// Ms after `epoch` (plus one) of the last datagram accepted from either peer; 0 = none yet.
+    last_rx_ms: AtomicU64,
+}
+
+impl Default for RelayStats {
+    fn default() -> Self {
+        Self {
+            a_to_b: DirectionStats::default(),
+            b_to_a: DirectionStats::default(),
+            epoch: Instant::now(),
+            last_rx_ms: AtomicU64::new(0),
+        }
+    }
 }
 
 /// A serialisable copy of one direction's counters.
@@ -171,6 +196,8 @@ pub struct DirectionSnapshot {
     pub rtcp: u64,
     /// Datagrams dropped.
     pub dropped: u64,
+    /// Datagrams from strangers dropped on the port facing this direction's sender.
+    pub foreign: u64,
 }
 
 impl DirectionStats {
@@ -181,6 +208,7 @@ impl DirectionStats {
             lost: self.lost.load(Ordering::Relaxed),
             rtcp: self.rtcp.load(Ordering::Relaxed),
             dropped: self.dropped.load(Ordering::Relaxed),
+            foreign: self.foreign.load(Ordering::Relaxed),
         }
     }
 }
@@ -201,6 +229,52 @@ impl RelayStats {
             a_to_b: self.a_to_b.snapshot(),
             b_to_a: self.b_to_a.snapshot(),
         }
+    }
+
+    /// When a datagram (RTP or RTCP) was last accepted from either peer; `None` before the
+    /// first one.
+    pub fn last_activity(&self) -> Option<Instant> {
+        match self.last_rx_ms.load(Ordering::Relaxed) {
+            0 => None,
+            ms => Some(self.epoch + Duration::from_millis(ms - 1)),
+        }
+    }
+
+    fn touch(&self) {
+        let ms = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
+        self.last_rx_ms.store(ms + 1, Ordering::Relaxed);
+    }
+}
+
+/// Count one datagram from a stranger (the metric; the caller counts the call's side).
+pub fn count_foreign() {
+    metrics::counter!("switchboard_rtp_dropped_foreign_total").increment(1);
+}
+
+/// The SDP media-address policy of this gateway: `[media] allow_loopback`, and its own
+/// addresses (SIP listen and advertised, media) with its RTP ports and SIP listener ports.
+pub fn policy(ctx: &crate::context::CallContext) -> MediaPolicy {
+    let cfg = &ctx.config;
+    let mut own_ips = vec![ctx.media_ip, ctx.sip_addr.ip(), cfg.sip.listen.ip()];
+    own_ips.extend(cfg.sip.advertise);
+    own_ips.extend(cfg.media.advertise);
+    own_ips.extend(cfg.sip.tls_listen.map(|a| a.ip()));
+    own_ips.retain(|ip| !ip.is_unspecified());
+    own_ips.dedup();
+    let mut own_ports = vec![cfg.media.rtp_ports.clone()];
+    for port in [
+        Some(cfg.sip.listen.port()),
+        cfg.sip.tls_listen.map(|a| a.port()),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        own_ports.push(port..=port);
+    }
+    MediaPolicy {
+        allow_loopback: cfg.media.allow_loopback,
+        own_ips,
+        own_ports,
     }
 }
 
@@ -235,8 +309,15 @@ pub struct Relay {
 }
 
 impl Relay {
-    /// Start relaying between the A-facing pair `a` and the B-facing pair `b`.
-    pub fn start(mut a: PortPair, mut b: PortPair) -> Self {
+    /// Start relaying between the A-facing pair `a` and the B-facing pair `b`; `a_ip` and
+    /// `b_ip` are where each side's SIP comes from (a source the latch accepts besides the
+    /// SDP address).
+    pub fn start(
+        mut a: PortPair,
+        mut b: PortPair,
+        a_ip: Option<IpAddr>,
+        b_ip: Option<IpAddr>,
+    ) -> Self {
         let stats = Arc::new(RelayStats::default());
         let mut controls = Vec::with_capacity(2);
         let mut tasks = Vec::with_capacity(2);
@@ -249,9 +330,8 @@ impl Relay {
                 let (tx, rx) = mpsc::unbounded_channel();
                 controls.push(tx);
                 tasks.push(tokio::spawn(relay_task(
-                    sa,
-                    sb,
-                    kind,
+                    Sockets { sa, sb, kind },
+                    [Latch::new(None, a_ip), Latch::new(None, b_ip)],
                     rx,
                     Arc::clone(&stats),
                 )));
@@ -314,31 +394,20 @@ enum Kind {
     Rtcp,
 }
 
-/// Destination state of one side.
-#[derive(Debug, Default)]
-struct Dest {
-    addr: Option<SocketAddr>,
-    latched: bool,
-}
-
-impl Dest {
-    fn learn(&mut self, from: SocketAddr) {
-        if !self.latched {
-            self.addr = Some(from);
-            self.latched = true;
-        }
-    }
-}
-
-async fn relay_task(
+/// The two sockets of one relay task.
+struct Sockets {
     sa: UdpSocket,
     sb: UdpSocket,
     kind: Kind,
+}
+
+async fn relay_task(
+    sockets: Sockets,
+    [mut a, mut b]: [Latch; 2],
     mut ctl: mpsc::UnboundedReceiver<Control>,
     stats: Arc<RelayStats>,
 ) {
-    let mut a = Dest::default();
-    let mut b = Dest::default();
+    let Sockets { sa, sb, kind } = sockets;
     let mut in_a = RtpStats::new();
     let mut in_b = RtpStats::new();
     let mut buf_a = vec![0u8; MAX_DATAGRAM];
@@ -358,26 +427,37 @@ async fn relay_task(
     };
     loop {
         tokio::select! {
+            // Controls first: an SDP learnt before a packet is read applies to it.
+            biased;
+            c = ctl.recv() => match c {
+                Some(Control::Remote(side, addr)) => match side {
+                    Side::A => a.rearm(addr),
+                    Side::B => b.rearm(addr),
+                },
+                Some(Control::Tap(t)) => tap = Some(t),
+                None => return,
+            },
             r = sa.recv_from(&mut buf_a) => {
                 let Ok((n, from)) = r else { continue };
-                a.learn(from);
+                if a.on_packet(from) == Verdict::Foreign {
+                    stats.a_to_b.foreign.fetch_add(1, Ordering::Relaxed);
+                    count_foreign();
+                    continue;
+                }
+                stats.touch();
                 copy(&mut tap, Side::A, &buf_a[..n]);
-                forward(&sb, b.addr, &buf_a[..n], kind, &mut in_a, &stats.a_to_b, &relayed).await;
+                forward(&sb, b.destination(), &buf_a[..n], kind, &mut in_a, &stats.a_to_b, &relayed).await;
             }
             r = sb.recv_from(&mut buf_b) => {
                 let Ok((n, from)) = r else { continue };
-                b.learn(from);
-                copy(&mut tap, Side::B, &buf_b[..n]);
-                forward(&sa, a.addr, &buf_b[..n], kind, &mut in_b, &stats.b_to_a, &relayed).await;
-            }
-            c = ctl.recv() => match c {
-                Some(Control::Remote(side, addr)) => {
-                    let d = match side { Side::A => &mut a, Side::B => &mut b };
-                    d.addr = addr;
-                    d.latched = false;
+                if b.on_packet(from) == Verdict::Foreign {
+                    stats.b_to_a.foreign.fetch_add(1, Ordering::Relaxed);
+                    count_foreign();
+                    continue;
                 }
-                Some(Control::Tap(t)) => tap = Some(t),
-                None => return,
+                stats.touch();
+                copy(&mut tap, Side::B, &buf_b[..n]);
+                forward(&sa, a.destination(), &buf_b[..n], kind, &mut in_b, &stats.b_to_a, &relayed).await;
             }
         }
     }
@@ -448,7 +528,12 @@ mod tests {
     #[tokio::test]
     async fn relays_and_latches() {
         let pool = PortPool::new(LO, 31100..=31107);
-        let relay = Relay::start(pool.allocate().unwrap(), pool.allocate().unwrap());
+        let relay = Relay::start(
+            pool.allocate().unwrap(),
+            pool.allocate().unwrap(),
+            Some(LO),
+            Some(LO),
+        );
         let caller = UdpSocket::bind((LO, 0)).await.unwrap();
         let callee = UdpSocket::bind((LO, 0)).await.unwrap();
         relay.set_remote(Side::B, Some(callee.local_addr().unwrap()));
@@ -466,9 +551,35 @@ mod tests {
         callee.send_to(&rtp_packet(7), b_port).await.unwrap();
         let (_, from) = caller.recv_from(&mut buf).await.unwrap();
         assert_eq!(from, a_port);
+        // A stranger on another IP reaches nobody, and the caller keeps its latch.
+        let stranger = UdpSocket::bind((Ipv4Addr::new(127, 0, 0, 2), 0))
+            .await
+            .unwrap();
+        for seq in 100..110u16 {
+            stranger.send_to(&rtp_packet(seq), a_port).await.unwrap();
+            stranger.send_to(&rtp_packet(seq), b_port).await.unwrap();
+        }
+        callee.send_to(&rtp_packet(8), b_port).await.unwrap();
+        let (_, from) = caller.recv_from(&mut buf).await.unwrap();
+        assert_eq!(from, a_port);
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while relay.stats().snapshot().a_to_b.foreign + relay.stats().snapshot().b_to_a.foreign < 20
+            && Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         let s = relay.stats().snapshot();
         assert_eq!(s.a_to_b.packets, 5);
-        assert_eq!(s.b_to_a.packets, 1);
+        assert_eq!(s.b_to_a.packets, 2);
         assert_eq!(s.a_to_b.lost, 0);
+        assert_eq!((s.a_to_b.foreign, s.b_to_a.foreign), (10, 10));
+        assert!(relay.stats().last_activity().is_some());
+        let mut probe = [0u8; 512];
+        assert!(
+            tokio::time::timeout(Duration::from_millis(100), stranger.recv_from(&mut probe))
+                .await
+                .is_err(),
+            "the stranger got media"
+        );
     }
 }

@@ -34,6 +34,7 @@ pub(crate) struct RawSip {
     pub max_tcp_per_source: Option<u64>,
     pub tcp_message_timeout_secs: Option<u64>,
     pub tcp_idle_secs: Option<u64>,
+    pub max_call_secs: Option<u64>,
 }
 
 /// One `[[sip_user]]` as written.
@@ -51,6 +52,8 @@ pub(crate) struct RawSipUser {
 pub(crate) struct RawMedia {
     pub rtp_ports: Option<String>,
     pub advertise: Option<String>,
+    pub allow_loopback: Option<bool>,
+    pub rtp_timeout_secs: Option<u64>,
 }
 
 /// `[admin]` as written.

@@ -65,6 +65,9 @@ pub struct SipConfig {
     /// is closed; bytes of an unfinished message do not count (key `tcp_idle_secs`, 1..=86400,
     /// default 300).
     pub tcp_idle: Duration,
+    /// Longest an answered call may last before the gateway hangs it up (key
+    /// `max_call_secs`, 1..=604800, default 4 h; cause `max duration`).
+    pub max_call: Duration,
 }
 
 /// One `[[sip_user]]`: a digest identity for phones and softswitches that are not trunks.
@@ -119,6 +122,7 @@ impl Default for SipConfig {
             max_tcp_per_source: 32,
             tcp_message_timeout: Duration::from_secs(20),
             tcp_idle: Duration::from_secs(300),
+            max_call: Duration::from_secs(4 * 3600),
         }
     }
 }
@@ -130,6 +134,13 @@ pub struct MediaConfig {
     pub rtp_ports: RangeInclusive<u16>,
     /// Address put in SDP for media; `None` = the SIP advertised address.
     pub advertise: Option<IpAddr>,
+    /// Accept SDP media addresses on loopback (127.0.0.0/8, ::1). Off by default: only tests
+    /// and single-host labs need it.
+    pub allow_loopback: bool,
+    /// An answered call with no RTP from either side for this long is hung up (BYE both
+    /// legs, cause `rtp timeout`); held calls are exempt. Key `rtp_timeout_secs`, 0..=86400,
+    /// default 60; 0 = off.
+    pub rtp_timeout: Option<Duration>,
 }
 
 impl Default for MediaConfig {
@@ -137,6 +148,8 @@ impl Default for MediaConfig {
         Self {
             rtp_ports: 20000..=20999,
             advertise: None,
+            allow_loopback: false,
+            rtp_timeout: Some(Duration::from_secs(60)),
         }
     }
 }

@@ -146,6 +146,17 @@ pub(crate) fn validate(
     let media = MediaConfig {
         rtp_ports: rtp_ports(&mut c, raw.media.rtp_ports.as_deref()),
         advertise: c.advertise("media.advertise", raw.media.advertise.as_deref()),
+        allow_loopback: raw.media.allow_loopback.unwrap_or(false),
+        rtp_timeout: match c.ranged(
+            "media.rtp_timeout_secs",
+            raw.media.rtp_timeout_secs,
+            60,
+            0,
+            86_400,
+        ) {
+            0 => None,
+            s => Some(Duration::from_secs(s)),
+        },
     };
     let (admin_cert, admin_key) = crate::devices::tls_pair(
         &mut c,
@@ -468,6 +479,13 @@ fn sip(c: &mut Checker, raw: crate::raw::RawSip) -> SipConfig {
             1,
             3600,
         ) as u32,
+        max_call: Duration::from_secs(c.ranged(
+            "sip.max_call_secs",
+            raw.max_call_secs,
+            d.max_call.as_secs(),
+            1,
+            604_800,
+        )),
     }
 }
 

@@ -45,11 +45,13 @@ static RTP_BLOCK: AtomicU16 = AtomicU16::new(0);
 /// Distinct names for temporary directories of this process.
 static UNIQUE: AtomicU16 = AtomicU16::new(0);
 
-/// A distinct block of 400 ports for each gateway started by this process.
+/// A distinct block of 400 ports for each gateway started by this process, below the kernel's
+/// ephemeral range (32768-60999) so that no port [`free_port`] hands a peer (a SIPp media port)
+/// can be one of the gateway's own RTP ports, which an SDP may not name.
 fn rtp_range() -> (u16, u16) {
-    let block = RTP_BLOCK.fetch_add(1, Ordering::SeqCst);
+    let block = RTP_BLOCK.fetch_add(1, Ordering::SeqCst) % 16;
     let pid_offset = (std::process::id() % 8) as u16 * 2000;
-    let low = 30000 + pid_offset + block * 400;
+    let low = 10000 + pid_offset + block * 400;
     (low, low + 399)
 }
 
@@ -152,7 +154,7 @@ impl Gateway {
             format!("[mqtt]\nlisten = \"127.0.0.1:{mqtt_port}\"\n\n")
         };
         let toml = format!(
-            "[sip]\nlisten = \"127.0.0.1:{sip_port}\"\nt1_ms = 500\ntrusted = [\"127.0.0.0/8\"]\n\n[media]\nrtp_ports = \"{lo}-{hi}\"\n\n[admin]\nlisten = \"127.0.0.1:{admin_port}\"\ntest_hooks = true\n\n[storage]\npath = \"{}\"\n\n{mqtt}{sections}\n{extra}\n",
+            "[sip]\nlisten = \"127.0.0.1:{sip_port}\"\nt1_ms = 500\ntrusted = [\"127.0.0.0/8\"]\n\n[media]\nrtp_ports = \"{lo}-{hi}\"\nallow_loopback = true\nrtp_timeout_secs = 300\n\n[admin]\nlisten = \"127.0.0.1:{admin_port}\"\ntest_hooks = true\n\n[storage]\npath = \"{}\"\n\n{mqtt}{sections}\n{extra}\n",
             dir.join("data").display()
         );
         std::fs::write(&config, toml).unwrap();

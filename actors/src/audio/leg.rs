@@ -9,7 +9,7 @@
 //! the call. Commands come through a bounded channel too; the playout queue itself is
 //! bounded by `max_playout_ms` (oldest audio dropped).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,6 +21,7 @@ use switchboard_sip::media::jitter::{
     FrameKind, JitterError, PlayoutBuffer, PlayoutConfig, ReorderBuffer, ReorderConfig,
     MAX_PLAYOUT_DEPTH_MS,
 };
+use switchboard_sip::media::latch::{Latch, Verdict};
 use switchboard_sip::media::resample::SampleRate;
 use switchboard_sip::media::rtp_audio::{AudioDepacketizer, AudioPacketizer, Depacketized};
 use switchboard_sip::media::streams::Track;
@@ -46,8 +47,11 @@ pub struct LegConfig {
     pub law: Law,
     /// The negotiated telephone-event payload type, if any.
     pub event_payload_type: Option<u8>,
-    /// Where to send RTP (from SDP); latches to the source of the first packet received.
+    /// Where to send RTP (from SDP); latches to the source of the first packet received from
+    /// the SDP's or the signalling's IP (strict symmetric RTP, [`Latch`]).
     pub remote: Option<SocketAddr>,
+    /// The IP the call's SIP comes from (a source the latch accepts besides the SDP's).
+    pub signalling: Option<IpAddr>,
     /// Most audio queued for playout.
     pub max_playout_ms: u32,
     /// Whether RTP is sent at all (false: listen only, e.g. a one-way stream).
@@ -99,6 +103,8 @@ pub struct LegStats {
     pub packets_out: AtomicU64,
     /// Datagrams that were not acceptable RTP.
     pub bad_packets: AtomicU64,
+    /// RTP packets dropped because they came from someone else than the latched peer.
+    pub foreign_packets: AtomicU64,
     /// Audio frames dropped because the consumer was behind.
     pub dropped_frames: AtomicU64,
     /// Digits detected.
@@ -118,6 +124,8 @@ pub struct LegCounters {
     pub packets_out: u64,
     /// Unacceptable datagrams.
     pub bad_packets: u64,
+    /// Packets from strangers, dropped.
+    pub foreign_packets: u64,
     /// Frames dropped toward a slow consumer.
     pub dropped_frames: u64,
     /// Digits detected.
@@ -134,6 +142,7 @@ impl LegStats {
             packets_in: get(&self.packets_in),
             packets_out: get(&self.packets_out),
             bad_packets: get(&self.bad_packets),
+            foreign_packets: get(&self.foreign_packets),
             dropped_frames: get(&self.dropped_frames),
             digits: get(&self.digits),
             playout_ms: get(&self.playout_ms),
@@ -181,6 +190,7 @@ impl Leg {
                 law: media.law,
                 event_payload_type: media.event_payload_type,
                 remote: media.remote,
+                signalling: media.peer_ip,
                 max_playout_ms,
                 send: true,
             },
@@ -236,8 +246,7 @@ struct Core {
     dtmf: DtmfDetector,
     playout: PlayoutBuffer,
     packetizer: AudioPacketizer,
-    remote: Option<SocketAddr>,
-    latched: bool,
+    latch: Latch,
     /// Decoded audio not yet a whole frame.
     pending: Vec<i16>,
     frames_in: u64,
@@ -270,8 +279,7 @@ impl Core {
                 rand::random(),
                 rand::random(),
             ),
-            remote: config.remote,
-            latched: false,
+            latch: Latch::new(config.remote, config.signalling),
             pending: Vec::with_capacity(2 * FRAME_SAMPLES),
             frames_in: 0,
             frames_out: 0,
@@ -297,12 +305,14 @@ impl Core {
                 return;
             }
         };
-        self.stats.packets_in.fetch_add(1, Ordering::Relaxed);
-        if !self.latched {
-            // Symmetric RTP (RFC 4961): answer where the far end really sends from.
-            self.latched = true;
-            self.remote = Some(from);
+        // Strict symmetric RTP (RFC 4961): answer where the far end really sends from, and
+        // take nothing from anyone else.
+        if self.latch.on_packet(from) == Verdict::Foreign {
+            self.stats.foreign_packets.fetch_add(1, Ordering::Relaxed);
+            crate::media::count_foreign();
+            return;
         }
+        self.stats.packets_in.fetch_add(1, Ordering::Relaxed);
         match parsed {
             Depacketized::Audio(frame) => {
                 self.reorder.push(
@@ -365,10 +375,7 @@ impl Core {
                     self.emit(LegEvent::Marks(marks));
                 }
             }
-            LegCommand::Remote(remote) => {
-                self.remote = remote;
-                self.latched = false;
-            }
+            LegCommand::Remote(remote) => self.latch.rearm(remote),
         }
         self.stats
             .playout_ms
@@ -396,7 +403,7 @@ impl Core {
         if !self.config.send {
             return None;
         }
-        let remote = self.remote?;
+        let remote = self.latch.destination()?;
         if frame.talkspurt_start && frame.kind != FrameKind::Silence {
             self.packetizer.start_talkspurt();
         }
@@ -458,6 +465,7 @@ mod tests {
             law: Law::Mu,
             event_payload_type: Some(101),
             remote: Some(remote),
+            signalling: None,
             max_playout_ms: 2000,
             send: true,
         }

@@ -19,6 +19,8 @@ use switchboard_sip::media::g711::Law;
 pub struct AudioMedia {
     /// Where the far end wants RTP (from its SDP); `None` when on hold.
     pub remote: Option<SocketAddr>,
+    /// The IP the call's SIP comes from: RTP from it is accepted besides the SDP's IP.
+    pub peer_ip: Option<std::net::IpAddr>,
     /// Our RTP port.
     pub local_port: u16,
     /// The negotiated G.711 law.

@@ -2,7 +2,7 @@
 //! the outbound INVITE toward a trunk, responses toward the caller, and the
 //! SDP rewriting that anchors media on the gateway (RFC 3264).
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
 use rsip::{Header, Method};
 use switchboard_sip::message::{make_response, MessageExt};
@@ -45,9 +45,13 @@ pub fn anchor(body: &[u8], ip: IpAddr, port: u16) -> Result<Anchored, AnchorErro
     })
 }
 
-/// Where the sender of an SDP wants its RTP.
-pub fn media_target(audio: &AudioInfo) -> Option<SocketAddr> {
-    (audio.port != 0).then(|| SocketAddr::new(audio.addr, audio.port))
+/// True when an SDP's audio is on hold: sendonly or inactive (RFC 3264 §8.4), or an
+/// unspecified address (RFC 2543 hold), or a disabled stream.
+pub fn on_hold(audio: &AudioInfo) -> bool {
+    use switchboard_sip::sdp::Direction;
+    audio.port == 0
+        || switchboard_sip::media::latch::is_unspecified(audio.addr)
+        || matches!(audio.direction, Direction::SendOnly | Direction::Inactive)
 }
 
 /// True when the message carries an SDP body.

@@ -60,14 +60,23 @@ impl CallState {
         }
     }
 
-    fn set_media(&mut self, side: Side, target: Option<std::net::SocketAddr>) {
-        match side {
-            Side::A => self.a.remote_media = target,
-            Side::B => {
-                if let Some(b) = self.b.as_mut() {
-                    b.remote_media = target;
-                }
+    fn set_media(&mut self, side: Side, target: Option<std::net::SocketAddr>, held: bool) {
+        let was = match side {
+            Side::A => {
+                self.a.remote_media = target;
+                std::mem::replace(&mut self.a.held, held)
             }
+            Side::B => match self.b.as_mut() {
+                Some(b) => {
+                    b.remote_media = target;
+                    std::mem::replace(&mut b.held, held)
+                }
+                None => held,
+            },
+        };
+        if was != held {
+            // Hold or resume: the RTP timeout counts from now.
+            self.rtp_since = Instant::now();
         }
         if let Some(r) = &self.relay {
             r.set_remote(side, target);
@@ -75,23 +84,37 @@ impl CallState {
     }
 
     /// Rewrite an SDP body that `from` sent so that it points at our port
-    /// facing `to`; learn `from`'s media address.
-    fn anchor_from(&mut self, from: Side, body: &[u8]) -> Option<Vec<u8>> {
+    /// facing `to`; learn `from`'s media address. An offer (`offer`) whose media address
+    /// the policy refuses is [`Anchoring::Refused`] and changes nothing; such an answer is
+    /// anchored but its address ignored (no media is sent there).
+    fn anchor_from(&mut self, from: Side, body: &[u8], offer: bool) -> Anchoring {
         let to = other(from);
-        let port = self.relay.as_ref()?.port(to);
+        let Some(port) = self.relay.as_ref().map(|r| r.port(to)) else {
+            return Anchoring::Unparsed;
+        };
         match build::anchor(body, self.ctx.media_ip, port) {
             Ok(a) => {
                 if let Some(audio) = &a.audio {
-                    self.set_media(from, build::media_target(audio));
+                    match crate::media::policy(&self.ctx).check(audio.addr, audio.port) {
+                        Ok(target) => self.set_media(from, target.addr(), build::on_hold(audio)),
+                        Err(err) => {
+                            metrics::counter!("switchboard_sdp_refused_total").increment(1);
+                            tracing::info!(call = %self.id, %err, ?from, "SDP media address refused");
+                            if offer {
+                                return Anchoring::Refused;
+                            }
+                            self.set_media(from, None, false);
+                        }
+                    }
                     if self.codec.is_none() {
                         self.codec = audio.codecs.first().cloned();
                     }
                 }
-                Some(a.body)
+                Anchoring::Anchored(a.body)
             }
             Err(err) => {
                 tracing::info!(call = %self.id, %err, "unparseable SDP; passed without anchoring");
-                None
+                Anchoring::Unparsed
             }
         }
     }
@@ -197,8 +220,17 @@ impl CallState {
             });
         }
         let body = if build::has_sdp(&req, &req.body) {
-            self.anchor_from(from, &req.body)
-                .unwrap_or_else(|| req.body.clone())
+            match self.anchor_from(from, &req.body, true) {
+                Anchoring::Anchored(b) => b,
+                Anchoring::Unparsed => req.body.clone(),
+                Anchoring::Refused => {
+                    let resp = make_response(&req, 488, None);
+                    return self.send(EndpointMsg::SendResponse {
+                        key,
+                        response: resp,
+                    });
+                }
+            }
         } else {
             req.body.clone()
         };
@@ -302,7 +334,8 @@ impl CallState {
         }
         let sdp = if build::has_sdp(&resp, &resp.body) {
             Some(
-                self.anchor_from(side, &resp.body)
+                self.anchor_from(side, &resp.body, false)
+                    .body()
                     .unwrap_or_else(|| resp.body.clone()),
             )
         } else {
@@ -394,7 +427,7 @@ impl CallState {
         }
         self.phase = Phase::Ringing;
         let sdp = if build::has_sdp(&resp, &resp.body) {
-            self.anchor_from(Side::B, &resp.body)
+            self.anchor_from(Side::B, &resp.body, false).body()
         } else {
             None
         };
@@ -420,7 +453,7 @@ impl CallState {
             return;
         }
         let sdp = if build::has_sdp(&resp, &resp.body) {
-            self.anchor_from(Side::B, &resp.body)
+            self.anchor_from(Side::B, &resp.body, false).body()
         } else {
             None
         };
@@ -443,6 +476,10 @@ impl CallState {
         if let Some(iv) = self.session_interval {
             self.session_at = Some(Instant::now() + iv);
         }
+        let now = Instant::now();
+        self.max_end_at = Some(now + self.ctx.config.sip.max_call);
+        self.rtp_since = now;
+        self.rtp_check_at = self.ctx.config.media.rtp_timeout.map(|t| now + t);
         metrics::counter!("switchboard_calls_answered_total").increment(1);
         tracing::debug!(call = %self.id, "answered");
         self.reserve();
@@ -666,6 +703,42 @@ impl CallState {
             self.bye_all();
             self.finish(Disposition::Answered, "session expired", None);
         }
+        if self.max_end_at.is_some_and(|t| t <= now) && self.phase == Phase::Answered {
+            tracing::info!(call = %self.id, "maximum call length reached; hanging up");
+            self.max_end_at = None;
+            self.bye_all();
+            self.finish(Disposition::Answered, "max duration", None);
+        }
+        if self.rtp_check_at.is_some_and(|t| t <= now) && self.phase == Phase::Answered {
+            self.check_rtp(now);
+        }
+    }
+
+    /// `[media] rtp_timeout_secs`: hang up when neither side has sent a packet for that long
+    /// (held calls are exempt), else look again when it could next expire.
+    fn check_rtp(&mut self, now: Instant) {
+        let Some(timeout) = self.ctx.config.media.rtp_timeout else {
+            self.rtp_check_at = None;
+            return;
+        };
+        if self.a.held || self.b.as_ref().is_some_and(|b| b.held) {
+            self.rtp_check_at = Some(now + timeout);
+            return;
+        }
+        let last = self
+            .relay
+            .as_ref()
+            .and_then(|r| r.stats().last_activity())
+            .map_or(self.rtp_since, |t| t.max(self.rtp_since));
+        if now.saturating_duration_since(last) < timeout {
+            self.rtp_check_at = Some(last + timeout);
+            return;
+        }
+        tracing::info!(call = %self.id, secs = timeout.as_secs(), "no RTP from either side; hanging up");
+        metrics::counter!("switchboard_rtp_timeouts_total").increment(1);
+        self.rtp_check_at = None;
+        self.bye_all();
+        self.finish(Disposition::Answered, "rtp timeout", None);
     }
 
     /// Done when both legs are finished: no BYE awaiting its answer and the
@@ -692,6 +765,8 @@ impl CallState {
             self.session_at,
             self.end_at,
             self.credit_deadline(),
+            self.max_end_at,
+            self.rtp_check_at,
         ]
         .into_iter()
         .flatten()
@@ -821,6 +896,26 @@ impl CallState {
         };
         self.snapshot()
             .cdr(disposition, outcome.cause, outcome.code)
+    }
+}
+
+/// What became of an SDP body from one leg.
+enum Anchoring {
+    /// Rewritten to point at our port.
+    Anchored(Vec<u8>),
+    /// Not parseable: passed as it is.
+    Unparsed,
+    /// An offer whose media address the policy refuses (answer 488).
+    Refused,
+}
+
+impl Anchoring {
+    /// The rewritten body, if any.
+    fn body(self) -> Option<Vec<u8>> {
+        match self {
+            Anchoring::Anchored(b) => Some(b),
+            Anchoring::Unparsed | Anchoring::Refused => None,
+        }
     }
 }
 

@@ -228,6 +228,8 @@ struct ALeg {
     dialog: Option<Dialog>,
     final_sent: bool,
     remote_media: Option<SocketAddr>,
+    /// Its latest SDP puts the audio on hold (sendonly, inactive, 0.0.0.0 or no audio).
+    held: bool,
 }
 
 struct BLeg {
@@ -241,6 +243,8 @@ struct BLeg {
     /// The INVITE transaction is over (final response or Timer B).
     invite_done: bool,
     remote_media: Option<SocketAddr>,
+    /// Its latest SDP puts the audio on hold.
+    held: bool,
 }
 
 /// A request relayed from one leg, waiting for the other leg's answer.
@@ -297,6 +301,12 @@ pub struct CallState {
     session_at: Option<Instant>,
     session_interval: Option<Duration>,
     end_at: Option<Instant>,
+    /// When the answered call reaches `[sip] max_call_secs`.
+    max_end_at: Option<Instant>,
+    /// When to look at the relay's last packet again (`[media] rtp_timeout_secs`).
+    rtp_check_at: Option<Instant>,
+    /// Since when media is expected: the answer, or the last hold/unhold.
+    rtp_since: Instant,
     timer: crate::timer::Deadline,
     outcome: Option<Outcome>,
     /// What was last sent to the supervisor (to skip identical updates).
@@ -339,6 +349,7 @@ impl Actor for Call {
                 dialog: None,
                 final_sent: false,
                 remote_media: None,
+                held: false,
             },
             id: args.id,
             myself: myself.clone(),
@@ -364,6 +375,9 @@ impl Actor for Call {
             session_at: None,
             session_interval: None,
             end_at: None,
+            max_end_at: None,
+            rtp_check_at: None,
+            rtp_since: Instant::now(),
             timer: crate::timer::Deadline::default(),
             outcome: None,
             published: None,
@@ -516,7 +530,12 @@ impl CallState {
         let (Some(pa), Some(pb)) = (ctx.ports.allocate(), ctx.ports.allocate()) else {
             return self.fail(503, Disposition::Congestion, "no media ports");
         };
-        let relay = Relay::start(pa, pb);
+        let relay = Relay::start(
+            pa,
+            pb,
+            Some(self.a.peer.addr.ip()),
+            Some(trunk.address.ip()),
+        );
         let anchored = match build::anchor(&self.a.invite.body, ctx.media_ip, relay.port(Side::B)) {
             Ok(a) => a,
             Err(err) => {
@@ -525,7 +544,16 @@ impl CallState {
             }
         };
         if let Some(audio) = &anchored.audio {
-            self.a.remote_media = build::media_target(audio);
+            let target = match crate::media::policy(&ctx).check(audio.addr, audio.port) {
+                Ok(t) => t,
+                Err(err) => {
+                    metrics::counter!("switchboard_sdp_refused_total").increment(1);
+                    tracing::info!(call = %self.id, %err, "SDP offer refused");
+                    return self.fail(488, Disposition::Failed, "media address refused");
+                }
+            };
+            self.a.remote_media = target.addr();
+            self.a.held = build::on_hold(audio);
             relay.set_remote(Side::A, self.a.remote_media);
             self.codec = audio.codecs.first().cloned();
         }
@@ -596,6 +624,7 @@ impl CallState {
             cancel_sent: false,
             invite_done: false,
             remote_media: None,
+            held: false,
         });
     }
 }

@@ -19,6 +19,7 @@ use switchboard_sip::fax::t30::{
 };
 use switchboard_sip::fax::t4::{self, Coding, DecodeOptions, EncodeOptions};
 use switchboard_sip::fax::tiff::{self, Page, TiffCompression};
+use switchboard_sip::media::latch::{Latch, Verdict};
 use switchboard_sip::t38::ifp;
 use switchboard_sip::t38::udptl::{TxErrorCorrection, UdptlRx, UdptlTx, UdptlTxConfig};
 use tokio::net::UdpSocket;
@@ -214,6 +215,8 @@ async fn run(media: T38Media, cfg: TerminalConfig, notify: Notify, out: Option<P
         )));
     };
     let socket: Arc<UdpSocket> = media.socket;
+    // Strict symmetric UDPTL: latch to the SDP's or the signalling's IP, drop the rest.
+    let mut latch = Latch::new(Some(media.remote), media.peer_ip);
     let mut remote: SocketAddr = media.remote;
     let mut term = T38Terminal::new(Instant::now(), cfg);
     let mut received = Received {
@@ -287,15 +290,15 @@ async fn run(media: T38Media, cfg: TerminalConfig, notify: Notify, out: Option<P
         tokio::select! {
             r = socket.recv_from(&mut buf) => {
                 let Ok((n, from)) = r else { continue };
+                if latch.on_packet(from) == Verdict::Foreign {
+                    crate::media::count_foreign();
+                    continue;
+                }
+                remote = latch.destination().unwrap_or(remote);
                 let lost_before = rx.lost();
                 if rx.push(&buf[..n]).is_err() {
                     metrics::counter!("switchboard_udptl_malformed_total").increment(1);
                     continue;
-                }
-                // Symmetric UDPTL: answer where the far end really sends
-                // from, learnt from well-formed datagrams only.
-                if from.ip() == remote.ip() {
-                    remote = from;
                 }
                 while let Some(p) = rx.pop() {
                     match ifp::decode_prefix(&p.ifp, version) {

@@ -27,6 +27,7 @@ use crate::media::Side;
 use crate::supervisor::SupervisorMsg;
 use crate::trunk::TrunkMsg;
 use switchboard_sip::media::g711::Law;
+use switchboard_sip::media::target::{Target, TargetError};
 use switchboard_sip::sdp::AudioInfo;
 
 /// A FAXERROR-like code for a failed SIP attempt.
@@ -52,6 +53,32 @@ impl UaState {
     fn fax_config(&self) -> (u8, u32) {
         let f = &self.ctx.config.fax;
         (f.t38_version, f.max_rate)
+    }
+
+    /// Where the far end's SDP points a stream, judged by the media-address policy
+    /// (`None`: hold).
+    fn media_target(
+        &self,
+        addr: std::net::IpAddr,
+        port: u16,
+    ) -> Result<Option<std::net::SocketAddr>, TargetError> {
+        let checked = crate::media::policy(&self.ctx)
+            .check(addr, port)
+            .map(Target::addr);
+        if let Err(err) = &checked {
+            metrics::counter!("switchboard_sdp_refused_total").increment(1);
+            tracing::info!(call = %self.id, %err, "SDP media address refused");
+        }
+        checked
+    }
+
+    /// An offer's media addresses (audio and T.38) are all acceptable.
+    fn offer_acceptable(&self, offer: &SessionDescription) -> bool {
+        let audio = offer.audio().map(|a| (a.addr, a.port));
+        [audio, offer.image()]
+            .into_iter()
+            .flatten()
+            .all(|(addr, port)| self.media_target(addr, port).is_ok())
     }
 
     fn next_sdp_version(&mut self) -> u64 {
@@ -119,6 +146,9 @@ impl UaState {
         else {
             return self.fail_uas(488, "bad SDP offer");
         };
+        if !self.offer_acceptable(&offer) {
+            return self.fail_uas(488, "media address refused");
+        }
         if let UaMode::Audio { ring_first } = self.mode {
             if offer.audio().is_none() {
                 return self.fail_uas(488, "no audio offered");
@@ -175,7 +205,8 @@ impl UaState {
             self.answer_image(&offer)
         } else {
             if let Some(a) = offer.audio() {
-                self.remote_media = build::media_target(&a);
+                // Checked in `answer_inbound`.
+                self.remote_media = self.media_target(a.addr, a.port).ok().flatten();
             }
             sdpcore::answer(&offer, self.ctx.media_ip, port, self.sdp_session)
                 .ok()
@@ -219,8 +250,10 @@ impl UaState {
         let (Some(socket), Some(ports)) = (self.socket.clone(), self.ports.as_ref()) else {
             return;
         };
+        let peer_ip = Some(self.peer.addr.ip());
         self.emit(UaEvent::Audio(AudioMedia {
             remote,
+            peer_ip,
             local_port: ports.port(),
             law,
             event_payload_type: info.telephone_event,
@@ -238,7 +271,8 @@ impl UaState {
         let sd = sdpcore::image_answer(offer, self.ctx.media_ip, port, self.sdp_session, v, &attrs)
             .ok()?;
         let (addr, rport) = offer.image()?;
-        self.t38_up(std::net::SocketAddr::new(addr, rport), theirs);
+        let remote = self.media_target(addr, rport).ok().flatten()?;
+        self.t38_up(remote, theirs);
         Some(sd.to_string().into_bytes())
     }
 
@@ -247,7 +281,7 @@ impl UaState {
         self.answer_ms = Some(now_unix_ms());
         self.no_answer_at = None;
         let now = Instant::now();
-        self.max_end_at = Some(now + super::MAX_CALL);
+        self.max_end_at = Some(now + self.ctx.config.sip.max_call);
         if self.mode == UaMode::Fax && self.t38 == T38State::Audio {
             self.t38_switch_at = Some(
                 now + std::time::Duration::from_secs(u64::from(
@@ -275,8 +309,10 @@ impl UaState {
             tracing::info!(call = %self.id, %remote, "T.38 up");
             metrics::counter!("switchboard_fax_t38_negotiated_total").increment(1);
         }
+        let peer_ip = Some(self.peer.addr.ip());
         self.emit(UaEvent::T38(T38Media {
             remote,
+            peer_ip,
             local_port: ports.port(),
             attributes,
             socket,
@@ -429,16 +465,23 @@ impl UaState {
         if let Some(sd) = body {
             if self.mode != UaMode::Fax {
                 match sd.audio() {
-                    Some(a) => self.audio_up(&a, build::media_target(&a)),
+                    Some(a) => {
+                        // A refused address in an answer is ignored: nothing is sent there.
+                        let remote = self.media_target(a.addr, a.port).ok().flatten();
+                        self.audio_up(&a, remote)
+                    }
                     None => {
                         self.bye();
                         self.finish("no audio in answer", Some(code), Some("REJECTED"));
                     }
                 }
             } else if let Some((addr, port)) = sd.image() {
-                self.t38_up(std::net::SocketAddr::new(addr, port), sd.image_attributes());
+                match self.media_target(addr, port) {
+                    Ok(Some(remote)) => self.t38_up(remote, sd.image_attributes()),
+                    _ => self.t38_refused(Some(code)),
+                }
             } else if let Some(a) = sd.audio() {
-                self.remote_media = build::media_target(&a);
+                self.remote_media = self.media_target(a.addr, a.port).ok().flatten();
             }
         }
     }
@@ -557,9 +600,10 @@ impl UaState {
                 .as_ref()
                 .and_then(|s| s.image().map(|i| (i, s.image_attributes())))
             {
-                Some(((addr, port), attrs)) => {
-                    self.t38_up(std::net::SocketAddr::new(addr, port), attrs)
-                }
+                Some(((addr, port), attrs)) => match self.media_target(addr, port) {
+                    Ok(Some(remote)) => self.t38_up(remote, attrs),
+                    _ => self.t38_refused(Some(code)),
+                },
                 None => self.t38_refused(Some(code)),
             }
             return;
@@ -653,6 +697,9 @@ impl UaState {
         let Some(offer) = offer else {
             return make_response(req, 488, None);
         };
+        if !self.offer_acceptable(&offer) {
+            return make_response(req, 488, None);
+        }
         let fax = self.mode == UaMode::Fax;
         let body = if offer.image().is_some() {
             if !fax {
@@ -662,7 +709,10 @@ impl UaState {
             self.answer_image(&offer)
         } else {
             let port = self.ports.as_ref().map(|p| p.port()).unwrap_or(0);
-            let remote = offer.audio().and_then(|a| build::media_target(&a));
+            // Checked above.
+            let remote = offer
+                .audio()
+                .and_then(|a| self.media_target(a.addr, a.port).ok().flatten());
             self.remote_media = remote;
             let sd = sdpcore::answer(&offer, self.ctx.media_ip, port, self.sdp_session).ok();
             if !fax {
@@ -824,7 +874,7 @@ impl UaState {
         }
         if due(self.max_end_at) && self.phase == Phase::Answered {
             self.bye();
-            self.finish("maximum duration", None, Some("TIMEOUT"));
+            self.finish("max duration", None, Some("TIMEOUT"));
         }
         if due(self.credit_deadline()) {
             tracing::info!(call = %self.id, "credit exhausted; releasing the call");

@@ -39,8 +39,6 @@ use crate::context::CallContext;
 use crate::endpoint::{EndpointMsg, Owner};
 use crate::media::PortPair;
 
-/// How long a call of ours may last at most (a long fax, with margin).
-pub const MAX_CALL: Duration = Duration::from_secs(60 * 60);
 /// How long we wait, after answer, for T.38 to be up before giving up.
 const T38_DEADLINE: Duration = Duration::from_secs(40);
 
@@ -78,6 +76,8 @@ pub enum UaMode {
 pub struct T38Media {
     /// Where the far end wants UDPTL.
     pub remote: SocketAddr,
+    /// The IP the call's SIP comes from: UDPTL from it is accepted besides `remote`'s IP.
+    pub peer_ip: Option<std::net::IpAddr>,
     /// Our UDPTL port.
     pub local_port: u16,
     /// The far end's `T38Fax*` SDP attributes.

@@ -10,15 +10,19 @@
 //! - [`dtmf`]: RFC 4733 telephone-event payloads, a digit detector and a packet generator.
 //! - [`streams`]: the Twilio and Exotel WebSocket JSON messages: outbound builders and a
 //!   strict, bounded inbound parser whose errors carry a metrics reason and a close code.
+//! - [`latch`]: strict symmetric RTP, which source a media socket accepts (NAT rules).
+//! - [`target`]: where an SDP may point the gateway's media (no loopback, multicast, own ports).
 //!
 //! Nothing here reads the clock, spawns or does I/O: time is passed in.
 
 pub mod dtmf;
 pub mod g711;
 pub mod jitter;
+pub mod latch;
 pub mod resample;
 pub mod rtp_audio;
 pub mod streams;
+pub mod target;
 
 /// Randomised robustness: 20,000 mutated and random inputs through every parser and state
 /// machine of this module must not panic (no dependencies: a xorshift generator).
