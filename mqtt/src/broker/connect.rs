@@ -27,8 +27,8 @@ use rumqttc::mqttbytes::Protocol;
 use super::router::valid_topic_name;
 use super::session::Session;
 use super::{
-    count, uncount, AuthDecision, Authorizer, Broker, BrokerEvent, CloseReason, ConnId,
-    ConnState, Principal, SessionKey,
+    count, uncount, AuthDecision, Authorizer, Broker, BrokerEvent, CloseReason, ConnId, ConnState,
+    Principal, SessionKey,
 };
 
 impl Broker {

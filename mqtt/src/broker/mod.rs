@@ -82,6 +82,10 @@ pub struct Limits {
     /// How long a claimant connection may live, whatever its keep-alive
     /// (a claim is a few round trips).
     pub claimant_lifetime: Duration,
+    /// How long a claimant revoked with [`Broker::revoke`] (its claim is
+    /// done) keeps its connection, so the answer it was just sent gets out
+    /// before the close.
+    pub claimant_grace: Duration,
     /// Bytes (topic + payload) of all retained messages together.
     pub max_retained_bytes: usize,
     /// Bytes (topic + payload) of the retained messages one client owns
@@ -103,9 +107,10 @@ impl Default for Limits {
             max_sessions: 40_000,
             max_topic_levels: 32,
             max_claimants: 2_000,
-            max_claimants_per_source: 4,
+            max_claimants_per_source: 8,
             max_awaiting_per_source: 64,
             claimant_lifetime: Duration::from_secs(30),
+            claimant_grace: Duration::from_secs(2),
             max_retained_bytes: 16 * 1024 * 1024,
             max_retained_bytes_per_client: 1024,
         }
@@ -405,7 +410,9 @@ impl Broker {
 
     /// Close every connection of `who` (a device whose credential was reset,
     /// a claimant whose device is now claimed) and discard its session, so
-    /// nothing of it outlives the revocation. Its will is published.
+    /// nothing of it outlives the revocation. Its will is published. A
+    /// claimant keeps its connection for [`Limits::claimant_grace`] more, so
+    /// the claim answer it was just sent is not cut off.
     pub fn revoke(&mut self, now: Instant, who: &Principal) {
         let client_id = match who {
             Principal::Device(id) | Principal::Claimant(id) => id.as_str(),
@@ -418,6 +425,21 @@ impl Broker {
             return;
         };
         if &s.principal != who {
+            return;
+        }
+        if let (Principal::Claimant(_), Some(conn)) = (who, s.conn) {
+            let soon = now.checked_add(self.limits.claimant_grace);
+            if let Some(Conn {
+                state: ConnState::Connected { expires, .. },
+                ..
+            }) = self.conns.get_mut(&conn)
+            {
+                *expires = match (*expires, soon) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => b.or(a),
+                };
+            }
+            self.schedule(conn);
             return;
         }
         if let Some(conn) = s.conn {

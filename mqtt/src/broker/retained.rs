@@ -250,7 +250,10 @@ mod tests {
         let topics = ["a", "a/b", "a/b/c", "x/b", "$SYS/up", "/b", "a//c"];
         let mut s = RetainedStore::new(100, 1 << 20, 1 << 20);
         for t in topics {
-            assert_eq!(s.store(t, b(t), QoS::AtMostOnce, None), StoreOutcome::Stored);
+            assert_eq!(
+                s.store(t, b(t), QoS::AtMostOnce, None),
+                StoreOutcome::Stored
+            );
         }
         for f in [
             "#", "a/#", "+", "+/b", "a/+/c", "$SYS/#", "+/+", "a/b/c", "a/+", "nope/#",

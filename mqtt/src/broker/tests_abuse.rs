@@ -25,7 +25,10 @@ fn connect_from(
     ka: u16,
 ) -> ConnectReturnCode {
     h.b.accepted_from(h.now, conn, ip(source));
-    h.send(conn, Packet::Connect(connect_packet(id, Some(user), true, ka)));
+    h.send(
+        conn,
+        Packet::Connect(connect_packet(id, Some(user), true, ka)),
+    );
     let acks: Vec<_> = h
         .tx_for(conn)
         .into_iter()
@@ -251,13 +254,36 @@ fn revoke_closes_the_connection_and_discards_the_session() {
     h.tx();
     h.events();
     // A claimant principal of the same id is not this session.
-    h.b.revoke(h.now, &Principal::Claimant(crate::DeviceId::parse("a").unwrap()));
+    h.b.revoke(
+        h.now,
+        &Principal::Claimant(crate::DeviceId::parse("a").unwrap()),
+    );
     assert!(h.closes().is_empty());
-    h.b.revoke(h.now, &Principal::Device(crate::DeviceId::parse("a").unwrap()));
+    h.b.revoke(
+        h.now,
+        &Principal::Device(crate::DeviceId::parse("a").unwrap()),
+    );
     assert_eq!(h.closes(), vec![(1, CloseReason::Revoked)]);
     assert_eq!(h.b.sessions(), 0);
     let ack = h.connect(2, "a", "dev:a", false);
     assert!(!ack.session_present);
+}
+
+#[test]
+fn a_revoked_claimant_gets_a_grace_for_its_answer() {
+    let mut h = Harness::new(Limits::default());
+    h.connect(1, "n", "claim:n", true);
+    h.events();
+    h.at(1_000);
+    h.b.revoke(
+        h.now,
+        &Principal::Claimant(crate::DeviceId::parse("n").unwrap()),
+    );
+    assert!(h.closes().is_empty(), "not at once");
+    h.at(2_999);
+    assert!(h.closes().is_empty());
+    h.at(3_000);
+    assert_eq!(h.closes(), vec![(1, CloseReason::ClaimantExpired)]);
 }
 
 #[test]
