@@ -251,6 +251,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/v1/devices", get(list_devices))
         .route("/api/v1/devices/claim", post(claim_device))
         .route("/api/v1/devices/{id}", get(get_device))
+        .route("/api/v1/devices/{id}/reset", post(reset_device))
         .route("/api/v1/devices/{id}/commands", post(post_command))
         .route("/api/v1/devices/{id}/commands/{req}", get(get_command))
         .route(
@@ -679,6 +680,30 @@ async fn get_device(State(s): State<AdminState>, Path(id): Path<String>) -> ApiR
     }
 }
 
+/// `POST /api/v1/devices/{id}/reset` (devices:write): the operator's
+/// re-provisioning. The device's credential is deleted and every connection
+/// still open with it closed; it may then be claimed again.
+async fn reset_device(State(s): State<AdminState>, Path(id): Path<String>) -> ApiResult {
+    let d = devices_actor(&s)?;
+    let device = device_id(&id)?;
+    let done = ractor::call_t!(
+        d,
+        DeviceSupervisorMsg::Reset,
+        ACTOR_TIMEOUT.as_millis() as u64,
+        device.clone()
+    )
+    .map_err(|_| ApiError::unavailable())?;
+    match done {
+        Ok(true) => ok_json(json!({"id": device.as_str(), "reset": true})),
+        Ok(false) => Err(ApiError::not_found("device")),
+        Err(_) => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "store_error",
+            "the device could not be reset",
+        )),
+    }
+}
+
 async fn post_command(
     State(s): State<AdminState>,
     Path(id): Path<String>,
@@ -782,6 +807,7 @@ async fn claim_device(State(s): State<AdminState>, body: axum::body::Bytes) -> R
         Ok(Err(r)) => {
             let code = match r {
                 ClaimRejection::Malformed => StatusCode::BAD_REQUEST,
+                ClaimRejection::AlreadyClaimed => StatusCode::CONFLICT,
                 _ => StatusCode::FORBIDDEN,
             };
             reply(

@@ -445,6 +445,20 @@ pub fn keys_list(api: &ApiArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `switchboard device reset ID`: the operator's re-provisioning of a device.
+pub fn device_reset(api: &ApiArgs, id: &str) -> anyhow::Result<()> {
+    let valid = (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if !valid {
+        anyhow::bail!("device ids are 1-64 characters of A-Z a-z 0-9 _ -");
+    }
+    request(api, "POST", &format!("/api/v1/devices/{id}/reset"), None)?;
+    println!("device {id} reset: its credential is gone and it may be claimed again");
+    Ok(())
+}
+
 /// `switchboard keys revoke ID`
 pub fn keys_revoke(api: &ApiArgs, id: &str) -> anyhow::Result<()> {
     if !id.bytes().all(|b| b.is_ascii_hexdigit()) || id.is_empty() || id.len() > 16 {

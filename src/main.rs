@@ -55,6 +55,11 @@ enum Command {
     Trunks(cli::ApiArgs),
     /// Devices: online, last seen, firmware, counters.
     Devices(cli::ApiArgs),
+    /// One device: `device reset ID` (re-provisioning: it may be claimed again).
+    Device {
+        #[command(subcommand)]
+        action: DeviceAction,
+    },
     /// Admin API keys: `keys create --name N --scope S`, `keys list`, `keys revoke ID`.
     Keys {
         #[command(subcommand)]
@@ -112,6 +117,18 @@ enum KeysAction {
 }
 
 #[derive(Subcommand)]
+enum DeviceAction {
+    /// Delete the device's credential, close its connections and fail its
+    /// pending commands, so that it may be claimed again.
+    Reset {
+        #[command(flatten)]
+        api: cli::ApiArgs,
+        /// The device id.
+        id: String,
+    },
+}
+
+#[derive(Subcommand)]
 enum FaxAction {
     /// Queue a fax job.
     Send {
@@ -134,6 +151,9 @@ fn main() -> std::process::ExitCode {
         Command::Status(api) => cli::status(&api),
         Command::Trunks(api) => cli::trunks(&api),
         Command::Devices(api) => cli::devices(&api),
+        Command::Device {
+            action: DeviceAction::Reset { api, id },
+        } => cli::device_reset(&api, &id),
         Command::Cdrs { api, limit } => cli::cdrs(&api, limit),
         Command::Fax {
             action: FaxAction::Send { api, to, file },

@@ -143,56 +143,45 @@ fn claim_over_mqtt_answers_on_the_nonce_topic() {
     let gw = gateway();
     let nonce = "mqtt-nonce-00000042";
     let topic = format!("claim/esp-9/response/{nonce}");
-    // Unclaimed: username is the id, no password.
-    let mut sub = Command::new("mosquitto_sub")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &gw.mqtt_port.to_string(),
-            "-u",
-            "esp-9",
-            "-i",
-            "esp-9-sub",
-            "-t",
-            &topic,
-            "-C",
-            "1",
-            "-W",
-            "10",
-            "-q",
-            "1",
-        ])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("mosquitto_sub");
-    std::thread::sleep(Duration::from_millis(500));
-    let out = mosquitto(
-        "mosquitto_pub",
-        &gw,
-        &[
-            "-u",
-            "esp-9",
-            "-i",
-            "esp-9-pub",
-            "-t",
-            "claim/esp-9/request",
-            "-q",
-            "1",
-            "-m",
-            &claim_body("esp-9", nonce, now(), "esp-9"),
-        ],
-    );
-    assert!(out.status.success(), "{out:?}");
-    let mut text = String::new();
-    sub.stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut text)
+    // Unclaimed: username and client id are the id, no password; one
+    // connection subscribes to its answer and sends the request.
+    let port = gw.mqtt_port;
+    let body = claim_body("esp-9", nonce, now(), "esp-9");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
         .unwrap();
-    assert!(sub.wait().unwrap().success(), "no claim response");
-    let resp: Value = serde_json::from_str(text.trim()).expect("JSON response");
+    let (resp, closed) = rt.block_on(async {
+        let mut opts = rumqttc::MqttOptions::new("esp-9", "127.0.0.1", port);
+        opts.set_credentials("esp-9", "");
+        let (client, mut events) = AsyncClient::new(opts, 16);
+        client.subscribe(&topic, QoS::AtLeastOnce).await.unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let mut resp = None;
+        let mut closed = false;
+        loop {
+            match tokio::time::timeout_at(deadline, events.poll()).await {
+                Ok(Ok(Event::Incoming(Packet::SubAck(_)))) => client
+                    .publish("claim/esp-9/request", QoS::AtLeastOnce, false, body.clone())
+                    .await
+                    .unwrap(),
+                Ok(Ok(Event::Incoming(Packet::Publish(p)))) if p.topic == topic => {
+                    resp = Some(serde_json::from_slice::<Value>(&p.payload).unwrap());
+                }
+                Ok(Ok(_)) => {}
+                // Claimed now: the claimant login is over and its connection closed.
+                Ok(Err(_)) => {
+                    closed = true;
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        (resp, closed)
+    });
+    let resp = resp.expect("no claim response");
     assert_eq!(resp["ok"], true, "{resp}");
+    assert!(closed, "the claimant connection outlived the claim");
     // The credential works.
     let pass = resp["password"].as_str().unwrap();
     let out = mosquitto(
@@ -220,11 +209,11 @@ fn claim_over_mqtt_answers_on_the_nonce_topic() {
         &gw,
         &[
             "-u",
-            "esp-9",
+            "esp-8",
             "-i",
-            "snoop",
+            "esp-8",
             "-t",
-            "claim/esp-9/response/+",
+            "claim/esp-8/response/+",
             "-C",
             "1",
             "-W",
@@ -234,6 +223,28 @@ fn claim_over_mqtt_answers_on_the_nonce_topic() {
     assert!(out.stdout.is_empty());
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("denied"),
+        "{out:?}"
+    );
+    // And now that esp-9 is claimed, no one logs in as its claimant.
+    let out = mosquitto(
+        "mosquitto_sub",
+        &gw,
+        &[
+            "-u",
+            "esp-9",
+            "-i",
+            "esp-9",
+            "-t",
+            "claim/esp-9/response/x",
+            "-C",
+            "1",
+            "-W",
+            "2",
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not authori"),
         "{out:?}"
     );
 }
@@ -551,6 +562,7 @@ fn unknown_device_command_is_404_and_bad_bodies_are_400() {
 fn malformed_and_oversized_packets_only_cost_their_own_connection() {
     let gw = gateway();
     let pass = claim(&gw, "esp-ok");
+    let pass_big = claim(&gw, "esp-big");
     let mut ok = Command::new("mosquitto_sub")
         .args([
             "-h",
@@ -605,13 +617,13 @@ fn malformed_and_oversized_packets_only_cost_their_own_connection() {
         &gw,
         &[
             "-u",
-            "esp-ok",
+            "esp-big",
             "-P",
-            &pass,
+            &pass_big,
             "-i",
             "esp-big",
             "-t",
-            "devices/esp-ok/telemetry",
+            "devices/esp-big/telemetry",
             "-f",
             &big,
         ],

@@ -146,3 +146,88 @@ fn an_unusable_certificate_stops_start_up_with_a_clear_error() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Issue 11, item 15 (MQTT part): TLS handshakes are capped per source and
+/// bounded in time. Idle sockets from 127.0.0.2 that never send a ClientHello
+/// hold at most 8 handshake slots; the next ones are closed at once, and a
+/// device from another source still connects over TLS.
+#[test]
+fn tls_handshakes_are_capped_per_source_and_time_bound() {
+    use tokio::io::AsyncReadExt;
+    let dir = std::env::temp_dir().join(format!("sbtest-tls-cap-{}", std::process::id()));
+    let (cert, key) = self_signed(&dir);
+    let (plain, tls) = (free_port(), free_port());
+    let gw = Gateway::start_with(
+        "",
+        &format!(
+            "[mqtt]\nlisten = \"127.0.0.1:{plain}\"\ntls_listen = \"127.0.0.1:{tls}\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n\n[devices]\nfleet_secret = \"{FLEET}\"\n",
+            cert.display(),
+            key.display()
+        ),
+    );
+    let pass = claim(&gw, "esp-cap");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let connect_from = |ip: &str| {
+        let ip: std::net::IpAddr = ip.parse().unwrap();
+        async move {
+            let s = tokio::net::TcpSocket::new_v4().unwrap();
+            s.bind((ip, 0).into()).unwrap();
+            s.connect(([127, 0, 0, 1], tls).into()).await.unwrap()
+        }
+    };
+    // Whether the server closed the socket within `within`.
+    async fn closed_within(s: &mut tokio::net::TcpStream, within: Duration) -> bool {
+        let mut b = [0u8; 64];
+        matches!(
+            tokio::time::timeout(within, s.read(&mut b)).await,
+            Ok(Ok(0)) | Ok(Err(_))
+        )
+    }
+    let started = Instant::now();
+    let mut idle = Vec::new();
+    rt.block_on(async {
+        for _ in 0..8 {
+            idle.push(connect_from("127.0.0.2").await);
+        }
+        // Over the per-source cap: closed at once, without waiting for the
+        // handshake deadline.
+        for i in 0..4 {
+            let mut extra = connect_from("127.0.0.2").await;
+            assert!(
+                closed_within(&mut extra, Duration::from_secs(3)).await,
+                "extra handshake {i} was not refused"
+            );
+        }
+    });
+    // A device from another source is not affected.
+    let cafile = cert.to_str().unwrap().to_string();
+    let out = publish(
+        tls,
+        &["--cafile", &cafile],
+        &[
+            "-u",
+            "esp-cap",
+            "-P",
+            &pass,
+            "-i",
+            "esp-cap",
+            "-t",
+            "devices/esp-cap/telemetry",
+            "-m",
+            "{}",
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+    // The idle handshakes end at their deadline (10 s).
+    rt.block_on(async {
+        for s in &mut idle {
+            assert!(closed_within(s, Duration::from_secs(15)).await);
+        }
+    });
+    assert!(started.elapsed() < Duration::from_secs(20));
+    assert!(gw.metric("switchboard_mqtt_tls_handshakes_refused_total") >= 4.0);
+    let _ = std::fs::remove_dir_all(&dir);
+}

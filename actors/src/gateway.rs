@@ -582,6 +582,9 @@ impl Root {
         let limits = switchboard_mqtt::broker::Limits {
             max_packet,
             max_clients: a.config.mqtt.max_connections,
+            // Claimants get a tenth of the table; the rest is for devices
+            // (docs/decisions.md 13.1).
+            max_claimants: (a.config.mqtt.max_connections / 10).max(1),
             ..Default::default()
         };
         let args = BrokerArgs {

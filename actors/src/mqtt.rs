@@ -46,15 +46,24 @@ pub type Credit = Arc<tokio::sync::OwnedSemaphorePermit>;
 const READ_CHUNK: usize = 512;
 /// Time a client gets to finish the TLS handshake.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// TLS handshakes in progress at once, in all; more connections are closed
+/// at accept.
+const MAX_TLS_HANDSHAKES: usize = 256;
+/// TLS handshakes in progress at once from one source (IPv6: one /64).
+const MAX_TLS_HANDSHAKES_PER_SOURCE: usize = 8;
 
 /// Messages of the broker actor.
 #[derive(Debug)]
 pub enum BrokerMsg {
-    /// A connection was accepted; packets for it go to `tx`.
+    /// A connection from `source` was accepted; packets for it go to `tx`.
     Accepted {
         conn: ConnId,
+        source: std::net::IpAddr,
         tx: mpsc::Sender<Bytes>,
     },
+    /// Close every connection of this principal and drop its session (its
+    /// credential was reset, or its claim completed).
+    Revoke(Principal),
     /// A decoded packet, holding one of its connection's credits until the
     /// message it caused has been handled all the way to the device session.
     Packet {
@@ -134,15 +143,31 @@ impl Authorizer for StoreAuthorizer {
                 .increment(1);
             return AuthDecision::Reject(ConnectReturnCode::BadUserNamePassword);
         };
-        let password = password.unwrap_or("");
-        if password.is_empty() {
-            // Not claimed yet: may only run the claim exchange for its own id.
-            if client_id.is_empty() || client_id.len() > 128 {
-                return AuthDecision::Reject(ConnectReturnCode::BadClientId);
-            }
-            return AuthDecision::Accept(Principal::Claimant(id));
+        // A device's (and a claimant's) client id is its user name: no one
+        // holds another device's client id.
+        if client_id != id.as_str() {
+            metrics::counter!("switchboard_mqtt_auth_failures_total", "reason" => "client_id")
+                .increment(1);
+            return AuthDecision::Reject(ConnectReturnCode::BadClientId);
         }
-        match get_device(self.store.as_ref(), id.as_str()) {
+        let password = password.unwrap_or("");
+        let record = get_device(self.store.as_ref(), id.as_str());
+        if password.is_empty() {
+            // Only a device never claimed may log in without a password, and
+            // only to run the claim exchange for its own id.
+            return match record {
+                Ok(None) => AuthDecision::Accept(Principal::Claimant(id)),
+                Ok(Some(_)) => {
+                    metrics::counter!("switchboard_mqtt_auth_failures_total", "reason" => "already_claimed").increment(1);
+                    AuthDecision::Reject(ConnectReturnCode::NotAuthorized)
+                }
+                Err(err) => {
+                    tracing::error!(%err, "device lookup failed");
+                    AuthDecision::Reject(ConnectReturnCode::ServiceUnavailable)
+                }
+            };
+        }
+        match record {
             Ok(Some(rec)) => {
                 let stored = switchboard_mqtt::credential::StoredCredential {
                     salt: rec.credential.salt.clone(),
@@ -178,6 +203,18 @@ impl Authorizer for StoreAuthorizer {
         match who {
             Principal::Device(id) => may_subscribe(id, filter),
             Principal::Claimant(id) => claimant_may_subscribe(id, filter),
+            Principal::Service(_) => true,
+        }
+    }
+
+    /// A device retains only its status (the Last Will `offline` and its
+    /// `online`); nothing else it publishes is kept.
+    fn may_retain(&self, who: &Principal, topic: &str) -> bool {
+        match who {
+            Principal::Device(id) => {
+                matches!(switchboard_mqtt::Topic::parse(topic), Ok(switchboard_mqtt::Topic::Status(d)) if &d == id)
+            }
+            Principal::Claimant(_) => false,
             Principal::Service(_) => true,
         }
     }
@@ -263,10 +300,11 @@ impl Actor for BrokerActor {
     ) -> Result<(), ActorProcessingErr> {
         let now = Instant::now();
         match msg {
-            BrokerMsg::Accepted { conn, tx } => {
+            BrokerMsg::Accepted { conn, source, tx } => {
                 state.conns.insert(conn, tx);
-                state.core.accepted(now, conn);
+                state.core.accepted_from(now, conn, source);
             }
+            BrokerMsg::Revoke(who) => state.core.revoke(now, &who),
             BrokerMsg::Packet {
                 conn,
                 packet,
@@ -340,13 +378,24 @@ fn pump(state: &mut BrokerState, credit: Option<Credit>) {
             BrokerEvent::Connected {
                 principal,
                 client_id,
+                session_present,
+                filters,
                 ..
             } => {
                 metrics::gauge!("switchboard_mqtt_clients").set(state.core.clients() as f64);
                 let _ = state.devices.send_message(DeviceSupervisorMsg::Connected {
-                    principal,
+                    principal: principal.clone(),
                     client_id,
                 });
+                if session_present && !filters.is_empty() {
+                    // A resumed session: its subscriptions exist already, and
+                    // the broker itself resends what was unacknowledged.
+                    let _ = state.devices.send_message(DeviceSupervisorMsg::Subscribed {
+                        principal,
+                        filters,
+                        resumed: true,
+                    });
+                }
             }
             BrokerEvent::Disconnected {
                 principal, reason, ..
@@ -362,9 +411,11 @@ fn pump(state: &mut BrokerState, credit: Option<Credit>) {
             BrokerEvent::Subscribed {
                 principal, filters, ..
             } => {
-                let _ = state
-                    .devices
-                    .send_message(DeviceSupervisorMsg::Subscribed { principal, filters });
+                let _ = state.devices.send_message(DeviceSupervisorMsg::Subscribed {
+                    principal,
+                    filters,
+                    resumed: false,
+                });
             }
             BrokerEvent::Published {
                 from,
@@ -383,6 +434,9 @@ fn pump(state: &mut BrokerState, credit: Option<Credit>) {
             }
         }
     }
+    metrics::gauge!("switchboard_mqtt_retained_messages").set(state.core.retained() as f64);
+    metrics::gauge!("switchboard_mqtt_retained_bytes").set(state.core.retained_bytes() as f64);
+    metrics::gauge!("switchboard_mqtt_claimants").set(state.core.claimants() as f64);
     let next = state.core.poll_timeout();
     if *state.timer.borrow() != next {
         let _ = state.timer.send(next);
@@ -390,6 +444,63 @@ fn pump(state: &mut BrokerState, credit: Option<Credit>) {
 }
 
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
+
+/// TLS handshakes in progress on one listener, in all and per source: a
+/// counter shared by the accept loop and the handshake tasks (driver
+/// bookkeeping, not protocol state).
+#[derive(Clone, Default)]
+struct Handshakes(Arc<std::sync::Mutex<HashMap<std::net::IpAddr, usize>>>);
+
+/// One handshake's place; given back when dropped.
+struct HandshakeSlot {
+    table: Handshakes,
+    source: std::net::IpAddr,
+}
+
+impl Handshakes {
+    /// A place for a handshake from `ip`, unless the global or the
+    /// per-source cap is reached.
+    fn take(&self, ip: std::net::IpAddr) -> Option<HandshakeSlot> {
+        let source = source_bucket(ip);
+        let mut t = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let total: usize = t.values().sum();
+        let mine = t.get(&source).copied().unwrap_or(0);
+        if total >= MAX_TLS_HANDSHAKES || mine >= MAX_TLS_HANDSHAKES_PER_SOURCE {
+            return None;
+        }
+        *t.entry(source).or_default() += 1;
+        Some(HandshakeSlot {
+            table: self.clone(),
+            source,
+        })
+    }
+}
+
+impl Drop for HandshakeSlot {
+    fn drop(&mut self) {
+        let mut t = self.table.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = t.get_mut(&self.source) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                t.remove(&self.source);
+            }
+        }
+    }
+}
+
+/// The per-source bucket of an address: IPv4 as is, IPv6 by /64.
+fn source_bucket(ip: std::net::IpAddr) -> std::net::IpAddr {
+    match ip {
+        std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => std::net::IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                std::net::IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+        v4 => v4,
+    }
+}
 
 /// Accept connections on one listener; with `tls`, each connection first
 /// completes a TLS handshake (in its own task, with a deadline).
@@ -399,6 +510,7 @@ async fn accept(
     broker: ActorRef<BrokerMsg>,
     max_packet: usize,
 ) {
+    let handshakes = Handshakes::default();
     loop {
         match listener.accept().await {
             Ok((stream, addr)) => {
@@ -411,10 +523,21 @@ async fn accept(
                         tokio::spawn(connection(rd, wr, addr, conn, broker, max_packet));
                     }
                     Some(acceptor) => {
+                        let Some(slot) = handshakes.take(addr.ip()) else {
+                            // Too many handshakes in progress: close at once
+                            // rather than hold a descriptor for a stranger.
+                            metrics::counter!("switchboard_mqtt_tls_handshakes_refused_total")
+                                .increment(1);
+                            tracing::debug!(%addr, "too many MQTT TLS handshakes; closing");
+                            drop(stream);
+                            continue;
+                        };
                         let acceptor = acceptor.clone();
                         tokio::spawn(async move {
                             let handshake = acceptor.accept(stream);
-                            match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, handshake).await {
+                            let done = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, handshake).await;
+                            drop(slot);
+                            match done {
                                 Ok(Ok(tls)) => {
                                     let (rd, wr) = tokio::io::split(tls);
                                     connection(rd, wr, addr, conn, broker, max_packet).await;
@@ -461,7 +584,11 @@ async fn connection<R, W>(
     // of 32 slots up front, and a `Packet` slot is ~150 bytes (a `Bytes` 32).
     let (tx, mut rx) = mpsc::channel::<Bytes>(CLIENT_QUEUE);
     if broker
-        .send_message(BrokerMsg::Accepted { conn, tx })
+        .send_message(BrokerMsg::Accepted {
+            conn,
+            source: addr.ip(),
+            tx,
+        })
         .is_err()
     {
         return;

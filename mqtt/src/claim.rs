@@ -128,9 +128,11 @@ impl ClaimRequest {
 /// Why a claim was refused.
 ///
 /// [`ClaimRejection::code`] is what the device is told: only `malformed`, `clock_skew` (so it
-/// can fix its clock) or `rejected` (a bad MAC, a replayed nonce, an unknown, disabled or
-/// already-claimed device all look the same to the device). [`ClaimRejection::metric_reason`]
-/// is the detailed reason for metrics and logs.
+/// can fix its clock), `already_claimed` (only after the MAC, the clock and the nonce are
+/// checked: the caller holds the device secret, and must ask an operator to reset the device)
+/// or `rejected` (a bad MAC, a replayed nonce, an unknown or disabled device all look the same
+/// to the device). [`ClaimRejection::metric_reason`] is the detailed reason for metrics and
+/// logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
 pub enum ClaimRejection {
     /// Not a valid claim request (JSON, size, id, nonce or MAC format).
@@ -154,12 +156,14 @@ pub enum ClaimRejection {
 }
 
 impl ClaimRejection {
-    /// What the device is told: `"malformed"`, `"clock_skew"` or `"rejected"`.
+    /// What the device is told: `"malformed"`, `"clock_skew"`, `"already_claimed"` or
+    /// `"rejected"`.
     pub fn code(self) -> &'static str {
         match self {
             Self::Malformed => "malformed",
             Self::ClockSkew => "clock_skew",
-            Self::BadHmac | Self::Replay | Self::Disabled | Self::AlreadyClaimed => "rejected",
+            Self::AlreadyClaimed => "already_claimed",
+            Self::BadHmac | Self::Replay | Self::Disabled => "rejected",
         }
     }
 
@@ -514,7 +518,7 @@ mod tests {
                 "rejected",
                 "rejected",
                 "rejected",
-                "rejected"
+                "already_claimed"
             ]
         );
         let reasons: Vec<_> = all.iter().map(|r| r.metric_reason()).collect();

@@ -55,7 +55,7 @@ const DEVICE_INFLIGHT: u16 = 8;
 /// Largest packet a device sends or accepts (commands are at most 16 KiB of JSON).
 const DEVICE_MAX_PACKET: usize = 32 * 1024;
 /// Claims run at the same time.
-const CLAIM_CONCURRENCY: usize = 64;
+const CLAIM_CONCURRENCY: usize = 8;
 /// Attempts per claim when the transport fails (a refusal is final).
 const CLAIM_ATTEMPTS: u32 = 3;
 /// Time allowed for one claim exchange.
@@ -425,7 +425,8 @@ async fn claim_once(setup: &Setup, fleet_secret: &[u8], id: &str) -> Result<Stri
     let req = claim_request(fleet_secret, id);
     let body = serde_json::to_vec(&req).map_err(|e| ClaimError::Transport(e.to_string()))?;
     let response_topic = format!("claim/{id}/response/{}", req.nonce);
-    let mut opts = MqttOptions::new(format!("{id}-claim"), setup.host.clone(), setup.port);
+    // A claimant's client id is its device id (the broker refuses any other).
+    let mut opts = MqttOptions::new(id, setup.host.clone(), setup.port);
     opts.set_credentials(id, ""); // an empty password makes a claimant
     opts.set_keep_alive(setup.keep_alive);
     opts.set_inflight(2);

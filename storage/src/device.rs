@@ -128,6 +128,28 @@ pub fn list_devices(store: &dyn Store, limit: usize) -> Result<Vec<DeviceRecord>
         .collect()
 }
 
+/// Reset a device so it can be claimed again (an operator act): its record
+/// and credential are deleted and its pending commands fail with `device
+/// reset`, in one batch, flushed. `false` if it was not claimed.
+pub fn reset_device(store: &dyn Store, id: &str, now_ms: u64) -> Result<bool, StoreError> {
+    if get_device(store, id)?.is_none() {
+        return Ok(false);
+    }
+    let mut ops = vec![BatchOp::Delete {
+        tree: Tree::Devices,
+        key: id.as_bytes().to_vec(),
+    }];
+    for mut c in pending_commands(store, id)? {
+        c.status = CommandStatus::Failed;
+        c.error = Some("device reset".into());
+        c.updated_at = rfc3339(now_ms);
+        ops.extend(command_ops(&c)?);
+    }
+    store.apply_batch(ops)?;
+    store.flush()?;
+    Ok(true)
+}
+
 /// A used claim nonce as stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 struct NonceRecord {
@@ -392,6 +414,21 @@ mod tests {
     use crate::sled_store::tests::TempDir;
     use crate::SledStore;
     use serde_json::json;
+
+    #[test]
+    fn reset_deletes_the_device_and_fails_its_pending_commands() {
+        let dir = TempDir::new("device-reset");
+        let store = SledStore::open(&dir.0).unwrap();
+        assert!(!reset_device(&store, "d1", 0).unwrap());
+        put_device(&store, &device("d1")).unwrap();
+        enqueue_command(&store, "d1", "r1", json!({"a": 1}), 0).unwrap();
+        assert!(reset_device(&store, "d1", 1000).unwrap());
+        assert_eq!(get_device(&store, "d1").unwrap(), None);
+        assert!(pending_commands(&store, "d1").unwrap().is_empty());
+        let c = get_command(&store, "d1", "r1").unwrap().unwrap();
+        assert_eq!(c.status, CommandStatus::Failed);
+        assert_eq!(c.error.as_deref(), Some("device reset"));
+    }
 
     fn device(id: &str) -> DeviceRecord {
         DeviceRecord {

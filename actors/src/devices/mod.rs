@@ -24,8 +24,9 @@ use switchboard_mqtt::broker::Principal;
 use switchboard_mqtt::claim::{self, ClaimRejection, ClaimRequest, ClaimResponse};
 use switchboard_mqtt::{credential, DeviceId, Topic};
 use switchboard_storage::{
-    enqueue_command, get_device, list_devices, nonce_seen, now_unix_ms, put_device, record_nonce,
-    rfc3339, CommandRecord, DeviceRecord, Store, StoreError, StoredCredentialData,
+    enqueue_command, get_device, list_devices, nonce_seen, now_unix_ms, pending_commands,
+    put_device, record_nonce, rfc3339, CommandRecord, DeviceRecord, Store, StoreError,
+    StoredCredentialData,
 };
 use tokio::sync::watch;
 
@@ -49,10 +50,12 @@ pub enum DeviceSupervisorMsg {
     },
     /// A client went away.
     Disconnected { principal: Principal, clean: bool },
-    /// A client was granted subscriptions.
+    /// A client was granted subscriptions (`resumed`: the filters of a
+    /// persistent session it got back at CONNECT).
     Subscribed {
         principal: Principal,
         filters: Vec<String>,
+        resumed: bool,
     },
     /// A client published (after the ACL).
     Published {
@@ -80,6 +83,10 @@ pub enum DeviceSupervisorMsg {
         call: voice::VoiceCall,
         reply: RpcReplyPort<Result<ActorRef<DeviceMsg>, voice::RingError>>,
     },
+    /// Reset a claimed device so it can be claimed again (an operator act):
+    /// its credential is deleted, its connections closed, its pending
+    /// commands failed. `Ok(false)`: it was not claimed.
+    Reset(DeviceId, RpcReplyPort<Result<bool, CommandError>>),
     /// All known devices.
     List(RpcReplyPort<Vec<DeviceView>>),
     /// One device.
@@ -243,8 +250,9 @@ impl Actor for DeviceSupervisor {
             DeviceSupervisorMsg::Subscribed {
                 principal: Principal::Device(id),
                 filters,
+                resumed,
             } => {
-                state.send(&id, DeviceMsg::Subscribed { filters });
+                state.send(&id, DeviceMsg::Subscribed { filters, resumed });
             }
             DeviceSupervisorMsg::Subscribed { .. } => {}
             DeviceSupervisorMsg::Published {
@@ -258,7 +266,15 @@ impl Actor for DeviceSupervisor {
                     .await
             }
             DeviceSupervisorMsg::Claim(req, reply) => {
-                let _ = reply.send(state.claim(&req));
+                let result = state.claim(&req);
+                let claimed = result.is_ok();
+                let _ = reply.send(result);
+                if claimed {
+                    state.end_claimant(&req.device_id);
+                }
+            }
+            DeviceSupervisorMsg::Reset(id, reply) => {
+                let _ = reply.send(state.reset(&id));
             }
             DeviceSupervisorMsg::Command {
                 device,
@@ -281,7 +297,9 @@ impl Actor for DeviceSupervisor {
                     let seen =
                         DeviceId::parse(&rec.id).is_ok_and(|id| state.devices.contains_key(&id));
                     if !seen {
-                        list.push(DeviceView::new(&rec.id, Some(rec.account), rec.firmware));
+                        let mut v = DeviceView::new(&rec.id, Some(rec.account), rec.firmware);
+                        v.commands_pending = pending_count(state.store.as_ref(), &rec.id);
+                        list.push(v);
                     }
                 }
                 list.sort_by(|a, b| a.id.cmp(&b.id));
@@ -316,7 +334,11 @@ impl Actor for DeviceSupervisor {
                     None => get_device(state.store.as_ref(), id.as_str())
                         .ok()
                         .flatten()
-                        .map(|r| DeviceView::new(&r.id, Some(r.account), r.firmware)),
+                        .map(|r| {
+                            let mut v = DeviceView::new(&r.id, Some(r.account), r.firmware);
+                            v.commands_pending = pending_count(state.store.as_ref(), &r.id);
+                            v
+                        }),
                 };
                 let _ = reply.send(view);
             }
@@ -379,14 +401,22 @@ impl Actor for DeviceSupervisor {
     }
 }
 
+/// Commands of a device waiting for delivery or a reply, from the store.
+fn pending_count(store: &dyn Store, id: &str) -> usize {
+    pending_commands(store, id).map_or(0, |c| c.len())
+}
+
 impl DeviceSupervisorState {
     fn entry(&mut self, id: &DeviceId, rec: Option<&DeviceRecord>) -> &mut Entry {
+        let store = &self.store;
         self.devices.entry(id.clone()).or_insert_with(|| {
-            let (view, _) = watch::channel(DeviceView::new(
+            let mut v = DeviceView::new(
                 id.as_str(),
                 rec.map(|r| r.account.clone()),
                 rec.and_then(|r| r.firmware.clone()),
-            ));
+            );
+            v.commands_pending = pending_count(store.as_ref(), id.as_str());
+            let (view, _) = watch::channel(v);
             Entry {
                 view: Arc::new(view),
                 actor: None,
@@ -488,6 +518,7 @@ impl DeviceSupervisorState {
             Ok(ok) => ok,
             Err(r) => ClaimResponse::rejected(r),
         };
+        let claimed = response.is_ok();
         let topic = Topic::ClaimResponse(id.clone(), req.nonce.clone()).to_string();
         if let Some(b) = &self.broker {
             let _ = b.send_message(BrokerMsg::Publish {
@@ -497,6 +528,47 @@ impl DeviceSupervisorState {
                 retain: false,
             });
         }
+        if claimed {
+            self.end_claimant(id.as_str());
+        }
+    }
+
+    /// The device is claimed now: its claimant connection (if any) is no
+    /// longer a valid login. It is closed after the answer it was sent.
+    fn end_claimant(&self, id: &str) {
+        if let (Some(b), Ok(id)) = (&self.broker, DeviceId::parse(id)) {
+            let _ = b.send_message(BrokerMsg::Revoke(Principal::Claimant(id)));
+        }
+    }
+
+    /// Reset a device (see [`DeviceSupervisorMsg::Reset`]).
+    fn reset(&mut self, id: &DeviceId) -> Result<bool, CommandError> {
+        let existed = switchboard_storage::device::reset_device(
+            self.store.as_ref(),
+            id.as_str(),
+            now_unix_ms(),
+        )
+        .map_err(|err| {
+            tracing::error!(%err, "resetting a device failed");
+            CommandError::Store
+        })?;
+        if !existed {
+            return Ok(false);
+        }
+        metrics::counter!("switchboard_device_resets_total").increment(1);
+        tracing::info!(device = %id, "device reset; it may be claimed again");
+        // Connections still open with the old credential end now.
+        if let Some(b) = &self.broker {
+            let _ = b.send_message(BrokerMsg::Revoke(Principal::Device(id.clone())));
+        }
+        if let Some(e) = self.devices.remove(id) {
+            self.online.set(&e.view, false);
+            if let Some(a) = e.actor {
+                self.by_actor.remove(&a.get_id());
+                let _ = a.send_message(DeviceMsg::Offline { clean: false });
+            }
+        }
+        Ok(true)
     }
 
     /// Check a claim and, when genuine and fresh, bind the device to the
@@ -526,26 +598,31 @@ impl DeviceSupervisorState {
         let now = (now_unix_ms() / 1000) as i64;
         let window = i64::from(self.config.devices.claim_window_secs);
         claim::verify(req, &secret, now, window, seen)?;
+        // Claiming is once: re-provisioning is an operator's reset, never a
+        // new credential for whoever holds the device secret. The stored
+        // credential is left alone.
+        if get_device(store, id.as_str())
+            .map_err(|_| ClaimRejection::Disabled)?
+            .is_some()
+        {
+            return Err(ClaimRejection::AlreadyClaimed);
+        }
         let fresh = record_nonce(store, id.as_str(), &req.nonce, req.ts.max(now) + window)
             .map_err(|_| ClaimRejection::Disabled)?;
         if !fresh {
             return Err(ClaimRejection::Replay);
         }
         let (password, stored) = credential::issue();
-        let previous = get_device(store, id.as_str()).ok().flatten();
         let rec = DeviceRecord {
             v: 1,
             id: id.as_str().to_string(),
-            account: previous.as_ref().map_or_else(
-                || self.config.devices.default_account.clone(),
-                |p| p.account.clone(),
-            ),
+            account: self.config.devices.default_account.clone(),
             credential: StoredCredentialData {
                 salt: stored.salt,
                 hash: stored.hash,
             },
             claimed_at: rfc3339(now_unix_ms()),
-            firmware: previous.and_then(|p| p.firmware),
+            firmware: None,
         };
         put_device(store, &rec).map_err(|err: StoreError| {
             tracing::error!(%err, "storing a claimed device failed");
@@ -582,7 +659,13 @@ impl DeviceSupervisorState {
                 CommandError::Store
             },
         )?;
-        self.send(id, DeviceMsg::CommandQueued);
+        let has_session = self.devices.get(id).is_some_and(|e| e.actor.is_some());
+        if has_session {
+            self.send(id, DeviceMsg::CommandQueued);
+        } else if let Some(e) = self.devices.get(id) {
+            // Offline: its view counts what waits for it.
+            e.view.send_modify(|v| v.commands_pending += 1);
+        }
         Ok(rec)
     }
 }

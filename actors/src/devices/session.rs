@@ -7,10 +7,14 @@
 //!
 //! Device protocol: connect with a retained Last Will `offline` on
 //! `devices/{id}/status`, subscribe to `devices/{id}/cmd/+`, publish `online`
-//! (retained). Delivery starts as soon as the command subscription is granted
-//! (or at `online`). Replies carry the request id in the topic; a device
-//! should ignore a request id it has already answered (a retry after a lost
-//! reply re-sends it).
+//! (retained). Delivery starts once the command subscription exists: granted
+//! now, or kept by a resumed persistent session (with the embedded broker; an
+//! external broker does not tell, so there `online` starts it). A command
+//! sent before a reconnect onto a resumed session is not published again:
+//! the broker resends it (DUP) itself, and the retry timer covers the rest.
+//! Replies carry the request id in the topic; a device should ignore a
+//! request id it has already answered (a retry after a lost reply re-sends
+//! it).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -113,6 +117,8 @@ pub enum DeviceMsg {
     Subscribed {
         /// The filters.
         filters: Vec<String>,
+        /// They are those of a persistent session resumed at CONNECT.
+        resumed: bool,
     },
     /// A command was stored for this device.
     CommandQueued,
@@ -253,12 +259,15 @@ impl Actor for DeviceSession {
                 }
             }
             DeviceMsg::CommandQueued => state.reload()?,
-            DeviceMsg::Subscribed { filters } => {
+            DeviceMsg::Subscribed { filters, resumed } => {
                 let prefix = format!("devices/{}/cmd/", state.args.id);
                 if filters.iter().any(|f| f.starts_with(&prefix)) {
                     // It listens for commands now: start delivering.
                     state.ready = true;
                     state.reload()?;
+                    if resumed {
+                        state.adopt_sent(&myself);
+                    }
                 }
             }
             DeviceMsg::Timer(gen) if gen == state.timer_gen => state.on_timeout()?,
@@ -288,7 +297,12 @@ impl SessionState {
             Topic::Status(_) => match payload {
                 b"online" => {
                     self.set_online(true);
-                    self.ready = true;
+                    // With the embedded broker, delivery waits for the
+                    // command subscription (a command published before it
+                    // exists is lost and costs a retry).
+                    if self.args.config.mqtt.mode != switchboard_config::MqttMode::Embedded {
+                        self.ready = true;
+                    }
                     self.reload()?;
                 }
                 b"offline" => {
@@ -436,6 +450,28 @@ impl SessionState {
         Ok(())
     }
 
+    /// The device got its persistent session back: the broker resends the
+    /// command it had sent and not had acknowledged, so a command already
+    /// `sent` is in flight, not to be published again (one delivery path per
+    /// command). Its reply timer starts now.
+    fn adopt_sent(&mut self, myself: &ActorRef<DeviceMsg>) {
+        if self.inflight.is_some() {
+            return;
+        }
+        if self.queue.front().map(|c| c.status) != Some(CommandStatus::Sent) {
+            return;
+        }
+        self.inflight = self.queue.pop_front();
+        self.arm_timer(myself);
+    }
+
+    fn arm_timer(&mut self, myself: &ActorRef<DeviceMsg>) {
+        self.timer_gen += 1;
+        let gen = self.timer_gen;
+        let timeout = Duration::from_secs(u64::from(self.args.config.devices.command_timeout_secs));
+        myself.send_after(timeout, move || DeviceMsg::Timer(gen));
+    }
+
     fn deliver(&mut self, myself: &ActorRef<DeviceMsg>) -> Result<(), ActorProcessingErr> {
         if !self.ready || self.inflight.is_some() {
             return Ok(());
@@ -448,10 +484,7 @@ impl SessionState {
         cmd.updated_at = rfc3339(now_unix_ms());
         update_command(self.args.store.as_ref(), &cmd)?;
         self.publish(&cmd);
-        self.timer_gen += 1;
-        let gen = self.timer_gen;
-        let timeout = Duration::from_secs(u64::from(self.args.config.devices.command_timeout_secs));
-        myself.send_after(timeout, move || DeviceMsg::Timer(gen));
+        self.arm_timer(myself);
         self.inflight = Some(cmd);
         Ok(())
     }

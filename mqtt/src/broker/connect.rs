@@ -7,10 +7,17 @@
 //! Client"): the old connection is closed with [`CloseReason::TakenOver`] and
 //! its will is **not** published. The specification allows either, but a
 //! device reconnecting after a network hiccup would otherwise flash
-//! `offline` to every watcher while it is in fact back. Only the same party
-//! may take over (the same principal, or the same device before and after
-//! its claim); a live client id held by another principal is refused with
-//! CONNACK 0x02, so one authenticated client cannot kick another off.
+//! `offline` to every watcher while it is in fact back. Only the same
+//! principal may take over: a claimant never takes over (or inherits the
+//! session of) a device, nor a device a claimant; a live client id held by
+//! another principal is refused with CONNACK 0x02, so one client cannot kick
+//! another off. A device's and a claimant's client id must be its device id
+//! (its user name), so no one can squat another device's client id.
+//!
+//! Claimants (password-less, before their claim) are capped in all
+//! ([`super::Limits::max_claimants`], a share of `max_clients` devices cannot
+//! lose) and per source, and live at most
+//! [`super::Limits::claimant_lifetime`] whatever their keep-alive.
 
 use std::time::Instant;
 
@@ -20,21 +27,9 @@ use rumqttc::mqttbytes::Protocol;
 use super::router::valid_topic_name;
 use super::session::Session;
 use super::{
-    AuthDecision, Authorizer, Broker, BrokerEvent, CloseReason, ConnId, ConnState, Principal,
-    SessionKey,
+    count, uncount, AuthDecision, Authorizer, Broker, BrokerEvent, CloseReason, ConnId, ConnState,
+    Principal, SessionKey,
 };
-
-/// Whether `a` and `b` are the same party for takeover: equal, or the same
-/// device before and after its claim.
-fn same_identity(a: &Principal, b: &Principal) -> bool {
-    match (a, b) {
-        (
-            Principal::Device(x) | Principal::Claimant(x),
-            Principal::Device(y) | Principal::Claimant(y),
-        ) => x == y,
-        _ => a == b,
-    }
-}
 
 impl Broker {
     /// Queue a refusing CONNACK (session present 0, §3.2.2.2).
@@ -95,7 +90,25 @@ impl Broker {
                 return self.refuse_and_close(now, conn, code, CloseReason::NotAuthorized);
             }
         };
-        if let Some(w) = &c.last_will {
+        // A device's or claimant's client id is its device id: no one can
+        // hold (squat) another device's client id.
+        if let Principal::Device(id) | Principal::Claimant(id) = &principal {
+            if c.client_id != id.as_str() {
+                return self.refuse_and_close(
+                    now,
+                    conn,
+                    Rc::BadClientId,
+                    CloseReason::NotAuthorized,
+                );
+            }
+        }
+        let mut last_will = c.last_will;
+        if let Some(w) = &mut last_will {
+            if w.retain && !auth.may_retain(&principal, &w.topic) {
+                w.retain = false;
+            }
+        }
+        if let Some(w) = &last_will {
             if !valid_topic_name(&w.topic, self.limits.max_topic_levels) {
                 // §3.1.2.5 / §4.7.3: a malformed CONNECT gets no CONNACK.
                 return self.close(now, conn, CloseReason::ProtocolError, true);
@@ -121,7 +134,7 @@ impl Broker {
             .and_then(|s| s.conn);
         if let (Some(_), Some(k)) = (old_conn, existing) {
             let holder = self.sessions.get(&k).map(|s| &s.principal);
-            if !holder.is_some_and(|h| same_identity(h, &principal)) {
+            if holder != Some(&principal) {
                 // Someone else's live client id: refuse rather than let any
                 // authenticated client kick another off.
                 return self.refuse_and_close(
@@ -129,6 +142,21 @@ impl Broker {
                     conn,
                     Rc::BadClientId,
                     CloseReason::NotAuthorized,
+                );
+            }
+        }
+        let claimant = matches!(principal, Principal::Claimant(_));
+        let source = self.conns.get(&conn).and_then(|c| c.source);
+        if claimant && old_conn.is_none() {
+            let from_source = source.map_or(0, |s| count(&self.claimants_by_source, s));
+            if self.claimants >= self.limits.max_claimants
+                || from_source >= self.limits.max_claimants_per_source
+            {
+                return self.refuse_and_close(
+                    now,
+                    conn,
+                    Rc::ServiceUnavailable,
+                    CloseReason::TooManyClients,
                 );
             }
         }
@@ -184,9 +212,24 @@ impl Broker {
             session: key,
             keep_alive: c.keep_alive,
             last_rx: now,
-            will: c.last_will,
+            will: last_will,
+            expires: if claimant {
+                now.checked_add(self.limits.claimant_lifetime)
+            } else {
+                None
+            },
         };
+        entry.claimant = claimant;
         self.awaiting = self.awaiting.saturating_sub(1);
+        if let Some(s) = source {
+            uncount(&mut self.awaiting_by_source, s);
+            if claimant {
+                *self.claimants_by_source.entry(s).or_default() += 1;
+            }
+        }
+        if claimant {
+            self.claimants += 1;
+        }
         self.connected += 1;
         self.schedule(conn);
 
@@ -194,10 +237,20 @@ impl Broker {
             conn,
             Packet::ConnAck(ConnAck::new(Rc::Success, session_present)),
         ));
+        let filters = if session_present {
+            self.sessions
+                .get(&key)
+                .map(|s| s.subs.keys().cloned().collect())
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
         self.events.push_back(BrokerEvent::Connected {
             conn,
             client_id,
             principal,
+            session_present,
+            filters,
         });
         let limits = &self.limits;
         if let Some(s) = self.sessions.get_mut(&key) {
@@ -262,11 +315,20 @@ impl Broker {
         let (key, last_will) = match c.state {
             ConnState::AwaitingConnect => {
                 self.awaiting = self.awaiting.saturating_sub(1);
+                if let Some(s) = c.source {
+                    uncount(&mut self.awaiting_by_source, s);
+                }
                 return;
             }
             ConnState::Connected { session, will, .. } => (session, will),
         };
         self.connected = self.connected.saturating_sub(1);
+        if c.claimant {
+            self.claimants = self.claimants.saturating_sub(1);
+            if let Some(s) = c.source {
+                uncount(&mut self.claimants_by_source, s);
+            }
+        }
         let Some(s) = self.sessions.get_mut(&key) else {
             return;
         };
@@ -284,7 +346,7 @@ impl Broker {
                     qos: w.qos,
                     retain: w.retain,
                 });
-                self.route(&w.topic, w.message, w.qos, w.retain);
+                self.route(&w.topic, w.message, w.qos, w.retain, Some(&client_id));
                 true
             }
             _ => false,

@@ -22,6 +22,8 @@ mod session;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_abuse;
+#[cfg(test)]
 mod tests_session;
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
@@ -69,6 +71,26 @@ pub struct Limits {
     pub max_sessions: usize,
     /// Levels (`/`-separated) in a topic name or filter.
     pub max_topic_levels: usize,
+    /// Claimant (not yet claimed, password-less) connections at once. They
+    /// count toward `max_clients` too, so devices and services always keep
+    /// `max_clients - max_claimants` connections that claimants cannot take.
+    pub max_claimants: usize,
+    /// Claimant connections from one source at once.
+    pub max_claimants_per_source: usize,
+    /// Connections from one source still waiting for CONNECT.
+    pub max_awaiting_per_source: usize,
+    /// How long a claimant connection may live, whatever its keep-alive
+    /// (a claim is a few round trips).
+    pub claimant_lifetime: Duration,
+    /// How long a claimant revoked with [`Broker::revoke`] (its claim is
+    /// done) keeps its connection, so the answer it was just sent gets out
+    /// before the close.
+    pub claimant_grace: Duration,
+    /// Bytes (topic + payload) of all retained messages together.
+    pub max_retained_bytes: usize,
+    /// Bytes (topic + payload) of the retained messages one client owns
+    /// (published or left as its will).
+    pub max_retained_bytes_per_client: usize,
 }
 
 impl Default for Limits {
@@ -84,6 +106,13 @@ impl Default for Limits {
             connect_timeout: Duration::from_secs(10),
             max_sessions: 40_000,
             max_topic_levels: 32,
+            max_claimants: 2_000,
+            max_claimants_per_source: 8,
+            max_awaiting_per_source: 64,
+            claimant_lifetime: Duration::from_secs(30),
+            claimant_grace: Duration::from_secs(2),
+            max_retained_bytes: 16 * 1024 * 1024,
+            max_retained_bytes_per_client: 1024,
         }
     }
 }
@@ -125,6 +154,12 @@ pub trait Authorizer {
     fn may_publish(&self, who: &Principal, topic: &str) -> bool;
     /// Whether `who` may subscribe to `filter`.
     fn may_subscribe(&self, who: &Principal, filter: &str) -> bool;
+    /// Whether a message `who` publishes with RETAIN=1 on `topic` (already
+    /// allowed by [`Authorizer::may_publish`]) is kept. When not, it is
+    /// delivered like any other message and not stored.
+    fn may_retain(&self, _who: &Principal, _topic: &str) -> bool {
+        true
+    }
 }
 
 /// Why a connection or session ended.
@@ -151,6 +186,11 @@ pub enum CloseReason {
     /// ([`Broker::closed`]). Added to the agreed API: none of the others
     /// describes a lost connection.
     ConnectionLost,
+    /// A claimant outlived [`Limits::claimant_lifetime`].
+    ClaimantExpired,
+    /// The gateway revoked the principal ([`Broker::revoke`]): its
+    /// credential was reset or its claim completed.
+    Revoked,
 }
 
 /// What the broker tells the gateway.
@@ -164,6 +204,10 @@ pub enum BrokerEvent {
         client_id: String,
         /// Who it is.
         principal: Principal,
+        /// A persistent session was resumed (CONNACK session present).
+        session_present: bool,
+        /// The subscription filters the session already has (resumed).
+        filters: Vec<String>,
     },
     /// A client's connection ended (clean DISCONNECT, transport close,
     /// error). `will_sent` says whether its Last Will was published.
@@ -223,12 +267,35 @@ enum ConnState {
         keep_alive: u16,
         last_rx: Instant,
         will: Option<LastWill>,
+        /// Claimants only: the end of their lifetime.
+        expires: Option<Instant>,
     },
+}
+
+/// Where a connection comes from, as the driver says (IPv6 is bucketed by
+/// /64 here: one host usually holds a whole /64).
+pub type Source = std::net::IpAddr;
+
+fn source_key(ip: Source) -> Source {
+    match ip {
+        Source::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => Source::V4(v4),
+            None => {
+                let s = v6.segments();
+                Source::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+        v4 => v4,
+    }
 }
 
 struct Conn {
     state: ConnState,
     accepted_at: Instant,
+    /// The source key, if the driver gave one.
+    source: Option<Source>,
+    /// Counted in `claimants` / `claimants_by_source`.
+    claimant: bool,
     /// The key of this connection's entry in `Broker::timers`, if any.
     timer: Option<Instant>,
 }
@@ -252,14 +319,25 @@ pub struct Broker {
     pending_closes: Vec<(ConnId, CloseReason)>,
     connected: usize,
     awaiting: usize,
+    claimants: usize,
+    /// Connections waiting for CONNECT, per source (no zero entries).
+    awaiting_by_source: HashMap<Source, usize>,
+    /// Claimant connections per source (no zero entries).
+    claimants_by_source: HashMap<Source, usize>,
     dropped: u64,
+    /// Retained messages not kept (not allowed there, or over a budget).
+    dropped_retains: u64,
 }
 
 impl Broker {
     /// A broker with these limits.
     pub fn new(limits: Limits) -> Self {
         Self {
-            retained: RetainedStore::new(limits.max_retained),
+            retained: RetainedStore::new(
+                limits.max_retained,
+                limits.max_retained_bytes,
+                limits.max_retained_bytes_per_client,
+            ),
             limits,
             conns: HashMap::new(),
             sessions: HashMap::new(),
@@ -273,7 +351,11 @@ impl Broker {
             pending_closes: Vec::new(),
             connected: 0,
             awaiting: 0,
+            claimants: 0,
+            awaiting_by_source: HashMap::new(),
+            claimants_by_source: HashMap::new(),
             dropped: 0,
+            dropped_retains: 0,
         }
     }
 
@@ -282,13 +364,27 @@ impl Broker {
         &self.limits
     }
 
-    /// A transport connection was accepted. If too many connections are
-    /// already waiting for CONNECT, it is closed at once (`TooManyClients`).
+    /// A transport connection was accepted, source unknown (no per-source
+    /// caps apply). See [`Broker::accepted_from`].
     pub fn accepted(&mut self, now: Instant, conn: ConnId) {
+        self.accept(now, conn, None);
+    }
+
+    /// A transport connection from `source` was accepted. If too many
+    /// connections (in all, or from this source) are already waiting for
+    /// CONNECT, it is closed at once (`TooManyClients`).
+    pub fn accepted_from(&mut self, now: Instant, conn: ConnId, source: Source) {
+        self.accept(now, conn, Some(source_key(source)));
+    }
+
+    fn accept(&mut self, now: Instant, conn: ConnId, source: Option<Source>) {
         if self.conns.contains_key(&conn) {
             return;
         }
-        if self.awaiting >= self.limits.max_clients {
+        let from_source = source.map_or(0, |s| count(&self.awaiting_by_source, s));
+        if self.awaiting >= self.limits.max_clients
+            || from_source >= self.limits.max_awaiting_per_source
+        {
             self.events.push_back(BrokerEvent::Close {
                 conn,
                 reason: CloseReason::TooManyClients,
@@ -296,15 +392,66 @@ impl Broker {
             return;
         }
         self.awaiting += 1;
+        if let Some(s) = source {
+            *self.awaiting_by_source.entry(s).or_default() += 1;
+        }
         self.conns.insert(
             conn,
             Conn {
                 state: ConnState::AwaitingConnect,
                 accepted_at: now,
+                source,
+                claimant: false,
                 timer: None,
             },
         );
         self.schedule(conn);
+    }
+
+    /// Close every connection of `who` (a device whose credential was reset,
+    /// a claimant whose device is now claimed) and discard its session, so
+    /// nothing of it outlives the revocation. Its will is published. A
+    /// claimant keeps its connection for [`Limits::claimant_grace`] more, so
+    /// the claim answer it was just sent is not cut off.
+    pub fn revoke(&mut self, now: Instant, who: &Principal) {
+        let client_id = match who {
+            Principal::Device(id) | Principal::Claimant(id) => id.as_str(),
+            Principal::Service(_) => return,
+        };
+        let Some(key) = self.by_client.get(client_id).copied() else {
+            return;
+        };
+        let Some(s) = self.sessions.get(&key) else {
+            return;
+        };
+        if &s.principal != who {
+            return;
+        }
+        if let (Principal::Claimant(_), Some(conn)) = (who, s.conn) {
+            let soon = now.checked_add(self.limits.claimant_grace);
+            if let Some(Conn {
+                state: ConnState::Connected { expires, .. },
+                ..
+            }) = self.conns.get_mut(&conn)
+            {
+                *expires = match (*expires, soon) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => b.or(a),
+                };
+            }
+            self.schedule(conn);
+            return;
+        }
+        if let Some(conn) = s.conn {
+            self.close(now, conn, CloseReason::Revoked, true);
+        }
+        self.discard_session(key);
+        self.drain_closes(now);
+    }
+
+    /// Connected claimants.
+    pub fn claimants(&self) -> usize {
+        self.claimants
     }
 
     /// One decoded packet from `conn`. Packets from unknown (already closed)
@@ -397,7 +544,7 @@ impl Broker {
         if !valid_topic_name(topic, self.limits.max_topic_levels) {
             return;
         }
-        self.route(topic, payload, qos, retain);
+        self.route(topic, payload, qos, retain, None);
         self.drain_closes(now);
     }
 
@@ -409,6 +556,17 @@ impl Broker {
     /// Retained messages stored.
     pub fn retained(&self) -> usize {
         self.retained.len()
+    }
+
+    /// Bytes (topic + payload) of the retained messages stored.
+    pub fn retained_bytes(&self) -> usize {
+        self.retained.bytes()
+    }
+
+    /// Retained messages not kept so far: RETAIN on a topic where the
+    /// [`Authorizer`] does not allow it, or over a byte or count budget.
+    pub fn dropped_retains(&self) -> u64 {
+        self.dropped_retains
     }
 
     /// Sessions kept (connected, or persistent and offline).
@@ -435,6 +593,9 @@ impl Broker {
             c.timer = None;
             let reason = match c.state {
                 ConnState::AwaitingConnect => CloseReason::ConnectTimeout,
+                ConnState::Connected {
+                    expires: Some(e), ..
+                } if e <= now => CloseReason::ClaimantExpired,
                 ConnState::Connected { .. } => CloseReason::KeepAliveTimeout,
             };
             match self.deadline(conn) {
@@ -469,13 +630,22 @@ impl Broker {
         let c = self.conns.get(&conn)?;
         match &c.state {
             ConnState::AwaitingConnect => c.accepted_at.checked_add(self.limits.connect_timeout),
-            ConnState::Connected { keep_alive: 0, .. } => None,
-            // §3.1.2.10: one and a half times the keep-alive period.
             ConnState::Connected {
                 keep_alive,
                 last_rx,
+                expires,
                 ..
-            } => last_rx.checked_add(Duration::from_millis(u64::from(*keep_alive) * 1500)),
+            } => {
+                // §3.1.2.10: one and a half times the keep-alive period.
+                let keep = match keep_alive {
+                    0 => None,
+                    k => last_rx.checked_add(Duration::from_millis(u64::from(*k) * 1500)),
+                };
+                match (keep, *expires) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                }
+            }
         }
     }
 
@@ -504,7 +674,7 @@ impl Broker {
         now: Instant,
         conn: ConnId,
         key: SessionKey,
-        p: Publish,
+        mut p: Publish,
         auth: &mut dyn Authorizer,
     ) {
         if !valid_topic_name(&p.topic, self.limits.max_topic_levels) {
@@ -519,11 +689,17 @@ impl Broker {
             self.close(now, conn, CloseReason::NotAuthorized, true);
             return;
         }
+        // Retained only where the gateway says it means something; elsewhere
+        // the message is delivered and not kept.
+        if p.retain && !auth.may_retain(&principal, &p.topic) {
+            p.retain = false;
+            self.dropped_retains += 1;
+        }
         match p.qos {
-            QoS::AtMostOnce => self.accept_publish(principal, p),
+            QoS::AtMostOnce => self.accept_publish(key, principal, p),
             QoS::AtLeastOnce => {
                 let pkid = p.pkid;
-                self.accept_publish(principal, p);
+                self.accept_publish(key, principal, p);
                 self.transmits
                     .push_back((conn, Packet::PubAck(PubAck::new(pkid))));
             }
@@ -553,7 +729,7 @@ impl Broker {
         };
         let principal = s.principal.clone();
         if let Some(p) = s.incoming.remove(&pkid) {
-            self.accept_publish(principal, p);
+            self.accept_publish(key, principal, p);
         }
         // §4.3.3: PUBCOMP even for an unknown id (a resent PUBREL).
         self.transmits
@@ -570,7 +746,7 @@ impl Broker {
     }
 
     /// A client publish passed validation and ACL: report and route it.
-    fn accept_publish(&mut self, principal: Principal, p: Publish) {
+    fn accept_publish(&mut self, key: SessionKey, principal: Principal, p: Publish) {
         self.events.push_back(BrokerEvent::Published {
             from: Some(principal),
             topic: p.topic.clone(),
@@ -578,16 +754,28 @@ impl Broker {
             qos: p.qos,
             retain: p.retain,
         });
-        self.route(&p.topic, p.payload, p.qos, p.retain);
+        let owner = self.sessions.get(&key).map(|s| s.client_id.clone());
+        self.route(&p.topic, p.payload, p.qos, p.retain, owner.as_deref());
     }
 
-    /// Store if retained, and deliver to every matching session once at
-    /// min(message QoS, highest granted QoS) (§3.3.5).
-    fn route(&mut self, topic: &str, payload: Bytes, qos: QoS, retain: bool) {
+    /// Store if retained (charged to `owner`'s byte budget), and deliver to
+    /// every matching session once at min(message QoS, highest granted QoS)
+    /// (§3.3.5).
+    pub(super) fn route(
+        &mut self,
+        topic: &str,
+        payload: Bytes,
+        qos: QoS,
+        retain: bool,
+        owner: Option<&str>,
+    ) {
         if retain {
             // §3.3.1.3: a zero-byte payload removes the retained message.
-            if self.retained.store(topic, payload.clone(), qos) == retained::StoreOutcome::Full {
+            if self.retained.store(topic, payload.clone(), qos, owner)
+                == retained::StoreOutcome::Full
+            {
                 self.dropped += 1;
+                self.dropped_retains += 1;
             }
         }
         let targets = self.router.matches(topic);
@@ -698,6 +886,21 @@ impl Broker {
         }
         self.transmits
             .push_back((conn, Packet::UnsubAck(UnsubAck::new(u.pkid))));
+    }
+}
+
+/// Connections counted for `source` in `map`.
+fn count(map: &HashMap<Source, usize>, source: Source) -> usize {
+    map.get(&source).copied().unwrap_or(0)
+}
+
+/// Take one off `source` in `map`, dropping the entry at zero.
+fn uncount(map: &mut HashMap<Source, usize>, source: Source) {
+    if let Some(n) = map.get_mut(&source) {
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            map.remove(&source);
+        }
     }
 }
 

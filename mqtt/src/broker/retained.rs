@@ -2,7 +2,8 @@
 //! with RETAIN=1 on each topic, kept in a trie by topic level so a new
 //! subscription (wildcards included) finds its matches without scanning the
 //! whole store. A zero-byte retained payload deletes the topic's message. The
-//! store is capped; it lives in memory only.
+//! store is capped by count, by bytes (topic + payload) in total and by bytes
+//! per owner (the client that published it); it lives in memory only.
 
 use std::collections::HashMap;
 
@@ -15,6 +16,14 @@ pub(crate) struct Retained {
     pub(crate) topic: String,
     pub(crate) payload: Bytes,
     pub(crate) qos: QoS,
+    /// The client charged for it (`None`: the gateway itself).
+    owner: Option<String>,
+}
+
+impl Retained {
+    fn size(&self) -> usize {
+        self.topic.len() + self.payload.len()
+    }
 }
 
 #[derive(Debug, Default)]
@@ -36,24 +45,59 @@ pub(crate) enum StoreOutcome {
     Stored,
     /// An empty payload removed the message (or there was none).
     Deleted,
-    /// The store is full and the topic had no message yet: not kept.
+    /// Over the count or a byte budget: not kept (a message the topic
+    /// already had stays).
     Full,
 }
 
-/// The retained store, at most `max` messages.
+/// The retained store: at most `max` messages, `max_bytes` in total and
+/// `max_owner_bytes` per owner.
 #[derive(Debug)]
 pub(crate) struct RetainedStore {
     root: Node,
     count: usize,
     max: usize,
+    bytes: usize,
+    max_bytes: usize,
+    /// Bytes per owner (no zero entries; at most one entry per message).
+    owners: HashMap<String, usize>,
+    max_owner_bytes: usize,
 }
 
 impl RetainedStore {
-    pub(crate) fn new(max: usize) -> Self {
+    pub(crate) fn new(max: usize, max_bytes: usize, max_owner_bytes: usize) -> Self {
         Self {
             root: Node::default(),
             count: 0,
             max,
+            bytes: 0,
+            max_bytes,
+            owners: HashMap::new(),
+            max_owner_bytes,
+        }
+    }
+
+    /// Bytes (topic + payload) stored.
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    fn release(&mut self, old: &Retained) {
+        self.bytes = self.bytes.saturating_sub(old.size());
+        if let Some(o) = &old.owner {
+            if let Some(n) = self.owners.get_mut(o) {
+                *n = n.saturating_sub(old.size());
+                if *n == 0 {
+                    self.owners.remove(o);
+                }
+            }
+        }
+    }
+
+    fn charge(&mut self, new: &Retained) {
+        self.bytes += new.size();
+        if let Some(o) = &new.owner {
+            *self.owners.entry(o.clone()).or_default() += new.size();
         }
     }
 
@@ -62,12 +106,20 @@ impl RetainedStore {
         self.count
     }
 
-    /// Store, replace or (empty payload) delete the message of `topic`.
-    pub(crate) fn store(&mut self, topic: &str, payload: Bytes, qos: QoS) -> StoreOutcome {
+    /// Store, replace or (empty payload) delete the message of `topic`,
+    /// charging it to `owner`.
+    pub(crate) fn store(
+        &mut self,
+        topic: &str,
+        payload: Bytes,
+        qos: QoS,
+        owner: Option<&str>,
+    ) -> StoreOutcome {
         let levels: Vec<&str> = topic.split('/').collect();
         if payload.is_empty() {
-            if Self::delete_at(&mut self.root, &levels) {
+            if let Some(old) = Self::delete_at(&mut self.root, &levels) {
                 self.count = self.count.saturating_sub(1);
+                self.release(&old);
             }
             return StoreOutcome::Deleted;
         }
@@ -75,39 +127,52 @@ impl RetainedStore {
             topic: topic.to_string(),
             payload,
             qos,
+            owner: owner.map(str::to_string),
         };
-        // Replacing never needs room; look before creating nodes.
-        if self.count >= self.max && !self.contains(&levels) {
+        // Replacing never needs room in the count, and frees the old bytes;
+        // look before creating nodes.
+        let old = self.get(&levels);
+        let old_size = old.map_or(0, Retained::size);
+        if self.count >= self.max && old.is_none() {
             return StoreOutcome::Full;
         }
+        if self.bytes - old_size.min(self.bytes) + msg.size() > self.max_bytes {
+            return StoreOutcome::Full;
+        }
+        if let Some(o) = owner {
+            let mine = self.owners.get(o).copied().unwrap_or(0);
+            let freed = old
+                .filter(|m| m.owner.as_deref() == Some(o))
+                .map_or(0, Retained::size);
+            if mine - freed.min(mine) + msg.size() > self.max_owner_bytes {
+                return StoreOutcome::Full;
+            }
+        }
+        self.charge(&msg);
         let mut node = &mut self.root;
         for level in levels {
             node = node.children.entry(level.to_string()).or_default();
         }
-        if node.msg.replace(msg).is_none() {
-            self.count += 1;
+        match node.msg.replace(msg) {
+            Some(old) => self.release(&old),
+            None => self.count += 1,
         }
         StoreOutcome::Stored
     }
 
-    fn contains(&self, levels: &[&str]) -> bool {
+    fn get(&self, levels: &[&str]) -> Option<&Retained> {
         let mut node = &self.root;
         for level in levels {
-            match node.children.get(*level) {
-                Some(n) => node = n,
-                None => return false,
-            }
+            node = node.children.get(*level)?;
         }
-        node.msg.is_some()
+        node.msg.as_ref()
     }
 
-    fn delete_at(node: &mut Node, levels: &[&str]) -> bool {
+    fn delete_at(node: &mut Node, levels: &[&str]) -> Option<Retained> {
         let Some((first, rest)) = levels.split_first() else {
-            return node.msg.take().is_some();
+            return node.msg.take();
         };
-        let Some(child) = node.children.get_mut(*first) else {
-            return false;
-        };
+        let child = node.children.get_mut(*first)?;
         let removed = Self::delete_at(child, rest);
         if child.is_empty() {
             node.children.remove(*first);
@@ -183,9 +248,12 @@ mod tests {
     #[test]
     fn wildcard_lookup_agrees_with_matcher() {
         let topics = ["a", "a/b", "a/b/c", "x/b", "$SYS/up", "/b", "a//c"];
-        let mut s = RetainedStore::new(100);
+        let mut s = RetainedStore::new(100, 1 << 20, 1 << 20);
         for t in topics {
-            assert_eq!(s.store(t, b(t), QoS::AtMostOnce), StoreOutcome::Stored);
+            assert_eq!(
+                s.store(t, b(t), QoS::AtMostOnce, None),
+                StoreOutcome::Stored
+            );
         }
         for f in [
             "#", "a/#", "+", "+/b", "a/+/c", "$SYS/#", "+/+", "a/b/c", "a/+", "nope/#",
@@ -204,19 +272,70 @@ mod tests {
 
     #[test]
     fn empty_payload_deletes_and_cap_holds() {
-        let mut s = RetainedStore::new(2);
-        s.store("a", b("1"), QoS::AtMostOnce);
-        s.store("b", b("1"), QoS::AtMostOnce);
-        assert_eq!(s.store("c", b("1"), QoS::AtMostOnce), StoreOutcome::Full);
-        assert_eq!(s.store("a", b("2"), QoS::AtMostOnce), StoreOutcome::Stored);
+        let mut s = RetainedStore::new(2, 1 << 20, 1 << 20);
+        s.store("a", b("1"), QoS::AtMostOnce, None);
+        s.store("b", b("1"), QoS::AtMostOnce, None);
+        assert_eq!(
+            s.store("c", b("1"), QoS::AtMostOnce, None),
+            StoreOutcome::Full
+        );
+        assert_eq!(
+            s.store("a", b("2"), QoS::AtMostOnce, None),
+            StoreOutcome::Stored
+        );
         assert_eq!(s.len(), 2);
         assert_eq!(
-            s.store("a", Bytes::new(), QoS::AtMostOnce),
+            s.store("a", Bytes::new(), QoS::AtMostOnce, None),
             StoreOutcome::Deleted
         );
         assert_eq!(s.len(), 1);
         assert!(s.matching("a").is_empty());
         assert!(!s.root.children.contains_key("a"), "pruned");
-        assert_eq!(s.store("c", b("1"), QoS::AtMostOnce), StoreOutcome::Stored);
+        assert_eq!(
+            s.store("c", b("1"), QoS::AtMostOnce, None),
+            StoreOutcome::Stored
+        );
+    }
+
+    #[test]
+    fn byte_budgets_in_total_and_per_owner() {
+        let big = |n: usize| Bytes::from(vec![b'x'; n]);
+        // Owner budget 100 bytes, total 250.
+        let mut s = RetainedStore::new(1000, 250, 100);
+        assert_eq!(
+            s.store("d/a", big(90), QoS::AtMostOnce, Some("a")),
+            StoreOutcome::Stored
+        );
+        // A second topic of the same owner would pass its budget.
+        assert_eq!(
+            s.store("d/a2", big(20), QoS::AtMostOnce, Some("a")),
+            StoreOutcome::Full
+        );
+        // Replacing its own message reuses the bytes it frees.
+        assert_eq!(
+            s.store("d/a", big(97), QoS::AtMostOnce, Some("a")),
+            StoreOutcome::Stored
+        );
+        assert_eq!(s.bytes(), 100);
+        assert_eq!(
+            s.store("d/b", big(97), QoS::AtMostOnce, Some("b")),
+            StoreOutcome::Stored
+        );
+        // The total budget holds, also for the gateway (no owner).
+        assert_eq!(
+            s.store("d/c", big(97), QoS::AtMostOnce, None),
+            StoreOutcome::Full
+        );
+        assert_eq!(
+            s.store("d/a", Bytes::new(), QoS::AtMostOnce, Some("a")),
+            StoreOutcome::Deleted
+        );
+        assert_eq!(s.bytes(), 100);
+        assert!(!s.owners.contains_key("a"));
+        assert_eq!(
+            s.store("d/c", big(97), QoS::AtMostOnce, None),
+            StoreOutcome::Stored
+        );
+        assert_eq!(s.bytes(), 200);
     }
 }

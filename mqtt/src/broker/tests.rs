@@ -49,6 +49,13 @@ impl Authorizer for FakeAuth {
             Principal::Claimant(d) => filter.starts_with(&format!("claim/{d}/response/")),
         }
     }
+    fn may_retain(&self, who: &Principal, topic: &str) -> bool {
+        match who {
+            Principal::Device(d) => topic == format!("devices/{d}/status"),
+            Principal::Claimant(_) => false,
+            Principal::Service(_) => true,
+        }
+    }
 }
 
 pub(super) struct Harness {
@@ -186,7 +193,7 @@ fn connect_gets_connack_and_event() {
     let ev = h.events();
     assert!(matches!(
         &ev[..],
-        [BrokerEvent::Connected { conn: 1, client_id, principal: Principal::Device(d) }]
+        [BrokerEvent::Connected { conn: 1, client_id, principal: Principal::Device(d), .. }]
             if client_id == "esp-1" && d.as_str() == "esp-1"
     ));
     assert_eq!(h.b.clients(), 1);

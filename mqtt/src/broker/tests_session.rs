@@ -299,9 +299,12 @@ fn another_principal_cannot_take_over_a_live_client_id() {
     let ack = h.connect(2, "a", "dev:b", true);
     assert_eq!(ack.code, ConnectReturnCode::BadClientId);
     assert_eq!(h.closes(), vec![(2, CloseReason::NotAuthorized)]);
-    // The same device after its claim may.
+    // Nor may a claimant of the same id: claimant and device are different
+    // principals (issue 11, item 1).
     let ack = h.connect(3, "a", "claim:a", true);
-    assert_eq!(ack.code, ConnectReturnCode::Success);
+    assert_eq!(ack.code, ConnectReturnCode::BadClientId);
+    assert_eq!(h.closes(), vec![(3, CloseReason::NotAuthorized)]);
+    assert!(h.closes().is_empty(), "the device was not touched");
 }
 
 #[test]
