@@ -569,3 +569,47 @@ fn a_devices_dial_on_a_priced_route_with_an_empty_account_is_refused() {
         );
     }
 }
+
+/// Issue 11, item 8: a device's dial that the account can pay for is reserved on answer and
+/// its real cost posted on hangup, like any rated call (and shown on the CDR).
+#[test]
+fn a_devices_paid_dial_is_reserved_on_answer_and_charged_on_hangup() {
+    let uas = Sipp::uas("uas", &["-m", "1"]);
+    let gw = gateway(&format!(
+        "[billing]\ninitial_secs = 1\nincrement_secs = 1\n\n\
+         [[trunk]]\nname = \"carrier\"\naddress = \"{}\"\nkeepalive_secs = 0\nprice_per_minute = 60\n\n\
+         [[route]]\nmatch = \"*\"\nto = \"trunk:carrier\"\naccount = \"acme\"\n",
+        uas.addr()
+    ));
+    let post = |path: &str, body: Value| gw.request_body("POST", path, &body.to_string()).unwrap();
+    assert_eq!(post("/api/v1/accounts", json!({"id": "acme"})).0, 201);
+    let (code, v) = post(
+        "/api/v1/accounts/acme/topup",
+        json!({"amount": 100, "idempotency_key": "fund"}),
+    );
+    assert_eq!(code, 201, "{v}");
+    let (dev, _report) = device(
+        &gw,
+        "esp-paying",
+        Script {
+            answer: true,
+            dial: Some("4930999".into()),
+            talk: Duration::from_millis(1500),
+            hangup: true,
+        },
+    );
+    dev.join().unwrap();
+    assert_eq!(uas.wait(Duration::from_secs(10)), 0, "{}", gw.log());
+    let cdr = &gw.wait_cdrs(1)[0];
+    assert_eq!(cdr["account"], "acme", "{cdr}");
+    let cost = cdr["cost"].as_u64().unwrap();
+    // One unit a second, rounded up: about the 1.5 s the device talked.
+    assert!((1..=4).contains(&cost), "{cdr}");
+    let id = cdr["id"].as_str().unwrap();
+    let acct = gw.get("/api/v1/accounts/acme").1;
+    assert_eq!(acct["debits_posted"], cost, "{acct}");
+    assert_eq!(acct["debits_pending"], 0, "{acct}");
+    let pending = gw.get(&format!("/api/v1/transfers/call:{id}")).1;
+    assert_eq!(pending["state"], "posted", "{pending}");
+    assert_eq!(pending["amount"], 100, "the reservation: {pending}");
+}

@@ -228,14 +228,7 @@ fn a_start_from_that_is_not_a_dial_string_never_reaches_a_sip_header() {
     let injected = "1>\r\nP-Asserted-Identity: <sip:911@evil.example>";
     let r = cpaas(
         &url,
-        &[
-            "--token",
-            &tok,
-            "--from",
-            injected,
-            "--media-ms",
-            "600",
-        ],
+        &["--token", &tok, "--from", injected, "--media-ms", "600"],
     );
     assert_eq!(r["status"], 101, "{r}\n{}", gw.log());
     // Whatever reached the trunk (nothing is expected) carries no injected header.
@@ -257,14 +250,7 @@ fn a_start_from_that_is_not_a_dial_string_never_reaches_a_sip_header() {
     // A dial string is fine: the call is placed with it as the calling number.
     let r = cpaas(
         &url,
-        &[
-            "--token",
-            &tok,
-            "--from",
-            "+4930222",
-            "--media-ms",
-            "200",
-        ],
+        &["--token", &tok, "--from", "+4930222", "--media-ms", "200"],
     );
     assert_eq!(r["status"], 101, "{r}");
     trunk

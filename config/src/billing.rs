@@ -3,7 +3,10 @@
 //! Prices are whole credit units (the ledger's unit): a trunk or a route sets
 //! `price_per_minute` (the route's wins), `[billing] price_per_page` prices fax pages. The payer is
 //! an account rule: a fixed ledger account id, or `caller` (the calling number). A route's
-//! `account` wins over the inbound trunk's, which wins over `[billing] account`.
+//! `account` wins over the caller's own (the inbound trunk's, or the authenticated
+//! `[[sip_user]]`'s `account`), which wins over `[billing] account`. `caller` names a payer
+//! only for calls that came in from a trunk, which asserts the number; From from anyone else
+//! names nobody (issue 11; see the actors' `billing::payer`).
 
 use serde::Deserialize;
 
@@ -12,7 +15,8 @@ use crate::validate::Checker;
 /// Who pays for a rated call.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum AccountRule {
-    /// The calling number (From user), e.g. `+441234567890` (written `caller`).
+    /// The calling number (From user), e.g. `+441234567890` (written `caller`); honoured
+    /// only for calls from a `[[trunk]]`, which asserts the number.
     Caller,
     /// This ledger account.
     Fixed(String),

@@ -510,7 +510,7 @@ impl CallState {
             crate::billing::Charge::Free => self.dial(number),
             crate::billing::Charge::Rated(rating) => self.ask_admission(rating, number),
             crate::billing::Charge::NoAccount => {
-                tracing::warn!(call = %self.id, route = %mask_number(&route.pattern.to_string()), "rated route without a payer: set account on the route, the inbound trunk or [billing]");
+                tracing::warn!(call = %self.id, route = %mask_number(&route.pattern.to_string()), "rated route without a payer: set a fixed account on the route, the inbound trunk, the sip_user or [billing] (caller names a payer only for calls from a trunk)");
                 let code = ctx.config.billing.reject_status;
                 self.fail(code, Disposition::Failed, "no account")
             }
