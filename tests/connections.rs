@@ -312,3 +312,34 @@ fn caps_that_cannot_fit_under_the_open_files_limit_are_refused_at_start() {
         "{err}"
     );
 }
+
+#[test]
+fn a_request_body_that_never_completes_is_answered_408_at_the_request_timeout() {
+    let gw = Gateway::start_with_env("", "", &[("SWITCHBOARD_ADMIN_REQUEST_TIMEOUT_SECS", "1")]);
+    let mut s = connect_from("127.0.0.7", addr(gw.admin_port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(8))).unwrap();
+    let start = Instant::now();
+    s.write_all(
+        format!(
+            "POST /api/v1/files HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+             Content-Length: 100000\r\n\r\nfirst bytes of a body that never ends",
+            common::TEST_KEY
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw);
+    assert!(
+        text.starts_with("HTTP/1.1 408"),
+        "after {:?}: {text}",
+        start.elapsed()
+    );
+    assert!(text.contains("\"code\":\"timeout\""), "{text}");
+    assert!(
+        start.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        start.elapsed()
+    );
+}
