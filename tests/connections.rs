@@ -1,6 +1,6 @@
 //! Slowloris and descriptor exhaustion (issue 11, item 15), through raw TCP sockets, the admin
 //! API and SIPp: 1,100 idle connections from one source to each listener leave `/health` and
-//! calls (with their RTP ports) working; per-source caps on SIP TCP and admin HTTP; a SIP
+//! calls (with their RTP ports) working; per-source caps on SIP TCP/TLS and admin HTTP; a SIP
 //! message or an HTTP header block trickled a byte at a time is cut off at its deadline; the
 //! gateway refuses to start when its caps cannot fit under the open-files limit.
 //!
@@ -157,18 +157,33 @@ fn eleven_hundred_idle_connections_per_listener_leave_health_and_calls_working()
 }
 
 #[test]
-fn per_source_caps_on_sip_tcp_and_admin_http_spare_other_sources() {
+fn per_source_caps_on_sip_tcp_tls_and_admin_http_spare_other_sources() {
     let _only_us = NOFILE.lock().unwrap_or_else(|e| e.into_inner());
+    let certs = std::env::temp_dir().join(format!("sb-conn-certs-{}", std::process::id()));
+    let (cert, key) = common::self_signed(&certs);
+    let tls_port = common::free_port();
+    let tls_listen = format!("127.0.0.1:{tls_port}");
+    let (cert, key) = (cert.display().to_string(), key.display().to_string());
     let gw = Gateway::start_with_env(
         "",
         "",
         &[
             ("SWITCHBOARD_SIP_MAX_TCP_PER_SOURCE", "4"),
             ("SWITCHBOARD_ADMIN_MAX_CONNECTIONS_PER_SOURCE", "4"),
+            ("SWITCHBOARD_SIP_TLS_LISTEN", &tls_listen),
+            ("SWITCHBOARD_SIP_TLS_CERT", &cert),
+            ("SWITCHBOARD_SIP_TLS_KEY", &key),
         ],
     );
-    for port in [gw.sip_port, gw.admin_port] {
-        let conns = flood("127.0.0.3", addr(port), 10);
+    let _ = std::fs::remove_dir_all(&certs);
+    // TLS: the cap holds before any handshake (these never start one); it shares the
+    // source's count with TCP, so a new source is used for it.
+    for (from, port) in [
+        ("127.0.0.3", gw.sip_port),
+        ("127.0.0.3", gw.admin_port),
+        ("127.0.0.6", tls_port),
+    ] {
+        let conns = flood(from, addr(port), 10);
         assert_eq!(conns.len(), 10);
         assert!(
             wait_until(Duration::from_secs(5), || conns
@@ -295,5 +310,36 @@ fn caps_that_cannot_fit_under_the_open_files_limit_are_refused_at_start() {
     assert!(
         err.contains("open-files limit is 2048") && err.contains("mqtt.max_connections = 5000"),
         "{err}"
+    );
+}
+
+#[test]
+fn a_request_body_that_never_completes_is_answered_408_at_the_request_timeout() {
+    let gw = Gateway::start_with_env("", "", &[("SWITCHBOARD_ADMIN_REQUEST_TIMEOUT_SECS", "1")]);
+    let mut s = connect_from("127.0.0.7", addr(gw.admin_port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(8))).unwrap();
+    let start = Instant::now();
+    s.write_all(
+        format!(
+            "POST /api/v1/files HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+             Content-Length: 100000\r\n\r\nfirst bytes of a body that never ends",
+            common::TEST_KEY
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw);
+    assert!(
+        text.starts_with("HTTP/1.1 408"),
+        "after {:?}: {text}",
+        start.elapsed()
+    );
+    assert!(text.contains("\"code\":\"timeout\""), "{text}");
+    assert!(
+        start.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        start.elapsed()
     );
 }
