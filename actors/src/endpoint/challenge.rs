@@ -48,20 +48,20 @@ pub(super) fn screen(
     now: Instant,
 ) -> Screen {
     let pass = Screen::Pass { user: None };
-    if !matches!(req.method, Method::Invite | Method::Register)
-        || state.layer.has_server_transaction(req)
-    {
+    if !matches!(req.method, Method::Invite | Method::Register) {
         return pass;
     }
+    // Cheapest checks first: a trusted caller's new INVITE and a known dialog's re-INVITE
+    // (the hot paths) never build a transaction key here.
     if req.to_tag().is_some() {
         let owned = req.call_id().is_some_and(|c| state.routes.contains_key(&c));
-        if req.method == Method::Invite && !owned {
+        if req.method == Method::Invite && !owned && !state.layer.has_server_transaction(req) {
             reply(state, peer, req, 481, None);
             return Screen::Answered;
         }
         return pass;
     }
-    if SipGuard::trusted(&state.config, peer.addr.ip()) {
+    if SipGuard::trusted(&state.config, peer.addr.ip()) || state.layer.has_server_transaction(req) {
         return pass;
     }
     let now_ms = switchboard_storage::now_unix_ms();
