@@ -326,3 +326,19 @@ fn a_held_call_is_exempt_from_the_rtp_timeout() {
     let cdrs = gw.wait_cdrs(1);
     assert_eq!(cdrs[0]["hangup_cause"], "caller hangup", "{}", cdrs[0]);
 }
+
+#[test]
+fn a_reinvite_pointing_media_at_multicast_gets_488_and_the_call_goes_on() {
+    let uas = Sipp::uas("uas", &[]);
+    let gw = Gateway::start(&trunk_route("uas", &uas.addr()));
+    let run = uac(
+        "uac_reinvite_bad_media.xml",
+        &gw.sip(),
+        &["-m", "1"],
+        Duration::from_secs(30),
+    );
+    assert_eq!(run.code, 0, "{}", run.output);
+    let cdrs = gw.wait_cdrs(1);
+    assert_eq!(cdrs[0]["hangup_cause"], "caller hangup", "{}", cdrs[0]);
+    assert_eq!(gw.metric("switchboard_sdp_refused_total"), 1.0);
+}
