@@ -191,26 +191,36 @@ fn a_stranger_spraying_rtp_before_and_during_a_call_reaches_nobody() {
 #[test]
 fn offers_pointing_media_at_multicast_loopback_or_our_own_ports_get_488() {
     let uas = Sipp::uas("uas", &[]);
-    let gw = Gateway::start(&trunk_route("uas", &uas.addr()));
+    // 5000 is answered by the gateway itself (an app), anything else goes to the trunk.
+    let config = format!(
+        "[[app]]\nname = \"bot\"\nurl = \"ws://127.0.0.1:9/media\"\n\n[[route]]\nmatch = \"5000\"\nto = \"app:bot\"\n\n{}",
+        trunk_route("uas", &uas.addr())
+    );
+    let gw = Gateway::start(&config);
     let (low, _) = rtp_range(&gw);
     let sip_port = gw.sip_port.to_string();
     let rtp_port = low.to_string();
-    let refused = |gw: &Gateway, addr: &str, port: &str| {
+    let refused_to = |gw: &Gateway, number: &str, addr: &str, port: &str| {
         let run = uac(
             "uac_expect_488_media.xml",
             &gw.sip(),
-            &["-m", "1", "-set", "maddr", addr, "-set", "mport", port],
+            &[
+                "-m", "1", "-s", number, "-set", "maddr", addr, "-set", "mport", port,
+            ],
             Duration::from_secs(20),
         );
         assert_eq!(run.code, 0, "{addr}:{port} not refused: {}", run.output);
     };
+    let refused = |gw: &Gateway, addr: &str, port: &str| refused_to(gw, "4000", addr, port);
     refused(&gw, "224.0.1.10", "6000");
     refused(&gw, "255.255.255.255", "6000");
     // Loopback is allowed in this lab, but not the gateway's own SIP and RTP ports.
     refused(&gw, "127.0.0.1", &sip_port);
     refused(&gw, "127.0.0.1", &rtp_port);
-    let cdrs = gw.wait_cdrs(4);
-    assert_eq!(cdrs.len(), 4);
+    // A call the gateway answers itself follows the same policy.
+    refused_to(&gw, "5000", "239.1.2.3", "6000");
+    let cdrs = gw.wait_cdrs(5);
+    assert_eq!(cdrs.len(), 5);
     for c in &cdrs {
         assert_eq!(c["sip_code"], 488, "{c}");
         assert_eq!(c["hangup_cause"], "media address refused", "{c}");
@@ -315,4 +325,20 @@ fn a_held_call_is_exempt_from_the_rtp_timeout() {
     assert_eq!(uas.wait(Duration::from_secs(20)), 0);
     let cdrs = gw.wait_cdrs(1);
     assert_eq!(cdrs[0]["hangup_cause"], "caller hangup", "{}", cdrs[0]);
+}
+
+#[test]
+fn a_reinvite_pointing_media_at_multicast_gets_488_and_the_call_goes_on() {
+    let uas = Sipp::uas("uas", &[]);
+    let gw = Gateway::start(&trunk_route("uas", &uas.addr()));
+    let run = uac(
+        "uac_reinvite_bad_media.xml",
+        &gw.sip(),
+        &["-m", "1"],
+        Duration::from_secs(30),
+    );
+    assert_eq!(run.code, 0, "{}", run.output);
+    let cdrs = gw.wait_cdrs(1);
+    assert_eq!(cdrs[0]["hangup_cause"], "caller hangup", "{}", cdrs[0]);
+    assert_eq!(gw.metric("switchboard_sdp_refused_total"), 1.0);
 }

@@ -607,3 +607,30 @@ fn tls_trunk_keys() {
         "{e}"
     );
 }
+
+#[test]
+fn media_hardening_keys() {
+    let d = ok("");
+    assert!(!d.media.allow_loopback);
+    assert_eq!(d.media.rtp_timeout, Some(Duration::from_secs(60)));
+    assert_eq!(d.sip.max_call, Duration::from_secs(4 * 3600));
+    let c = ok("[sip]\nmax_call_secs = 30\n[media]\nallow_loopback = true\nrtp_timeout_secs = 0");
+    assert!(c.media.allow_loopback);
+    assert_eq!(c.media.rtp_timeout, None);
+    assert_eq!(c.sip.max_call, Duration::from_secs(30));
+    let e = errs("[sip]\nmax_call_secs = 0\n[media]\nrtp_timeout_secs = 86401");
+    assert!(e.at("sip.max_call_secs").is_some(), "{e}");
+    assert!(e.at("media.rtp_timeout_secs").is_some(), "{e}");
+    let c = load_from_str(
+        "",
+        &env(&[
+            ("SWITCHBOARD_MEDIA_ALLOW_LOOPBACK", "true"),
+            ("SWITCHBOARD_MEDIA_RTP_TIMEOUT_SECS", "5"),
+            ("SWITCHBOARD_SIP_MAX_CALL_SECS", "7"),
+        ]),
+    )
+    .unwrap();
+    assert!(c.media.allow_loopback);
+    assert_eq!(c.media.rtp_timeout, Some(Duration::from_secs(5)));
+    assert_eq!(c.sip.max_call, Duration::from_secs(7));
+}

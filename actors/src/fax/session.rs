@@ -290,16 +290,18 @@ async fn run(media: T38Media, cfg: TerminalConfig, notify: Notify, out: Option<P
         tokio::select! {
             r = socket.recv_from(&mut buf) => {
                 let Ok((n, from)) = r else { continue };
-                if latch.on_packet(from) == Verdict::Foreign {
+                if latch.check(from) == Verdict::Foreign {
                     crate::media::count_foreign();
                     continue;
                 }
-                remote = latch.destination().unwrap_or(remote);
                 let lost_before = rx.lost();
                 if rx.push(&buf[..n]).is_err() {
                     metrics::counter!("switchboard_udptl_malformed_total").increment(1);
                     continue;
                 }
+                // Latch on well-formed datagrams only.
+                latch.on_packet(from);
+                remote = latch.destination().unwrap_or(remote);
                 while let Some(p) = rx.pop() {
                     match ifp::decode_prefix(&p.ifp, version) {
                         Ok((packet, _)) => term.handle_ifp(Instant::now(), packet),

@@ -5,19 +5,25 @@
 //! comes from the call's peer. It latches to the first source whose IP is one the call's
 //! signalling vouches for: the SDP's `c=` address or the SIP peer's address. A source on any
 //! other IP is latched only when the SDP address is private or unroutable ([`is_nat_address`]:
-//! the peer is behind NAT and cannot know its public address), and such a "learnt" latch can
-//! still be replaced by a source on a vouched-for IP during the first [`LEARN_PACKETS`] packets.
-//! Once latched, only that exact source (IP and port) is accepted; everything else is
-//! [`Verdict::Foreign`], to be dropped and counted. A new SDP address re-arms the latch; the
-//! same address again (a session refresh) keeps it.
+//! the peer is behind NAT and cannot know its public address). Sources rank: the exact SDP
+//! address first, then a vouched-for IP on another port, then (NAT only) any IP; during the
+//! first [`LEARN_PACKETS`] packets of a latch, a better-ranked source takes it over.
+//! Once latched (and past those packets), only that exact source (IP and port) is accepted;
+//! everything else is [`Verdict::Foreign`], to be dropped and counted. A new SDP address
+//! re-arms the latch; the same address again (a session refresh) keeps it.
 //!
 //! Pure state on addresses: no clock, no sockets.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-/// Packets accepted from a latch learnt on a foreign IP (NAT) during which a source on the SDP or
-/// signalling IP may still take it over.
+/// Packets accepted from a latch during which a better-ranked source (the exact SDP address, or
+/// a vouched-for IP over a NAT-learnt one) may still take it over.
 pub const LEARN_PACKETS: u32 = 16;
+
+/// How well the signalling vouches for a source.
+const RANK_NAT: u8 = 0;
+const RANK_IP: u8 = 1;
+const RANK_EXACT: u8 = 2;
 
 /// What to do with one datagram.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,8 +43,8 @@ pub struct Latch {
     signalling: Option<IpAddr>,
     /// The source latched to.
     latched: Option<SocketAddr>,
-    /// The latch was learnt from an IP neither the SDP nor the signalling names (NAT).
-    learnt: bool,
+    /// How the latched source was vouched for (`RANK_*`).
+    rank: u8,
     /// Packets accepted since the latch (saturating).
     accepted: u32,
 }
@@ -50,7 +56,7 @@ impl Latch {
             sdp,
             signalling,
             latched: None,
-            learnt: false,
+            rank: RANK_NAT,
             accepted: 0,
         }
     }
@@ -63,7 +69,7 @@ impl Latch {
         }
         self.sdp = sdp;
         self.latched = None;
-        self.learnt = false;
+        self.rank = RANK_NAT;
         self.accepted = 0;
     }
 
@@ -74,29 +80,55 @@ impl Latch {
 
     /// Judge a datagram from `from`, latching when the rules allow.
     pub fn on_packet(&mut self, from: SocketAddr) -> Verdict {
-        match self.latched {
-            Some(l) if l == from => {
+        match self.decide(from) {
+            Decision::Keep => {
                 self.accepted = self.accepted.saturating_add(1);
                 Verdict::Accept
             }
-            Some(_) => {
-                // A NAT-learnt latch yields to the vouched-for peer, early in the stream only.
-                if self.learnt && self.accepted < LEARN_PACKETS && self.vouched(from.ip()) {
-                    self.latch(from, false);
-                    Verdict::Accept
-                } else {
-                    Verdict::Foreign
-                }
-            }
-            None if self.vouched(from.ip()) => {
-                self.latch(from, false);
+            Decision::Latch(rank) => {
+                self.latched = Some(from);
+                self.rank = rank;
+                self.accepted = 1;
                 Verdict::Accept
             }
-            None if self.behind_nat() => {
-                self.latch(from, true);
-                Verdict::Accept
+            Decision::Drop => Verdict::Foreign,
+        }
+    }
+
+    /// What [`Latch::on_packet`] would answer, without changing anything: to check a datagram
+    /// before it is parsed, and latch only once it proved well-formed.
+    pub fn check(&self, from: SocketAddr) -> Verdict {
+        match self.decide(from) {
+            Decision::Drop => Verdict::Foreign,
+            Decision::Keep | Decision::Latch(_) => Verdict::Accept,
+        }
+    }
+
+    fn decide(&self, from: SocketAddr) -> Decision {
+        match (self.latched, self.rank(from)) {
+            (Some(l), _) if l == from => Decision::Keep,
+            (Some(_), Some(r)) if r > self.rank && self.accepted < LEARN_PACKETS => {
+                Decision::Latch(r)
             }
-            None => Verdict::Foreign,
+            (Some(_), _) | (None, None) => Decision::Drop,
+            (None, Some(r)) => Decision::Latch(r),
+        }
+    }
+
+    /// How the signalling vouches for `from`; `None`: not at all.
+    fn rank(&self, from: SocketAddr) -> Option<u8> {
+        let ip = canonical(from.ip());
+        let sdp = self.sdp.map(|a| (canonical(a.ip()), a.port()));
+        if sdp == Some((ip, from.port())) {
+            Some(RANK_EXACT)
+        } else if sdp.is_some_and(|(s, _)| s == ip)
+            || self.signalling.is_some_and(|s| canonical(s) == ip)
+        {
+            Some(RANK_IP)
+        } else if self.behind_nat() {
+            Some(RANK_NAT)
+        } else {
+            None
         }
     }
 
@@ -110,23 +142,20 @@ impl Latch {
         self.latched
     }
 
-    fn latch(&mut self, from: SocketAddr, learnt: bool) {
-        self.latched = Some(from);
-        self.learnt = learnt;
-        self.accepted = 1;
-    }
-
-    /// The SDP or the signalling names this IP.
-    fn vouched(&self, ip: IpAddr) -> bool {
-        let ip = canonical(ip);
-        self.sdp.is_some_and(|a| canonical(a.ip()) == ip)
-            || self.signalling.is_some_and(|s| canonical(s) == ip)
-    }
-
     /// The SDP address cannot be the peer's public one.
     fn behind_nat(&self) -> bool {
         self.sdp.is_some_and(|a| is_nat_address(a.ip()))
     }
+}
+
+/// What a datagram does to the latch.
+enum Decision {
+    /// From the latched source.
+    Keep,
+    /// (Re)latch to the source, vouched for this well.
+    Latch(u8),
+    /// Not the peer.
+    Drop,
 }
 
 /// An IPv4-mapped IPv6 address as IPv4; anything else unchanged.
@@ -183,11 +212,37 @@ mod tests {
         // The SDP's IP from another port (a NAT that keeps the IP): latched.
         assert_eq!(l.on_packet(sa("203.0.113.5:5002")), Verdict::Accept);
         assert_eq!(l.destination(), Some(sa("203.0.113.5:5002")));
-        // After the latch: the same IP on another port, the signalling IP and strangers are out.
-        assert_eq!(l.on_packet(sa("203.0.113.5:4000")), Verdict::Foreign);
+        // After the latch: the signalling IP on another port and strangers are out.
         assert_eq!(l.on_packet(sa("198.51.100.1:4000")), Verdict::Foreign);
         assert_eq!(l.on_packet(sa("192.0.2.66:4000")), Verdict::Foreign);
         assert_eq!(l.on_packet(sa("203.0.113.5:5002")), Verdict::Accept);
+        // Past the first packets, even the exact SDP address cannot take the latch.
+        for _ in 0..LEARN_PACKETS {
+            assert_eq!(l.on_packet(sa("203.0.113.5:5002")), Verdict::Accept);
+        }
+        assert_eq!(l.on_packet(sa("203.0.113.5:4000")), Verdict::Foreign);
+        assert_eq!(l.latched(), Some(sa("203.0.113.5:5002")));
+    }
+
+    #[test]
+    fn the_exact_sdp_address_takes_over_early_and_then_holds() {
+        let mut l = Latch::new(Some(sa("127.0.0.1:6000")), Some(ip("127.0.0.1")));
+        // Someone else on the peer's own host gets in first...
+        assert_eq!(l.on_packet(sa("127.0.0.1:40000")), Verdict::Accept);
+        // ...and loses the latch to the address the SDP names, which then keeps it.
+        assert_eq!(l.on_packet(sa("127.0.0.1:6000")), Verdict::Accept);
+        assert_eq!(l.latched(), Some(sa("127.0.0.1:6000")));
+        assert_eq!(l.on_packet(sa("127.0.0.1:40000")), Verdict::Foreign);
+    }
+
+    #[test]
+    fn check_does_not_latch() {
+        let mut l = Latch::new(Some(sa("203.0.113.5:4000")), None);
+        assert_eq!(l.check(sa("203.0.113.5:4000")), Verdict::Accept);
+        assert_eq!(l.check(sa("192.0.2.66:4000")), Verdict::Foreign);
+        assert_eq!(l.latched(), None);
+        assert_eq!(l.on_packet(sa("203.0.113.5:4000")), Verdict::Accept);
+        assert_eq!(l.check(sa("203.0.113.5:4001")), Verdict::Foreign);
     }
 
     #[test]
@@ -195,7 +250,9 @@ mod tests {
         let mut l = Latch::new(Some(sa("203.0.113.5:4000")), Some(ip("198.51.100.1")));
         assert_eq!(l.on_packet(sa("198.51.100.1:7078")), Verdict::Accept);
         assert_eq!(l.destination(), Some(sa("198.51.100.1:7078")));
-        assert_eq!(l.on_packet(sa("203.0.113.5:4000")), Verdict::Foreign);
+        // The SDP's IP on another port ranks no better: out.
+        assert_eq!(l.on_packet(sa("203.0.113.5:4002")), Verdict::Foreign);
+        assert_eq!(l.on_packet(sa("192.0.2.66:7078")), Verdict::Foreign);
     }
 
     #[test]
@@ -224,11 +281,12 @@ mod tests {
     }
 
     #[test]
-    fn a_vouched_latch_never_yields() {
+    fn a_vouched_latch_never_yields_to_a_worse_source() {
         let mut l = Latch::new(Some(sa("10.0.0.7:4000")), Some(ip("198.51.100.1")));
         assert_eq!(l.on_packet(sa("198.51.100.1:4000")), Verdict::Accept);
-        // Even the SDP's own (private) IP cannot take over a vouched latch.
-        assert_eq!(l.on_packet(sa("10.0.0.7:4000")), Verdict::Foreign);
+        // NAT-ranked sources (any IP) cannot take over a vouched latch, even early.
+        assert_eq!(l.on_packet(sa("192.0.2.66:4000")), Verdict::Foreign);
+        assert_eq!(l.on_packet(sa("10.0.0.7:4001")), Verdict::Foreign);
     }
 
     #[test]
