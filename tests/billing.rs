@@ -264,10 +264,12 @@ fn from_never_picks_the_payer_the_authenticated_user_pays() {
     let gw = Gateway::start_with_env(&cfg, "", &[("SWITCHBOARD_SIP_TRUSTED", "")]);
     funded(&gw, "sipp", 100);
     funded(&gw, "alice-co", 100);
+    // SIPp hashes `sip:host:port` unless told the Request-URI; the digest `uri` must be it.
+    let auth_uri = format!("4930555@{}", gw.sip());
     let run = uac(
         "uac_invite_auth401.xml",
         &gw.sip(),
-        &["-m", "1", "-s", "4930555", "-i", "127.0.0.3"],
+        &["-m", "1", "-s", "4930555", "-i", "127.0.0.3", "-auth_uri", &auth_uri],
         Duration::from_secs(20),
     );
     assert_eq!(run.code, 0, "{}\n{}", run.output, gw.log());
