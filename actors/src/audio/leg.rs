@@ -52,6 +52,8 @@ pub struct LegConfig {
     pub remote: Option<SocketAddr>,
     /// The IP the call's SIP comes from (a source the latch accepts besides the SDP's).
     pub signalling: Option<IpAddr>,
+    /// Stamped on every packet accepted from the far end.
+    pub activity: Option<Arc<crate::media::Activity>>,
     /// Most audio queued for playout.
     pub max_playout_ms: u32,
     /// Whether RTP is sent at all (false: listen only, e.g. a one-way stream).
@@ -191,6 +193,7 @@ impl Leg {
                 event_payload_type: media.event_payload_type,
                 remote: media.remote,
                 signalling: media.peer_ip,
+                activity: Some(media.activity),
                 max_playout_ms,
                 send: true,
             },
@@ -313,6 +316,9 @@ impl Core {
             return;
         }
         self.stats.packets_in.fetch_add(1, Ordering::Relaxed);
+        if let Some(a) = &self.config.activity {
+            a.touch();
+        }
         match parsed {
             Depacketized::Audio(frame) => {
                 self.reorder.push(
@@ -466,6 +472,7 @@ mod tests {
             event_payload_type: Some(101),
             remote: Some(remote),
             signalling: None,
+            activity: None,
             max_playout_ms: 2000,
             send: true,
         }
