@@ -160,7 +160,7 @@ pub struct DirectionStats {
 }
 
 /// Per-call media counters, shared read-only with the admin API.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct RelayStats {
     /// Caller (A) to callee (B).
     pub a_to_b: DirectionStats,
@@ -168,16 +168,6 @@ pub struct RelayStats {
     pub b_to_a: DirectionStats,
     /// When a datagram was last accepted from either peer.
     pub activity: Activity,
-}
-
-impl Default for RelayStats {
-    fn default() -> Self {
-        Self {
-            a_to_b: DirectionStats::default(),
-            b_to_a: DirectionStats::default(),
-            activity: Activity::default(),
-        }
-    }
 }
 
 /// When a call's media socket last accepted a datagram from its peer (for
