@@ -633,4 +633,54 @@ mod tests {
         // Still sending silence.
         assert!(c.packets_out > 0);
     }
+
+    #[tokio::test]
+    async fn a_stranger_neither_feeds_the_leg_nor_receives_its_audio() {
+        let (ours, far) = pair().await;
+        let local = ours.local_addr().unwrap();
+        let mut leg = Leg::spawn(ours, config(far.local_addr().unwrap())).unwrap();
+        let stranger = UdpSocket::bind("127.0.0.2:0").await.unwrap();
+        let mut p = AudioPacketizer::new(Law::Mu, 7, 0, 0);
+        let mut out = Vec::new();
+        // The stranger speaks first (loud), then the far end (silence).
+        for _ in 0..20 {
+            out.clear();
+            p.packetize(&tone(160), &mut out);
+            stranger.send_to(&out, local).await.unwrap();
+        }
+        let mut q = AudioPacketizer::new(Law::Mu, 9, 0, 0);
+        for _ in 0..5 {
+            out.clear();
+            q.packetize(&[0i16; 160], &mut out);
+            far.send_to(&out, local).await.unwrap();
+        }
+        leg.commands
+            .send(LegCommand::Play(tone(1600)))
+            .await
+            .unwrap();
+        // The far end gets our audio; the stranger gets nothing.
+        let mut buf = [0u8; 512];
+        tokio::time::timeout(Duration::from_secs(1), far.recv_from(&mut buf))
+            .await
+            .expect("the far end gets RTP")
+            .unwrap();
+        assert!(
+            tokio::time::timeout(Duration::from_millis(200), stranger.recv_from(&mut buf))
+                .await
+                .is_err(),
+            "the stranger got the leg's audio"
+        );
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while leg.stats.counters().packets_in < 5 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let c = leg.stats.counters();
+        assert_eq!((c.foreign_packets, c.packets_in), (20, 5), "{c:?}");
+        // Nothing the stranger sent reached the consumer: every frame is silence.
+        while let Ok(ev) = leg.events.try_recv() {
+            if let LegEvent::Audio { pcm, .. } = ev {
+                assert!(pcm.iter().all(|&x| x.abs() < 100), "stranger audio decoded");
+            }
+        }
+    }
 }
