@@ -342,3 +342,26 @@ fn a_reinvite_pointing_media_at_multicast_gets_488_and_the_call_goes_on() {
     assert_eq!(cdrs[0]["hangup_cause"], "caller hangup", "{}", cdrs[0]);
     assert_eq!(gw.metric("switchboard_sdp_refused_total"), 1.0);
 }
+
+#[test]
+fn a_silent_caller_of_an_app_is_hung_up_after_rtp_timeout_secs() {
+    // The app is unreachable and the route says `continue`: the gateway plays silence to a
+    // caller that sends nothing back.
+    let dead = common::free_port();
+    let gw = Gateway::start_with_env(
+        &format!(
+            "[[app]]\nname = \"patient\"\nurl = \"ws://127.0.0.1:{dead}/x\"\non_failure = \"continue\"\nconnect_timeout_ms = 500\n\n[[route]]\nmatch = \"6000\"\nto = \"app:patient\"\n"
+        ),
+        "",
+        &[("SWITCHBOARD_MEDIA_RTP_TIMEOUT_SECS", "2")],
+    );
+    let run = uac(
+        "uac_wait_bye.xml",
+        &gw.sip(),
+        &["-s", "6000", "-m", "1"],
+        Duration::from_secs(30),
+    );
+    assert_eq!(run.code, 0, "no BYE from the gateway: {}", run.output);
+    let cdr = &gw.wait_cdrs(1)[0];
+    assert_eq!(cdr["hangup_cause"], "rtp timeout", "{cdr}");
+}

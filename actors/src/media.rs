@@ -160,25 +160,46 @@ pub struct DirectionStats {
 }
 
 /// Per-call media counters, shared read-only with the admin API.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct RelayStats {
     /// Caller (A) to callee (B).
     pub a_to_b: DirectionStats,
     /// Callee (B) to caller (A).
     pub b_to_a: DirectionStats,
-    /// When the relay started (the origin of `last_rx_ms`).
-    epoch: Instant,
-    /// Ms after `epoch` (plus one) of the last datagram accepted from either peer; 0 = none yet.
-    last_rx_ms: AtomicU64,
+    /// When a datagram was last accepted from either peer.
+    pub activity: Activity,
 }
 
-impl Default for RelayStats {
+/// When a call's media socket last accepted a datagram from its peer (for
+/// `[media] rtp_timeout_secs`); written by the socket task, read by the call actor.
+#[derive(Debug)]
+pub struct Activity {
+    epoch: Instant,
+    /// Ms after `epoch` (plus one) of the last datagram; 0 = none yet.
+    last_ms: AtomicU64,
+}
+
+impl Default for Activity {
     fn default() -> Self {
         Self {
-            a_to_b: DirectionStats::default(),
-            b_to_a: DirectionStats::default(),
             epoch: Instant::now(),
-            last_rx_ms: AtomicU64::new(0),
+            last_ms: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Activity {
+    /// A datagram from the peer arrived now.
+    pub fn touch(&self) {
+        let ms = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
+        self.last_ms.store(ms + 1, Ordering::Relaxed);
+    }
+
+    /// When the last one arrived; `None` before the first.
+    pub fn last(&self) -> Option<Instant> {
+        match self.last_ms.load(Ordering::Relaxed) {
+            0 => None,
+            ms => Some(self.epoch + Duration::from_millis(ms - 1)),
         }
     }
 }
@@ -234,15 +255,11 @@ impl RelayStats {
     /// When a datagram (RTP or RTCP) was last accepted from either peer; `None` before the
     /// first one.
     pub fn last_activity(&self) -> Option<Instant> {
-        match self.last_rx_ms.load(Ordering::Relaxed) {
-            0 => None,
-            ms => Some(self.epoch + Duration::from_millis(ms - 1)),
-        }
+        self.activity.last()
     }
 
     fn touch(&self) {
-        let ms = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
-        self.last_rx_ms.store(ms + 1, Ordering::Relaxed);
+        self.activity.touch();
     }
 }
 

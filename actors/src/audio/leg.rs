@@ -52,6 +52,8 @@ pub struct LegConfig {
     pub remote: Option<SocketAddr>,
     /// The IP the call's SIP comes from (a source the latch accepts besides the SDP's).
     pub signalling: Option<IpAddr>,
+    /// Stamped on every packet accepted from the far end.
+    pub activity: Option<Arc<crate::media::Activity>>,
     /// Most audio queued for playout.
     pub max_playout_ms: u32,
     /// Whether RTP is sent at all (false: listen only, e.g. a one-way stream).
@@ -191,6 +193,7 @@ impl Leg {
                 event_payload_type: media.event_payload_type,
                 remote: media.remote,
                 signalling: media.peer_ip,
+                activity: Some(media.activity),
                 max_playout_ms,
                 send: true,
             },
@@ -313,6 +316,9 @@ impl Core {
             return;
         }
         self.stats.packets_in.fetch_add(1, Ordering::Relaxed);
+        if let Some(a) = &self.config.activity {
+            a.touch();
+        }
         match parsed {
             Depacketized::Audio(frame) => {
                 self.reorder.push(
@@ -466,6 +472,7 @@ mod tests {
             event_payload_type: Some(101),
             remote: Some(remote),
             signalling: None,
+            activity: None,
             max_playout_ms: 2000,
             send: true,
         }
@@ -625,5 +632,55 @@ mod tests {
         assert!(c.dropped_frames >= 40, "{c:?}");
         // Still sending silence.
         assert!(c.packets_out > 0);
+    }
+
+    #[tokio::test]
+    async fn a_stranger_neither_feeds_the_leg_nor_receives_its_audio() {
+        let (ours, far) = pair().await;
+        let local = ours.local_addr().unwrap();
+        let mut leg = Leg::spawn(ours, config(far.local_addr().unwrap())).unwrap();
+        let stranger = UdpSocket::bind("127.0.0.2:0").await.unwrap();
+        let mut p = AudioPacketizer::new(Law::Mu, 7, 0, 0);
+        let mut out = Vec::new();
+        // The stranger speaks first (loud), then the far end (silence).
+        for _ in 0..20 {
+            out.clear();
+            p.packetize(&tone(160), &mut out);
+            stranger.send_to(&out, local).await.unwrap();
+        }
+        let mut q = AudioPacketizer::new(Law::Mu, 9, 0, 0);
+        for _ in 0..5 {
+            out.clear();
+            q.packetize(&[0i16; 160], &mut out);
+            far.send_to(&out, local).await.unwrap();
+        }
+        leg.commands
+            .send(LegCommand::Play(tone(1600)))
+            .await
+            .unwrap();
+        // The far end gets our audio; the stranger gets nothing.
+        let mut buf = [0u8; 512];
+        tokio::time::timeout(Duration::from_secs(1), far.recv_from(&mut buf))
+            .await
+            .expect("the far end gets RTP")
+            .unwrap();
+        assert!(
+            tokio::time::timeout(Duration::from_millis(200), stranger.recv_from(&mut buf))
+                .await
+                .is_err(),
+            "the stranger got the leg's audio"
+        );
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while leg.stats.counters().packets_in < 5 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let c = leg.stats.counters();
+        assert_eq!((c.foreign_packets, c.packets_in), (20, 5), "{c:?}");
+        // Nothing the stranger sent reached the consumer: every frame is silence.
+        while let Ok(ev) = leg.events.try_recv() {
+            if let LegEvent::Audio { pcm, .. } = ev {
+                assert!(pcm.iter().all(|&x| x.abs() < 100), "stranger audio decoded");
+            }
+        }
     }
 }

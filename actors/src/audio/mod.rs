@@ -21,6 +21,8 @@ pub struct AudioMedia {
     pub remote: Option<SocketAddr>,
     /// The IP the call's SIP comes from: RTP from it is accepted besides the SDP's IP.
     pub peer_ip: Option<std::net::IpAddr>,
+    /// Stamped by the leg on every packet accepted from the peer (the call's RTP timeout).
+    pub activity: Arc<crate::media::Activity>,
     /// Our RTP port.
     pub local_port: u16,
     /// The negotiated G.711 law.

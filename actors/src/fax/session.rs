@@ -301,6 +301,7 @@ async fn run(media: T38Media, cfg: TerminalConfig, notify: Notify, out: Option<P
                 }
                 // Latch on well-formed datagrams only.
                 latch.on_packet(from);
+                media.activity.touch();
                 remote = latch.destination().unwrap_or(remote);
                 while let Some(p) = rx.pop() {
                     match ifp::decode_prefix(&p.ifp, version) {

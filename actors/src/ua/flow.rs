@@ -247,6 +247,11 @@ impl UaState {
         };
         self.codec = info.codecs.first().cloned();
         self.remote_media = remote;
+        let held = remote.is_none() || info.direction != switchboard_sip::sdp::Direction::SendRecv;
+        if held != std::mem::replace(&mut self.held, held) {
+            // Hold or resume: the RTP timeout counts from now.
+            self.rtp_since = Instant::now();
+        }
         let (Some(socket), Some(ports)) = (self.socket.clone(), self.ports.as_ref()) else {
             return;
         };
@@ -254,6 +259,7 @@ impl UaState {
         self.emit(UaEvent::Audio(AudioMedia {
             remote,
             peer_ip,
+            activity: Arc::clone(&self.activity),
             local_port: ports.port(),
             law,
             event_payload_type: info.telephone_event,
@@ -282,6 +288,8 @@ impl UaState {
         self.no_answer_at = None;
         let now = Instant::now();
         self.max_end_at = Some(now + self.ctx.config.sip.max_call);
+        self.rtp_since = self.rtp_since.max(now);
+        self.rtp_check_at = self.ctx.config.media.rtp_timeout.map(|t| now + t);
         if self.mode == UaMode::Fax && self.t38 == T38State::Audio {
             self.t38_switch_at = Some(
                 now + std::time::Duration::from_secs(u64::from(
@@ -296,6 +304,10 @@ impl UaState {
 
     fn t38_up(&mut self, remote: std::net::SocketAddr, attributes: Vec<(String, Option<String>)>) {
         let was_active = self.t38 == T38State::Active;
+        if !was_active {
+            // UDPTL starts now: the RTP timeout counts from here.
+            self.rtp_since = Instant::now();
+        }
         self.t38 = T38State::Active;
         self.t38_switch_at = None;
         self.t38_deadline = None;
@@ -313,6 +325,7 @@ impl UaState {
         self.emit(UaEvent::T38(T38Media {
             remote,
             peer_ip,
+            activity: Arc::clone(&self.activity),
             local_port: ports.port(),
             attributes,
             socket,
@@ -881,6 +894,36 @@ impl UaState {
             self.bye();
             self.finish("credit exhausted", None, None);
         }
+        if due(self.rtp_check_at) && self.phase == Phase::Answered {
+            self.check_rtp(now);
+        }
+    }
+
+    /// `[media] rtp_timeout_secs`: hang up when the far end has sent nothing for that long
+    /// (held calls, and fax calls before T.38, whose audio nobody reads, are exempt).
+    fn check_rtp(&mut self, now: Instant) {
+        let Some(timeout) = self.ctx.config.media.rtp_timeout else {
+            self.rtp_check_at = None;
+            return;
+        };
+        let fax_audio = self.mode == UaMode::Fax && self.t38 != T38State::Active;
+        if self.held || fax_audio {
+            self.rtp_check_at = Some(now + timeout);
+            return;
+        }
+        let last = self
+            .activity
+            .last()
+            .map_or(self.rtp_since, |t| t.max(self.rtp_since));
+        if now.saturating_duration_since(last) < timeout {
+            self.rtp_check_at = Some(last + timeout);
+            return;
+        }
+        tracing::info!(call = %self.id, secs = timeout.as_secs(), "no media from the far end; hanging up");
+        metrics::counter!("switchboard_rtp_timeouts_total").increment(1);
+        self.rtp_check_at = None;
+        self.bye();
+        self.finish("rtp timeout", None, Some("TIMEOUT"));
     }
 
     fn ready_to_stop(&self) -> bool {
@@ -907,6 +950,7 @@ impl UaState {
             self.t38_switch_at,
             self.t38_deadline,
             self.max_end_at,
+            self.rtp_check_at,
             self.end_at,
             self.credit_deadline(),
         ]

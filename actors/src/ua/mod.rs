@@ -78,6 +78,8 @@ pub struct T38Media {
     pub remote: SocketAddr,
     /// The IP the call's SIP comes from: UDPTL from it is accepted besides `remote`'s IP.
     pub peer_ip: Option<std::net::IpAddr>,
+    /// Stamped by the session on every datagram accepted from the peer.
+    pub activity: Arc<crate::media::Activity>,
     /// Our UDPTL port.
     pub local_port: u16,
     /// The far end's `T38Fax*` SDP attributes.
@@ -236,6 +238,14 @@ pub struct UaState {
     no_answer_at: Option<Instant>,
     ack_wait_until: Option<Instant>,
     max_end_at: Option<Instant>,
+    /// When to look at the media activity again (`[media] rtp_timeout_secs`).
+    rtp_check_at: Option<Instant>,
+    /// Since when media is expected: the answer, hold/resume, the switch to T.38.
+    rtp_since: Instant,
+    /// The far end's latest SDP puts the media on hold.
+    held: bool,
+    /// Packets accepted from the far end, stamped by the leg or the fax session.
+    activity: Arc<crate::media::Activity>,
     end_at: Option<Instant>,
     /// ACKs of 2xx to our INVITEs, by CSeq, re-sent on retransmitted 2xx.
     acks: HashMap<u32, rsip::Request>,
@@ -317,6 +327,10 @@ impl Actor for UaCall {
             no_answer_at: None,
             ack_wait_until: None,
             max_end_at: None,
+            rtp_check_at: None,
+            rtp_since: Instant::now(),
+            held: false,
+            activity: Arc::default(),
             end_at: None,
             acks: HashMap::new(),
             byes: Vec::new(),
