@@ -269,7 +269,16 @@ fn from_never_picks_the_payer_the_authenticated_user_pays() {
     let run = uac(
         "uac_invite_auth401.xml",
         &gw.sip(),
-        &["-m", "1", "-s", "4930555", "-i", "127.0.0.3", "-auth_uri", &auth_uri],
+        &[
+            "-m",
+            "1",
+            "-s",
+            "4930555",
+            "-i",
+            "127.0.0.3",
+            "-auth_uri",
+            &auth_uri,
+        ],
         Duration::from_secs(20),
     );
     assert_eq!(run.code, 0, "{}\n{}", run.output, gw.log());
