@@ -86,6 +86,16 @@ fn run_device(port: u16, id: &str, pass: &str, script: Script, report: Arc<Mutex
     rt.block_on(async {
         let opts = common::device_options(port, id, pass);
         let (client, mut events) = AsyncClient::new(opts, 256);
+        // rumqttc's connect is not cancel-safe: finish it before `poll` races the 20 ms tick
+        // below, or a slow CONNACK makes it dial again and the second connection takes the
+        // first over with our SUBSCRIBEs in it.
+        loop {
+            match events.poll().await {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => break,
+                Ok(_) => {}
+                Err(e) => panic!("device {id} could not connect: {e:?}"),
+            }
+        }
         client
             .subscribe(format!("devices/{id}/call"), QoS::AtLeastOnce)
             .await
