@@ -9,7 +9,7 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigErrorKind {
     /// The file could not be read.
-    #[error("cannot read {}: {kind}", path.display())]
+    #[error("cannot read {}: {}", path.display(), io_words(*kind))]
     Io {
         /// File that was read.
         path: PathBuf,
@@ -26,9 +26,13 @@ pub enum ConfigErrorKind {
         /// The TOML parser's message.
         message: String,
     },
-    /// A key or section this version does not know (often a typo).
-    #[error("unknown key")]
-    UnknownKey,
+    /// A key or section this version does not know (often a typo), with the known key that
+    /// is spelled closest, if one is close.
+    #[error("unknown key{}", did_you_mean.as_ref().map(|k| format!("; did you mean `{k}`?")).unwrap_or_default())]
+    UnknownKey {
+        /// The closest known key at the same place.
+        did_you_mean: Option<String>,
+    },
     /// A required key is absent.
     #[error("missing required key")]
     Missing,
@@ -56,6 +60,14 @@ pub enum ConfigErrorKind {
         /// The repeated name.
         name: String,
         /// Key of the first use.
+        first: String,
+    },
+    /// A route whose `match` pattern an earlier route already has: it would never be chosen.
+    #[error("route `{pattern}` is already matched by {first}: this route would never be chosen")]
+    DuplicateRoute {
+        /// The pattern as normalised (`0044*`, `*`, `123`).
+        pattern: String,
+        /// Key of the earlier route's `match`.
         first: String,
     },
     /// A route names a trunk that is not configured.
@@ -92,6 +104,35 @@ pub enum ConfigErrorKind {
     },
 }
 
+/// What the OS said about a file, in words (`entity not found` is Rust's, not a person's).
+fn io_words(kind: std::io::ErrorKind) -> String {
+    use std::io::ErrorKind as K;
+    match kind {
+        K::NotFound => "no such file".into(),
+        K::PermissionDenied => "permission denied".into(),
+        K::IsADirectory => "it is a directory".into(),
+        K::InvalidData => "it is not UTF-8 text".into(),
+        other => other.to_string(),
+    }
+}
+
+/// A place in the configuration file (1-based).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    /// Line.
+    pub line: usize,
+    /// Column (characters).
+    pub column: usize,
+}
+
+impl Position {
+    /// The position of byte offset `at` in `text`.
+    pub(crate) fn of(text: &str, at: usize) -> Position {
+        let (line, column) = crate::spans::line_col(text, at);
+        Position { line, column }
+    }
+}
+
 /// One problem at one key.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{key}: {kind}")]
@@ -101,6 +142,9 @@ pub struct ConfigError {
     pub key: String,
     /// What.
     pub kind: ConfigErrorKind,
+    /// Where in the file the key (or, for a missing key, its table) is written; `None` for
+    /// a value from the environment or a file that could not be read.
+    pub position: Option<Position>,
 }
 
 impl ConfigError {
@@ -109,6 +153,24 @@ impl ConfigError {
         Self {
             key: key.into(),
             kind,
+            position: None,
+        }
+    }
+
+    /// The error as `check-config` prints it: `FILE:LINE:COLUMN: key: what` (the form editors
+    /// and compilers use), `FILE: key: what` without a position, the read error alone for a
+    /// file that cannot be read.
+    pub fn render(&self, file: &str) -> String {
+        match (&self.kind, self.position) {
+            (ConfigErrorKind::Io { .. }, _) => self.kind.to_string(),
+            (ConfigErrorKind::Syntax { message, .. }, Some(p)) => {
+                format!(
+                    "{file}:{}:{}: TOML syntax error: {message}",
+                    p.line, p.column
+                )
+            }
+            (_, Some(p)) => format!("{file}:{}:{}: {self}", p.line, p.column),
+            (_, None) => format!("{file}: {self}"),
         }
     }
 }
@@ -137,6 +199,23 @@ impl fmt::Display for ConfigErrors {
 }
 
 impl std::error::Error for ConfigErrors {}
+
+impl ConfigErrors {
+    /// Every error, one line each, as [`ConfigError::render`] prints it, in file order
+    /// (errors without a position, from the environment, last).
+    pub fn render(&self, file: &str) -> String {
+        let mut errors: Vec<&ConfigError> = self.0.iter().collect();
+        errors.sort_by_key(|e| {
+            e.position
+                .map_or((usize::MAX, usize::MAX), |p| (p.line, p.column))
+        });
+        errors
+            .iter()
+            .map(|e| e.render(file))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
 
 #[cfg(test)]
 mod tests {

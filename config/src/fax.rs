@@ -570,7 +570,7 @@ mod tests {
             K::OutOfRange { .. }
         ));
         assert!(matches!(at("fax.gs"), K::Invalid { .. }));
-        assert_eq!(at("fax.colour"), &K::UnknownKey);
+        assert!(matches!(at("fax.colour"), K::UnknownKey { .. }));
         assert!(matches!(at("trunk[0].t38"), K::Invalid { value, .. } if value == "always"));
         assert!(matches!(at("route[0].to"), K::Invalid { .. }));
     }

@@ -20,6 +20,7 @@ mod fax;
 mod media_ws;
 mod raw;
 mod route;
+mod spans;
 mod types;
 mod validate;
 
@@ -27,7 +28,7 @@ pub use apps::{AppConfig, AppFailure, StreamDialect};
 pub use billing::{AccountRule, BillingConfig};
 pub use devices::{BrokerUrl, DevicesConfig, MqttConfig, MqttMode};
 pub use env::{trunk_env_name, var_name, ENV_PREFIX, SCALAR_KEYS};
-pub use error::{ConfigError, ConfigErrorKind, ConfigErrors};
+pub use error::{ConfigError, ConfigErrorKind, ConfigErrors, Position};
 pub use fax::{FaxConfig, T38Policy};
 pub use media_ws::MediaWsConfig;
 pub use route::{RouteConfig, RoutePattern, RouteTarget};
@@ -132,7 +133,21 @@ pub fn load_from_str(toml: &str, env: &[(String, String)]) -> Result<Config, Con
     let mut errors = Vec::new();
     let mut raw = raw::parse(toml, &mut errors);
     let origins = env::apply(&mut raw, env, &mut errors);
-    validate::validate(raw, origins, errors).map_err(ConfigErrors)
+    validate::validate(raw, origins, errors).map_err(|mut errors| {
+        // Every error points at its line: the key's, or its table's for a missing key.
+        let spans = spans::Spans::of(toml);
+        for e in &mut errors {
+            if e.position.is_none() {
+                e.position = match e.kind {
+                    ConfigErrorKind::Syntax { line, column, .. } => {
+                        Some(error::Position { line, column })
+                    }
+                    _ => spans.find(&e.key),
+                };
+            }
+        }
+        ConfigErrors(errors)
+    })
 }
 
 #[cfg(test)]

@@ -209,18 +209,83 @@ pub(crate) fn parse(text: &str, errors: &mut Vec<ConfigError>) -> RawConfig {
             "sip_user" => raw.sip_users = array(&key, value, errors),
             "route" => raw.routes = array(&key, value, errors),
             "app" => raw.apps = array(&key, value, errors),
-            _ => errors.push(ConfigError::new(key, ConfigErrorKind::UnknownKey)),
+            _ => {
+                let did_you_mean = closest(&key, SECTIONS.iter().copied());
+                errors.push(ConfigError::new(
+                    key,
+                    ConfigErrorKind::UnknownKey { did_you_mean },
+                ))
+            }
         }
     }
     raw
 }
 
-/// 1-based (line, column) of byte offset `at`.
-fn line_col(text: &str, at: usize) -> (usize, usize) {
-    let before = &text[..at.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    (line, column)
+/// The top-level sections and arrays of tables.
+const SECTIONS: &[&str] = &[
+    "sip", "media", "admin", "storage", "log", "mqtt", "devices", "fax", "media_ws", "billing",
+    "trunk", "sip_user", "route", "app",
+];
+
+use crate::spans::line_col;
+
+/// Levenshtein distance (characters), for "did you mean".
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1)
+                .min(row[j] + 1)
+                .min(diagonal + usize::from(ca != *cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
+
+/// The known key closest to `unknown`, if it is close enough to be a typo: at most one edit
+/// per three characters (at least one), or the same letters in another case.
+pub(crate) fn closest<'a>(unknown: &str, known: impl Iterator<Item = &'a str>) -> Option<String> {
+    let limit = (unknown.chars().count() / 3).max(1);
+    known
+        .map(|k| (distance(&unknown.to_ascii_lowercase(), k), k))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k.to_string())
+}
+
+/// The field names serde lists in "unknown field `x`, expected one of `a`, `b`".
+fn expected_fields(message: &str) -> Vec<&str> {
+    let Some((_, list)) = message.split_once("expected") else {
+        return Vec::new();
+    };
+    list.split('`').skip(1).step_by(2).collect()
+}
+
+/// What serde expected, in words: no Rust type names (`u64`, `struct RawSip`, `a sequence`).
+pub(crate) fn human_expected(expected: &str) -> String {
+    let e = expected.trim();
+    let words = match e {
+        "u8" => "a whole number from 0 to 255",
+        "u16" => "a whole number from 0 to 65535",
+        "u32" => "a whole number from 0 to 4294967295",
+        "u64" | "usize" | "u128" => "a whole number (0 or more)",
+        "i8" | "i16" | "i32" | "i64" | "isize" | "i128" => "a whole number",
+        "f32" | "f64" => "a number",
+        "a boolean" | "bool" => "true or false",
+        "a string" | "a borrowed string" | "a string or bytes" => "a string (in quotes)",
+        "a character" | "char" => "a single character",
+        "a sequence" => "a list, such as [\"a\", \"b\"]",
+        "a map" => "a table",
+        _ if e.starts_with("struct ") || e.starts_with("map") => "a table",
+        _ if e.starts_with("enum ") => "one of the allowed values",
+        _ => return e.to_string(),
+    };
+    words.to_string()
 }
 
 /// An array of tables (`[[trunk]]`), each entry decoded on its own as `name[i]`.
@@ -289,7 +354,7 @@ fn section<T: DeserializeOwned + Default>(
                 prefix,
                 ConfigErrorKind::Invalid {
                     value: String::new(),
-                    expected: message,
+                    expected: human_expected(&message),
                 },
             ));
             return T::default();
@@ -297,14 +362,17 @@ fn section<T: DeserializeOwned + Default>(
         let key = format!("{prefix}.{field}");
         let bad = table.remove(&field).unwrap_or(toml::Value::Boolean(false));
         let kind = if message.starts_with("unknown field") {
-            ConfigErrorKind::UnknownKey
+            ConfigErrorKind::UnknownKey {
+                did_you_mean: closest(&field, expected_fields(&message).into_iter()),
+            }
         } else {
             ConfigErrorKind::Invalid {
                 value: render(&bad),
-                expected: message
-                    .split_once("expected ")
-                    .map_or(message.as_str(), |(_, e)| e)
-                    .to_string(),
+                expected: human_expected(
+                    message
+                        .split_once("expected ")
+                        .map_or(message.as_str(), |(_, e)| e),
+                ),
             }
         };
         errors.push(ConfigError::new(key, kind));
@@ -353,7 +421,10 @@ mod tests {
                 "trunk[0].colour"
             ]
         );
-        assert_eq!(errors[0].kind, ConfigErrorKind::UnknownKey);
+        assert_eq!(
+            errors[0].kind,
+            ConfigErrorKind::UnknownKey { did_you_mean: None }
+        );
         assert!(matches!(
             &errors[3].kind,
             ConfigErrorKind::Invalid { value, .. } if value == "fast"

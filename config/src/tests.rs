@@ -106,8 +106,13 @@ fn example_loads_cleanly() {
 #[test]
 fn example_without_credentials_says_what_is_missing() {
     let e = load_from_str(EXAMPLE, &[]).unwrap_err();
+    // Positions are checked in the check-config tests below.
+    let without_position: Vec<ConfigError> =
+        e.0.iter()
+            .map(|x| ConfigError::new(x.key.clone(), x.kind.clone()))
+            .collect();
     assert_eq!(
-        e.0,
+        without_position,
         vec![
             ConfigError::new(
                 "trunk[0].register",
@@ -182,7 +187,7 @@ fn every_error_kind_at_its_key() {
         }
     );
     assert!(matches!(at("sip.user_agent"), K::Invalid { .. }));
-    assert_eq!(at("sip.extra"), &K::UnknownKey);
+    assert!(matches!(at("sip.extra"), K::UnknownKey { .. }));
     assert!(matches!(at("media.rtp_ports"), K::Invalid { .. }));
     assert_eq!(
         at("trunk[0].address"),
@@ -463,9 +468,6 @@ fn route_selection_and_dial() {
         strip = 4
         prepend = "+44"
         [[route]]
-        match = "0044*"
-        to = "trunk:b"
-        [[route]]
         match = "0044123"
         to = "trunk:b"
         "#);
@@ -474,7 +476,7 @@ fn route_selection_and_dial() {
     assert_eq!(
         target("00441234").as_deref(),
         Some("trunk:a"),
-        "longest prefix, first in file"
+        "longest prefix"
     );
     assert_eq!(target("0033").as_deref(), Some("trunk:b"));
     assert_eq!(c.dial("004420").unwrap().1, "+4420");
@@ -633,4 +635,117 @@ fn media_hardening_keys() {
     assert!(c.media.allow_loopback);
     assert_eq!(c.media.rtp_timeout, Some(Duration::from_secs(5)));
     assert_eq!(c.sip.max_call, Duration::from_secs(7));
+}
+
+// ---- check-config messages (issue 12) ----
+
+fn position(e: &ConfigErrors, key: &str) -> Option<(usize, usize)> {
+    e.0.iter()
+        .find(|x| x.key == key)
+        .and_then(|x| x.position)
+        .map(|p| (p.line, p.column))
+}
+
+#[test]
+fn every_error_has_the_line_of_its_key_or_of_its_table() {
+    let e = errs(
+        "[sip]\nt1_ms = 500\nlisten = \"nowhere\"\n\n[[trunk]]\nname = \"a\"\naddress = \"1.2.3.4:5060\"\n\n[[route]]\nmatch = \"0044*\"\nto = \"trunk:nope\"\n\n[[route]]\nto = \"fax\"\n",
+    );
+    // A bad value: its key's line and column.
+    assert_eq!(position(&e, "sip.listen"), Some((3, 1)), "{e:?}");
+    // A reference to nothing: the key naming it.
+    assert_eq!(position(&e, "route[0].to"), Some((11, 1)), "{e:?}");
+    // A missing key: the table it is missing from.
+    let (line, _) = position(&e, "route[1].match").expect("a position for a missing key");
+    assert!((13..=14).contains(&line), "{e:?}");
+    // Rendered like a compiler's message.
+    assert!(
+        e.render("sb.toml")
+            .lines()
+            .any(|l| l.starts_with("sb.toml:3:1: sip.listen:")),
+        "{}",
+        e.render("sb.toml")
+    );
+    // Values from the environment have no line.
+    let e = load_from_str("", &env(&[("SWITCHBOARD_SIP_T1_MS", "fast")])).unwrap_err();
+    assert_eq!(e.0[0].position, None);
+}
+
+#[test]
+fn misspelled_keys_get_a_did_you_mean_in_every_section() {
+    let e = errs(
+        "[sip]\nlistn = \"127.0.0.1:5060\"\n[tunk]\n[[trunk]]\nname = \"a\"\naddress = \"1.2.3.4:5060\"\ntrasport = \"udp\"\n[media]\nrtp_prots = \"20000-20999\"\n[admin]\nzzzz = 1\n",
+    );
+    let hint = |key: &str| match e.at(key) {
+        Some(ConfigErrorKind::UnknownKey { did_you_mean }) => did_you_mean.clone(),
+        other => panic!("{key}: {other:?}"),
+    };
+    assert_eq!(hint("sip.listn").as_deref(), Some("listen"));
+    assert_eq!(hint("tunk").as_deref(), Some("trunk"));
+    assert_eq!(hint("trunk[0].trasport").as_deref(), Some("transport"));
+    assert_eq!(hint("media.rtp_prots").as_deref(), Some("rtp_ports"));
+    assert_eq!(hint("admin.zzzz"), None, "nothing close: no guess");
+    assert!(e
+        .to_string()
+        .contains("sip.listn: unknown key; did you mean `listen`?"));
+    assert_eq!(position(&e, "trunk[0].trasport"), Some((7, 1)));
+}
+
+#[test]
+fn type_errors_say_what_is_expected_without_rust_type_names() {
+    let e = errs(
+        "[sip]\nt1_ms = \"fast\"\ntrusted = \"10.0.0.0/8\"\n[media]\nallow_loopback = \"yes\"\nrtp_ports = 5\n[sip_user]\nx = 1\n",
+    );
+    let text = e.to_string();
+    for rust in [
+        "u64", "u16", "u32", "usize", "i64", "struct ", "sequence", "a map", "Raw",
+    ] {
+        assert!(!text.contains(rust), "`{rust}` in:\n{text}");
+    }
+    assert!(
+        matches!(
+            e.at("sip.t1_ms"),
+            Some(ConfigErrorKind::Invalid { expected, .. }) if expected.contains("whole number")
+        ),
+        "{text}"
+    );
+    assert!(
+        matches!(
+            e.at("media.allow_loopback"),
+            Some(ConfigErrorKind::Invalid { expected, .. }) if expected == "true or false"
+        ),
+        "{text}"
+    );
+    assert!(
+        matches!(
+            e.at("sip.trusted"),
+            Some(ConfigErrorKind::Invalid { expected, .. }) if expected.contains("list")
+        ),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_route_matching_what_an_earlier_route_matches_is_flagged() {
+    let e = errs(
+        "[[route]]\nmatch = \"0044*\"\nto = \"fax\"\n\n[[route]]\nmatch = \"0044\"\nto = \"fax\"\n\n[[route]]\nmatch = \"0044*\"\nto = \"fax\"\n",
+    );
+    assert_eq!(e.0.len(), 1, "{e}");
+    assert_eq!(
+        e.at("route[2].match"),
+        Some(&ConfigErrorKind::DuplicateRoute {
+            pattern: "0044*".into(),
+            first: "route[0]".into()
+        })
+    );
+    assert_eq!(position(&e, "route[2].match"), Some((10, 1)));
+}
+
+#[test]
+fn a_missing_file_is_named_once() {
+    let path = std::path::Path::new("/nonexistent/sb-check.toml");
+    let e = load(Some(path)).unwrap_err();
+    let text = e.render(&path.display().to_string());
+    assert_eq!(text.matches("sb-check.toml").count(), 1, "{text}");
+    assert!(text.contains("no such file"), "{text}");
 }

@@ -291,6 +291,7 @@ pub(crate) fn validate(
     };
     let trunks = trunks(&mut c, raw.trunks);
     let apps = crate::apps::apps(&mut c, raw.apps);
+    duplicate_routes(&mut c, &raw.routes);
     let routes = raw
         .routes
         .into_iter()
@@ -779,6 +780,29 @@ fn address(
 struct Written {
     trunks: HashSet<String>,
     apps: HashSet<String>,
+}
+
+/// A route whose `match` an earlier route already has is never chosen (ties go to the first
+/// in file order): flag it. `0044*` and `0044` differ (prefix and exact number).
+fn duplicate_routes(c: &mut Checker, routes: &[RawRoute]) {
+    let mut seen: HashMap<RoutePattern, usize> = HashMap::new();
+    for (i, r) in routes.iter().enumerate() {
+        let Some(pattern) = r.pattern.as_deref().and_then(RoutePattern::parse) else {
+            continue;
+        };
+        match seen.get(&pattern) {
+            Some(first) => c.err(
+                &format!("route[{i}].match"),
+                ConfigErrorKind::DuplicateRoute {
+                    pattern: pattern.to_string(),
+                    first: format!("route[{first}]"),
+                },
+            ),
+            None => {
+                seen.insert(pattern, i);
+            }
+        }
+    }
 }
 
 fn route(c: &mut Checker, i: usize, r: RawRoute, written: &Written) -> Option<RouteConfig> {
