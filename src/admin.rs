@@ -430,30 +430,8 @@ async fn create_key(
     body: Result<Json<NewKeyBody>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult {
     let Json(b) = body.map_err(|e| json_rejection("bad_body", e))?;
-    if b.name.is_empty() || b.name.len() > 64 || b.name.chars().any(char::is_control) {
-        return Err(ApiError::bad_request(
-            "bad_name",
-            "name: 1 to 64 characters",
-        ));
-    }
-    if b.scopes.is_empty() || b.scopes.len() > auth::SCOPES.len() {
-        return Err(ApiError::bad_request("bad_scopes", "scopes: at least one"));
-    }
-    if let Some(bad) = b
-        .scopes
-        .iter()
-        .find(|s| !auth::SCOPES.contains(&s.as_str()))
-    {
-        return Err(ApiError::bad_request(
-            "bad_scopes",
-            format!("unknown scope {bad:?}; known: {}", auth::SCOPES.join(", ")),
-        ));
-    }
-    if b.expires_in_secs == Some(0) || b.expires_in_secs.is_some_and(|t| t > 10 * 365 * 86_400) {
-        return Err(ApiError::bad_request(
-            "bad_expiry",
-            "expires_in_secs: 1 second to 10 years",
-        ));
+    if let Err(e) = auth::check_request(&b.name, &b.scopes, b.expires_in_secs) {
+        return Err(ApiError::bad_request(e.code(), e.to_string()));
     }
     let valid_account = |a: &String| {
         !switchboard_storage::ledger::is_internal_account(a)

@@ -3,15 +3,20 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, ServerName};
 use serde_json::Value;
+use tokio_rustls::rustls::{self, ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 
 /// Where the admin API is.
 #[derive(clap::Args)]
 pub struct ApiArgs {
-    /// Admin API base URL.
+    /// Admin API base URL (`http://` or `https://`).
     #[arg(
         long,
         env = "SWITCHBOARD_ADMIN_URL",
@@ -21,6 +26,10 @@ pub struct ApiArgs {
     /// API key (`sbk_…`); best from the environment.
     #[arg(long, env = "SWITCHBOARD_API_KEY", hide_env_values = true)]
     api_key: Option<String>,
+    /// For an `https://` admin URL: a PEM file of CA certificates (or the self-signed
+    /// certificate itself) to trust besides the system's roots.
+    #[arg(long, env = "SWITCHBOARD_CA_FILE")]
+    ca_file: Option<PathBuf>,
     /// Print the raw JSON.
     #[arg(long)]
     json: bool,
@@ -31,6 +40,183 @@ fn get(api: &ApiArgs, path: &str) -> anyhow::Result<Value> {
     request(api, "GET", path, None)
 }
 
+/// An admin URL taken apart: whether it is HTTPS, `host:port` to connect to, and the host
+/// alone (the TLS server name).
+struct Target {
+    https: bool,
+    authority: String,
+    host: String,
+}
+
+fn target(url: &str) -> anyhow::Result<Target> {
+    let (https, rest) = if let Some(r) = url.strip_prefix("https://") {
+        (true, r)
+    } else if let Some(r) = url.strip_prefix("http://") {
+        (false, r)
+    } else {
+        bail!("the admin URL {url:?} must start with http:// or https://");
+    };
+    let authority = rest.split('/').next().unwrap_or_default();
+    if authority.is_empty() {
+        bail!("the admin URL {url:?} has no host");
+    }
+    // `[v6]:port`, `[v6]`, `host:port` or `host`.
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(v6) => {
+            let (h, after) = v6
+                .split_once(']')
+                .with_context(|| format!("the admin URL {url:?} has an unclosed [ in its host"))?;
+            (h, after.strip_prefix(':'))
+        }
+        None => match authority.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        },
+    };
+    let port: u16 = match port {
+        Some(p) => p
+            .parse()
+            .with_context(|| format!("the admin URL {url:?} has a bad port"))?,
+        None if https => 443,
+        None => 80,
+    };
+    let connect_host = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    };
+    Ok(Target {
+        https,
+        authority: format!("{connect_host}:{port}"),
+        host: host.to_string(),
+    })
+}
+
+/// The system's CA bundle, where the usual distributions keep it (`SSL_CERT_FILE` first).
+fn system_roots() -> Vec<CertificateDer<'static>> {
+    let env = std::env::var_os("SSL_CERT_FILE").map(PathBuf::from);
+    let known = [
+        "/etc/ssl/certs/ca-certificates.crt",
+        "/etc/pki/tls/certs/ca-bundle.crt",
+        "/etc/ssl/ca-bundle.pem",
+        "/etc/ssl/cert.pem",
+    ];
+    env.into_iter()
+        .chain(known.iter().map(PathBuf::from))
+        .find(|p| p.is_file())
+        .and_then(|p| CertificateDer::pem_file_iter(p).ok())
+        .map(|certs| certs.filter_map(Result::ok).collect())
+        .unwrap_or_default()
+}
+
+/// A TLS client trusting the system's roots, Mozilla's (webpki-roots) and `ca_file`.
+fn tls_config(ca_file: Option<&Path>) -> anyhow::Result<Arc<ClientConfig>> {
+    let mut roots = RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    roots.add_parsable_certificates(system_roots());
+    if let Some(path) = ca_file {
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+            .and_then(|i| i.collect::<Result<_, _>>())
+            .map_err(|e| anyhow::anyhow!("the CA file {}: {e}", path.display()))?;
+        let (added, _) = roots.add_parsable_certificates(certs);
+        if added == 0 {
+            bail!(
+                "the CA file {}: no usable certificate in it",
+                path.display()
+            );
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .context("TLS set-up")?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// What a connection to the admin API reads from and writes to.
+trait Conn: Read + Write {}
+impl<T: Read + Write> Conn for T {}
+
+fn connect(api: &ApiArgs, t: &Target) -> anyhow::Result<Box<dyn Conn>> {
+    let tcp = TcpStream::connect(&t.authority)
+        .with_context(|| format!("connecting to the admin API at {}", t.authority))?;
+    tcp.set_read_timeout(Some(Duration::from_secs(10)))?;
+    tcp.set_write_timeout(Some(Duration::from_secs(10)))?;
+    if !t.https {
+        return Ok(Box::new(tcp));
+    }
+    let name = ServerName::try_from(t.host.clone())
+        .map_err(|_| anyhow::anyhow!("`{}` is not a DNS name or an IP address", t.host))?;
+    let conn =
+        ClientConnection::new(tls_config(api.ca_file.as_deref())?, name).context("TLS set-up")?;
+    let mut tls = StreamOwned::new(conn, tcp);
+    // Handshake now, so a certificate problem is reported as one.
+    while tls.conn.is_handshaking() {
+        tls.conn
+            .complete_io(&mut tls.sock)
+            .map_err(|e| tls_failure(e, api.ca_file.as_deref(), &t.authority))?;
+    }
+    Ok(Box::new(tls))
+}
+
+/// A failed handshake in words, with what to do about an untrusted certificate.
+fn tls_failure(e: std::io::Error, ca_file: Option<&Path>, at: &str) -> anyhow::Error {
+    let untrusted = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        .is_some_and(|r| matches!(r, rustls::Error::InvalidCertificate(_)));
+    if untrusted && ca_file.is_none() {
+        anyhow::anyhow!(
+            "TLS handshake with the admin API at {at}: {e}; for a self-signed or private CA \
+             certificate, pass --ca-file PEM (or set SWITCHBOARD_CA_FILE)"
+        )
+    } else {
+        anyhow::anyhow!("TLS handshake with the admin API at {at}: {e}")
+    }
+}
+
+/// Read until the peer closes; a TLS peer that closes without `close_notify` after a whole
+/// `Connection: close` answer is not an error here (the body is checked as JSON anyway).
+fn read_all(conn: &mut dyn Conn, limit: usize) -> std::io::Result<Vec<u8>> {
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        match conn.read(&mut buf) {
+            Ok(0) => return Ok(raw),
+            Ok(n) => {
+                raw.extend_from_slice(&buf[..n]);
+                if raw.len() > limit {
+                    return Ok(raw);
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !raw.is_empty() => {
+                return Ok(raw)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// What a 401 means to someone at a shell.
+fn unauthorized_help(api: &ApiArgs) -> String {
+    let what = if api.api_key.is_some() {
+        "the API key given was refused (unknown, revoked or expired)"
+    } else {
+        "no API key given"
+    };
+    format!(
+        "{what}: set SWITCHBOARD_API_KEY=sbk_... in the environment or pass --api-key sbk_... \
+         (the gateway prints an admin key once, at its first start on an empty store; a lost \
+         key: stop the gateway and run `switchboard keys create --store DATA_DIR --name admin \
+         --scope admin`). A bootstrap key ([admin] bootstrap_key / \
+         SWITCHBOARD_ADMIN_BOOTSTRAP_KEY) only counts on a store without keys, otherwise it is \
+         ignored (the gateway's log warns at start)"
+    )
+}
+
 /// One request to the admin API (`body` = content type and bytes); the JSON answer.
 fn request(
     api: &ApiArgs,
@@ -38,31 +224,32 @@ fn request(
     path: &str,
     body: Option<(&str, &[u8])>,
 ) -> anyhow::Result<Value> {
-    let rest = api
-        .admin
-        .strip_prefix("http://")
-        .context("only http:// admin URLs are supported")?;
-    let host = rest.trim_end_matches('/');
-    let mut stream = TcpStream::connect(host)
-        .with_context(|| format!("connecting to the admin API at {host}"))?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(stream, "{method} {path} HTTP/1.0\r\nHost: {host}\r\nAccept: application/json\r\nConnection: close\r\n")?;
+    let t = target(api.admin.trim_end_matches('/'))?;
+    let mut stream = connect(api, &t)?;
+    let host = &t.authority;
+    let mut head = format!(
+        "{method} {path} HTTP/1.0\r\nHost: {host}\r\nAccept: application/json\r\nConnection: close\r\n"
+    );
     if let Some(key) = &api.api_key {
-        write!(stream, "Authorization: Bearer {key}\r\n")?;
+        head.push_str(&format!("Authorization: Bearer {key}\r\n"));
     }
     match body {
         Some((ctype, bytes)) => {
-            write!(
-                stream,
+            head.push_str(&format!(
                 "Content-Type: {ctype}\r\nContent-Length: {}\r\n\r\n",
                 bytes.len()
-            )?;
+            ));
+            stream.write_all(head.as_bytes())?;
             stream.write_all(bytes)?;
         }
-        None => write!(stream, "\r\n")?,
+        None => {
+            head.push_str("\r\n");
+            stream.write_all(head.as_bytes())?;
+        }
     }
-    let mut raw = Vec::new();
-    stream.take(16 * 1024 * 1024).read_to_end(&mut raw)?;
+    stream.flush()?;
+    let raw = read_all(stream.as_mut(), 16 * 1024 * 1024)
+        .with_context(|| format!("reading the admin API's answer from {host}"))?;
     let text = String::from_utf8_lossy(&raw);
     let (head, body) = text
         .split_once("\r\n\r\n")
@@ -72,12 +259,117 @@ fn request(
         .nth(1)
         .and_then(|s| s.parse().ok())
         .context("malformed status line")?;
+    if status == 401 {
+        bail!("admin API answered 401: {}", unauthorized_help(api));
+    }
     let value: Value = serde_json::from_str(body).context("the admin API did not return JSON")?;
+    if status == 403 {
+        let msg = value["error"]["message"].as_str().unwrap_or("forbidden");
+        let scope = msg.strip_prefix("this key lacks the scope ");
+        match scope {
+            Some(scope) => bail!(
+                "admin API answered 403: the API key lacks the scope `{scope}`; use a key \
+                 with it (or `admin`), e.g. one made with `switchboard keys create --name NAME \
+                 --scope {scope}`"
+            ),
+            None => bail!("admin API answered 403: {msg}"),
+        }
+    }
     if status >= 400 {
         let msg = value["error"]["message"].as_str().unwrap_or("error");
         bail!("admin API answered {status}: {msg}");
     }
     Ok(value)
+}
+
+/// Show the admin key generated at the first start, once, on the console (stderr, plain
+/// text: never through the log, which may be JSON and shipped elsewhere).
+pub fn show_first_key(key: &str, store: &Path) {
+    let lines = [
+        "switchboard: first start on an empty store, and no bootstrap key configured.".to_string(),
+        "An admin API key was generated (scope: admin):".to_string(),
+        String::new(),
+        format!("    {key}"),
+        String::new(),
+        "Store it now: it is NOT shown again (only its hash is kept).".to_string(),
+        "Use it:   export SWITCHBOARD_API_KEY=<the key above>".to_string(),
+        "Lost it?  Stop the gateway, then:".to_string(),
+        format!(
+            "          switchboard keys create --store {} --name admin --scope admin",
+            store.display()
+        ),
+    ];
+    let width = lines.iter().map(|l| l.chars().count()).max().unwrap_or(0);
+    let rule = format!("+{}+", "-".repeat(width + 2));
+    let mut out = String::new();
+    out.push('\n');
+    out.push_str(&rule);
+    out.push('\n');
+    for l in &lines {
+        out.push_str(&format!("| {l:<width$} |\n"));
+    }
+    out.push_str(&rule);
+    out.push_str("\n\n");
+    // One write, so log lines from other threads do not cut through the box.
+    let stderr = std::io::stderr();
+    let mut lock = stderr.lock();
+    let _ = lock.write_all(out.as_bytes());
+    let _ = lock.flush();
+}
+
+/// `switchboard keys create --store PATH`: a key written straight into a stopped gateway's
+/// store (for a lost admin key), printed once.
+pub fn keys_create_offline(
+    api: &ApiArgs,
+    path: &Path,
+    name: &str,
+    scopes: &[String],
+    expires_in: Option<u64>,
+) -> anyhow::Result<()> {
+    use switchboard_storage::{SledStore, StoreError};
+    crate::admin::auth::check_request(name, scopes, expires_in)?;
+    // sled would create an empty store anywhere: a typo must not "succeed".
+    if !path.join("db").is_file() && !path.join("conf").is_file() {
+        bail!(
+            "no store at {}: give the gateway's data directory (`[storage] path`, default ./data)",
+            path.display()
+        );
+    }
+    let store = match SledStore::open(path) {
+        Ok(s) => s,
+        Err(StoreError::Locked { .. }) => bail!(
+            "the store at {} is in use: a running gateway holds its lock. Stop the gateway \
+             and run this again, or create the key online through the admin API (with an \
+             admin key): switchboard keys create --name {name} --scope ...",
+            path.display()
+        ),
+        Err(e) => {
+            return Err(e).with_context(|| format!("opening the store at {}", path.display()))
+        }
+    };
+    let keys = crate::admin::auth::Keys::open(Arc::new(store))
+        .with_context(|| format!("reading the keys in {}", path.display()))?;
+    let made = keys
+        .create(name, scopes.to_vec(), expires_in, Vec::new())
+        .with_context(|| format!("writing the key into {}", path.display()))?;
+    if api.json {
+        let mut v = serde_json::json!({
+            "id": made.record.id,
+            "name": made.record.name,
+            "scopes": made.record.scopes,
+        });
+        v["key"] = made.key.clone().into();
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!(
+            "key {} ({}) created in {}; store it now, it is not shown again:",
+            made.record.id,
+            made.record.name,
+            path.display()
+        );
+        println!("{}", made.key);
+    }
+    Ok(())
 }
 
 fn s(v: &Value) -> String {

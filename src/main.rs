@@ -90,10 +90,15 @@ enum Command {
 
 #[derive(Subcommand)]
 enum KeysAction {
-    /// Create a key; it is printed once and never again.
+    /// Create a key; it is printed once and never again. Online through the admin API, or
+    /// offline with `--store PATH` (the gateway stopped), for a lost admin key.
     Create {
         #[command(flatten)]
         api: cli::ApiArgs,
+        /// Write the key straight into the store in this data directory (`[storage] path`)
+        /// instead of asking the admin API; only while the gateway is stopped.
+        #[arg(long)]
+        store: Option<PathBuf>,
         /// A label.
         #[arg(long)]
         name: String,
@@ -162,6 +167,14 @@ fn main() -> std::process::ExitCode {
         Command::Keys { action } => match action {
             KeysAction::Create {
                 api,
+                store: Some(path),
+                name,
+                scopes,
+                expires_in,
+            } => cli::keys_create_offline(&api, &path, &name, &scopes, expires_in),
+            KeysAction::Create {
+                api,
+                store: None,
                 name,
                 scopes,
                 expires_in,
@@ -180,21 +193,27 @@ fn main() -> std::process::ExitCode {
 }
 
 fn check_config(file: &std::path::Path) -> anyhow::Result<()> {
+    let name = file.display().to_string();
     match switchboard_config::load(Some(file)) {
         Ok(c) => {
             println!(
-                "{}: OK ({} trunks, {} routes)",
-                file.display(),
+                "{name}: OK ({} trunks, {} routes)",
                 c.trunks.len(),
                 c.routes.len()
             );
             Ok(())
         }
         Err(errors) => {
-            for e in &errors.0 {
-                println!("{}: {}", file.display(), e);
+            // A file that cannot be read: that one line, naming it once.
+            if let Some(e) = errors
+                .0
+                .iter()
+                .find(|e| matches!(e.kind, switchboard_config::ConfigErrorKind::Io { .. }))
+            {
+                anyhow::bail!("{}", e.kind);
             }
-            anyhow::bail!("{} error(s) in {}", errors.0.len(), file.display())
+            println!("{}", errors.render(&name));
+            anyhow::bail!("{} error(s) in {name}", errors.0.len())
         }
     }
 }
@@ -213,8 +232,12 @@ fn init_logging(config: &Config) {
 }
 
 fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
-    let config = switchboard_config::load(config_path.as_deref())
-        .map_err(|e| anyhow::anyhow!("invalid configuration:\n{e}"))?;
+    let config = switchboard_config::load(config_path.as_deref()).map_err(|e| {
+        let name = config_path
+            .as_deref()
+            .map_or_else(|| "environment".to_string(), |p| p.display().to_string());
+        anyhow::anyhow!("invalid configuration:\n{}", e.render(&name))
+    })?;
     init_logging(&config);
     if config_path.is_none() {
         tracing::info!("no config file given: running on embedded defaults");
@@ -248,8 +271,12 @@ async fn serve(config: Arc<Config>, config_path: Option<PathBuf>) -> anyhow::Res
             upkeep.run_upkeep();
         }
     });
-    let keys = admin::auth::Keys::load(Arc::clone(&store), config.admin.bootstrap_key.as_ref())
-        .context("loading the API keys")?;
+    let (keys, first) =
+        admin::auth::Keys::load(Arc::clone(&store), config.admin.bootstrap_key.as_ref())
+            .context("loading the API keys")?;
+    if let admin::auth::FirstStart::Generated(made) = first {
+        cli::show_first_key(&made.key, &config.storage.path);
+    }
     let reloader = reload::Reloader::new(config_path, Arc::clone(&config), gateway.clone());
     reloader.on_sighup();
     let state = admin::AdminState {

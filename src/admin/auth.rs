@@ -74,18 +74,98 @@ pub struct NewKey {
     pub record: ApiKeyRecord,
 }
 
+/// What [`Keys::load`] did at start.
+pub enum FirstStart {
+    /// The store already had keys (or the bootstrap key was installed): nothing to show.
+    Nothing,
+    /// The store had no keys and no bootstrap key was configured: this admin key was made;
+    /// the caller shows it once and never again.
+    Generated(NewKey),
+}
+
+/// Why a key request (online or offline) is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyRequestError {
+    /// The name is empty, too long or has control characters.
+    #[error("name: 1 to 64 characters")]
+    BadName,
+    /// No scopes, or too many.
+    #[error("scopes: at least one")]
+    NoScopes,
+    /// A scope this version does not know.
+    #[error("unknown scope {scope:?}; known: {known}")]
+    UnknownScope {
+        /// The scope as given.
+        scope: String,
+        /// Every known scope.
+        known: String,
+    },
+    /// A lifetime of zero or over ten years.
+    #[error("expires_in_secs: 1 second to 10 years")]
+    BadExpiry,
+}
+
+impl KeyRequestError {
+    /// The API's error code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            KeyRequestError::BadName => "bad_name",
+            KeyRequestError::NoScopes | KeyRequestError::UnknownScope { .. } => "bad_scopes",
+            KeyRequestError::BadExpiry => "bad_expiry",
+        }
+    }
+}
+
+/// Check a key's name, scopes and lifetime, as the API and the offline command both do.
+pub fn check_request(
+    name: &str,
+    scopes: &[String],
+    expires_in_secs: Option<u64>,
+) -> Result<(), KeyRequestError> {
+    if name.is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
+        return Err(KeyRequestError::BadName);
+    }
+    if scopes.is_empty() || scopes.len() > SCOPES.len() {
+        return Err(KeyRequestError::NoScopes);
+    }
+    if let Some(bad) = scopes.iter().find(|s| !SCOPES.contains(&s.as_str())) {
+        return Err(KeyRequestError::UnknownScope {
+            scope: bad.clone(),
+            known: SCOPES.join(", "),
+        });
+    }
+    if expires_in_secs == Some(0) || expires_in_secs.is_some_and(|t| t > 10 * 365 * 86_400) {
+        return Err(KeyRequestError::BadExpiry);
+    }
+    Ok(())
+}
+
 impl Keys {
-    /// Load the keys; on a store without any, install `bootstrap` as an `admin` key.
-    pub fn load(
-        store: Arc<dyn Store>,
-        bootstrap: Option<&switchboard_config::Secret>,
-    ) -> Result<Arc<Keys>, StoreError> {
-        let mut cache: HashMap<String, ApiKeyRecord> = list_api_keys(store.as_ref())?
+    /// The keys of `store`, as they are (no bootstrap, nothing generated): for the offline
+    /// `switchboard keys create --store`.
+    pub fn open(store: Arc<dyn Store>) -> Result<Arc<Keys>, StoreError> {
+        let cache = list_api_keys(store.as_ref())?
             .into_iter()
             .map(|k| (k.id.clone(), k))
             .collect();
+        Ok(Arc::new(Keys {
+            store,
+            cache: RwLock::new(cache),
+        }))
+    }
+
+    /// Load the keys at start. On a store without any: install `bootstrap` as an `admin`
+    /// key, or, with no bootstrap key configured, generate an admin key (only its hash is
+    /// stored) and hand it back to be shown once ([`FirstStart::Generated`]). A bootstrap
+    /// key on a store that already has other keys is ignored, with a warning.
+    pub fn load(
+        store: Arc<dyn Store>,
+        bootstrap: Option<&switchboard_config::Secret>,
+    ) -> Result<(Arc<Keys>, FirstStart), StoreError> {
+        let keys = Keys::open(store)?;
+        let empty = keys.cache.read().map_or(true, |c| c.is_empty());
         match bootstrap {
-            Some(key) if cache.is_empty() => {
+            Some(key) if empty => {
                 let id = key_id(key.expose()).unwrap_or_default().to_string();
                 let record = ApiKeyRecord {
                     v: ApiKeyRecord::VERSION,
@@ -98,20 +178,45 @@ impl Keys {
                     revoked_ms: None,
                     accounts: Vec::new(),
                 };
-                put_api_key(store.as_ref(), &record)?;
+                put_api_key(keys.store.as_ref(), &record)?;
                 tracing::info!(key = %id, "bootstrap admin key installed");
-                cache.insert(id, record);
+                if let Ok(mut c) = keys.cache.write() {
+                    c.insert(id, record);
+                }
             }
-            Some(_) => tracing::info!("bootstrap key ignored: the store already has keys"),
-            None if cache.is_empty() => tracing::warn!(
-                "no API keys: the admin API answers 401; set SWITCHBOARD_ADMIN_BOOTSTRAP_KEY once"
+            // The same key, installed at an earlier start: nothing to say.
+            Some(key) if keys.is_stored(key.expose()) => {
+                tracing::debug!("bootstrap key already installed");
+            }
+            Some(_) => tracing::warn!(
+                "the bootstrap key ([admin] bootstrap_key / SWITCHBOARD_ADMIN_BOOTSTRAP_KEY) is \
+                 IGNORED: the store already has API keys, and a bootstrap key is only installed \
+                 on a store without any; use a stored admin key, or make one with \
+                 `switchboard keys create --store PATH` while the gateway is stopped"
             ),
+            None if empty => {
+                let made = keys.create("first-admin", vec!["admin".into()], None, Vec::new())?;
+                tracing::info!(
+                    key = %made.record.id,
+                    "first start: an admin key was generated and shown once on the console"
+                );
+                return Ok((keys, FirstStart::Generated(made)));
+            }
             None => {}
         }
-        Ok(Arc::new(Keys {
-            store,
-            cache: RwLock::new(cache),
-        }))
+        Ok((keys, FirstStart::Nothing))
+    }
+
+    /// Whether `key` is stored with this very secret (revoked or not).
+    fn is_stored(&self, key: &str) -> bool {
+        let Some(id) = key_id(key) else { return false };
+        let Some(record) = self.cache.read().ok().and_then(|c| c.get(id).cloned()) else {
+            return false;
+        };
+        sha256_hex(key)
+            .as_bytes()
+            .ct_eq(record.hash.as_bytes())
+            .into()
     }
 
     /// Make a key with `scopes`, valid for `ttl_secs` (none: until revoked), bound to the
@@ -542,11 +647,12 @@ mod tests {
     fn keys_check_by_hash_and_honour_revocation_and_expiry() {
         let store: Arc<dyn Store> = Arc::new(switchboard_storage::SledStore::temporary().unwrap());
         let boot = format!("sbk_{}_{}", "a".repeat(16), "b".repeat(64));
-        let keys = Keys::load(
+        let (keys, first) = Keys::load(
             Arc::clone(&store),
             Some(&switchboard_config::Secret::new(boot.clone())),
         )
         .unwrap();
+        assert!(matches!(first, FirstStart::Nothing));
         let now = now_unix_ms();
         assert_eq!(keys.check(&boot, now).unwrap().scopes, ["admin"]);
         // Same id, other secret: refused.
@@ -562,7 +668,7 @@ mod tests {
         assert!(keys.check(&k.key, now).is_none(), "revoked");
         assert!(!keys.revoke("0000000000000000").unwrap());
         // Durable: a reload sees both, and ignores the bootstrap key now.
-        let again = Keys::load(
+        let (again, _) = Keys::load(
             Arc::clone(&store),
             Some(&switchboard_config::Secret::new(forged)),
         )
@@ -573,5 +679,46 @@ mod tests {
         // Only the hash is stored.
         let raw = format!("{:?}", list_api_keys(store.as_ref()).unwrap());
         assert!(!raw.contains(&k.key[21..]), "the secret must not be stored");
+    }
+
+    #[test]
+    fn an_empty_store_without_bootstrap_gets_one_generated_admin_key_once() {
+        let store: Arc<dyn Store> = Arc::new(switchboard_storage::SledStore::temporary().unwrap());
+        let (keys, first) = Keys::load(Arc::clone(&store), None).unwrap();
+        let FirstStart::Generated(made) = first else {
+            panic!("no key generated on an empty store")
+        };
+        assert!(switchboard_config::is_api_key_shape(&made.key));
+        assert_eq!(made.record.scopes, ["admin"]);
+        assert!(keys.check(&made.key, now_unix_ms()).is_some());
+        let raw = format!("{:?}", list_api_keys(store.as_ref()).unwrap());
+        assert!(!raw.contains(&made.key[21..]), "only the hash is stored");
+        // The next start generates nothing, and the key still works.
+        let (again, first) = Keys::load(Arc::clone(&store), None).unwrap();
+        assert!(matches!(first, FirstStart::Nothing));
+        assert_eq!(again.list().len(), 1);
+        assert!(again.check(&made.key, now_unix_ms()).is_some());
+    }
+
+    #[test]
+    fn key_requests_are_checked_alike_online_and_offline() {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert_eq!(check_request("ops", &s(&["admin"]), None), Ok(()));
+        assert_eq!(
+            check_request("", &s(&["admin"]), None),
+            Err(KeyRequestError::BadName)
+        );
+        assert_eq!(
+            check_request("ops", &[], None),
+            Err(KeyRequestError::NoScopes)
+        );
+        assert!(matches!(
+            check_request("ops", &s(&["root"]), None),
+            Err(KeyRequestError::UnknownScope { .. })
+        ));
+        assert_eq!(
+            check_request("ops", &s(&["admin"]), Some(0)),
+            Err(KeyRequestError::BadExpiry)
+        );
     }
 }
