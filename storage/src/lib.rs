@@ -133,6 +133,9 @@ impl std::fmt::Display for Tree {
 /// A key and its value, as returned by [`Store::scan_prefix`].
 pub type Entry = (Vec<u8>, Vec<u8>);
 
+/// What [`Store::snapshot`] calls with each entry: its tree, key and value.
+pub type Visitor<'a> = &'a mut dyn FnMut(Tree, &[u8], &[u8]);
+
 /// One write in an atomic [`Store::apply_batch`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BatchOp {
@@ -180,7 +183,7 @@ pub trait Store: Send + Sync + 'static {
     /// Visit every entry of every tree (in [`Tree::ALL`] order, keys ascending) as of one
     /// instant: writes from other threads wait until the visit returns, so the entries seen
     /// are a consistent snapshot (a ledger batch is seen whole or not at all). For backups.
-    fn snapshot(&self, visit: &mut dyn FnMut(Tree, &[u8], &[u8])) -> Result<(), StoreError>;
+    fn snapshot(&self, visit: Visitor<'_>) -> Result<(), StoreError>;
 }
 
 #[cfg(test)]

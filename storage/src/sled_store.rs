@@ -8,7 +8,8 @@ use std::sync::{Arc, RwLock, RwLockReadGuard};
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 
 use crate::{
-    BatchOp, Corruption, Entry, Store, StoreError, Tree, SCHEMA_VERSION, SCHEMA_VERSION_KEY,
+    BatchOp, Corruption, Entry, Store, StoreError, Tree, Visitor, SCHEMA_VERSION,
+    SCHEMA_VERSION_KEY,
 };
 
 /// How long [`SledStore::open`] waits for a held database lock.
@@ -192,7 +193,7 @@ impl Store for SledStore {
         Ok(self.tree(tree).len())
     }
 
-    fn snapshot(&self, visit: &mut dyn FnMut(Tree, &[u8], &[u8])) -> Result<(), StoreError> {
+    fn snapshot(&self, visit: Visitor<'_>) -> Result<(), StoreError> {
         let _exclusive = self.gate.write().unwrap_or_else(|e| e.into_inner());
         for &t in Tree::ALL {
             for entry in self.tree(t).iter() {
