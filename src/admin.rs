@@ -266,6 +266,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/v1/inbound-faxes/{id}/file", get(fax::inbound_file))
         .route("/api/v1/admin/api-keys", get(list_keys).post(create_key))
         .route("/api/v1/admin/reload", post(reload_config))
+        .route("/api/v1/admin/backup", post(crate::backup::handler))
         .route("/api/v1/accounts", post(ledger::create_account))
         .route("/api/v1/accounts/{id}", get(ledger::get_account))
         .route("/api/v1/accounts/{id}/topup", post(ledger::topup))

@@ -3,6 +3,7 @@
 //! admin API of a running gateway.
 
 mod admin;
+mod backup;
 mod cli;
 mod fds;
 mod reload;
@@ -78,6 +79,11 @@ enum Command {
         #[arg(long)]
         inbound: bool,
     },
+    /// Back up the store and the fax spool: from a running gateway's admin API, or a
+    /// stopped one's directory with --store.
+    Backup(backup::BackupArgs),
+    /// Restore a backup into a new store directory (offline).
+    Restore(backup::RestoreArgs),
     /// Recent call detail records.
     Cdrs {
         #[command(flatten)]
@@ -160,6 +166,8 @@ fn main() -> std::process::ExitCode {
             action: DeviceAction::Reset { api, id },
         } => cli::device_reset(&api, &id),
         Command::Cdrs { api, limit } => cli::cdrs(&api, limit),
+        Command::Backup(args) => backup::backup_cmd(&args),
+        Command::Restore(args) => backup::restore_cmd(&args),
         Command::Fax {
             action: FaxAction::Send { api, to, file },
         } => cli::fax_send(&api, &to, &file),

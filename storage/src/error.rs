@@ -56,6 +56,19 @@ pub enum StoreError {
         /// Highest version this code understands.
         supported: u32,
     },
+    /// The store on disk was written by older code (a lower schema version) and this code
+    /// has no migration from it.
+    #[error(
+        "store schema version {found} is older than the supported {supported} and there is no \
+         migration from it; start the switchboard release that wrote this store, or restore a \
+         backup made by this release (docs/operations.md, Schema upgrades)"
+    )]
+    SchemaTooOld {
+        /// Version found on disk.
+        found: u32,
+        /// The version this code reads and writes.
+        supported: u32,
+    },
     /// A record carries a record version (`v`) newer than this code understands.
     #[error(
         "record in tree {tree} at key {} has version {found}, newer than the supported {supported}",

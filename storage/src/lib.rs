@@ -8,6 +8,7 @@
 //! [`StoreError::SchemaTooNew`] instead of misreading it.
 
 pub mod api_key;
+pub mod backup;
 pub mod cdr;
 pub mod device;
 mod error;
@@ -32,7 +33,9 @@ pub use sled_store::SledStore;
 pub use time::{now_unix_ms, rfc3339};
 
 /// Version of the on-disk layout written by this code into [`Tree::Meta`] under
-/// [`SCHEMA_VERSION_KEY`].
+/// [`SCHEMA_VERSION_KEY`]. Opening a store of any other version is refused
+/// ([`StoreError::SchemaTooNew`], [`StoreError::SchemaTooOld`]): there are no migrations yet,
+/// and reading an older layout as if it were this one would misread it.
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// Key in [`Tree::Meta`] holding the store's schema version as a big-endian `u32`.
@@ -130,6 +133,9 @@ impl std::fmt::Display for Tree {
 /// A key and its value, as returned by [`Store::scan_prefix`].
 pub type Entry = (Vec<u8>, Vec<u8>);
 
+/// What [`Store::snapshot`] calls with each entry: its tree, key and value.
+pub type Visitor<'a> = &'a mut dyn FnMut(Tree, &[u8], &[u8]);
+
 /// One write in an atomic [`Store::apply_batch`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BatchOp {
@@ -174,6 +180,10 @@ pub trait Store: Send + Sync + 'static {
     fn flush(&self) -> Result<(), StoreError>;
     /// Number of entries in `tree` (may be O(n)).
     fn count(&self, tree: Tree) -> Result<usize, StoreError>;
+    /// Visit every entry of every tree (in [`Tree::ALL`] order, keys ascending) as of one
+    /// instant: writes from other threads wait until the visit returns, so the entries seen
+    /// are a consistent snapshot (a ledger batch is seen whole or not at all). For backups.
+    fn snapshot(&self, visit: Visitor<'_>) -> Result<(), StoreError>;
 }
 
 #[cfg(test)]
