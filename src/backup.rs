@@ -10,7 +10,6 @@
 //!   new, empty store directory (and spool), and checks the counts.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -95,6 +94,10 @@ pub struct BackupArgs {
     /// API key with the `admin` scope (`sbk_…`); best from the environment.
     #[arg(long, env = "SWITCHBOARD_API_KEY", hide_env_values = true)]
     api_key: Option<String>,
+    /// For an `https://` admin URL: a PEM file of CA certificates (or the self-signed
+    /// certificate itself) to trust besides the system's roots.
+    #[arg(long, env = "SWITCHBOARD_CA_FILE")]
+    ca_file: Option<PathBuf>,
 }
 
 /// `switchboard restore`: the archive and the new store.
@@ -176,24 +179,20 @@ fn offline(store: &Path, spool: Option<&Path>, out: &Path) -> anyhow::Result<()>
 
 /// Fetch the archive from a running gateway into `out`.
 fn online(args: &BackupArgs, out: &Path) -> anyhow::Result<()> {
-    let Some(rest) = args.admin.strip_prefix("http://") else {
-        bail!(
-            "only http:// admin URLs are supported by `backup`; on an HTTPS-only admin, \
-             run it on the gateway's host against a plain listener, or back up offline with --store"
-        );
-    };
-    let host = rest.trim_end_matches('/');
-    let mut stream = TcpStream::connect(host)
-        .with_context(|| format!("connecting to the admin API at {host}"))?;
-    stream.set_read_timeout(Some(Duration::from_secs(300)))?;
-    write!(
-        stream,
-        "POST /api/v1/admin/backup HTTP/1.0\r\nHost: {host}\r\nConnection: close\r\nContent-Length: 0\r\n"
+    let (mut stream, host) = crate::cli::open_admin(
+        &args.admin,
+        args.ca_file.as_deref(),
+        Duration::from_secs(300),
     )?;
+    let mut head = format!(
+        "POST /api/v1/admin/backup HTTP/1.0\r\nHost: {host}\r\nConnection: close\r\nContent-Length: 0\r\n"
+    );
     if let Some(key) = &args.api_key {
-        write!(stream, "Authorization: Bearer {key}\r\n")?;
+        head.push_str(&format!("Authorization: Bearer {key}\r\n"));
     }
-    write!(stream, "\r\n")?;
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes())?;
+    stream.flush()?;
     let mut r = BufReader::new(stream);
     let mut head = String::new();
     loop {

@@ -136,27 +136,43 @@ fn tls_config(ca_file: Option<&Path>) -> anyhow::Result<Arc<ClientConfig>> {
 }
 
 /// What a connection to the admin API reads from and writes to.
-trait Conn: Read + Write {}
+pub(crate) trait Conn: Read + Write {}
 impl<T: Read + Write> Conn for T {}
 
-fn connect(api: &ApiArgs, t: &Target) -> anyhow::Result<Box<dyn Conn>> {
+/// A connection to the admin API at `url` (`http://` or `https://`, trusting `ca_file` besides
+/// the usual roots) whose reads time out after `read_timeout`, and the `host:port` it went to:
+/// for commands that stream a long answer (`backup`).
+pub(crate) fn open_admin(
+    url: &str,
+    ca_file: Option<&Path>,
+    read_timeout: Duration,
+) -> anyhow::Result<(Box<dyn Conn>, String)> {
+    let t = target(url.trim_end_matches('/'))?;
+    let conn = connect(ca_file, &t, read_timeout)?;
+    Ok((conn, t.authority))
+}
+
+fn connect(
+    ca_file: Option<&Path>,
+    t: &Target,
+    read_timeout: Duration,
+) -> anyhow::Result<Box<dyn Conn>> {
     let tcp = TcpStream::connect(&t.authority)
         .with_context(|| format!("connecting to the admin API at {}", t.authority))?;
-    tcp.set_read_timeout(Some(Duration::from_secs(10)))?;
+    tcp.set_read_timeout(Some(read_timeout))?;
     tcp.set_write_timeout(Some(Duration::from_secs(10)))?;
     if !t.https {
         return Ok(Box::new(tcp));
     }
     let name = ServerName::try_from(t.host.clone())
         .map_err(|_| anyhow::anyhow!("`{}` is not a DNS name or an IP address", t.host))?;
-    let conn =
-        ClientConnection::new(tls_config(api.ca_file.as_deref())?, name).context("TLS set-up")?;
+    let conn = ClientConnection::new(tls_config(ca_file)?, name).context("TLS set-up")?;
     let mut tls = StreamOwned::new(conn, tcp);
     // Handshake now, so a certificate problem is reported as one.
     while tls.conn.is_handshaking() {
         tls.conn
             .complete_io(&mut tls.sock)
-            .map_err(|e| tls_failure(e, api.ca_file.as_deref(), &t.authority))?;
+            .map_err(|e| tls_failure(e, ca_file, &t.authority))?;
     }
     Ok(Box::new(tls))
 }
@@ -225,7 +241,7 @@ fn request(
     body: Option<(&str, &[u8])>,
 ) -> anyhow::Result<Value> {
     let t = target(api.admin.trim_end_matches('/'))?;
-    let mut stream = connect(api, &t)?;
+    let mut stream = connect(api.ca_file.as_deref(), &t, Duration::from_secs(10))?;
     let host = &t.authority;
     let mut head = format!(
         "{method} {path} HTTP/1.0\r\nHost: {host}\r\nAccept: application/json\r\nConnection: close\r\n"
