@@ -634,3 +634,18 @@ fn media_hardening_keys() {
     assert_eq!(c.media.rtp_timeout, Some(Duration::from_secs(5)));
     assert_eq!(c.sip.max_call, Duration::from_secs(7));
 }
+
+#[test]
+fn journal_checkpoint_key() {
+    assert_eq!(ok("").sip.journal_checkpoint, Duration::from_secs(10));
+    let c = ok("[sip]\njournal_checkpoint_secs = 1");
+    assert_eq!(c.sip.journal_checkpoint, Duration::from_secs(1));
+    let e = errs("[sip]\njournal_checkpoint_secs = 0");
+    assert!(e.at("sip.journal_checkpoint_secs").is_some(), "{e}");
+    let c = load_from_str(
+        "",
+        &env(&[("SWITCHBOARD_SIP_JOURNAL_CHECKPOINT_SECS", "3")]),
+    )
+    .unwrap();
+    assert_eq!(c.sip.journal_checkpoint, Duration::from_secs(3));
+}
