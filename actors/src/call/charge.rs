@@ -64,7 +64,8 @@ pub struct ChargeView {
     pub price_per_minute: u64,
 }
 
-fn pending_id(call: &super::CallId) -> String {
+/// The id of call `call`'s reservation (pending transfer).
+pub(crate) fn pending_id(call: &super::CallId) -> String {
     format!("call:{call}")
 }
 
