@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::{uac_in_background, Gateway, Sipp};
+use common::{trunk_route, uac, uac_in_background, Gateway, Sipp};
 use serde_json::{json, Value};
 
 /// The checkpoint interval the test runs with (`[sip] journal_checkpoint_secs`).
@@ -155,4 +155,47 @@ fn kill_9_with_five_answered_rated_calls_bills_them_after_restart() {
     gw.restart();
     assert_eq!(gw.cdrs().len(), CALLS);
     assert_eq!(account(&gw, "acme")["debits_posted"], charged);
+}
+
+#[test]
+fn calls_that_ended_leave_nothing_to_recover() {
+    let uas = Sipp::uas("uas", &[]);
+    let mut gw = Gateway::start_with_env(
+        &trunk_route("uas", &uas.addr()),
+        "",
+        &[("SWITCHBOARD_SIP_JOURNAL_CHECKPOINT_SECS", "1")],
+    );
+    // Calls that end normally while checkpoints run.
+    let run = uac(
+        "uac",
+        &gw.sip(),
+        &["-r", "10", "-m", "30", "-l", "30", "-d", "1500"],
+        Duration::from_secs(60),
+    );
+    assert_eq!(run.code, 0, "sipp failed: {}", run.output);
+    assert_eq!(gw.wait_cdrs(30).len(), 30);
+    assert!(
+        gw.metric("switchboard_journal_writes_total") >= 30.0,
+        "{}",
+        gw.metrics()
+    );
+    // The next checkpoint finds the journal empty: every CDR removed its record.
+    let checkpoints = gw.metric("switchboard_journal_checkpoints_total");
+    assert!(
+        eventually(Duration::from_secs(10), || gw
+            .metric("switchboard_journal_checkpoints_total")
+            > checkpoints),
+        "{}",
+        gw.metrics()
+    );
+    assert_eq!(gw.metric("switchboard_journal_calls"), 0.0);
+    gw.kill9();
+    gw.restart();
+    let cdrs = gw.cdrs();
+    assert_eq!(cdrs.len(), 30);
+    assert!(
+        cdrs.iter().all(|c| c["hangup_cause"] != "crash"),
+        "{cdrs:?}"
+    );
+    assert_eq!(gw.metric("switchboard_crash_cdrs_total"), 0.0);
 }
