@@ -199,3 +199,70 @@ fn calls_that_ended_leave_nothing_to_recover() {
     );
     assert_eq!(gw.metric("switchboard_crash_cdrs_total"), 0.0);
 }
+
+/// One-leg calls the gateway places itself (here an ingest `call:` stream on a rated route)
+/// are journaled and recovered like B2BUA calls.
+#[test]
+fn kill_9_with_an_answered_ingest_call_bills_it_after_restart() {
+    use common::ingest::{cpaas, ingest_url, media_ws_section, now, token};
+    let uas = Sipp::uas("uas", &["-m", "1"]);
+    let config = format!(
+        "[billing]\ninitial_secs = 1\nincrement_secs = 1\nmax_call_secs = 120\n\n\
+         [[trunk]]\nname = \"carrier\"\naddress = \"{}\"\nkeepalive_secs = 0\nprice_per_minute = 60\n\n\
+         [[route]]\nmatch = \"*\"\nto = \"trunk:carrier\"\naccount = \"acme\"\n",
+        uas.addr()
+    );
+    let mut gw = Gateway::start_with_env(
+        &config,
+        &media_ws_section(""),
+        &[("SWITCHBOARD_SIP_JOURNAL_CHECKPOINT_SECS", "1")],
+    );
+    let (code, v) = post(&gw, "/api/v1/accounts", json!({ "id": "acme" }));
+    assert_eq!(code, 201, "{v}");
+    let (code, v) = post(
+        &gw,
+        "/api/v1/accounts/acme/topup",
+        json!({"amount": 1000, "idempotency_key": "fund-acme"}),
+    );
+    assert_eq!(code, 201, "{v}");
+    let tok = token(
+        "signing_private.pem",
+        json!({"tenant": "acme", "exp": now() + 300, "targets": ["call:*"]}),
+    );
+    let url = ingest_url(&gw, "call:4930999", "");
+    let _stream = std::thread::spawn(move || {
+        cpaas(
+            &url,
+            &["--token", &tok, "--media-ms", "30000", "--hold-ms", "200"],
+        )
+    });
+    let calls = gw.wait_answered(1);
+    assert_eq!(calls.len(), 1, "{calls:?}\n{}", gw.log());
+    assert!(
+        eventually(Duration::from_secs(10), || gw
+            .metric("switchboard_journal_calls")
+            == 1.0),
+        "{}",
+        gw.metrics()
+    );
+    let checkpoints = gw.metric("switchboard_journal_checkpoints_total");
+    assert!(eventually(Duration::from_secs(10), || gw
+        .metric("switchboard_journal_checkpoints_total")
+        >= checkpoints + 2.0));
+    let killed_after = now_ms();
+    gw.kill9();
+    gw.restart();
+    let cdrs = gw.wait_cdrs(1);
+    assert_eq!(cdrs.len(), 1, "{cdrs:?}");
+    let cdr = &cdrs[0];
+    assert_eq!(cdr["hangup_cause"], "crash", "{cdr}");
+    assert_eq!(cdr["dst"], "4930999", "{cdr}");
+    assert_eq!(cdr["trunk_out"], "carrier", "{cdr}");
+    let end = cdr["end_unix_ms"].as_u64().unwrap();
+    assert!(killed_after - end <= CHECKPOINT_MS + SLACK_MS, "{cdr}");
+    let cost = cdr["cost"].as_u64().unwrap();
+    assert!(cost >= 1, "{cdr}");
+    let acme = account(&gw, "acme");
+    assert_eq!(acme["debits_pending"], 0, "{acme}");
+    assert_eq!(acme["debits_posted"], cost, "{acme}");
+}

@@ -164,7 +164,13 @@ fn writer(rx: Receiver<Answered>, store: Arc<dyn Store>, every: Duration) {
                     tracing::error!(%err, "call journal checkpoint failed");
                 }
             }
-            next = Instant::now() + every;
+            // A fixed rate, so checkpoints stay `every` apart however long a tick takes (a
+            // crashed call is billed at most one interval short); skip ticks missed entirely.
+            next += every;
+            let now = Instant::now();
+            if next <= now {
+                next = now + every;
+            }
         }
         let first = match rx.recv_timeout(next.saturating_duration_since(Instant::now())) {
             Ok(a) => a,
