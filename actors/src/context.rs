@@ -38,6 +38,8 @@ pub struct CallContext {
     pub ports: Arc<PortPool>,
     /// Where finished calls' CDRs go.
     pub cdrs: CdrSink,
+    /// The call journal: answered calls, so a crash does not lose them (issue 12).
+    pub journal: crate::journal::JournalSink,
     /// Trunks by name.
     pub trunks: HashMap<String, TrunkHandle>,
     /// Our SIP address as peers should reach it (Via, Contact).

@@ -85,6 +85,9 @@ pub enum GatewayError {
     /// The CDR writer thread could not start.
     #[error("cannot start the CDR writer: {0}")]
     CdrWriter(std::io::Error),
+    /// The call journal could not be recovered or its writer started.
+    #[error(transparent)]
+    Journal(#[from] crate::journal::JournalError),
 }
 
 /// A running gateway: handles for the admin API.
@@ -152,6 +155,9 @@ fn tls_clients(config: &Config) -> Result<TlsClients, GatewayError> {
 impl Gateway {
     /// Bind, spawn and wire everything.
     pub async fn start(config: Arc<Config>, store: Arc<dyn Store>) -> Result<Self, GatewayError> {
+        // Calls a crash cut become CDRs (cause `crash`) and are charged, before any listener
+        // or the ledger actor starts (issue 12).
+        crate::journal::recover(store.as_ref(), switchboard_storage::now_unix_ms())?;
         let tls_clients = Arc::new(tls_clients(&config)?);
         if config.mqtt.mode == switchboard_config::MqttMode::External
             && config
@@ -229,6 +235,8 @@ impl Gateway {
         let streams = Arc::new(crate::audio::Streams::default());
         let sip_guard = Arc::new(crate::sip_guard::SipGuard::default());
         let (cdrs, _writer) = cdr::start(Arc::clone(&store)).map_err(GatewayError::CdrWriter)?;
+        let (journal, _journal_writer) =
+            crate::journal::start(Arc::clone(&store), config.sip.journal_checkpoint)?;
 
         let mqtt_listener = match config.mqtt.mode {
             switchboard_config::MqttMode::Embedded => {
@@ -387,6 +395,7 @@ impl Gateway {
             supervisor: supervisor.clone(),
             ports: Arc::clone(&ports),
             cdrs,
+            journal,
             trunks,
             sip_addr,
             sip_tls_addr,

@@ -16,6 +16,7 @@ pub mod endpoint;
 pub mod fax;
 pub mod gateway;
 pub mod ingest;
+pub mod journal;
 pub mod ledger;
 pub mod local;
 pub mod media;

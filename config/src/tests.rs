@@ -748,4 +748,17 @@ fn a_missing_file_is_named_once() {
     let text = e.render(&path.display().to_string());
     assert_eq!(text.matches("sb-check.toml").count(), 1, "{text}");
     assert!(text.contains("no such file"), "{text}");
+#[test]
+fn journal_checkpoint_key() {
+    assert_eq!(ok("").sip.journal_checkpoint, Duration::from_secs(10));
+    let c = ok("[sip]\njournal_checkpoint_secs = 1");
+    assert_eq!(c.sip.journal_checkpoint, Duration::from_secs(1));
+    let e = errs("[sip]\njournal_checkpoint_secs = 0");
+    assert!(e.at("sip.journal_checkpoint_secs").is_some(), "{e}");
+    let c = load_from_str(
+        "",
+        &env(&[("SWITCHBOARD_SIP_JOURNAL_CHECKPOINT_SECS", "3")]),
+    )
+    .unwrap();
+    assert_eq!(c.sip.journal_checkpoint, Duration::from_secs(3));
 }

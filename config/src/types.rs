@@ -68,6 +68,10 @@ pub struct SipConfig {
     /// Longest an answered call may last before the gateway hangs it up (key
     /// `max_call_secs`, 1..=604800, default 4 h; cause `max duration`).
     pub max_call: Duration,
+    /// How often the call journal records how long each answered call has lasted, so a call
+    /// cut by a crash is billed up to its last checkpoint (key `journal_checkpoint_secs`,
+    /// 1..=3600, default 10).
+    pub journal_checkpoint: Duration,
 }
 
 /// One `[[sip_user]]`: a digest identity for phones and softswitches that are not trunks.
@@ -123,6 +127,7 @@ impl Default for SipConfig {
             tcp_message_timeout: Duration::from_secs(20),
             tcp_idle: Duration::from_secs(300),
             max_call: Duration::from_secs(4 * 3600),
+            journal_checkpoint: Duration::from_secs(10),
         }
     }
 }

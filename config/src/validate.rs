@@ -487,6 +487,13 @@ fn sip(c: &mut Checker, raw: crate::raw::RawSip) -> SipConfig {
             1,
             604_800,
         )),
+        journal_checkpoint: Duration::from_secs(c.ranged(
+            "sip.journal_checkpoint_secs",
+            raw.journal_checkpoint_secs,
+            d.journal_checkpoint.as_secs(),
+            1,
+            3600,
+        )),
     }
 }
 

@@ -145,20 +145,24 @@ pub fn put_cdr(store: &dyn Store, cdr: &Cdr) -> Result<(), StoreError> {
 }
 
 /// Store CDRs in one atomic batch followed by one flush (group commit); durable on return.
+/// The same batch removes each call's entry from the crash journal ([`crate::journal`]), so
+/// there is no moment when a call has both a CDR and a journal entry, or neither.
 pub fn put_cdrs(store: &dyn Store, cdrs: &[Cdr]) -> Result<(), StoreError> {
     if cdrs.is_empty() {
         return Ok(());
     }
-    let ops = cdrs
-        .iter()
-        .map(|c| {
-            Ok(BatchOp::Put {
-                tree: Tree::Cdrs,
-                key: c.key(),
-                value: c.encode()?,
-            })
-        })
-        .collect::<Result<Vec<_>, StoreError>>()?;
+    let mut ops = Vec::with_capacity(cdrs.len() * 2);
+    for c in cdrs {
+        ops.push(BatchOp::Put {
+            tree: Tree::Cdrs,
+            key: c.key(),
+            value: c.encode()?,
+        });
+        ops.push(BatchOp::Delete {
+            tree: Tree::CallJournal,
+            key: crate::journal::journal_key(&c.id),
+        });
+    }
     store.apply_batch(ops)?;
     store.flush()
 }

@@ -13,6 +13,7 @@ pub mod cdr;
 pub mod device;
 mod error;
 pub mod fax;
+pub mod journal;
 pub mod ledger;
 mod sled_store;
 mod time;
@@ -29,6 +30,7 @@ pub use fax::{
     get_fax_job, get_inbound_fax, list_fax_jobs, list_inbound_faxes, new_fax_id, put_fax_job,
     put_inbound_fax, unfinished_fax_jobs, FaxJobRecord, FaxStatus, InboundFaxRecord,
 };
+pub use journal::{checkpoint_journal, journal_entries, put_journal, JournalCharge, JournalEntry};
 pub use sled_store::SledStore;
 pub use time::{now_unix_ms, rfc3339};
 
@@ -68,6 +70,8 @@ pub enum Tree {
     AccountTransfers,
     /// Pending transfers with a timeout, by deadline: big-endian ms ++ transfer id.
     PendingDeadlines,
+    /// Answered calls not yet ended (the crash journal), keyed by call id.
+    CallJournal,
 }
 
 impl Tree {
@@ -85,6 +89,7 @@ impl Tree {
         Tree::Transfers,
         Tree::AccountTransfers,
         Tree::PendingDeadlines,
+        Tree::CallJournal,
     ];
 
     /// The backend's name for this tree; stable on disk, never rename.
@@ -102,6 +107,7 @@ impl Tree {
             Tree::Transfers => "transfers",
             Tree::AccountTransfers => "account_transfers",
             Tree::PendingDeadlines => "pending_deadlines",
+            Tree::CallJournal => "call_journal",
         }
     }
 
@@ -120,6 +126,7 @@ impl Tree {
             Tree::Transfers => 9,
             Tree::AccountTransfers => 10,
             Tree::PendingDeadlines => 11,
+            Tree::CallJournal => 12,
         }
     }
 }
@@ -141,6 +148,16 @@ pub type Visitor<'a> = &'a mut dyn FnMut(Tree, &[u8], &[u8]);
 pub enum BatchOp {
     /// Insert or replace `key` in `tree`.
     Put {
+        /// Target tree.
+        tree: Tree,
+        /// Key bytes.
+        key: Vec<u8>,
+        /// Value bytes.
+        value: Vec<u8>,
+    },
+    /// Replace the value under `key` in `tree` only if the key is present (an absent key is
+    /// left absent, not an error): an update that must not resurrect a deleted record.
+    PutIfPresent {
         /// Target tree.
         tree: Tree,
         /// Key bytes.

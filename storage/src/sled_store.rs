@@ -170,6 +170,12 @@ impl Store for SledStore {
                     BatchOp::Put { tree, key, value } => {
                         views[tree.index()].insert(key.as_slice(), value.as_slice())?;
                     }
+                    BatchOp::PutIfPresent { tree, key, value } => {
+                        let view = &views[tree.index()];
+                        if view.get(key.as_slice())?.is_some() {
+                            view.insert(key.as_slice(), value.as_slice())?;
+                        }
+                    }
                     BatchOp::Delete { tree, key } => {
                         views[tree.index()].remove(key.as_slice())?;
                     }

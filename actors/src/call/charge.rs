@@ -10,8 +10,10 @@
 //!    reservation is refused.
 //! 3. **Settlement**, when the call ends: the real cost (capped at the reservation) is posted,
 //!    or the reservation voided when nothing is owed, before the CDR is written. A call that
-//!    never answered reserved nothing. If the gateway dies mid-call the reservation lapses at
-//!    its timeout, so an interrupted call is never charged twice, nor more than it reserved.
+//!    never answered reserved nothing. If the gateway dies mid-call (`kill -9`), the call
+//!    journal settles the reservation at the next start for the time up to the journal's last
+//!    checkpoint ([`crate::journal`]), with the same fixed transfer ids, so an interrupted call
+//!    is never charged twice, nor more than it reserved.
 //!
 //! The three steps are free functions ([`spawn_admission`], [`spawn_reservation`],
 //! [`settle_reservation`]) shared by every originator: the B2BUA call here, and the calls the
@@ -64,7 +66,8 @@ pub struct ChargeView {
     pub price_per_minute: u64,
 }
 
-fn pending_id(call: &super::CallId) -> String {
+/// The id of call `call`'s reservation (pending transfer).
+pub(crate) fn pending_id(call: &super::CallId) -> String {
     format!("call:{call}")
 }
 

@@ -483,6 +483,8 @@ impl CallState {
         metrics::counter!("switchboard_calls_answered_total").increment(1);
         tracing::debug!(call = %self.id, "answered");
         self.reserve();
+        self.journal =
+            crate::journal::on_answer(&self.ctx, &self.snapshot(), self.charging.as_ref());
         self.start_fork();
     }
 
@@ -867,6 +869,7 @@ impl CallState {
         metrics::counter!("switchboard_calls_total", "disposition" => cdr.disposition.as_str())
             .increment(1);
         tracing::info!(call = %self.id, disposition = cdr.disposition.as_str(), cause = %cdr.hangup_cause, billsec = cdr.billsec, "call ended");
+        crate::journal::before_cdr(self.journal.take()).await;
         self.ctx.cdrs.submit(cdr).await;
         self.send(EndpointMsg::Unregister {
             call_id: self.a.call_id.clone(),

@@ -279,6 +279,8 @@ pub struct CallState {
     fork: Option<crate::audio::app::AppStream>,
     /// A rated call's dealings with the ledger.
     charging: Option<charge::Charging>,
+    /// The call's crash-journal record, once answered (issue 12).
+    journal: Option<crate::journal::JournalTicket>,
     /// The authenticated `[[sip_user]]`, if any.
     user: Option<String>,
     src: String,
@@ -361,6 +363,7 @@ impl Actor for Call {
             fork_app: None,
             fork: None,
             charging: None,
+            journal: None,
             user: args.user,
             trunk_in,
             codec: None,

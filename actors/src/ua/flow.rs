@@ -299,6 +299,8 @@ impl UaState {
             self.t38_deadline = Some(now + T38_DEADLINE);
         }
         self.reserve();
+        self.journal =
+            crate::journal::on_answer(&self.ctx, &self.snapshot(), self.charging.as_ref());
         self.emit(UaEvent::Answered);
     }
 
@@ -1058,6 +1060,7 @@ impl UaState {
         metrics::counter!("switchboard_calls_total", "disposition" => cdr.disposition.as_str())
             .increment(1);
         tracing::info!(call = %self.id, cause = outcome.cause, error = ?outcome.error, "local call ended");
+        crate::journal::before_cdr(self.journal.take()).await;
         self.ctx.cdrs.submit(cdr).await;
         self.send(EndpointMsg::Unregister {
             call_id: self.call_id.clone(),

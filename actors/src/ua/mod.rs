@@ -211,6 +211,8 @@ pub struct UaState {
     myself: ActorRef<CallMsg>,
     /// A rated call's dealings with the ledger (calls we place: see [`charge`]).
     charging: Option<crate::call::charge::Charging>,
+    /// The call's crash-journal record, once answered (issue 12).
+    journal: Option<crate::journal::JournalTicket>,
     /// The ledger admitted the call (or it is not rated).
     admitted: bool,
     ctx: Arc<CallContext>,
@@ -303,6 +305,7 @@ impl Actor for UaCall {
             id: args.id,
             myself: myself.clone(),
             charging: None,
+            journal: None,
             admitted: false,
             listener: args.listener,
             mode: args.mode,
