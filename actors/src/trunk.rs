@@ -131,7 +131,7 @@ pub fn initial_status(t: &TrunkConfig) -> TrunkStatus {
             TrunkState::Unmonitored
         },
         monitored: t.monitored(),
-        keepalive_secs: t.monitored().then(|| t.keepalive.as_secs()),
+        keepalive_secs: t.monitored().then_some(t.keepalive.as_secs()),
         last_reply: None,
         registered: t.register.then_some(false),
         last_change: None,
