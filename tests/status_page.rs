@@ -203,6 +203,16 @@ fn the_status_page_shows_live_data_in_headless_chromium() {
         "{text}"
     );
     assert!(text.contains("carrier-x"), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("trunks up (monitored)") && l.trim_end().ends_with(" 1 / 1")),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("trunks not monitored") && l.trim_end().ends_with(" 1")),
+        "{text}"
+    );
     assert!(text.contains("acme-ops"), "{text}");
     // A key without credits:read sees no balances (and the page says why).
     let (code, k) = gw
