@@ -114,25 +114,26 @@ fn cli_trunks(gw: &Gateway) -> String {
 }
 
 #[test]
-fn a_trunk_without_qualify_is_never_probed_and_always_tried() {
-    // The tour's provider: SIPp's built-in UAS, which never answers OPTIONS.
+fn a_trunk_with_default_config_is_never_probed_and_always_tried() {
+    // The tour's provider: SIPp's built-in UAS, which never answers OPTIONS; and a trunk
+    // that answers nothing at all. Neither says anything about keepalives.
     let uas = Sipp::uas("uas", &[]);
     let mut quiet = Silent::bind();
     let cfg = format!(
         "[[trunk]]\nname = \"provider\"\naddress = \"{}\"\n\n\
-         [[trunk]]\nname = \"off\"\naddress = \"{}\"\nqualify = false\nkeepalive_secs = 1\n\n\
-         [[route]]\nmatch = \"0099*\"\nto = \"trunk:off\"\n\n\
+         [[trunk]]\nname = \"quiet\"\naddress = \"{}\"\n\n\
+         [[route]]\nmatch = \"0099*\"\nto = \"trunk:quiet\"\n\n\
          [[route]]\nmatch = \"*\"\nto = \"trunk:provider\"\n",
         uas.addr(),
         quiet.addr()
     );
     let gw = Gateway::start_with_env(&cfg, "", FAST_TIMERS);
 
-    // Longer than the interval plus an OPTIONS timeout: not one probe reaches the trunk.
+    // Longer than an OPTIONS timeout: not one probe reaches the trunk.
     quiet.listen(Duration::from_secs(5));
     assert_eq!(quiet.count("OPTIONS"), 0, "{:?}", quiet.requests);
 
-    // Calls to the default (unqualified) trunk still work.
+    // Calls to the provider work, however long the gateway has been up.
     let run = uac("uac", &gw.sip(), &["-m", "2"], Duration::from_secs(30));
     assert_eq!(run.code, 0, "{}", run.output);
     assert!(gw
@@ -140,7 +141,7 @@ fn a_trunk_without_qualify_is_never_probed_and_always_tried() {
         .iter()
         .all(|c| c["disposition"] == "ANSWERED"));
 
-    for name in ["provider", "off"] {
+    for name in ["provider", "quiet"] {
         let t = trunk(&gw, name);
         assert_eq!(t["state"], "unmonitored", "{t}");
         assert_eq!(t["monitored"], false, "{t}");
@@ -179,9 +180,22 @@ fn a_trunk_without_qualify_is_never_probed_and_always_tried() {
         "both calls reach the trunk: {:?}",
         quiet.requests
     );
-    let t = trunk(&gw, "off");
+    let t = trunk(&gw, "quiet");
     assert_eq!(t["state"], "unmonitored", "{t}");
     assert_eq!(t["last_error"], "INVITE timed out", "{t}");
+}
+
+#[test]
+fn qualify_false_never_probes_even_with_an_interval() {
+    let mut off = Silent::bind();
+    let cfg = format!(
+        "[[trunk]]\nname = \"off\"\naddress = \"{}\"\nqualify = false\nkeepalive_secs = 1\n",
+        off.addr()
+    );
+    let gw = Gateway::start_with_env(&cfg, "", FAST_TIMERS);
+    off.listen(Duration::from_secs(3));
+    assert_eq!(off.count("OPTIONS"), 0, "{:?}", off.requests);
+    assert_eq!(trunk(&gw, "off")["state"], "unmonitored");
 }
 
 #[test]
