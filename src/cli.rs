@@ -469,10 +469,13 @@ pub fn status(api: &ApiArgs) -> anyhow::Result<()> {
     }
     let len = |k: &str| v[k].as_array().map_or(0, Vec::len);
     let trunks = v["trunks"].as_array().cloned().unwrap_or_default();
+    // Up among the trunks that are probed (`qualify`); the others are never up nor down.
+    let monitored = trunks.iter().filter(|t| t["monitored"] == true).count();
     let up = trunks.iter().filter(|t| t["state"] == "up").count();
     println!("switchboard {}", s(&v["version"]));
     println!("{:<26}{}", "calls active", len("calls"));
-    println!("{:<26}{up} / {}", "trunks up", trunks.len());
+    println!("{:<26}{up} / {monitored}", "trunks up (monitored)");
+    println!("{:<26}{}", "trunks not monitored", trunks.len() - monitored);
     for t in &trunks {
         println!("  {:<24}{}", s(&t["name"]), s(&t["state"]));
     }

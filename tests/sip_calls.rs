@@ -156,9 +156,12 @@ fn unroutable_number_gets_404() {
 
 #[test]
 fn trunk_down_gives_503_within_timer_b() {
-    // Nothing listens at the trunk address.
+    // Nothing listens at the trunk address. The trunk is monitored (`qualify`): only a
+    // monitored trunk is marked down (an unmonitored one is always tried: tests/trunk_qualify.rs).
     let dead = format!("127.0.0.1:{}", common::free_port());
-    let gw = Gateway::start(&trunk_route("dead", &dead));
+    let gw = Gateway::start(&format!(
+        "[[trunk]]\nname = \"dead\"\naddress = \"{dead}\"\nqualify = true\n\n[[route]]\nmatch = \"*\"\nto = \"trunk:dead\"\n"
+    ));
     let started = std::time::Instant::now();
     let run = uac(
         "uac_expect_503.xml",

@@ -1,13 +1,40 @@
 //! The status page in a real browser: headless Chromium loads `/` with an API key in the
 //! fragment, the page's script polls `/api/v1/overview`, and the rendered DOM shows the live
-//! call, the trunk and the counters. `switchboard status` prints the same overview.
+//! call (its trunk, duration, packets and loss each way), the trunks (a monitored one up with
+//! its last reply, an unmonitored one as such) and the counters. `switchboard status` prints
+//! the same overview.
 
 mod common;
 
+use std::net::SocketAddr;
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use common::rtp::{call_rtp, caller, RtpPeer};
 use common::{trunk_route, Gateway, Sipp, TEST_KEY};
+
+/// Poll `f` every 100 ms until it holds or `timeout` passes.
+fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if f() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// One 20 ms PCMU frame of silence with sequence number `seq`.
+fn rtp_frame(seq: u16) -> Vec<u8> {
+    let mut pkt = vec![0x80, 0, 0, 0, 0, 0, 0, 0, 0x0a, 0x0b, 0x0c, 0x0d];
+    pkt[2..4].copy_from_slice(&seq.to_be_bytes());
+    pkt[4..8].copy_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+    pkt.extend_from_slice(&[0xff; 160]);
+    pkt
+}
 
 /// Load `url` in headless Chromium (its own profile in `profile`) and dump the DOM after
 /// `budget_ms` of virtual time.
@@ -52,15 +79,45 @@ fn chromium() -> Option<String> {
 #[test]
 fn the_status_page_shows_live_data_in_headless_chromium() {
     let browser = chromium().expect("chromium not installed (scripts/install-peers)");
-    let uas = Sipp::uas("uas", &["-m", "1"]);
-    let gw = Gateway::start(&trunk_route("carrier-x", &uas.addr()));
-    let caller = common::uac_in_background(
-        "uac_long.xml",
-        &gw.sip(),
-        &["-s", "4930777888", "-m", "1"],
-        Duration::from_secs(40),
+    let echo_port = common::free_port().to_string();
+    let uas = Sipp::uas("uas", &["-m", "1", "-rtp_echo", "-mp", &echo_port]);
+    // A second trunk, monitored (qualify) and answering OPTIONS.
+    let watched = Sipp::uas("uas_options.xml", &[]);
+    let gw = Gateway::start(&format!(
+        "{}\n[[trunk]]\nname = \"watched\"\naddress = \"{}\"\nqualify = true\nkeepalive_secs = 1\n",
+        trunk_route("carrier-x", &uas.addr()),
+        watched.addr()
+    ));
+    let peer = RtpPeer::bind();
+    let caller = caller(
+        &gw,
+        "uac_rtp_peer.xml",
+        "4930777888",
+        &peer,
+        &["-d", "20000"],
     );
     gw.wait_answered(1);
+    // The caller talks: 45 frames, with 5 sequence numbers missing (lost on the way in); the
+    // provider echoes what it gets, gap included, so both directions count 5 lost.
+    let (_, a_port): (String, SocketAddr) = call_rtp(&gw);
+    for seq in (0u16..20).chain(25..50) {
+        peer.socket.send_to(&rtp_frame(seq), a_port).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            let m = gw.calls()[0]["media"].clone();
+            m["a_to_b"]["packets"] == 45 && m["b_to_a"]["packets"] == 45
+        }),
+        "{}",
+        gw.calls()[0]["media"]
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            gw.get("/api/v1/trunks").1["trunks"][1]["state"] == "up"
+        }),
+        "the monitored trunk never came up"
+    );
     // A balance for the page to show.
     let post = |path: &str, body: serde_json::Value| {
         let (code, v) = gw.request_body("POST", path, &body.to_string()).unwrap();
@@ -97,8 +154,27 @@ fn the_status_page_shows_live_data_in_headless_chromium() {
         dom.contains("<td>4930777888</td>"),
         "the live call's number: {dom}"
     );
-    assert!(dom.contains("<td>carrier-x</td>"), "the trunk: {dom}");
     assert!(dom.contains("<td>answered</td>"), "{dom}");
+    // The call: its trunk, a duration, packets and loss each way.
+    assert!(
+        dom.contains("<td>4930777888</td><td>carrier-x</td><td>0:00:"),
+        "the call's trunk and duration: {dom}"
+    );
+    assert!(
+        dom.contains("<td>45 / 45</td><td>5 (10 %) / 5 (10 %)</td>"),
+        "the call's packets and loss: {dom}"
+    );
+    // The trunks: monitored and up with its last reply, or not monitored at all.
+    assert!(
+        dom.contains("<td>carrier-x</td><td>not probed</td><td class=\"unmonitored\">unmonitored</td><td>–</td>"),
+        "the unmonitored trunk: {dom}"
+    );
+    assert!(
+        dom.contains("<td>watched</td><td>OPTIONS every 1 s</td><td class=\"up\">up</td><td>20"),
+        "the monitored trunk and its last reply: {dom}"
+    );
+    assert!(dom.contains("<b id=\"trunks-up\">1 / 1</b>"), "{dom}");
+    assert!(dom.contains("<b id=\"trunks-unmonitored\">1</b>"), "{dom}");
     assert!(
         dom.contains("<td>acme-ops</td><td>250</td><td>250</td><td>0</td>"),
         "the balance: {dom}"
@@ -127,6 +203,16 @@ fn the_status_page_shows_live_data_in_headless_chromium() {
         "{text}"
     );
     assert!(text.contains("carrier-x"), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("trunks up (monitored)") && l.trim_end().ends_with(" 1 / 1")),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("trunks not monitored") && l.trim_end().ends_with(" 1")),
+        "{text}"
+    );
     assert!(text.contains("acme-ops"), "{text}");
     // A key without credits:read sees no balances (and the page says why).
     let (code, k) = gw
@@ -160,10 +246,6 @@ fn the_status_page_shows_live_data_in_headless_chromium() {
     assert!(dom.contains("an API key is needed"), "{dom}");
     assert!(!dom.contains("4930777888"), "{dom}");
 
-    let _ = gw.try_request(
-        "DELETE",
-        &format!("/api/v1/calls/{}", gw.calls()[0]["id"].as_str().unwrap()),
-    );
     let run = caller.join().unwrap();
     assert_eq!(run.code, 0, "{run:?}");
 }

@@ -1,5 +1,6 @@
-//! The `Trunk` actor: one per configured trunk. It keeps the trunk's status
-//! (up/down) with OPTIONS keepalives (RFC 3261 §11) and, when configured,
+//! The `Trunk` actor: one per configured trunk. When the trunk is monitored (`qualify`) it
+//! keeps its status (up/down) with OPTIONS keepalives (RFC 3261 §11); an unmonitored trunk
+//! is never probed nor marked down, so every call routed to it tries it. When configured, it
 //! registers with the provider (RFC 3261 §10) answering digest challenges
 //! (RFC 7616). Calls read the status through a watch channel and report a
 //! trunk that let an INVITE time out.
@@ -26,8 +27,10 @@ const REGISTER_RETRY: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TrunkState {
-    /// Not probed yet (or keepalive off and no failure seen).
+    /// Monitored, not answered or timed out yet.
     Unknown,
+    /// Not monitored (`qualify` off): never probed, never marked down.
+    Unmonitored,
     /// Answered the last probe.
     Up,
     /// Did not answer (OPTIONS or INVITE timed out).
@@ -45,6 +48,12 @@ pub struct TrunkStatus {
     pub transport: &'static str,
     /// Reachability.
     pub state: TrunkState,
+    /// Probed with OPTIONS (`qualify`).
+    pub monitored: bool,
+    /// The OPTIONS interval, in seconds, when monitored.
+    pub keepalive_secs: Option<u64>,
+    /// When the trunk last answered an OPTIONS (RFC 3339).
+    pub last_reply: Option<String>,
     /// Registration state, when the trunk registers.
     pub registered: Option<bool>,
     /// Last state change (RFC 3339).
@@ -116,7 +125,14 @@ pub fn initial_status(t: &TrunkConfig) -> TrunkStatus {
         name: t.name.clone(),
         address: t.address.to_string(),
         transport: crate::context::sip_transport(t.transport).as_str(),
-        state: TrunkState::Unknown,
+        state: if t.monitored() {
+            TrunkState::Unknown
+        } else {
+            TrunkState::Unmonitored
+        },
+        monitored: t.monitored(),
+        keepalive_secs: t.monitored().then_some(t.keepalive.as_secs()),
+        last_reply: None,
         registered: t.register.then_some(false),
         last_change: None,
         last_error: None,
@@ -148,13 +164,15 @@ impl Actor for Trunk {
                 owner: Owner::Trunk(myself.clone()),
             })?;
         }
+        metrics::gauge!("switchboard_trunk_monitored", "trunk" => args.config.name.clone())
+            .set(if args.config.monitored() { 1.0 } else { 0.0 });
         let now = Instant::now();
         let peer = Peer {
             addr: args.config.address,
             transport: crate::context::sip_transport(args.config.transport),
         };
         Ok(TrunkActorState {
-            next_options: (!args.config.keepalive.is_zero()).then_some(now),
+            next_options: args.config.monitored().then_some(now),
             next_register: args.config.register.then_some(now),
             peer,
             options_call_id,
@@ -212,6 +230,13 @@ impl Actor for Trunk {
 impl TrunkActorState {
     fn set_state(&mut self, new: TrunkState, error: Option<String>) {
         let name = self.args.config.name.clone();
+        if !self.args.config.monitored() {
+            // Nothing marks an unmonitored trunk up or down; the error is still shown.
+            if error.is_some() {
+                self.args.status.send_modify(|s| s.last_error = error);
+            }
+            return;
+        }
         self.args.status.send_if_modified(|s| {
             let changed = s.state != new;
             if changed {
@@ -356,7 +381,11 @@ impl TrunkActorState {
         {
             if let Some((_, sent)) = self.options_pending.take() {
                 let rtt = sent.elapsed().as_millis() as u64;
-                self.args.status.send_modify(|s| s.rtt_ms = Some(rtt));
+                let at = rfc3339(now_unix_ms());
+                self.args.status.send_modify(|s| {
+                    s.rtt_ms = Some(rtt);
+                    s.last_reply = Some(at);
+                });
             }
             // Any answer, even an error, shows the trunk is alive.
             self.set_state(TrunkState::Up, None);

@@ -133,6 +133,7 @@ pub(crate) struct RawTrunk {
     pub register: Option<bool>,
     pub register_expires: Option<i64>,
     pub keepalive_secs: Option<u64>,
+    pub qualify: Option<bool>,
     pub allow: Option<Vec<String>>,
     pub from_domain: Option<String>,
     pub t38: Option<String>,

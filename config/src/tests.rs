@@ -762,3 +762,30 @@ fn journal_checkpoint_key() {
     .unwrap();
     assert_eq!(c.sip.journal_checkpoint, Duration::from_secs(3));
 }
+
+#[test]
+fn trunk_qualify_is_opt_in() {
+    let trunk =
+        |keys: &str| format!("[[trunk]]\nname = \"t\"\naddress = \"127.0.0.1:5080\"\n{keys}");
+    let keepalive = |keys: &str| ok(&trunk(keys)).trunks[0].keepalive;
+    // Off unless asked for: no OPTIONS, never marked down.
+    assert_eq!(keepalive(""), Duration::ZERO);
+    assert!(!ok(&trunk("")).trunks[0].monitored());
+    assert_eq!(
+        keepalive("qualify = false\nkeepalive_secs = 10\n"),
+        Duration::ZERO
+    );
+    // On: every keepalive_secs (default 30).
+    assert_eq!(keepalive("qualify = true\n"), Duration::from_secs(30));
+    assert_eq!(
+        keepalive("qualify = true\nkeepalive_secs = 5\n"),
+        Duration::from_secs(5)
+    );
+    assert!(ok(&trunk("qualify = true\n")).trunks[0].monitored());
+    // Files from before `qualify`: an explicit interval keeps probing, 0 stays off.
+    assert_eq!(keepalive("keepalive_secs = 10\n"), Duration::from_secs(10));
+    assert_eq!(keepalive("keepalive_secs = 0\n"), Duration::ZERO);
+    // A contradiction is an error at its key.
+    let e = errs(&trunk("qualify = true\nkeepalive_secs = 0\n"));
+    assert!(e.to_string().contains("trunk[0].keepalive_secs"), "{e}");
+}

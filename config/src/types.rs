@@ -364,7 +364,10 @@ pub struct TrunkConfig {
     pub register: bool,
     /// Requested registration expiry in seconds (60..=86400, default 3600).
     pub register_expires: u32,
-    /// OPTIONS keepalive interval (key `keepalive_secs`, default 30, zero = off).
+    /// OPTIONS keepalive interval when the trunk is monitored (key `qualify`), zero when it
+    /// is not. `qualify` is off by default; on, the interval is `keepalive_secs` (default 30).
+    /// Without `qualify`, a `keepalive_secs` above zero turns it on (files written before
+    /// `qualify` existed keep their probing). See [`TrunkConfig::monitored`].
     pub keepalive: Duration,
     /// Source networks accepted as this trunk (a single IP is a /32 or /128).
     pub allow: Vec<ipnet::IpNet>,
@@ -387,6 +390,12 @@ pub struct TrunkConfig {
 }
 
 impl TrunkConfig {
+    /// True when the gateway probes this trunk with OPTIONS (`qualify`) and may mark it down.
+    /// An unmonitored trunk is never marked down: every call routed to it tries it.
+    pub fn monitored(&self) -> bool {
+        !self.keepalive.is_zero()
+    }
+
     /// The name the trunk's TLS certificate is checked against: `tls_server_name`, else the
     /// host of `address` (an IPv6 host without its brackets).
     pub fn tls_name(&self) -> &str {

@@ -624,13 +624,28 @@ fn trunks(c: &mut Checker, raw: Vec<RawTrunk>) -> Vec<TrunkConfig> {
                     3600
                 }),
         };
-        let keepalive = c.ranged(
+        let interval = c.ranged(
             &format!("{p}.keepalive_secs"),
             t.keepalive_secs,
             30,
             0,
             86_400,
         );
+        // `qualify` (as Asterisk's) turns OPTIONS probing on; without it, an explicit
+        // `keepalive_secs` above zero does, as it did before `qualify` existed.
+        let keepalive = match (t.qualify, t.keepalive_secs) {
+            (Some(true), Some(0)) => {
+                c.invalid(
+                    &format!("{p}.keepalive_secs"),
+                    "0",
+                    "1 to 86400 seconds when qualify = true (or qualify = false)",
+                );
+                0
+            }
+            (Some(true), _) => interval,
+            (Some(false), _) | (None, None) => 0,
+            (None, Some(_)) => interval,
+        };
         let allow = c.nets(&format!("{p}.allow"), t.allow);
         let from_domain = t.from_domain.filter(|d| {
             let ok = !d.is_empty()

@@ -1,6 +1,7 @@
 //! The status page at `/` (static HTML, CSS and script, with a strict CSP) and the one JSON
-//! document it polls, `/api/v1/overview` (scope `calls:read`): calls, trunks, devices, fax
-//! jobs, streams and bans at a glance, and, for a key that also has `credits:read`, the
+//! document it polls, `/api/v1/overview` (scope `calls:read`): calls (with their trunk,
+//! duration, packets and loss each way), trunks (monitored ones up or down with their last
+//! OPTIONS reply, unmonitored ones as such), devices, fax jobs, streams and bans at a glance, and, for a key that also has `credits:read`, the
 //! balances of the first accounts. `switchboard status` prints the same document.
 
 use axum::extract::State;
@@ -51,6 +52,15 @@ pub async fn script() -> Response {
         .into_response()
 }
 
+/// Packets lost as a share of those expected (relayed + lost), in percent with one decimal.
+fn loss_pct(d: &switchboard_actors::media::DirectionSnapshot) -> f64 {
+    let expected = d.packets.saturating_add(d.lost);
+    if expected == 0 {
+        return 0.0;
+    }
+    (d.lost as f64 * 1000.0 / expected as f64).round() / 10.0
+}
+
 /// `GET /api/v1/overview`
 pub async fn overview(
     State(s): State<AdminState>,
@@ -74,12 +84,20 @@ pub async fn overview(
         .iter()
         .filter(|j| matches!(j.status, FaxStatus::Queued | FaxStatus::InProgress))
         .count();
+    let now_ms = switchboard_storage::now_unix_ms();
     let calls: Vec<_> = calls
         .iter()
         .map(|c| {
+            let (ab, ba) = (&c.media.a_to_b, &c.media.b_to_a);
             json!({
                 "id": c.id.0, "state": c.state, "src": c.src, "dst": c.dst,
                 "codec": c.codec, "start": c.start,
+                "trunk": c.trunk_out.as_ref().or(c.trunk_in.as_ref()),
+                "duration_secs": c.duration_secs(now_ms),
+                "billsec": c.billsec(now_ms),
+                "packets": {"a_to_b": ab.packets, "b_to_a": ba.packets},
+                "lost": {"a_to_b": ab.lost, "b_to_a": ba.lost},
+                "loss_pct": {"a_to_b": loss_pct(ab), "b_to_a": loss_pct(ba)},
             })
         })
         .collect();

@@ -152,6 +152,17 @@ pub struct CallSnapshot {
 }
 
 impl CallSnapshot {
+    /// Seconds since the call started (`now_ms` in Unix ms), as a CDR's `duration` would be.
+    pub fn duration_secs(&self, now_ms: u64) -> u64 {
+        now_ms.saturating_sub(self.start_ms) / 1000
+    }
+
+    /// Seconds since the call was answered, as a CDR's `billsec` would be (0 before).
+    pub fn billsec(&self, now_ms: u64) -> u64 {
+        self.answer_ms
+            .map_or(0, |a| now_ms.saturating_sub(a) / 1000)
+    }
+
     /// The CDR of this call ending now.
     pub(crate) fn cdr(
         &self,
