@@ -748,6 +748,8 @@ fn a_missing_file_is_named_once() {
     let text = e.render(&path.display().to_string());
     assert_eq!(text.matches("sb-check.toml").count(), 1, "{text}");
     assert!(text.contains("no such file"), "{text}");
+}
+
 #[test]
 fn journal_checkpoint_key() {
     assert_eq!(ok("").sip.journal_checkpoint, Duration::from_secs(10));
