@@ -35,6 +35,7 @@ pub(crate) struct RawSip {
     pub tcp_message_timeout_secs: Option<u64>,
     pub tcp_idle_secs: Option<u64>,
     pub max_call_secs: Option<u64>,
+    pub drain_secs: Option<u64>,
 }
 
 /// One `[[sip_user]]` as written.

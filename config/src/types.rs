@@ -68,6 +68,9 @@ pub struct SipConfig {
     /// Longest an answered call may last before the gateway hangs it up (key
     /// `max_call_secs`, 1..=604800, default 4 h; cause `max duration`).
     pub max_call: Duration,
+    /// How long a drain (SIGTERM, `switchboard drain`) lets calls in progress go on before
+    /// they are hung up with cause `shutdown` (key `drain_secs`, 0..=86400, default 30).
+    pub drain: Duration,
 }
 
 /// One `[[sip_user]]`: a digest identity for phones and softswitches that are not trunks.
@@ -123,6 +126,7 @@ impl Default for SipConfig {
             tcp_message_timeout: Duration::from_secs(20),
             tcp_idle: Duration::from_secs(300),
             max_call: Duration::from_secs(4 * 3600),
+            drain: Duration::from_secs(30),
         }
     }
 }
