@@ -4,9 +4,12 @@
 //! queued in a single batch and flushes it to disk before taking more, so a
 //! CDR is durable within one fsync of the call ending and a burst of hangups
 //! costs one flush, not one each.
+//!
+//! At shutdown [`CdrWriter::close`] queues an end marker behind every CDR already
+//! submitted and joins the thread once it has written them all (issue 12).
 
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use switchboard_storage::{put_cdrs, Cdr, Store};
@@ -19,41 +22,89 @@ const BATCH: usize = 512;
 /// Sending side of the CDR writer.
 #[derive(Debug, Clone)]
 pub struct CdrSink {
-    tx: SyncSender<Cdr>,
+    tx: SyncSender<Item>,
+}
+
+/// What the writer thread takes from its queue.
+#[derive(Debug)]
+enum Item {
+    Cdr(Box<Cdr>),
+    /// Write what came before, then stop.
+    Close,
+}
+
+/// The writer thread, for closing it at shutdown.
+#[derive(Debug)]
+pub struct CdrWriter {
+    tx: SyncSender<Item>,
+    handle: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl CdrWriter {
+    /// Queue the end marker behind every CDR already submitted and wait (blocking) until the
+    /// thread has written them and exited. CDRs submitted afterwards are lost (logged), so
+    /// call this once no call is left. A second call returns at once.
+    pub fn close(&self) {
+        let handle = self.handle.lock().ok().and_then(|mut h| h.take());
+        let Some(handle) = handle else {
+            return;
+        };
+        let _ = self.tx.send(Item::Close);
+        if handle.join().is_err() {
+            tracing::error!("the CDR writer thread panicked");
+        }
+    }
 }
 
 impl CdrSink {
     /// Queue a CDR. When the queue is full the caller blocks on a blocking
     /// thread rather than lose the record.
     pub async fn submit(&self, cdr: Cdr) {
-        match self.tx.try_send(cdr) {
+        match self.tx.try_send(Item::Cdr(Box::new(cdr))) {
             Ok(()) => {}
-            Err(TrySendError::Full(cdr)) => {
+            Err(TrySendError::Full(item)) => {
                 let tx = self.tx.clone();
-                let _ = tokio::task::spawn_blocking(move || tx.send(cdr).is_ok()).await;
+                let _ = tokio::task::spawn_blocking(move || tx.send(item).is_ok()).await;
             }
-            Err(TrySendError::Disconnected(cdr)) => {
+            Err(TrySendError::Disconnected(Item::Cdr(cdr))) => {
                 tracing::error!(id = %cdr.id, "CDR writer gone; record lost");
             }
+            Err(TrySendError::Disconnected(Item::Close)) => {}
         }
     }
 }
 
 /// Start the writer thread.
-pub fn start(store: Arc<dyn Store>) -> std::io::Result<(CdrSink, JoinHandle<()>)> {
+pub fn start(store: Arc<dyn Store>) -> std::io::Result<(CdrSink, CdrWriter)> {
     let (tx, rx) = sync_channel(CDR_QUEUE);
     let handle = std::thread::Builder::new()
         .name("cdr-writer".into())
         .spawn(move || writer(rx, store))?;
-    Ok((CdrSink { tx }, handle))
+    let writer = CdrWriter {
+        tx: tx.clone(),
+        handle: Mutex::new(Some(handle)),
+    };
+    Ok((CdrSink { tx }, writer))
 }
 
-fn writer(rx: Receiver<Cdr>, store: Arc<dyn Store>) {
-    while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
+fn writer(rx: Receiver<Item>, store: Arc<dyn Store>) {
+    let mut closing = false;
+    while !closing {
+        let Ok(first) = rx.recv() else {
+            break;
+        };
+        let mut batch = Vec::new();
+        match first {
+            Item::Cdr(c) => batch.push(*c),
+            Item::Close => break,
+        }
         while batch.len() < BATCH {
             match rx.try_recv() {
-                Ok(c) => batch.push(c),
+                Ok(Item::Cdr(c)) => batch.push(*c),
+                Ok(Item::Close) => {
+                    closing = true;
+                    break;
+                }
                 Err(_) => break,
             }
         }
