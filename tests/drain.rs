@@ -187,17 +187,23 @@ fn during_a_drain_new_invites_get_503_with_retry_after_and_a_second_sigterm_skip
 }
 
 #[test]
-fn sigint_drains_too() {
+fn sigint_drains_as_sigterm_does() {
     let uas = Sipp::uas("uas", &["-m", "1"]);
-    let mut gw = start(&uas, 30);
-    gw.signal("INT");
-    // No call in progress: the process leaves at once, cleanly.
-    assert_eq!(
-        gw.wait_exit(Duration::from_secs(10)),
-        Some(0),
-        "{}",
-        gw.log()
+    let mut gw = start(&uas, 1);
+    let caller = uac_in_background(
+        "uac_wait_bye.xml",
+        &gw.sip(),
+        &["-m", "1", "-s", "442071234567"],
+        Duration::from_secs(60),
     );
+    gw.wait_answered(1);
+    gw.signal("INT");
+    assert_eq!(gw.wait_exit(Duration::from_secs(10)), Some(0), "{}", gw.log());
+    assert_eq!(caller.join().unwrap().code, 0, "the caller got no BYE");
+    assert_eq!(uas.wait(Duration::from_secs(10)), 0, "the trunk got no BYE");
+    let (cdrs, _) = records(&mut gw);
+    assert_eq!(cdrs.len(), 1, "{cdrs:?}");
+    assert_eq!(cdrs[0]["hangup_cause"], "shutdown", "{cdrs:?}");
 }
 
 #[test]
