@@ -198,7 +198,12 @@ fn sigint_drains_as_sigterm_does() {
     );
     gw.wait_answered(1);
     gw.signal("INT");
-    assert_eq!(gw.wait_exit(Duration::from_secs(10)), Some(0), "{}", gw.log());
+    assert_eq!(
+        gw.wait_exit(Duration::from_secs(10)),
+        Some(0),
+        "{}",
+        gw.log()
+    );
     assert_eq!(caller.join().unwrap().code, 0, "the caller got no BYE");
     assert_eq!(uas.wait(Duration::from_secs(10)), 0, "the trunk got no BYE");
     let (cdrs, _) = records(&mut gw);
@@ -266,4 +271,87 @@ fn the_cli_starts_a_drain() {
         "{}",
         gw.log()
     );
+}
+
+#[test]
+fn devices_are_told_on_their_command_topic_and_disconnected() {
+    use switchboard_mqtt::claim::{claim_mac, device_secret};
+    const FLEET: &str = "test-fleet-secret-0123456789";
+    let mut gw = Gateway::start_with("", &format!("[devices]\nfleet_secret = \"{FLEET}\"\n"));
+    let (id, ts) = (
+        "esp-drain",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64,
+    );
+    let mac = claim_mac(
+        &device_secret(FLEET.as_bytes(), id),
+        id,
+        "nonce-esp-drain-0000abcd",
+        ts,
+    );
+    let body = json!({"device_id": id, "nonce": "nonce-esp-drain-0000abcd", "ts": ts, "hmac": mac});
+    let (code, v) = post(&gw, "/api/v1/devices/claim", body);
+    assert_eq!(code, 200, "{v}");
+    let pass = v["password"].as_str().unwrap().to_string();
+    // The device listens on its command topics, as devices do, and prints what it gets.
+    let mut sub = std::process::Command::new("mosquitto_sub")
+        .args(["-h", "127.0.0.1", "-p", &gw.mqtt_port.to_string()])
+        .args([
+            "-u", id, "-P", &pass, "-i", id, "-q", "1", "-v", "-C", "2", "-W", "30",
+        ])
+        .args(["-t", &format!("devices/{id}/cmd/+")])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("mosquitto_sub not installed (apt-get install mosquitto-clients)");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = sub.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    // A command proves the subscription is in place (delivered again until it is).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while gw.get(&format!("/api/v1/devices/{id}")).1["online"] != true {
+        assert!(Instant::now() < deadline, "the device never came online");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (code, v) = post(
+        &gw,
+        &format!("/api/v1/devices/{id}/commands"),
+        json!({"ping": 1}),
+    );
+    assert_eq!(code, 202, "{v}");
+    let first = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("no command");
+    assert!(first.contains("\"ping\""), "{first}");
+    gw.signal("TERM");
+    let notice = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("no drain notice");
+    assert_eq!(
+        gw.wait_exit(Duration::from_secs(10)),
+        Some(0),
+        "{}",
+        gw.log()
+    );
+    let (topic, payload) = notice.split_once(' ').unwrap_or_default();
+    assert_eq!(topic, format!("devices/{id}/cmd/gateway-drain"), "{notice}");
+    let notice: Value = serde_json::from_str(payload).unwrap();
+    assert_eq!(notice["type"], "gateway_draining", "{notice}");
+    assert_eq!(notice["drain_secs"], 30, "{notice}");
+    // Its connection was closed by the gateway.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while sub.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "the device is still connected");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
