@@ -223,6 +223,28 @@ fn the_admin_call_starts_a_drain_and_the_gateway_leaves_when_the_last_call_ends(
     );
     let calls = gw.wait_answered(1);
     let id = calls[0]["id"].as_str().unwrap().to_string();
+    // Admin scope only: an operator key for calls cannot drain the gateway.
+    let (code, v) = post(
+        &gw,
+        "/api/v1/admin/api-keys",
+        json!({"name": "ops", "scopes": ["calls:write", "calls:read"]}),
+    );
+    assert_eq!(code, 201, "{v}");
+    let auth = format!("Bearer {}", v["key"].as_str().unwrap());
+    let (code, _, v) = gw
+        .request_with(
+            "POST",
+            "/api/v1/admin/drain",
+            "",
+            &[("Authorization", &auth)],
+        )
+        .unwrap();
+    assert_eq!(code, 403, "{v}");
+    assert_eq!(
+        ready(&gw).0,
+        200,
+        "a refused drain call drained the gateway"
+    );
     let (code, v) = post(&gw, "/api/v1/admin/drain", json!({}));
     assert_eq!(code, 200, "{v}");
     assert_eq!(v["draining"], true, "{v}");
@@ -354,4 +376,42 @@ fn devices_are_told_on_their_command_topic_and_disconnected() {
         assert!(Instant::now() < deadline, "the device is still connected");
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+#[test]
+fn a_websocket_app_gets_stop_before_the_gateway_exits() {
+    let app = common::app::App::start("twilio", 8000, "");
+    let mut gw = Gateway::start_with_env(
+        &format!(
+            "[[app]]\nname = \"bot\"\nurl = \"ws://127.0.0.1:{}/media\"\nmode = \"twilio\"\n\n\
+             [[route]]\nmatch = \"5000\"\nto = \"app:bot\"\n",
+            app.port
+        ),
+        "",
+        &[("SWITCHBOARD_SIP_DRAIN_SECS", "1")],
+    );
+    let caller = uac_in_background(
+        "uac_wait_bye.xml",
+        &gw.sip(),
+        &["-m", "1", "-s", "5000"],
+        Duration::from_secs(60),
+    );
+    assert!(
+        app.wait_for(Duration::from_secs(10), |a| !a.events("start").is_empty()),
+        "the app never got start: {:?}",
+        app.records()
+    );
+    gw.signal("TERM");
+    assert_eq!(
+        gw.wait_exit(Duration::from_secs(10)),
+        Some(0),
+        "{}",
+        gw.log()
+    );
+    assert_eq!(caller.join().unwrap().code, 0, "the caller got no BYE");
+    assert!(
+        app.wait_for(Duration::from_secs(5), |a| !a.events("stop").is_empty()),
+        "no stop: {:?}",
+        app.records()
+    );
 }
