@@ -121,3 +121,47 @@ fn writer(rx: Receiver<Item>, store: Arc<dyn Store>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchboard_storage::{recent_cdrs, Disposition, SledStore};
+
+    fn cdr(n: u64) -> Cdr {
+        Cdr {
+            v: Cdr::VERSION,
+            id: format!("c{n}"),
+            src: "1".into(),
+            dst: "2".into(),
+            start: "2026-01-01T00:00:00.000Z".into(),
+            answer: None,
+            end: "2026-01-01T00:00:01.000Z".into(),
+            duration: 1,
+            billsec: 0,
+            disposition: Disposition::NoAnswer,
+            hangup_cause: "shutdown".into(),
+            sip_code: None,
+            trunk_in: None,
+            trunk_out: None,
+            codec: None,
+            end_unix_ms: 1_000 + n,
+            account: None,
+            cost: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn close_writes_everything_queued_before_it_and_joins() {
+        let store: Arc<dyn Store> = Arc::new(SledStore::temporary().unwrap());
+        let (sink, writer) = start(Arc::clone(&store)).unwrap();
+        for n in 0..2_000 {
+            sink.submit(cdr(n)).await;
+        }
+        writer.close();
+        assert_eq!(recent_cdrs(store.as_ref(), 5_000).unwrap().len(), 2_000);
+        // A second close returns at once; a CDR after the close is refused, not written.
+        writer.close();
+        sink.submit(cdr(9_999)).await;
+        assert_eq!(recent_cdrs(store.as_ref(), 5_000).unwrap().len(), 2_000);
+    }
+}
