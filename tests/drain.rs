@@ -415,3 +415,79 @@ fn a_websocket_app_gets_stop_before_the_gateway_exits() {
         app.records()
     );
 }
+
+/// `switchboard fax send --json TO one-page.tif` against `gw`: the job's id.
+fn fax_send(gw: &Gateway, to: &str) -> String {
+    let doc =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fax/fixtures/one-page.tif");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args(["fax", "send", "--json", to])
+        .arg(&doc)
+        .env(
+            "SWITCHBOARD_ADMIN_URL",
+            format!("http://127.0.0.1:{}", gw.admin_port),
+        )
+        .env("SWITCHBOARD_API_KEY", TEST_KEY)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let j: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["status"], "queued", "{j}");
+    j["id"].as_str().unwrap().to_string()
+}
+
+fn fax_job(gw: &Gateway, id: &str) -> Value {
+    gw.get(&format!("/api/v1/faxes/{id}")).1
+}
+
+#[test]
+fn fax_jobs_start_no_attempt_during_a_drain_and_a_cut_attempt_is_on_disk() {
+    // The far end rings until it is cancelled.
+    let uas = Sipp::uas("uas_ring.xml", &["-m", "1"]);
+    let mut gw = Gateway::start_with_env(
+        &common::trunk_route("carrier", &uas.addr()),
+        "[fax]\nretry_delay_secs = 300\n",
+        &[("SWITCHBOARD_SIP_DRAIN_SECS", "2")],
+    );
+    let first = fax_send(&gw, "+4930123456");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while fax_job(&gw, &first)["status"] != "in_progress" {
+        assert!(Instant::now() < deadline, "{}", fax_job(&gw, &first));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    gw.signal("TERM");
+    wait_draining(&gw);
+    // A job submitted now is kept queued: its attempt does not start.
+    let second = fax_send(&gw, "+4930123457");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !gw
+        .log()
+        .lines()
+        .any(|l| l.contains("fax attempt not started") && l.contains(&second))
+    {
+        assert!(Instant::now() < deadline, "{}", gw.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(fax_job(&gw, &second)["attempts"], 0);
+    // At the deadline the ringing attempt is cancelled; the job's state is on disk at exit.
+    assert_eq!(
+        gw.wait_exit(Duration::from_secs(10)),
+        Some(0),
+        "{}",
+        gw.log()
+    );
+    assert_eq!(
+        uas.wait(Duration::from_secs(10)),
+        0,
+        "the far end got no CANCEL"
+    );
+    gw.restart();
+    let j = fax_job(&gw, &first);
+    assert_eq!(j["status"], "queued", "{j}");
+    assert_eq!(j["attempts"], 1, "{j}");
+    // Recorded by the drain, not found interrupted by the next start.
+    assert!(
+        j["error_text"].as_str().unwrap_or("").contains("shutdown"),
+        "{j}"
+    );
+}
