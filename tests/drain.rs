@@ -491,3 +491,41 @@ fn fax_jobs_start_no_attempt_during_a_drain_and_a_cut_attempt_is_on_disk() {
         "{j}"
     );
 }
+
+#[test]
+fn a_media_ingest_stream_is_refused_with_try_again_later_during_a_drain() {
+    use common::ingest::{cpaas, good, ingest_url, media_ws_section};
+    let app = common::app::App::start("twilio", 8000, "");
+    let uas = Sipp::uas("uas", &["-m", "1"]);
+    let mut gw = Gateway::start_with_env(
+        &format!(
+            "[[app]]\nname = \"bot\"\nurl = \"ws://127.0.0.1:{}/media\"\n\n{}",
+            app.port,
+            common::trunk_route("carrier", &uas.addr())
+        ),
+        &media_ws_section(""),
+        &[("SWITCHBOARD_SIP_DRAIN_SECS", "30")],
+    );
+    // One call keeps the drain going.
+    let caller = uac_in_background(
+        "uac_wait_bye.xml",
+        &gw.sip(),
+        &["-m", "1", "-s", "442071234567"],
+        Duration::from_secs(60),
+    );
+    gw.wait_answered(1);
+    gw.signal("TERM");
+    wait_draining(&gw);
+    let r = cpaas(&ingest_url(&gw, "app:bot", ""), &["--token", &good()]);
+    assert_eq!(r["close_code"], 1013, "{r}");
+    assert_eq!(r["close_reason"], "draining", "{r}");
+    assert!(app.records().is_empty(), "{:?}", app.records());
+    gw.signal("TERM");
+    assert_eq!(
+        gw.wait_exit(Duration::from_secs(10)),
+        Some(0),
+        "{}",
+        gw.log()
+    );
+    assert_eq!(caller.join().unwrap().code, 0);
+}
