@@ -267,6 +267,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/v1/admin/api-keys", get(list_keys).post(create_key))
         .route("/api/v1/admin/reload", post(reload_config))
         .route("/api/v1/admin/backup", post(crate::backup::handler))
+        .route("/api/v1/admin/drain", post(start_drain))
         .route("/api/v1/accounts", post(ledger::create_account))
         .route("/api/v1/accounts/{id}", get(ledger::get_account))
         .route("/api/v1/accounts/{id}/topup", post(ledger::topup))
@@ -333,7 +334,10 @@ async fn ready(State(s): State<AdminState>) -> Response {
     let store = s.store.get(Tree::Meta, b"schema_version").is_ok();
     let sip = sip_up(&s).await;
     let broker = broker_up(&s).await;
-    let code = if store && sip && broker {
+    // A draining gateway is not ready: load balancers and dispatchers take it out.
+    let draining = s.gateway.drain.is_draining();
+    let ready = store && sip && broker && !draining;
+    let code = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
@@ -341,9 +345,56 @@ async fn ready(State(s): State<AdminState>) -> Response {
     (
         code,
         [(header::CACHE_CONTROL, "no-store")],
-        Json(json!({"ready": store && sip && broker, "store": store, "sip": sip, "mqtt": broker})),
+        Json(json!({
+            "ready": ready,
+            "store": store,
+            "sip": sip,
+            "mqtt": broker,
+            "draining": draining,
+        })),
     )
         .into_response()
+}
+
+/// `POST /api/v1/admin/drain`: start a drain (as SIGTERM does) and say what is in progress.
+/// Calling it again during a drain changes nothing and answers the same way.
+async fn start_drain(State(s): State<AdminState>) -> ApiResult {
+    let started = s.gateway.start_drain();
+    let calls = ractor::call_t!(
+        s.gateway.supervisor,
+        SupervisorMsg::List,
+        ACTOR_TIMEOUT.as_millis() as u64
+    )
+    .unwrap_or_default();
+    let live = s.gateway.live_calls().await;
+    let broker = s.gateway.broker.borrow().clone();
+    let devices = match broker {
+        Some(b) => ractor::call_t!(b, BrokerMsg::Status, ACTOR_TIMEOUT.as_millis() as u64)
+            .map(|st| st.clients)
+            .unwrap_or(0),
+        None => 0,
+    };
+    let remaining = s.gateway.drain.deadline().map(|d| {
+        d.saturating_duration_since(std::time::Instant::now())
+            .as_secs()
+    });
+    let calls: Vec<_> = calls
+        .iter()
+        .map(|c| json!({"id": c.id, "state": c.state, "src": c.src, "dst": c.dst, "answer": c.answer}))
+        .collect();
+    ok_json(json!({
+        "draining": true,
+        "started": started,
+        "stage": s.gateway.drain.stage(),
+        "drain_secs": s.gateway.drain.window().as_secs(),
+        "deadline_in_secs": remaining,
+        "in_progress": {
+            "calls": live,
+            "call_list": calls,
+            "streams": s.gateway.streams.len(),
+            "mqtt_clients": devices,
+        },
+    }))
 }
 
 async fn metrics(State(s): State<AdminState>) -> Response {

@@ -828,3 +828,27 @@ pub fn faxes(api: &ApiArgs, inbound: bool) -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// `switchboard drain`: start a drain of the gateway (as SIGTERM does) and show what is still
+/// in progress. The gateway exits on its own once no call is left or `[sip] drain_secs` passes.
+pub fn drain(api: &ApiArgs) -> anyhow::Result<()> {
+    let v = request(api, "POST", "/api/v1/admin/drain", None)?;
+    if api.json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    let first = v["started"].as_bool().unwrap_or(false);
+    println!(
+        "{}: {} call(s), {} stream(s) and {} MQTT client(s) in progress; calls left are hung up in {} s",
+        if first {
+            "draining"
+        } else {
+            "already draining"
+        },
+        s(&v["in_progress"]["calls"]),
+        s(&v["in_progress"]["streams"]),
+        s(&v["in_progress"]["mqtt_clients"]),
+        s(&v["deadline_in_secs"]),
+    );
+    Ok(())
+}

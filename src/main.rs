@@ -54,6 +54,9 @@ enum Command {
     Streams(cli::ApiArgs),
     /// Trunks and their state.
     Trunks(cli::ApiArgs),
+    /// Drain the gateway, as SIGTERM does: new calls get 503, calls in progress go on for up to
+    /// `[sip] drain_secs`, then the process exits.
+    Drain(cli::ApiArgs),
     /// Devices: online, last seen, firmware, counters.
     Devices(cli::ApiArgs),
     /// One device: `device reset ID` (re-provisioning: it may be claimed again).
@@ -161,6 +164,7 @@ fn main() -> std::process::ExitCode {
         Command::Streams(api) => cli::streams(&api),
         Command::Status(api) => cli::status(&api),
         Command::Trunks(api) => cli::trunks(&api),
+        Command::Drain(api) => cli::drain(&api),
         Command::Devices(api) => cli::devices(&api),
         Command::Device {
             action: DeviceAction::Reset { api, id },
@@ -316,17 +320,71 @@ async fn serve(config: Arc<Config>, config_path: Option<PathBuf>) -> anyhow::Res
     );
     // Uploads nobody used expire (`[fax] upload_ttl_secs`).
     admin::spawn_upload_sweeper(Arc::clone(&config));
-    let server = admin::serve::run(listener, tls, app, &config.admin, shutdown_signal());
+    // The admin API keeps serving through the drain (readiness, status); it stops last.
+    let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
+    let admin_config = config.admin.clone();
+    let mut server = tokio::spawn(async move {
+        admin::serve::run(listener, tls, app, &admin_config, async {
+            let _ = admin_stopped.await;
+        })
+        .await
+    });
+    tokio::spawn(signals(gateway.clone()));
+    let mut stage = gateway.drain.subscribe();
     tokio::select! {
-        _ = server => {}
-        _ = wait_stopped(root_cell) => anyhow::bail!("the actor tree stopped"),
+        _ = stage.wait_for(|s| *s != switchboard_actors::drain::Stage::Running) => {}
+        _ = &mut server => anyhow::bail!("the admin API stopped"),
+        _ = wait_stopped(root_cell.clone()) => anyhow::bail!("the actor tree stopped"),
     }
-    tracing::info!("shutting down");
+    let report = tokio::select! {
+        r = gateway.shutdown() => r,
+        _ = wait_stopped(root_cell) => anyhow::bail!("the actor tree stopped during the drain"),
+    };
+    let _ = stop_admin.send(());
+    let _ = server.await;
+    tracing::info!(
+        hung_up = report.hung_up,
+        devices = report.devices,
+        fax_jobs = report.fax_jobs,
+        "drained; flushing the store"
+    );
     store.flush().context("flushing the store")?;
+    if report.lost > 0 {
+        anyhow::bail!(
+            "{} call(s) did not end in time; their CDRs are lost",
+            report.lost
+        );
+    }
+    tracing::info!("stopped");
     Ok(())
 }
 
+/// SIGTERM or SIGINT: the first starts a drain, the next skips its wait (calls are hung up at
+/// once). A drain started by the admin API counts as no signal.
+async fn signals(gateway: switchboard_actors::Gateway) {
+    let mut seen = 0;
+    let mut signals = match Signals::new() {
+        Ok(s) => s,
+        Err(err) => {
+            tracing::error!(%err, "cannot listen for SIGTERM/SIGINT");
+            return;
+        }
+    };
+    loop {
+        signals.next().await;
+        seen += 1;
+        if seen == 1 {
+            tracing::info!("signal: draining (send it again to hang up calls now)");
+            gateway.start_drain();
+        } else {
+            tracing::warn!("second signal: hanging up every call now");
+            gateway.drain.now();
+        }
+    }
+}
+
 async fn wait_stopped(cell: ractor::ActorCell) {
+    // Polled: ractor offers no future for an actor's end.
     loop {
         if matches!(
             cell.get_status(),
@@ -338,23 +396,35 @@ async fn wait_stopped(cell: ractor::ActorCell) {
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// SIGTERM and SIGINT, registered once so that none is missed between two waits.
+struct Signals {
     #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {},
-            _ = term.recv() => {},
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> std::io::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Ok(Self {
+                term: signal(SignalKind::terminate())?,
+                int: signal(SignalKind::interrupt())?,
+            })
         }
+        #[cfg(not(unix))]
+        Ok(Self {})
     }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.term.recv() => {},
+            _ = self.int.recv() => {},
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

@@ -57,6 +57,8 @@ pub struct CallContext {
     pub devices: Option<ActorRef<crate::devices::DeviceSupervisorMsg>>,
     /// The credits ledger, for rated calls (None: calls are never rated, e.g. in unit tests).
     pub ledger: Option<ActorRef<crate::ledger::LedgerMsg>>,
+    /// The drain flag: set, new calls and originations are refused (issue 12).
+    pub drain: Arc<crate::drain::Drain>,
 }
 
 impl CallContext {

@@ -23,6 +23,7 @@ use tokio::sync::watch;
 use crate::cdr;
 use crate::context::{sip_transport, CallContext, TrunkHandle};
 use crate::devices::{DeviceSupervisor, DeviceSupervisorArgs, DeviceSupervisorMsg};
+use crate::drain::{Drain, Stage};
 use crate::endpoint::{Endpoint, EndpointArgs, EndpointMsg, TlsClient, TlsClients};
 use crate::media::PortPool;
 use crate::mqtt::{BrokerActor, BrokerArgs, BrokerMsg};
@@ -121,6 +122,13 @@ pub struct Gateway {
     pub sip_guard: Arc<crate::sip_guard::SipGuard>,
     /// The credits ledger (its one writer).
     pub ledger: ActorRef<crate::ledger::LedgerMsg>,
+    /// The drain flag (issue 12).
+    pub drain: Arc<Drain>,
+    /// The CDR writer thread, closed and joined at shutdown.
+    pub cdr_writer: Arc<cdr::CdrWriter>,
+    /// The call journal's writer thread, closed and joined at shutdown after the CDR writer
+    /// (whose CDRs remove the ended calls' records).
+    pub journal_writer: Arc<crate::journal::JournalWriter>,
 }
 
 /// The TLS clients of the TLS trunks: each verifies with its `tls_ca` (or the web PKI roots)
@@ -234,9 +242,10 @@ impl Gateway {
         let ports = PortPool::new(bind_ip, config.media.rtp_ports.clone());
         let streams = Arc::new(crate::audio::Streams::default());
         let sip_guard = Arc::new(crate::sip_guard::SipGuard::default());
-        let (cdrs, _writer) = cdr::start(Arc::clone(&store)).map_err(GatewayError::CdrWriter)?;
-        let (journal, _journal_writer) =
+        let (journal, journal_writer) =
             crate::journal::start(Arc::clone(&store), config.sip.journal_checkpoint)?;
+        let (cdrs, cdr_writer) = cdr::start(Arc::clone(&store)).map_err(GatewayError::CdrWriter)?;
+        let drain = Arc::new(Drain::new(config.sip.drain));
 
         let mqtt_listener = match config.mqtt.mode {
             switchboard_config::MqttMode::Embedded => {
@@ -318,6 +327,7 @@ impl Gateway {
                 store: Arc::clone(&store),
                 calls: supervisor.clone(),
                 ledger: Some(ledger.clone()),
+                drain: Arc::clone(&drain),
             },
         )
         .await
@@ -404,6 +414,7 @@ impl Gateway {
             streams: Arc::clone(&streams),
             devices: devices.clone(),
             ledger: Some(ledger.clone()),
+            drain: Arc::clone(&drain),
         });
         let _ = supervisor.send_message(SupervisorMsg::SetContext(Arc::clone(&ctx)));
         let ingest = crate::ingest::start(ctx).await?.is_some();
@@ -423,6 +434,9 @@ impl Gateway {
             ingest,
             sip_guard,
             ledger,
+            drain,
+            cdr_writer: Arc::new(cdr_writer),
+            journal_writer: Arc::new(journal_writer),
         })
     }
 
@@ -435,10 +449,133 @@ impl Gateway {
         let _ = self.root.send_message(RootMsg::Reload(config));
     }
 
+    /// Start a drain (SIGTERM, SIGINT, the admin call, `switchboard drain`): readiness turns
+    /// false, new INVITEs get 503 with Retry-After, originations and new fax attempts are
+    /// refused, devices are told. Returns false when a drain was already under way.
+    pub fn start_drain(&self) -> bool {
+        let first = self.drain.start();
+        if first {
+            if let Some(d) = &self.devices {
+                let _ = d.send_message(DeviceSupervisorMsg::Draining {
+                    drain_secs: self.drain.window().as_secs(),
+                });
+            }
+        }
+        first
+    }
+
+    /// Calls alive now (any phase).
+    pub async fn live_calls(&self) -> usize {
+        ractor::call_t!(self.supervisor, SupervisorMsg::Count, 2_000).unwrap_or(0)
+    }
+
+    /// The orderly exit after [`Gateway::start_drain`] (which it starts if needed): wait until
+    /// no call is left or the drain deadline passes (or [`Drain::now`] is called); hang up what
+    /// is left with cause `shutdown` (BYE both legs, CDR, reservation posted) and wait for those
+    /// calls to finish; let WebSocket streams send their `stop`; tell devices and close their
+    /// connections; let fax jobs record their state; then close and join the CDR writer. The
+    /// caller flushes the store afterwards.
+    pub async fn shutdown(&self) -> ShutdownReport {
+        self.start_drain();
+        let mut report = ShutdownReport::default();
+        let deadline = self.drain.deadline().unwrap_or_else(Instant::now);
+        let mut stage = self.drain.subscribe();
+        // 1. Calls in progress go on until they end, the deadline, or a second signal.
+        loop {
+            let n = self.live_calls().await;
+            if n == 0 {
+                break;
+            }
+            if *stage.borrow() == Stage::Now || Instant::now() >= deadline {
+                report.hung_up = n;
+                break;
+            }
+            let tick = (Instant::now() + DRAIN_POLL).min(deadline);
+            tokio::select! {
+                _ = stage.changed() => {}
+                _ = tokio::time::sleep_until(tick.into()) => {}
+            }
+        }
+        // 2. What is left is hung up; each call ends as a normal hangup does (BYE, settlement,
+        // CDR) once its BYEs are answered or its BYE guard passes.
+        if report.hung_up > 0 {
+            tracing::warn!(
+                calls = report.hung_up,
+                "drain deadline: hanging up the calls left"
+            );
+            let _ = self
+                .supervisor
+                .send_message(SupervisorMsg::EndAll(crate::call::SHUTDOWN_CAUSE));
+            let until = Instant::now() + ENDING_WAIT;
+            loop {
+                let n = self.live_calls().await;
+                if n == 0 {
+                    break;
+                }
+                if Instant::now() >= until {
+                    tracing::error!(calls = n, "calls did not end in time; their CDRs are lost");
+                    report.lost = n;
+                    break;
+                }
+                tokio::time::sleep(DRAIN_POLL).await;
+            }
+        }
+        // 3. WebSocket apps got `stop` as their calls ended; give the frames time to leave.
+        let until = Instant::now() + STREAMS_WAIT;
+        while !self.streams.is_empty() && Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // 4. Devices: told at the start of the drain, disconnected now.
+        if let Some(d) = &self.devices {
+            let n = ractor::call_t!(d, DeviceSupervisorMsg::Disconnect, 5_000).unwrap_or(0);
+            report.devices = n;
+        }
+        // 5. Fax jobs: every job has handled what its call told it (its state is on disk).
+        report.fax_jobs = ractor::call_t!(self.faxes, crate::fax::FaxMsg::Sync, 10_000)
+            .unwrap_or_else(|err| {
+                tracing::error!(%err, "fax jobs did not answer at shutdown");
+                0
+            });
+        // 6. Every CDR queued is written and flushed (removing its call's journal record); the
+        // writer thread is joined, then the journal's.
+        let writer = Arc::clone(&self.cdr_writer);
+        let journal = Arc::clone(&self.journal_writer);
+        if tokio::task::spawn_blocking(move || {
+            writer.close();
+            journal.close();
+        })
+        .await
+        .is_err()
+        {
+            tracing::error!("closing the CDR and journal writers failed");
+        }
+        report
+    }
+
     /// The endpoint, if it is running.
     pub fn endpoint(&self) -> Option<ActorRef<EndpointMsg>> {
         self.endpoint.borrow().clone()
     }
+}
+
+/// How often the drain looks at the number of calls.
+const DRAIN_POLL: Duration = Duration::from_millis(100);
+/// How long hung-up calls get to finish (past the calls' own 32 s BYE guard).
+const ENDING_WAIT: Duration = Duration::from_secs(35);
+/// How long WebSocket streams get to send `stop` and close.
+const STREAMS_WAIT: Duration = Duration::from_secs(2);
+
+/// What [`Gateway::shutdown`] did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ShutdownReport {
+    /// Calls hung up at the deadline (cause `shutdown`).
+    pub hung_up: usize,
+    /// Calls that did not end even then (no CDR).
+    pub lost: usize,
+    /// Device connections closed.
+    pub devices: usize,
+    /// Fax jobs that were live.
+    pub fax_jobs: usize,
 }
 
 /// Messages of the root supervisor.

@@ -60,10 +60,40 @@ struct Answered {
     done: tokio::sync::oneshot::Sender<()>,
 }
 
+/// What the writer thread is sent.
+enum Msg {
+    Answered(Answered),
+    /// Write what came before, then stop.
+    Close,
+}
+
 /// Sending side of the journal writer.
 #[derive(Debug, Clone)]
 pub struct JournalSink {
-    tx: SyncSender<Answered>,
+    tx: SyncSender<Msg>,
+}
+
+/// The writer thread, for closing it at shutdown.
+#[derive(Debug)]
+pub struct JournalWriter {
+    tx: SyncSender<Msg>,
+    handle: std::sync::Mutex<Option<JoinHandle<()>>>,
+}
+
+impl JournalWriter {
+    /// Queue the end marker behind every record already sent and wait (blocking) until the
+    /// thread has written them and exited: the last step of a shutdown, once every call has
+    /// ended and its CDR (which removes its record) is written. A second call returns at once.
+    pub fn close(&self) {
+        let handle = self.handle.lock().ok().and_then(|mut h| h.take());
+        let Some(handle) = handle else {
+            return;
+        };
+        let _ = self.tx.send(Msg::Close);
+        if handle.join().is_err() {
+            tracing::error!("the call journal's writer thread panicked");
+        }
+    }
 }
 
 /// Resolves once a call's journal record is on disk (or its write failed).
@@ -125,11 +155,13 @@ impl JournalSink {
             charge,
         };
         let (done, rx) = tokio::sync::oneshot::channel();
-        match self.tx.try_send(Answered { entry, done }) {
+        match self.tx.try_send(Msg::Answered(Answered { entry, done })) {
             Ok(()) => Some(JournalTicket(rx)),
-            Err(TrySendError::Full(a)) | Err(TrySendError::Disconnected(a)) => {
+            Err(TrySendError::Full(m)) | Err(TrySendError::Disconnected(m)) => {
                 metrics::counter!("switchboard_journal_write_errors_total").increment(1);
-                tracing::error!(call = %a.entry.cdr.id, "call journal unavailable; this call is not protected against a crash");
+                if let Msg::Answered(a) = m {
+                    tracing::error!(call = %a.entry.cdr.id, "call journal unavailable; this call is not protected against a crash");
+                }
                 None
             }
         }
@@ -140,16 +172,20 @@ impl JournalSink {
 pub fn start(
     store: Arc<dyn Store>,
     every: Duration,
-) -> Result<(JournalSink, JoinHandle<()>), JournalError> {
+) -> Result<(JournalSink, JournalWriter), JournalError> {
     let (tx, rx) = sync_channel(JOURNAL_QUEUE);
     let handle = std::thread::Builder::new()
         .name("call-journal".into())
         .spawn(move || writer(rx, store, every))
         .map_err(JournalError::Thread)?;
-    Ok((JournalSink { tx }, handle))
+    let writer = JournalWriter {
+        tx: tx.clone(),
+        handle: std::sync::Mutex::new(Some(handle)),
+    };
+    Ok((JournalSink { tx }, writer))
 }
 
-fn writer(rx: Receiver<Answered>, store: Arc<dyn Store>, every: Duration) {
+fn writer(rx: Receiver<Msg>, store: Arc<dyn Store>, every: Duration) {
     let every = every.max(Duration::from_millis(100));
     let mut next = Instant::now() + every;
     loop {
@@ -173,14 +209,19 @@ fn writer(rx: Receiver<Answered>, store: Arc<dyn Store>, every: Duration) {
             }
         }
         let first = match rx.recv_timeout(next.saturating_duration_since(Instant::now())) {
-            Ok(a) => a,
+            Ok(Msg::Answered(a)) => a,
+            Ok(Msg::Close) | Err(RecvTimeoutError::Disconnected) => return,
             Err(RecvTimeoutError::Timeout) => continue,
-            Err(RecvTimeoutError::Disconnected) => return,
         };
         let mut batch = vec![first];
+        let mut closing = false;
         while batch.len() < BATCH {
             match rx.try_recv() {
-                Ok(a) => batch.push(a),
+                Ok(Msg::Answered(a)) => batch.push(a),
+                Ok(Msg::Close) => {
+                    closing = true;
+                    break;
+                }
                 Err(_) => break,
             }
         }
@@ -197,6 +238,9 @@ fn writer(rx: Receiver<Answered>, store: Arc<dyn Store>, every: Duration) {
         }
         for a in batch {
             let _ = a.done.send(());
+        }
+        if closing {
+            return;
         }
     }
 }

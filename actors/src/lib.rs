@@ -12,6 +12,7 @@ pub mod cdr;
 pub mod conn_limit;
 pub mod context;
 pub mod devices;
+pub mod drain;
 pub mod endpoint;
 pub mod fax;
 pub mod gateway;

@@ -56,6 +56,10 @@ pub enum SupervisorMsg {
     Context(RpcReplyPort<Option<Arc<CallContext>>>),
     /// A reloaded configuration for calls started from now on; running calls keep theirs.
     Reload(Arc<switchboard_config::Config>),
+    /// How many calls are live (started, ringing, answered or ending).
+    Count(RpcReplyPort<usize>),
+    /// Hang up every live call with this cause (the drain deadline: `shutdown`).
+    EndAll(&'static str),
     /// Test hook: make a call actor panic; false when unknown.
     Crash(CallId, RpcReplyPort<bool>),
     /// Place a call of our own (a fax job's); false when none can start now.
@@ -159,6 +163,12 @@ impl Actor for CallSupervisor {
                 reply,
             } => {
                 let ok = match state.ctx.clone() {
+                    Some(ctx) if ctx.drain.is_draining() => {
+                        tracing::info!(call = %id, "origination refused: the gateway is draining");
+                        metrics::counter!("switchboard_calls_rejected_total", "reason" => "draining")
+                            .increment(1);
+                        false
+                    }
                     Some(ctx) if state.calls.len() < ctx.config.sip.max_calls => {
                         let args = UaArgs {
                             id: id.clone(),
@@ -189,6 +199,15 @@ impl Actor for CallSupervisor {
             SupervisorMsg::Tell(id, msg) => {
                 if let Some(e) = state.calls.get(&id) {
                     let _ = e.actor.send_message(msg);
+                }
+            }
+            SupervisorMsg::Count(reply) => {
+                let _ = reply.send(state.calls.len());
+            }
+            SupervisorMsg::EndAll(cause) => {
+                tracing::info!(calls = state.calls.len(), cause, "hanging up every call");
+                for e in state.calls.values() {
+                    let _ = e.actor.send_message(CallMsg::End(cause));
                 }
             }
             SupervisorMsg::Crash(id, reply) => {
@@ -254,6 +273,17 @@ async fn new_call(
     let Some(ctx) = state.ctx.clone() else {
         return reject(&endpoint, key, &request, 503);
     };
+    if ctx.drain.is_draining() {
+        // A dispatcher or trunk fails over on 503 and keeps away for Retry-After.
+        metrics::counter!("switchboard_calls_rejected_total", "reason" => "draining").increment(1);
+        let mut resp = make_response(&request, 503, Some(&message::new_tag()));
+        resp.headers.push(rsip::Header::RetryAfter(
+            <rsip::headers::RetryAfter as rsip::headers::UntypedHeader>::new(
+                ctx.drain.retry_after().to_string(),
+            ),
+        ));
+        return respond(&endpoint, key, &request, resp);
+    }
     if state.calls.len() >= ctx.config.sip.max_calls {
         metrics::counter!("switchboard_calls_rejected_total", "reason" => "max_calls").increment(1);
         return reject(&endpoint, key, &request, 503);
@@ -381,6 +411,16 @@ fn reject(
     code: u16,
 ) {
     let resp = make_response(request, code, Some(&message::new_tag()));
+    respond(endpoint, key, request, resp);
+}
+
+/// Send the final answer of an INVITE no call was started for, and release its Call-ID.
+fn respond(
+    endpoint: &ActorRef<EndpointMsg>,
+    key: TransactionKey,
+    request: &rsip::Request,
+    resp: rsip::Response,
+) {
     let _ = endpoint.send_message(EndpointMsg::SendResponse {
         key,
         response: resp,

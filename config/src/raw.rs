@@ -36,6 +36,7 @@ pub(crate) struct RawSip {
     pub tcp_idle_secs: Option<u64>,
     pub max_call_secs: Option<u64>,
     pub journal_checkpoint_secs: Option<u64>,
+    pub drain_secs: Option<u64>,
 }
 
 /// One `[[sip_user]]` as written.

@@ -791,3 +791,21 @@ fn trunk_qualify_is_opt_in() {
     let e = errs(&trunk("qualify = true\nkeepalive_secs = 0\n"));
     assert!(e.to_string().contains("trunk[0].keepalive_secs"), "{e}");
 }
+
+#[test]
+fn drain_secs_default_file_env_and_range() {
+    assert_eq!(ok("").sip.drain, Duration::from_secs(30));
+    assert_eq!(ok("[sip]\ndrain_secs = 0").sip.drain, Duration::ZERO);
+    assert_eq!(
+        ok("[sip]\ndrain_secs = 5").sip.drain,
+        Duration::from_secs(5)
+    );
+    let e = errs("[sip]\ndrain_secs = 86401");
+    assert!(e.at("sip.drain_secs").is_some(), "{e}");
+    let c = load_from_str(
+        "[sip]\ndrain_secs = 5",
+        &env(&[("SWITCHBOARD_SIP_DRAIN_SECS", "3")]),
+    )
+    .unwrap();
+    assert_eq!(c.sip.drain, Duration::from_secs(3));
+}

@@ -72,6 +72,9 @@ pub struct SipConfig {
     /// cut by a crash is billed up to its last checkpoint (key `journal_checkpoint_secs`,
     /// 1..=3600, default 10).
     pub journal_checkpoint: Duration,
+    /// How long a drain (SIGTERM, `switchboard drain`) lets calls in progress go on before
+    /// they are hung up with cause `shutdown` (key `drain_secs`, 0..=86400, default 30).
+    pub drain: Duration,
 }
 
 /// One `[[sip_user]]`: a digest identity for phones and softswitches that are not trunks.
@@ -128,6 +131,7 @@ impl Default for SipConfig {
             tcp_idle: Duration::from_secs(300),
             max_call: Duration::from_secs(4 * 3600),
             journal_checkpoint: Duration::from_secs(10),
+            drain: Duration::from_secs(30),
         }
     }
 }

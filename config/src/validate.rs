@@ -494,6 +494,13 @@ fn sip(c: &mut Checker, raw: crate::raw::RawSip) -> SipConfig {
             1,
             3600,
         )),
+        drain: Duration::from_secs(c.ranged(
+            "sip.drain_secs",
+            raw.drain_secs,
+            d.drain.as_secs(),
+            0,
+            86_400,
+        )),
     }
 }
 

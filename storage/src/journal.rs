@@ -306,6 +306,9 @@ mod tests {
         fn count(&self, tree: Tree) -> Result<usize, StoreError> {
             self.inner.count(tree)
         }
+        fn snapshot(&self, visit: crate::Visitor<'_>) -> Result<(), StoreError> {
+            self.inner.snapshot(visit)
+        }
     }
 
     #[test]

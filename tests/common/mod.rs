@@ -376,6 +376,33 @@ impl Gateway {
         }
     }
 
+    /// Send a signal (`TERM`, `INT`, `HUP`…) to the gateway's process.
+    pub fn signal(&self, name: &str) {
+        let ok = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.pid().to_string())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill -{name} {} failed", self.pid());
+    }
+
+    /// Wait for the process to exit by itself; its exit code (None: still running at the
+    /// deadline, or no process).
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let deadline = Instant::now() + timeout;
+        let child = self.child.as_mut()?;
+        loop {
+            if let Some(status) = child.try_wait().ok()? {
+                self.child = None;
+                return Some(status.code().unwrap_or(-1));
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Start again on the same config and store.
     pub fn restart(&mut self) {
         self.kill9();

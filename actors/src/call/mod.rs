@@ -35,6 +35,8 @@ pub use charge::{ChargeEvent, ChargeView};
 
 /// How long we wait for the far side to answer our BYE before giving up.
 const BYE_GUARD: Duration = Duration::from_secs(32);
+/// The hang-up cause of calls ended by the drain deadline (issue 12).
+pub const SHUTDOWN_CAUSE: &str = "shutdown";
 
 /// A call's id: 16 hex digits, also the CDR id.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]

@@ -87,6 +87,14 @@ pub enum DeviceSupervisorMsg {
     /// its credential is deleted, its connections closed, its pending
     /// commands failed. `Ok(false)`: it was not claimed.
     Reset(DeviceId, RpcReplyPort<Result<bool, CommandError>>),
+    /// The gateway started draining: tell every online device (QoS 1, not retained, on
+    /// `devices/{id}/cmd/gateway-drain`, which devices already subscribe to with `cmd/+`).
+    Draining {
+        /// `[sip] drain_secs`: when the gateway will be gone at the latest.
+        drain_secs: u64,
+    },
+    /// Shutdown: close every device connection; the answer is how many devices were online.
+    Disconnect(RpcReplyPort<usize>),
     /// All known devices.
     List(RpcReplyPort<Vec<DeviceView>>),
     /// One device.
@@ -142,6 +150,9 @@ struct Entry {
     /// Open MQTT connections of this device (it is offline at 0).
     connections: usize,
 }
+
+/// The request id of the drain notice (`devices/{id}/cmd/gateway-drain`, issue 12).
+pub const DRAIN_NOTICE: &str = "gateway-drain";
 
 /// State of the device supervisor.
 pub struct DeviceSupervisorState {
@@ -327,6 +338,45 @@ impl Actor for DeviceSupervisor {
                     },
                 };
                 let _ = reply.send(result);
+            }
+            DeviceSupervisorMsg::Draining { drain_secs } => {
+                let payload = serde_json::json!({
+                    "type": "gateway_draining",
+                    "drain_secs": drain_secs,
+                    "reconnect": true,
+                });
+                let payload = Bytes::from(payload.to_string());
+                let online: Vec<DeviceId> = state
+                    .devices
+                    .iter()
+                    .filter(|(_, e)| e.connections > 0)
+                    .map(|(id, _)| id.clone())
+                    .collect();
+                if let Some(b) = &state.broker {
+                    for id in &online {
+                        let _ = b.send_message(BrokerMsg::Publish {
+                            topic: format!("devices/{id}/cmd/{DRAIN_NOTICE}"),
+                            payload: payload.clone(),
+                            qos: QoS::AtLeastOnce,
+                            retain: false,
+                        });
+                    }
+                }
+                tracing::info!(devices = online.len(), "devices told of the drain");
+            }
+            DeviceSupervisorMsg::Disconnect(reply) => {
+                let online: Vec<DeviceId> = state
+                    .devices
+                    .iter()
+                    .filter(|(_, e)| e.connections > 0)
+                    .map(|(id, _)| id.clone())
+                    .collect();
+                if let Some(b) = &state.broker {
+                    for id in &online {
+                        let _ = b.send_message(BrokerMsg::Revoke(Principal::Device(id.clone())));
+                    }
+                }
+                let _ = reply.send(online.len());
             }
             DeviceSupervisorMsg::Get(id, reply) => {
                 let view = match state.devices.get(&id) {

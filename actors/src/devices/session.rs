@@ -410,7 +410,18 @@ impl SessionState {
                 metrics::counter!("switchboard_device_calls_total", "dir" => "out").increment(1);
                 self.on_ring(call);
             }
-            None => refuse(self, "no call could be placed"),
+            None => {
+                let draining =
+                    ractor::call_t!(calls, crate::supervisor::SupervisorMsg::Context, 2_000)
+                        .ok()
+                        .flatten()
+                        .is_some_and(|ctx| ctx.drain.is_draining());
+                if draining {
+                    refuse(self, "gateway draining")
+                } else {
+                    refuse(self, "no call could be placed")
+                }
+            }
         }
     }
 

@@ -36,6 +36,9 @@ pub enum FaxJobMsg {
     Session(SessionEvent),
     /// The call ended with the transfer still running; settle now (generation).
     Settle(u64),
+    /// Shutdown: answer whether the job still waits to record its call's end (true: ask
+    /// again). Everything the job handled before this is on disk.
+    Sync(ractor::RpcReplyPort<bool>),
 }
 
 /// Start-up arguments.
@@ -50,6 +53,8 @@ pub struct FaxJobArgs {
     pub calls: ActorRef<SupervisorMsg>,
     /// The credits ledger, for rated jobs.
     pub ledger: Option<ActorRef<crate::ledger::LedgerMsg>>,
+    /// The drain flag: set, no new attempt starts (the job stays queued on disk).
+    pub drain: Arc<crate::drain::Drain>,
 }
 
 impl std::fmt::Debug for FaxJobArgs {
@@ -177,6 +182,9 @@ impl Actor for FaxJob {
                 }
             }
             FaxJobMsg::Settle(_) => {}
+            FaxJobMsg::Sync(reply) => {
+                let _ = reply.send(state.ended.is_some());
+            }
             FaxJobMsg::Call(_) => {}
             FaxJobMsg::Session(SessionEvent::PageSent(n)) => {
                 state.job.pages_sent = n;
@@ -212,6 +220,12 @@ impl FaxJobState {
     }
 
     async fn attempt(&mut self, myself: &ActorRef<FaxJobMsg>) -> Result<(), ActorProcessingErr> {
+        if self.args.drain.is_draining() {
+            // The job stays as stored (queued, its next attempt time kept): the next start
+            // resumes it.
+            tracing::info!(job = %self.job.id, "draining: fax attempt not started");
+            return Ok(());
+        }
         let id = CallId::new();
         self.job.attempts += 1;
         self.job.status = FaxStatus::InProgress;

@@ -101,6 +101,9 @@ pub enum FaxMsg {
         /// The call's result code.
         error: &'static str,
     },
+    /// Shutdown: wait (bounded) until every job has recorded what its call told it; the
+    /// answer is how many jobs were live.
+    Sync(RpcReplyPort<usize>),
     /// The transfer of an inbound fax ended.
     Received {
         /// Our call id.
@@ -122,6 +125,8 @@ pub struct FaxArgs {
     pub calls: ActorRef<SupervisorMsg>,
     /// The credits ledger (None: fax pages are never charged).
     pub ledger: Option<ActorRef<crate::ledger::LedgerMsg>>,
+    /// The drain flag (no new attempts while set).
+    pub drain: Arc<crate::drain::Drain>,
 }
 
 impl std::fmt::Debug for FaxArgs {
@@ -136,6 +141,7 @@ struct Receiving {
 }
 
 struct JobEntry {
+    actor: ActorRef<job::FaxJobMsg>,
     id: String,
     restarts: Vec<Instant>,
 }
@@ -252,6 +258,10 @@ impl Actor for FaxSupervisor {
                         tracing::error!(%err, call = %call, "cannot record a lost fax");
                     }
                 }
+            }
+            FaxMsg::Sync(reply) => {
+                let jobs: Vec<_> = state.jobs.values().map(|e| e.actor.clone()).collect();
+                tokio::spawn(sync_jobs(jobs, reply));
             }
             FaxMsg::Received {
                 call,
@@ -399,10 +409,18 @@ impl FaxState {
             config: Arc::clone(&self.args.config),
             calls: self.args.calls.clone(),
             ledger: self.args.ledger.clone(),
+            drain: Arc::clone(&self.args.drain),
         };
         match Actor::spawn_linked(None, FaxJob, args, myself.get_cell()).await {
             Ok((actor, _)) => {
-                self.jobs.insert(actor.get_id(), JobEntry { id, restarts });
+                self.jobs.insert(
+                    actor.get_id(),
+                    JobEntry {
+                        actor,
+                        id,
+                        restarts,
+                    },
+                );
             }
             Err(err) => {
                 tracing::error!(job = %id, %err, "cannot start a fax job");
@@ -549,4 +567,24 @@ pub(crate) fn event<T: serde::Serialize>(kind: &str, record: &T) -> serde_json::
 /// A fresh job id.
 pub fn new_job_id() -> String {
     new_fax_id(now_unix_ms())
+}
+
+/// Ask every job until none waits to record its call's end (at most `SYNC_WAIT`).
+async fn sync_jobs(jobs: Vec<ActorRef<job::FaxJobMsg>>, reply: RpcReplyPort<usize>) {
+    const SYNC_WAIT: Duration = Duration::from_secs(8);
+    let until = Instant::now() + SYNC_WAIT;
+    let mut waiting = jobs.clone();
+    while !waiting.is_empty() && Instant::now() < until {
+        let mut still = Vec::new();
+        for j in waiting {
+            if let Ok(true) = ractor::call_t!(j, job::FaxJobMsg::Sync, 2_000) {
+                still.push(j);
+            }
+        }
+        waiting = still;
+        if !waiting.is_empty() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let _ = reply.send(jobs.len());
 }

@@ -522,6 +522,10 @@ impl Server {
         close: oneshot::Sender<&'static str>,
     ) -> Result<Live, &'static str> {
         let ctx = &self.ctx;
+        if ctx.drain.is_draining() {
+            // Closed with 1013 (try again later): another instance, or this one after restart.
+            return Err("draining");
+        }
         // `from` reaches the SIP From of a `call:` target and the app's and device's `from`:
         // a dial string or nothing.
         let from = guard::calling_number(start.from.as_deref()).map_err(|r| r.as_str())?;
