@@ -7,7 +7,7 @@
 
 # The fuzz crate's directory, the libFuzzer binaries' directory and the toolchain to build with.
 FUZZ_DIR=${FUZZ_DIR:-$PWD/fuzz}
-FUZZ_TRIPLE=${FUZZ_TRIPLE:-$(rustc -vV | sed -n 's/^host: //p')}
+FUZZ_TRIPLE=${FUZZ_TRIPLE:-$(rustc -vV 2>/dev/null | sed -n 's/^host: //p' || true)}
 FUZZ_BIN_DIR=$FUZZ_DIR/target/$FUZZ_TRIPLE/release
 
 # Target names, in fuzz/Cargo.toml order: the `name` of each [[bin]] table.
@@ -69,6 +69,10 @@ fuzz_cargo() {
 
 # Fails loudly when cargo-fuzz is missing (scripts/install-peers installs it).
 fuzz_require_tools() {
+  if ! command -v cargo >/dev/null 2>&1 || [[ -z $FUZZ_TRIPLE ]]; then
+    echo "fuzz: cargo/rustc not found on PATH" >&2
+    return 1
+  fi
   if ! cargo fuzz --version >/dev/null 2>&1; then
     echo "fuzz: cargo-fuzz is not installed; run scripts/install-peers (needs crates.io)," >&2
     echo "fuzz: or set FUZZ_SMOKE=0 to skip the fuzz smoke explicitly" >&2
