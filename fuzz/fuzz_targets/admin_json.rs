@@ -38,7 +38,10 @@ fuzz_target!(|data: &[u8]| {
                 let ok = bodies::check_request(&b.name, &b.scopes, b.expires_in_secs);
                 if ok.is_ok() {
                     assert!(!b.name.is_empty() && b.name.len() <= 64);
-                    assert!(b.scopes.iter().all(|s| bodies::SCOPES.contains(&s.as_str())));
+                    assert!(b
+                        .scopes
+                        .iter()
+                        .all(|s| bodies::SCOPES.contains(&s.as_str())));
                 } else if let Err(e) = ok {
                     let _ = (e.code(), e.to_string());
                 }
@@ -66,7 +69,12 @@ fuzz_target!(|data: &[u8]| {
         3 => {
             if let Ok(b) = serde_json::from_slice::<bodies::NewTransfer>(body) {
                 checked_ids(&[&b.id, &b.debit_account, &b.credit_account]);
-                let _ = (b.amount, b.pending, b.timeout_secs.min(86_400 * 30), b.reference);
+                let _ = (
+                    b.amount,
+                    b.pending,
+                    b.timeout_secs.min(86_400 * 30),
+                    b.reference,
+                );
             }
         }
         4 => {

@@ -81,7 +81,9 @@ impl Authorizer for FuzzAuth {
 
     fn may_retain(&self, who: &Principal, topic: &str) -> bool {
         match who {
-            Principal::Device(id) => matches!(Topic::parse(topic), Ok(Topic::Status(d)) if &d == id),
+            Principal::Device(id) => {
+                matches!(Topic::parse(topic), Ok(Topic::Status(d)) if &d == id)
+            }
             Principal::Claimant(_) => false,
             Principal::Service(_) => true,
         }
@@ -209,10 +211,16 @@ impl Run {
                 } => {
                     match &principal {
                         Principal::Device(d) => {
-                            assert!(self.auth.claimed.contains(d.as_str()), "unclaimed device in")
+                            assert!(
+                                self.auth.claimed.contains(d.as_str()),
+                                "unclaimed device in"
+                            )
                         }
                         Principal::Claimant(d) => {
-                            assert!(!self.auth.claimed.contains(d.as_str()), "claimant of a claimed id")
+                            assert!(
+                                !self.auth.claimed.contains(d.as_str()),
+                                "claimant of a claimed id"
+                            )
                         }
                         Principal::Service(_) => panic!("service principal from this authorizer"),
                     }
@@ -302,7 +310,9 @@ impl Run {
                 *per_owner.entry(o.as_str()).or_default() += e.size;
             }
         }
-        assert!(per_owner.values().all(|n| *n <= limits.max_retained_bytes_per_client));
+        assert!(per_owner
+            .values()
+            .all(|n| *n <= limits.max_retained_bytes_per_client));
         for s in self.broker.session_views() {
             for f in &s.filters {
                 match &s.principal {
@@ -313,7 +323,10 @@ impl Run {
             }
             if let Principal::Device(d) = &s.principal {
                 // A reset credential leaves nothing of the device behind.
-                assert!(self.auth.claimed.contains(d.as_str()), "session of reset {d}");
+                assert!(
+                    self.auth.claimed.contains(d.as_str()),
+                    "session of reset {d}"
+                );
             }
         }
     }
@@ -437,7 +450,11 @@ fuzz_target!(|data: &[u8]| {
                 let payload = input.payload();
                 let mut p = Publish::from_bytes(topic, qos, payload);
                 p.retain = retain;
-                p.pkid = if qos == QoS::AtMostOnce { 0 } else { 1 + input.u16() % 8 };
+                p.pkid = if qos == QoS::AtMostOnce {
+                    0
+                } else {
+                    1 + input.u16() % 8
+                };
                 run.feed(slot, Packet::Publish(p));
             }
             6 => {
@@ -521,5 +538,9 @@ fuzz_target!(|data: &[u8]| {
     run.broker.handle_timeout(run.now);
     run.drain();
     run.check();
-    assert_eq!(run.broker.claimants(), 0, "a claimant outlived its lifetime");
+    assert_eq!(
+        run.broker.claimants(),
+        0,
+        "a claimant outlived its lifetime"
+    );
 });

@@ -24,7 +24,9 @@ fuzz_target!(|data: &[u8]| {
         };
         assert!(stream.len() < before, "a decoded packet consumed nothing");
         let mut out = BytesMut::new();
-        let written = packet.write(&mut out, MAX_PACKET).expect("a decoded packet encodes");
+        let written = packet
+            .write(&mut out, MAX_PACKET)
+            .expect("a decoded packet encodes");
         assert_eq!(written, out.len());
         let again = Packet::read(&mut out, MAX_PACKET).expect("an encoded packet decodes");
         assert_eq!(again, packet, "decode → encode → decode changed the packet");

@@ -24,7 +24,7 @@ use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 use switchboard_sip::message::{make_cancel, make_response, parse};
 use switchboard_sip::rsip::{Request, SipMessage};
-use switchboard_sip::transaction::{TransactionEvent, TransactionKey, TransactionLayer, Timers};
+use switchboard_sip::transaction::{Timers, TransactionEvent, TransactionKey, TransactionLayer};
 use switchboard_sip::transport::{Peer, Transport};
 
 const METHODS: [&str; 8] = [
