@@ -7,6 +7,7 @@
 //! is answered within `[admin] request_timeout_secs` (408 past it).
 
 pub mod auth;
+mod bodies;
 mod fax;
 mod ledger;
 pub mod serve;
@@ -465,35 +466,15 @@ async fn list_keys(State(s): State<AdminState>) -> ApiResult {
     ok_json(json!({"keys": keys}))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NewKeyBody {
-    name: String,
-    scopes: Vec<String>,
-    #[serde(default)]
-    expires_in_secs: Option<u64>,
-    /// The ledger accounts the key may bill (issue 11: keys bound to accounts).
-    #[serde(default)]
-    accounts: Vec<String>,
-}
-
 async fn create_key(
     State(s): State<AdminState>,
-    body: Result<Json<NewKeyBody>, axum::extract::rejection::JsonRejection>,
+    body: Result<Json<bodies::NewKeyBody>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult {
     let Json(b) = body.map_err(|e| json_rejection("bad_body", e))?;
     if let Err(e) = auth::check_request(&b.name, &b.scopes, b.expires_in_secs) {
         return Err(ApiError::bad_request(e.code(), e.to_string()));
     }
-    let valid_account = |a: &String| {
-        !switchboard_storage::ledger::is_internal_account(a)
-            && a.len() <= switchboard_storage::ledger::MAX_ID
-            && !a.is_empty()
-            && a.bytes().all(|c| {
-                c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b':' | b'@' | b'+' | b'-')
-            })
-    };
-    if b.accounts.len() > 64 || !b.accounts.iter().all(valid_account) {
+    if !bodies::valid_key_accounts(&b.accounts) {
         return Err(ApiError::bad_request(
             "bad_accounts",
             "accounts: up to 64 customer account ids (not starting with @)",

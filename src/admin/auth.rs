@@ -28,23 +28,9 @@ use switchboard_storage::{
 
 use super::ApiError;
 
-/// Scopes a key can be given.
-pub const SCOPES: &[&str] = &[
-    "admin",
-    "calls:read",
-    "calls:write",
-    "calls:*",
-    "fax:send",
-    "fax:read",
-    "fax:*",
-    "devices:read",
-    "devices:write",
-    "devices:*",
-    "credits:read",
-    "credits:write",
-    "credits:*",
-    "metrics:read",
-];
+pub use super::bodies::check_request;
+#[cfg(test)]
+use super::bodies::KeyRequestError;
 
 /// Whether `granted` includes `needed`.
 pub fn grants(granted: &[String], needed: &str) -> bool {
@@ -81,63 +67,6 @@ pub enum FirstStart {
     /// The store had no keys and no bootstrap key was configured: this admin key was made;
     /// the caller shows it once and never again.
     Generated(NewKey),
-}
-
-/// Why a key request (online or offline) is refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum KeyRequestError {
-    /// The name is empty, too long or has control characters.
-    #[error("name: 1 to 64 characters")]
-    BadName,
-    /// No scopes, or too many.
-    #[error("scopes: at least one")]
-    NoScopes,
-    /// A scope this version does not know.
-    #[error("unknown scope {scope:?}; known: {known}")]
-    UnknownScope {
-        /// The scope as given.
-        scope: String,
-        /// Every known scope.
-        known: String,
-    },
-    /// A lifetime of zero or over ten years.
-    #[error("expires_in_secs: 1 second to 10 years")]
-    BadExpiry,
-}
-
-impl KeyRequestError {
-    /// The API's error code.
-    pub fn code(&self) -> &'static str {
-        match self {
-            KeyRequestError::BadName => "bad_name",
-            KeyRequestError::NoScopes | KeyRequestError::UnknownScope { .. } => "bad_scopes",
-            KeyRequestError::BadExpiry => "bad_expiry",
-        }
-    }
-}
-
-/// Check a key's name, scopes and lifetime, as the API and the offline command both do.
-pub fn check_request(
-    name: &str,
-    scopes: &[String],
-    expires_in_secs: Option<u64>,
-) -> Result<(), KeyRequestError> {
-    if name.is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
-        return Err(KeyRequestError::BadName);
-    }
-    if scopes.is_empty() || scopes.len() > SCOPES.len() {
-        return Err(KeyRequestError::NoScopes);
-    }
-    if let Some(bad) = scopes.iter().find(|s| !SCOPES.contains(&s.as_str())) {
-        return Err(KeyRequestError::UnknownScope {
-            scope: bad.clone(),
-            known: SCOPES.join(", "),
-        });
-    }
-    if expires_in_secs == Some(0) || expires_in_secs.is_some_and(|t| t > 10 * 365 * 86_400) {
-        return Err(KeyRequestError::BadExpiry);
-    }
-    Ok(())
 }
 
 impl Keys {

@@ -21,6 +21,7 @@ use switchboard_storage::{
     get_fax_job, get_inbound_fax, list_fax_jobs, list_inbound_faxes, FaxJobRecord, InboundFaxRecord,
 };
 
+use super::bodies::JsonJob;
 use super::{ok_json, AdminState, ApiError, ApiResult, ACTOR_TIMEOUT};
 
 /// Most records one list request returns.
@@ -210,14 +211,6 @@ pub(crate) async fn upload(
         Json(json!({"id": id, "bytes": len})),
     )
         .into_response())
-}
-
-#[derive(Deserialize)]
-struct JsonJob {
-    to: String,
-    file_id: String,
-    #[serde(default)]
-    account: Option<String>,
 }
 
 /// `POST /api/v1/faxes`. The payer is checked against the key (issue 11): a key names only

@@ -22,6 +22,7 @@ use switchboard_storage::ledger::{
 };
 
 use super::auth::Granted;
+pub use super::bodies::{NewAccount, NewTransfer, Settle, Topup};
 use super::{ok_json, AdminState, ApiError, ApiResult, ACTOR_TIMEOUT};
 
 /// The key's grant (always there behind `authorize`; an absent one allows nothing special).
@@ -127,18 +128,6 @@ async fn apply(s: &AdminState, req: TransferRequest) -> ApiResult {
     r.map(outcome).map_err(ledger_error)
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewAccount {
-    id: String,
-    #[serde(default = "yes")]
-    debits_must_not_exceed_credits: bool,
-}
-
-fn yes() -> bool {
-    true
-}
-
 /// `POST /api/v1/accounts`
 pub async fn create_account(State(s): State<AdminState>, b: Body<NewAccount>) -> ApiResult {
     let b = body(b)?;
@@ -185,13 +174,6 @@ pub async fn get_account(State(s): State<AdminState>, Path(id): Path<String>) ->
         Some(a) => ok_json(account_view(&a)),
         None => Err(ApiError::not_found("account")),
     }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Topup {
-    amount: u64,
-    idempotency_key: String,
 }
 
 /// `POST /api/v1/accounts/{id}/topup`
@@ -251,21 +233,6 @@ pub async fn account_transfers(
     ok_json(json!({"transfers": list}))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewTransfer {
-    id: String,
-    debit_account: String,
-    credit_account: String,
-    amount: u64,
-    #[serde(default)]
-    pending: bool,
-    #[serde(default)]
-    timeout_secs: u64,
-    #[serde(default)]
-    reference: Option<String>,
-}
-
 /// `POST /api/v1/transfers`
 pub async fn create_transfer(
     State(s): State<AdminState>,
@@ -303,14 +270,6 @@ pub async fn create_transfer(
         },
     )
     .await
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Settle {
-    id: String,
-    #[serde(default)]
-    amount: u64,
 }
 
 async fn settle(

@@ -16,6 +16,8 @@
 //! [`Limits`].
 
 mod connect;
+#[cfg(any(test, feature = "fuzzing"))]
+mod invariants;
 mod retained;
 mod router;
 mod session;
@@ -36,6 +38,8 @@ use rumqttc::mqttbytes::v4::{
 };
 use rumqttc::mqttbytes::QoS;
 
+#[cfg(any(test, feature = "fuzzing"))]
+pub use invariants::{RetainedEntry, SessionView};
 use retained::RetainedStore;
 use router::{valid_topic_filter, valid_topic_name, Router, SessionKey};
 use session::{Delivery, Message, Session};

@@ -236,6 +236,54 @@ impl RetainedStore {
     }
 }
 
+/// Fuzzing/test only: every stored message as (topic, owner, size), and the
+/// store's own bookkeeping checked against them.
+#[cfg(any(test, feature = "fuzzing"))]
+impl RetainedStore {
+    pub(crate) fn entries(&self) -> Vec<(String, Option<String>, usize)> {
+        let mut all = Vec::new();
+        Self::collect_all(&self.root, &mut all);
+        all.into_iter()
+            .map(|m| (m.topic.clone(), m.owner.clone(), m.size()))
+            .collect()
+    }
+
+    pub(crate) fn check(&self) -> Result<(), String> {
+        let entries = self.entries();
+        let bytes: usize = entries.iter().map(|e| e.2).sum();
+        let mut owners: HashMap<String, usize> = HashMap::new();
+        for (_, o, size) in &entries {
+            if let Some(o) = o {
+                *owners.entry(o.clone()).or_default() += size;
+            }
+        }
+        if entries.len() != self.count || self.count > self.max {
+            return Err(format!(
+                "retained count {} / {} / max {}",
+                entries.len(),
+                self.count,
+                self.max
+            ));
+        }
+        if bytes != self.bytes || bytes > self.max_bytes {
+            return Err(format!(
+                "retained bytes {bytes} / {} / max {}",
+                self.bytes, self.max_bytes
+            ));
+        }
+        if owners != self.owners {
+            return Err(format!("owner bytes {owners:?} != {:?}", self.owners));
+        }
+        if let Some((o, n)) = owners.iter().find(|(_, n)| **n > self.max_owner_bytes) {
+            return Err(format!(
+                "owner {o} holds {n} retained bytes > {}",
+                self.max_owner_bytes
+            ));
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::router::topic_matches;

@@ -120,7 +120,7 @@ impl Router {
     }
 
     /// Number of (filter, session) subscriptions.
-    #[cfg(test)]
+    #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn len(&self) -> usize {
         self.count
     }
