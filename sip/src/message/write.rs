@@ -4,7 +4,9 @@
 //! It refuses to write a start line or a header field that carries a control character
 //! (CR, LF, NUL, any other of `%x00-1F` except HTAB, and DEL): the grammar of RFC 3261 §25.1
 //! has no room for them outside a body, and a CR LF in a value written as given would add a
-//! header of the writer's caller's choosing (header injection). Whoever builds the message
+//! header of the writer's caller's choosing (header injection). It also refuses a malformed
+//! value of a header the gateway interprets (the same checks [`parse`](super::parse) applies),
+//! so what we send is always something we would accept back, exactly. Whoever builds the message
 //! (a call, a fax job, a device or ingest originator, the transaction layer) gets
 //! [`WriteError`] instead of bytes, and nothing is sent.
 
@@ -20,6 +22,14 @@ pub enum WriteError {
     ControlInHeader {
         /// The header's name (up to its first control character, at most 64 bytes).
         name: String,
+    },
+    /// A header the gateway interprets (Via, From, To, Call-ID, CSeq, Contact, Route,
+    /// Record-Route, Max-Forwards, Content-Type, Session-Expires, Min-SE, Supported, Require)
+    /// is malformed: it would not parse back to what the writer's caller meant.
+    #[error("header {name} is malformed")]
+    Malformed {
+        /// The header's canonical name.
+        name: &'static str,
     },
     /// The start line (method, Request-URI or reason phrase) carries a control character.
     #[error("the start line carries a control character")]
@@ -53,6 +63,11 @@ fn write_headers(out: &mut Vec<u8>, headers: &Headers, body: &[u8]) -> Result<()
                 .take(64)
                 .collect();
             return Err(WriteError::ControlInHeader { name });
+        }
+        // Never forward what we could not parse back exactly (docs/decisions.md §15.1).
+        if let Some((name, value)) = line.split_once(':') {
+            super::grammar::check(name.trim(), value.trim())
+                .map_err(|name| WriteError::Malformed { name })?;
         }
         out.extend_from_slice(line.as_bytes());
         out.extend_from_slice(b"\r\n");
