@@ -171,6 +171,42 @@ Content-Length: 0\r\n\r\n";
     }
 
     #[test]
+    fn malformed_interpreted_headers_are_never_written() {
+        // Whatever a leg copies or builds toward the next hop is written only if it would
+        // parse back exactly: a caller-controlled value that breaks the grammar stops here.
+        for (h, name) in [
+            (Header::From("<sip:a@b;tag=1".into()), "From"),
+            (Header::To("\"Bob <sip:b@c>".into()), "To"),
+            (Header::Via("SIP/2.0/UDP".into()), "Via"),
+            (Header::CallId("a b".into()), "Call-ID"),
+            (Header::Contact("<sip:a@b>,".into()), "Contact"),
+            (Header::Route("sip:p;lr".into()), "Route"),
+            (Header::MaxForwards("300".into()), "Max-Forwards"),
+            (Header::Other("Session-Expires".into(), "1800 x".into()), "Session-Expires"),
+            (Header::Other("k".into(), "timer,,".into()), "Supported"),
+        ] {
+            let mut r = invite(vec![]);
+            let single = matches!(h, Header::From(_) | Header::To(_) | Header::CallId(_));
+            if single {
+                r.headers.retain(|x| std::mem::discriminant(x) != std::mem::discriminant(&h));
+            }
+            r.headers.push(h);
+            assert_eq!(request_bytes(&r), Err(WriteError::Malformed { name }));
+        }
+        // Well-formed ones, tortuous or not, are written and parse back to the same headers.
+        let r = invite(vec![
+            Header::Contact("\"A \\\"x\\\"\" <sip:a@[2001:db8::1]:5060;transport=tcp>;expires=60".into()),
+            Header::Other("Session-Expires".into(), "1800;refresher=uac".into()),
+            Header::Other("Supported".into(), "".into()),
+        ]);
+        let bytes = request_bytes(&r).unwrap();
+        let SipMessage::Request(again) = parse(&bytes).unwrap() else {
+            panic!("not a request")
+        };
+        assert_eq!(request_bytes(&again).unwrap(), bytes);
+    }
+
+    #[test]
     fn a_request_uri_with_control_characters_is_refused() {
         let mut r = invite(vec![]);
         r.uri.auth = Some(rsip::Auth {
