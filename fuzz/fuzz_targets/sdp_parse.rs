@@ -11,7 +11,9 @@ use libfuzzer_sys::fuzz_target;
 use switchboard_sip::sdp::{answer, SessionDescription};
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     if let Ok(mut sdp) = SessionDescription::parse(text) {
         let again = SessionDescription::parse(&sdp.to_string()).expect("written SDP parses");
         assert_eq!(again, sdp, "re-parsed SDP differs");

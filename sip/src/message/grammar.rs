@@ -461,12 +461,15 @@ pub(crate) const SINGLE: &[&str] = &[
     "Min-SE",
 ];
 
+/// A check of one header value.
+type Check = fn(&str) -> bool;
+
 /// Checks one header field the gateway interprets; `Err(canonical name)` when its value is
 /// malformed. Headers the gateway does not interpret pass (they are kept as opaque text).
 /// `name` may be compact or any case.
 pub(crate) fn check(name: &str, value: &str) -> Result<(), &'static str> {
     let name = super::expand_compact(name).unwrap_or(name);
-    let table: [(&'static str, fn(&str) -> bool); 14] = [
+    let table: [(&'static str, Check); 14] = [
         ("Via", via),
         ("From", from_to),
         ("To", from_to),

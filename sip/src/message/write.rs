@@ -182,20 +182,26 @@ Content-Length: 0\r\n\r\n";
             (Header::Contact("<sip:a@b>,".into()), "Contact"),
             (Header::Route("sip:p;lr".into()), "Route"),
             (Header::MaxForwards("300".into()), "Max-Forwards"),
-            (Header::Other("Session-Expires".into(), "1800 x".into()), "Session-Expires"),
+            (
+                Header::Other("Session-Expires".into(), "1800 x".into()),
+                "Session-Expires",
+            ),
             (Header::Other("k".into(), "timer,,".into()), "Supported"),
         ] {
             let mut r = invite(vec![]);
             let single = matches!(h, Header::From(_) | Header::To(_) | Header::CallId(_));
             if single {
-                r.headers.retain(|x| std::mem::discriminant(x) != std::mem::discriminant(&h));
+                r.headers
+                    .retain(|x| std::mem::discriminant(x) != std::mem::discriminant(&h));
             }
             r.headers.push(h);
             assert_eq!(request_bytes(&r), Err(WriteError::Malformed { name }));
         }
         // Well-formed ones, tortuous or not, are written and parse back to the same headers.
         let r = invite(vec![
-            Header::Contact("\"A \\\"x\\\"\" <sip:a@[2001:db8::1]:5060;transport=tcp>;expires=60".into()),
+            Header::Contact(
+                "\"A \\\"x\\\"\" <sip:a@[2001:db8::1]:5060;transport=tcp>;expires=60".into(),
+            ),
             Header::Other("Session-Expires".into(), "1800;refresher=uac".into()),
             Header::Other("Supported".into(), "".into()),
         ]);
