@@ -7,7 +7,9 @@ use libfuzzer_sys::fuzz_target;
 use switchboard_sip::digest::{authorization, uri_matches, Authorization, Challenge};
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     if let Ok(ch) = Challenge::parse(text) {
         let _ = authorization(&ch, "user", "pass", "INVITE", "sip:1@example.com", 1, "abc");
     }

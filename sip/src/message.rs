@@ -13,6 +13,7 @@ use rsip::headers::UntypedHeader;
 use rsip::{message::HasHeaders, Header, Headers, Method, Request, Response, SipMessage};
 use std::str::FromStr;
 
+mod grammar;
 mod write;
 pub use write::{request_bytes, response_bytes, to_bytes, WriteError};
 
@@ -75,6 +76,12 @@ pub enum ParseError {
     /// A mandatory header is present but its value cannot be understood.
     #[error("malformed {name} header")]
     BadHeaderValue {
+        /// Canonical name of the header.
+        name: &'static str,
+    },
+    /// A header of which a message may carry only one appears more than once.
+    #[error("more than one {name} header")]
+    DuplicateHeader {
         /// Canonical name of the header.
         name: &'static str,
     },
@@ -167,6 +174,7 @@ impl ParseError {
             ParseError::BadHeader { .. } => "Malformed Header".into(),
             ParseError::MissingHeader { name } => format!("Missing {name}"),
             ParseError::BadHeaderValue { name } => format!("Malformed {name}"),
+            ParseError::DuplicateHeader { name } => format!("Duplicate {name}"),
             ParseError::CseqMethodMismatch => "CSeq Method Mismatch".into(),
             ParseError::ContentLengthMismatch { .. } => "Content-Length Mismatch".into(),
             ParseError::Syntax(_) => "Syntax Error".into(),
@@ -249,7 +257,7 @@ fn check_start_line(line: &str) -> Result<StartLine, ParseError> {
     if a.is_empty() || !a.bytes().all(is_token_byte) || b.is_empty() || b.contains(' ') {
         return Err(ParseError::BadStartLine);
     }
-    if !c.eq_ignore_ascii_case("SIP/2.0") {
+    if !c.eq_ignore_ascii_case("SIP/2.0") || !grammar::uri(b) {
         return Err(ParseError::BadStartLine);
     }
     let method = Method::from_str(a).map_err(ParseError::from)?;
@@ -365,6 +373,21 @@ pub fn parse(data: &[u8]) -> Result<SipMessage, ParseError> {
             Some(_) => {}
         }
     }
+    // The headers the gateway interprets must be exactly understood (docs/decisions.md
+    // §15.1): well-formed, and the single ones single.
+    for h in &headers {
+        grammar::check(h.name, &h.value).map_err(|name| ParseError::BadHeaderValue { name })?;
+    }
+    for name in grammar::SINGLE {
+        if headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case(name))
+            .nth(1)
+            .is_some()
+        {
+            return Err(ParseError::DuplicateHeader { name });
+        }
+    }
     let cseq = find("CSeq").map(|h| h.value.as_str()).unwrap_or_default();
     let (_, cseq_method) = parse_cseq(cseq).ok_or(ParseError::BadHeaderValue { name: "CSeq" })?;
     if let StartLine::Request { method } = &kind {
@@ -427,8 +450,8 @@ pub fn parse(data: &[u8]) -> Result<SipMessage, ParseError> {
 }
 
 /// Builds a `400 Bad Request` for input that failed [`parse`] but still looks like a request
-/// (start line `METHOD uri SIP/2.0`, method not ACK) carrying Via, From, To, Call-ID and CSeq
-/// lines that can be copied. Returns `None` otherwise: the message is dropped silently
+/// (start line `METHOD uri SIP/2.0`, method not ACK) carrying well-formed Via, From, To,
+/// Call-ID and CSeq lines that can be copied. Returns `None` otherwise: the message is dropped silently
 /// (RFC 3261 §16.3, §18.1.2).
 pub fn bad_request(data: &[u8], err: &ParseError) -> Option<Vec<u8>> {
     let data = &data[..data.len().min(MAX_MESSAGE_SIZE)];
@@ -495,7 +518,15 @@ pub fn bad_request(data: &[u8], err: &ParseError) -> Option<Vec<u8>> {
         }
     }
     let (from, to, call_id, cseq) = (from?, to?, call_id?, cseq?);
-    if vias.is_empty() {
+    // What we echo must be well-formed itself: a 400 never carries a header we could not
+    // parse exactly (no usable Via: nowhere to send it, RFC 3261 §18.2.2).
+    if vias.is_empty()
+        || !vias.iter().all(|v| grammar::via(v))
+        || !grammar::from_to(from)
+        || !grammar::from_to(to)
+        || !grammar::call_id(call_id)
+        || parse_cseq(cseq).is_none()
+    {
         return None;
     }
     let mut out = format!("SIP/2.0 400 Bad Request ({})\r\n", err.short_reason());
@@ -851,10 +882,11 @@ mod tests {
         let mut hit = 0;
         let mut quoted = 0;
         for uri in [
-            "sip:+4930123456789@host;a=b?c",
-            "sip:+4930123456789@",
-            "sip:+4930123456789@[zz::",
-            "sip:+4930123456789@host:99999999",
+            // Well-formed by RFC 3261 / RFC 3966 (our grammar passes them), not for rsip.
+            "tel:+4930123456789",
+            "sip:+4930123456789@[2001:db8::10]:5070",
+            "sip:+4930123456789@host;maddr=[zz]",
+            "sip:+4930123456789@host;a=b?c=d",
         ] {
             let raw = format!(
                 "INVITE {uri} SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1\r\n\

@@ -4,7 +4,9 @@
 //! It refuses to write a start line or a header field that carries a control character
 //! (CR, LF, NUL, any other of `%x00-1F` except HTAB, and DEL): the grammar of RFC 3261 §25.1
 //! has no room for them outside a body, and a CR LF in a value written as given would add a
-//! header of the writer's caller's choosing (header injection). Whoever builds the message
+//! header of the writer's caller's choosing (header injection). It also refuses a malformed
+//! value of a header the gateway interprets (the same checks [`parse`](super::parse) applies),
+//! so what we send is always something we would accept back, exactly. Whoever builds the message
 //! (a call, a fax job, a device or ingest originator, the transaction layer) gets
 //! [`WriteError`] instead of bytes, and nothing is sent.
 
@@ -20,6 +22,14 @@ pub enum WriteError {
     ControlInHeader {
         /// The header's name (up to its first control character, at most 64 bytes).
         name: String,
+    },
+    /// A header the gateway interprets (Via, From, To, Call-ID, CSeq, Contact, Route,
+    /// Record-Route, Max-Forwards, Content-Type, Session-Expires, Min-SE, Supported, Require)
+    /// is malformed: it would not parse back to what the writer's caller meant.
+    #[error("header {name} is malformed")]
+    Malformed {
+        /// The header's canonical name.
+        name: &'static str,
     },
     /// The start line (method, Request-URI or reason phrase) carries a control character.
     #[error("the start line carries a control character")]
@@ -53,6 +63,11 @@ fn write_headers(out: &mut Vec<u8>, headers: &Headers, body: &[u8]) -> Result<()
                 .take(64)
                 .collect();
             return Err(WriteError::ControlInHeader { name });
+        }
+        // Never forward what we could not parse back exactly (docs/decisions.md §15.1).
+        if let Some((name, value)) = line.split_once(':') {
+            super::grammar::check(name.trim(), value.trim())
+                .map_err(|name| WriteError::Malformed { name })?;
         }
         out.extend_from_slice(line.as_bytes());
         out.extend_from_slice(b"\r\n");
@@ -153,6 +168,48 @@ Content-Length: 0\r\n\r\n";
         resp.headers
             .push(Header::Other("Contact".into(), "<sip:a@b>\r\nX: y".into()));
         assert!(response_bytes(&resp).is_err());
+    }
+
+    #[test]
+    fn malformed_interpreted_headers_are_never_written() {
+        // Whatever a leg copies or builds toward the next hop is written only if it would
+        // parse back exactly: a caller-controlled value that breaks the grammar stops here.
+        for (h, name) in [
+            (Header::From("<sip:a@b;tag=1".into()), "From"),
+            (Header::To("\"Bob <sip:b@c>".into()), "To"),
+            (Header::Via("SIP/2.0/UDP".into()), "Via"),
+            (Header::CallId("a b".into()), "Call-ID"),
+            (Header::Contact("<sip:a@b>,".into()), "Contact"),
+            (Header::Route("sip:p;lr".into()), "Route"),
+            (Header::MaxForwards("300".into()), "Max-Forwards"),
+            (
+                Header::Other("Session-Expires".into(), "1800 x".into()),
+                "Session-Expires",
+            ),
+            (Header::Other("k".into(), "timer,,".into()), "Supported"),
+        ] {
+            let mut r = invite(vec![]);
+            let single = matches!(h, Header::From(_) | Header::To(_) | Header::CallId(_));
+            if single {
+                r.headers
+                    .retain(|x| std::mem::discriminant(x) != std::mem::discriminant(&h));
+            }
+            r.headers.push(h);
+            assert_eq!(request_bytes(&r), Err(WriteError::Malformed { name }));
+        }
+        // Well-formed ones, tortuous or not, are written and parse back to the same headers.
+        let r = invite(vec![
+            Header::Contact(
+                "\"A \\\"x\\\"\" <sip:a@[2001:db8::1]:5060;transport=tcp>;expires=60".into(),
+            ),
+            Header::Other("Session-Expires".into(), "1800;refresher=uac".into()),
+            Header::Other("Supported".into(), "".into()),
+        ]);
+        let bytes = request_bytes(&r).unwrap();
+        let SipMessage::Request(again) = parse(&bytes).unwrap() else {
+            panic!("not a request")
+        };
+        assert_eq!(request_bytes(&again).unwrap(), bytes);
     }
 
     #[test]
