@@ -346,12 +346,7 @@ impl Actor for DeviceSupervisor {
                     "reconnect": true,
                 });
                 let payload = Bytes::from(payload.to_string());
-                let online: Vec<DeviceId> = state
-                    .devices
-                    .iter()
-                    .filter(|(_, e)| e.connections > 0)
-                    .map(|(id, _)| id.clone())
-                    .collect();
+                let online = state.online();
                 if let Some(b) = &state.broker {
                     for id in &online {
                         let _ = b.send_message(BrokerMsg::Publish {
@@ -365,12 +360,7 @@ impl Actor for DeviceSupervisor {
                 tracing::info!(devices = online.len(), "devices told of the drain");
             }
             DeviceSupervisorMsg::Disconnect(reply) => {
-                let online: Vec<DeviceId> = state
-                    .devices
-                    .iter()
-                    .filter(|(_, e)| e.connections > 0)
-                    .map(|(id, _)| id.clone())
-                    .collect();
+                let online = state.online();
                 if let Some(b) = &state.broker {
                     for id in &online {
                         let _ = b.send_message(BrokerMsg::Revoke(Principal::Device(id.clone())));
@@ -457,6 +447,15 @@ fn pending_count(store: &dyn Store, id: &str) -> usize {
 }
 
 impl DeviceSupervisorState {
+    /// The devices with at least one live connection.
+    fn online(&self) -> Vec<DeviceId> {
+        self.devices
+            .iter()
+            .filter(|(_, e)| e.connections > 0)
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
     fn entry(&mut self, id: &DeviceId, rec: Option<&DeviceRecord>) -> &mut Entry {
         let store = &self.store;
         self.devices.entry(id.clone()).or_insert_with(|| {
