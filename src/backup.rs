@@ -84,20 +84,9 @@ pub struct BackupArgs {
     /// With --store: the fax spool directory (default: STORE/fax, as `[fax] spool` defaults).
     #[arg(long, requires = "store")]
     spool: Option<PathBuf>,
-    /// Admin API base URL of the running gateway.
-    #[arg(
-        long,
-        env = "SWITCHBOARD_ADMIN_URL",
-        default_value = "http://127.0.0.1:8080"
-    )]
-    admin: String,
-    /// API key with the `admin` scope (`sbk_…`); best from the environment.
-    #[arg(long, env = "SWITCHBOARD_API_KEY", hide_env_values = true)]
-    api_key: Option<String>,
-    /// For an `https://` admin URL: a PEM file of CA certificates (or the self-signed
-    /// certificate itself) to trust besides the system's roots.
-    #[arg(long, env = "SWITCHBOARD_CA_FILE")]
-    ca_file: Option<PathBuf>,
+    /// The running gateway's admin API; the key needs the `admin` scope.
+    #[command(flatten)]
+    admin: crate::cli::AdminConn,
 }
 
 /// `switchboard restore`: the archive and the new store.
@@ -180,14 +169,14 @@ fn offline(store: &Path, spool: Option<&Path>, out: &Path) -> anyhow::Result<()>
 /// Fetch the archive from a running gateway into `out`.
 fn online(args: &BackupArgs, out: &Path) -> anyhow::Result<()> {
     let (mut stream, host) = crate::cli::open_admin(
-        &args.admin,
-        args.ca_file.as_deref(),
+        &args.admin.admin,
+        args.admin.ca_file.as_deref(),
         Duration::from_secs(300),
     )?;
     let mut head = format!(
         "POST /api/v1/admin/backup HTTP/1.0\r\nHost: {host}\r\nConnection: close\r\nContent-Length: 0\r\n"
     );
-    if let Some(key) = &args.api_key {
+    if let Some(key) = &args.admin.api_key {
         head.push_str(&format!("Authorization: Bearer {key}\r\n"));
     }
     head.push_str("\r\n");

@@ -13,23 +13,30 @@ use rustls_pki_types::{CertificateDer, ServerName};
 use serde_json::Value;
 use tokio_rustls::rustls::{self, ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 
-/// Where the admin API is.
+/// Where the admin API is and how to reach it (shared by every command that calls it).
 #[derive(clap::Args)]
-pub struct ApiArgs {
+pub struct AdminConn {
     /// Admin API base URL (`http://` or `https://`).
     #[arg(
         long,
         env = "SWITCHBOARD_ADMIN_URL",
         default_value = "http://127.0.0.1:8080"
     )]
-    admin: String,
+    pub(crate) admin: String,
     /// API key (`sbk_…`); best from the environment.
     #[arg(long, env = "SWITCHBOARD_API_KEY", hide_env_values = true)]
-    api_key: Option<String>,
+    pub(crate) api_key: Option<String>,
     /// For an `https://` admin URL: a PEM file of CA certificates (or the self-signed
     /// certificate itself) to trust besides the system's roots.
     #[arg(long, env = "SWITCHBOARD_CA_FILE")]
-    ca_file: Option<PathBuf>,
+    pub(crate) ca_file: Option<PathBuf>,
+}
+
+/// The admin API and how to print its answers.
+#[derive(clap::Args)]
+pub struct ApiArgs {
+    #[command(flatten)]
+    conn: AdminConn,
     /// Print the raw JSON.
     #[arg(long)]
     json: bool,
@@ -218,7 +225,7 @@ fn read_all(conn: &mut dyn Conn, limit: usize) -> std::io::Result<Vec<u8>> {
 
 /// What a 401 means to someone at a shell.
 fn unauthorized_help(api: &ApiArgs) -> String {
-    let what = if api.api_key.is_some() {
+    let what = if api.conn.api_key.is_some() {
         "the API key given was refused (unknown, revoked or expired)"
     } else {
         "no API key given"
@@ -240,13 +247,13 @@ fn request(
     path: &str,
     body: Option<(&str, &[u8])>,
 ) -> anyhow::Result<Value> {
-    let t = target(api.admin.trim_end_matches('/'))?;
-    let mut stream = connect(api.ca_file.as_deref(), &t, Duration::from_secs(10))?;
+    let t = target(api.conn.admin.trim_end_matches('/'))?;
+    let mut stream = connect(api.conn.ca_file.as_deref(), &t, Duration::from_secs(10))?;
     let host = &t.authority;
     let mut head = format!(
         "{method} {path} HTTP/1.0\r\nHost: {host}\r\nAccept: application/json\r\nConnection: close\r\n"
     );
-    if let Some(key) = &api.api_key {
+    if let Some(key) = &api.conn.api_key {
         head.push_str(&format!("Authorization: Bearer {key}\r\n"));
     }
     match body {
