@@ -15,7 +15,7 @@ use std::str::FromStr;
 
 mod grammar;
 mod write;
-pub use write::{request_bytes, response_bytes, to_bytes, WriteError};
+pub use write::{request_bytes, response_bytes, same_as_written, to_bytes, WriteError};
 
 /// Largest message accepted by [`parse`] (a UDP datagram or one framed stream message).
 pub const MAX_MESSAGE_SIZE: usize = 65_535;

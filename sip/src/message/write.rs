@@ -91,6 +91,27 @@ pub fn request_bytes(req: &Request) -> Result<Vec<u8>, WriteError> {
     Ok(out)
 }
 
+/// Whether `again`, what `parse` made of `to_bytes(msg)`, is the message `msg` as the writer
+/// defines writing it: Content-Length is rewritten from the body, and an empty reason phrase
+/// gets its code's standard one (RFC 3261 §25.1 allows either). The round-trip rule the
+/// `sip_parse` fuzz target and the round-trip tests check (docs/decisions.md §15.1).
+pub fn same_as_written(msg: &SipMessage, again: &SipMessage) -> bool {
+    fn normal(msg: &SipMessage, again: &SipMessage) -> SipMessage {
+        use rsip::message::HasHeaders;
+        let mut m = msg.clone();
+        m.headers_mut()
+            .retain(|h| !matches!(h, Header::ContentLength(_)));
+        if let (SipMessage::Response(a), SipMessage::Response(b)) = (&mut m, again) {
+            let empty = matches!(&a.status_code, rsip::StatusCode::Other(_, r) if r.is_empty());
+            if empty && a.status_code.code() == b.status_code.code() {
+                a.status_code = b.status_code.clone();
+            }
+        }
+        m
+    }
+    normal(msg, again) == normal(again, again)
+}
+
 /// Serializes a response with the standard reason phrase for known codes (the parsed one for
 /// unknown codes), always writing a correct Content-Length (binary-safe body). Refused when a
 /// header carries a control character.
