@@ -341,10 +341,10 @@ fn bad_documents_and_numbers_get_clear_errors() {
 
 /// The decoded pages of a TIFF (bitmap rows), for comparing documents.
 fn pages(tiff: &[u8]) -> Vec<Vec<Vec<u8>>> {
-    switchboard_sip::fax::tiff::read_tiff(tiff)
+    switchboard_fax::tiff::read_tiff(tiff)
         .expect("a readable TIFF")
         .iter()
-        .map(|p| switchboard_sip::fax::tiff::fit_to_fax(p).rows().to_vec())
+        .map(|p| switchboard_fax::tiff::fit_to_fax(p).rows().to_vec())
         .collect()
 }
 
@@ -526,7 +526,7 @@ fn a_pdf_is_rendered_to_a_fax_tiff_with_ghostscript() {
     assert_eq!(j["source_name"], "letter.pdf");
     // The spooled document is a fax TIFF with black pixels on it (the text).
     let tiff = get_bytes(&gw, j["file_url"].as_str().unwrap());
-    let pages = switchboard_sip::fax::tiff::read_tiff(&tiff).expect("a fax TIFF");
+    let pages = switchboard_fax::tiff::read_tiff(&tiff).expect("a fax TIFF");
     let black: u32 = pages[0]
         .rows()
         .iter()

@@ -98,10 +98,10 @@ impl Drop for Peer {
 /// The decoded pages of a TIFF file, fitted to the fax line.
 fn pages(path: &Path) -> Vec<Vec<Vec<u8>>> {
     let data = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    switchboard_sip::fax::tiff::read_tiff(&data)
+    switchboard_fax::tiff::read_tiff(&data)
         .expect("a readable TIFF")
         .iter()
-        .map(|p| switchboard_sip::fax::tiff::fit_to_fax(p).rows().to_vec())
+        .map(|p| switchboard_fax::tiff::fit_to_fax(p).rows().to_vec())
         .collect()
 }
 

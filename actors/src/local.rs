@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use switchboard_config::AppConfig;
-use switchboard_sip::media::streams::Track;
+use switchboard_media::streams::Track;
 
 use crate::audio::app::{AppStream, AppStreamArgs};
 use crate::audio::leg::{Leg, LegCommand, LegEvent};

@@ -6,7 +6,7 @@
 //! Each side's destination starts as the address from its SDP and latches to
 //! the source of the first packet received from that side whose IP the SDP or
 //! the signalling names (strict symmetric RTP; see
-//! [`switchboard_sip::media::latch`] for the NAT rule); an SDP change re-arms
+//! [`switchboard_media::latch`] for the NAT rule); an SDP change re-arms
 //! the latch. Packets from anyone else are dropped and counted (`foreign`, and
 //! the metric `switchboard_rtp_dropped_foreign_total`): they are never relayed,
 //! tapped or counted as media activity.
@@ -19,9 +19,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use switchboard_sip::media::latch::{Latch, Verdict};
-use switchboard_sip::media::target::MediaPolicy;
-use switchboard_sip::rtp::RtpStats;
+use switchboard_media::latch::{Latch, Verdict};
+use switchboard_media::rtp::RtpStats;
+use switchboard_media::target::MediaPolicy;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;

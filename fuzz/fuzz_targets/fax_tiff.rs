@@ -5,8 +5,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use switchboard_sip::fax::t4::{self, Coding, DecodeOptions, EncodeOptions};
-use switchboard_sip::fax::tiff::{self, ReadLimits, TiffCompression};
+use switchboard_fax::t4::{self, Coding, DecodeOptions, EncodeOptions};
+use switchboard_fax::tiff::{self, ReadLimits, TiffCompression};
 
 fuzz_target!(|data: &[u8]| {
     // Small limits keep each run fast; the bounds themselves are what is being tested.

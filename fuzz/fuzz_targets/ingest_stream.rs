@@ -8,11 +8,11 @@
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use switchboard_sip::media::resample::SampleRate;
-use switchboard_sip::media::streams::ingest::{
+use switchboard_media::resample::SampleRate;
+use switchboard_media::streams::ingest::{
     IngestEvent, IngestLimits, IngestReader, IngestWriter,
 };
-use switchboard_sip::media::streams::{
+use switchboard_media::streams::{
     AppMessage, Dialect, Limits, MediaFormat, StartInfo, StreamReader, StreamWriter, Track,
 };
 

@@ -6,11 +6,11 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use switchboard_sip::media::dtmf::TelephoneEvent;
-use switchboard_sip::media::g711::Law;
-use switchboard_sip::media::resample::SampleRate;
-use switchboard_sip::media::rtp_audio::{self, AudioDepacketizer, Depacketized};
-use switchboard_sip::media::streams::{AppMessage, Dialect, Limits, MediaFormat, StreamReader};
+use switchboard_media::dtmf::TelephoneEvent;
+use switchboard_media::g711::Law;
+use switchboard_media::resample::SampleRate;
+use switchboard_media::rtp_audio::{self, AudioDepacketizer, Depacketized};
+use switchboard_media::streams::{AppMessage, Dialect, Limits, MediaFormat, StreamReader};
 
 const SID: &str = "MZ00000000000000000000000000000001";
 

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use switchboard_sip::rtp::{is_rtcp, RtpStats};
+use switchboard_media::rtp::{is_rtcp, RtpStats};
 
 fuzz_target!(|data: &[u8]| {
     let mut stats = RtpStats::new();

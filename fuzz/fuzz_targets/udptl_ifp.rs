@@ -5,8 +5,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use switchboard_sip::t38::ifp;
-use switchboard_sip::t38::udptl::{UdptlPacket, UdptlRx};
+use switchboard_fax::t38::ifp;
+use switchboard_fax::t38::udptl::{UdptlPacket, UdptlRx};
 
 fuzz_target!(|data: &[u8]| {
     // The whole input as one datagram.

@@ -24,9 +24,9 @@ use futures_util::{SinkExt, StreamExt};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 use switchboard_config::{AppConfig, AppFailure, StreamDialect};
-use switchboard_sip::media::g711::{self, Law};
-use switchboard_sip::media::resample::{Resampler, SampleRate};
-use switchboard_sip::media::streams::{
+use switchboard_media::g711::{self, Law};
+use switchboard_media::resample::{Resampler, SampleRate};
+use switchboard_media::streams::{
     AppMessage, Dialect, Limits, MediaFormat, StartInfo, StreamReader, StreamWriter, Track,
 };
 use tokio::sync::{mpsc, oneshot};
@@ -501,7 +501,7 @@ async fn run(
     }
 }
 
-fn reject(counters: &super::StreamCounters, e: &switchboard_sip::media::streams::StreamError) {
+fn reject(counters: &super::StreamCounters, e: &switchboard_media::streams::StreamError) {
     counters.rejected.fetch_add(1, Ordering::Relaxed);
     metrics::counter!("switchboard_stream_rejects_total", "reason" => e.reason()).increment(1);
 }

@@ -15,16 +15,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use switchboard_sip::media::dtmf::{DigitEvent, DtmfDetector};
-use switchboard_sip::media::g711::Law;
-use switchboard_sip::media::jitter::{
+use switchboard_media::dtmf::{DigitEvent, DtmfDetector};
+use switchboard_media::g711::Law;
+use switchboard_media::jitter::{
     FrameKind, JitterError, PlayoutBuffer, PlayoutConfig, ReorderBuffer, ReorderConfig,
     MAX_PLAYOUT_DEPTH_MS,
 };
-use switchboard_sip::media::latch::{Latch, Verdict};
-use switchboard_sip::media::resample::SampleRate;
-use switchboard_sip::media::rtp_audio::{AudioDepacketizer, AudioPacketizer, Depacketized};
-use switchboard_sip::media::streams::Track;
+use switchboard_media::latch::{Latch, Verdict};
+use switchboard_media::resample::SampleRate;
+use switchboard_media::rtp_audio::{AudioDepacketizer, AudioPacketizer, Depacketized};
+use switchboard_media::streams::Track;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -458,7 +458,7 @@ async fn run(socket: Arc<UdpSocket>, mut core: Core, mut commands: mpsc::Receive
 #[cfg(test)]
 mod tests {
     use super::*;
-    use switchboard_sip::media::dtmf;
+    use switchboard_media::dtmf;
 
     async fn pair() -> (Arc<UdpSocket>, UdpSocket) {
         let a = UdpSocket::bind("127.0.0.1:0").await.unwrap();
@@ -522,7 +522,7 @@ mod tests {
             .enumerate()
         {
             let mut out = Vec::new();
-            switchboard_sip::media::rtp_audio::RtpHeader {
+            switchboard_media::rtp_audio::RtpHeader {
                 marker: pkt.marker,
                 payload_type: 101,
                 sequence: 200 + seq as u16,
@@ -566,7 +566,7 @@ mod tests {
                 .await
                 .unwrap()
                 .unwrap();
-            let pkt = switchboard_sip::media::rtp_audio::parse(&buf[..n]).unwrap();
+            let pkt = switchboard_media::rtp_audio::parse(&buf[..n]).unwrap();
             let mut pcm = Vec::new();
             Law::Mu.decode(pkt.payload, &mut pcm);
             if pcm.iter().any(|s| s.unsigned_abs() > 1000) {

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
-use switchboard_sip::media::g711::Law;
+use switchboard_media::g711::Law;
 
 /// The negotiated audio of a locally answered call, handed to whoever consumes it.
 #[derive(Debug, Clone)]

@@ -4,9 +4,9 @@
 
 use std::time::Instant;
 
-use switchboard_sip::media::jitter::{ReorderBuffer, ReorderConfig};
-use switchboard_sip::media::rtp_audio::{self, AudioDepacketizer, Depacketized};
-use switchboard_sip::media::streams::Track;
+use switchboard_media::jitter::{ReorderBuffer, ReorderConfig};
+use switchboard_media::rtp_audio::{self, AudioDepacketizer, Depacketized};
+use switchboard_media::streams::Track;
 use tokio::sync::mpsc;
 
 use super::leg::{Leg, LegEvent, FRAME, FRAME_SAMPLES};

@@ -50,7 +50,7 @@ pub fn anchor(body: &[u8], ip: IpAddr, port: u16) -> Result<Anchored, AnchorErro
 pub fn on_hold(audio: &AudioInfo) -> bool {
     use switchboard_sip::sdp::Direction;
     audio.port == 0
-        || switchboard_sip::media::latch::is_unspecified(audio.addr)
+        || switchboard_media::latch::is_unspecified(audio.addr)
         || matches!(audio.direction, Direction::SendOnly | Direction::Inactive)
 }
 

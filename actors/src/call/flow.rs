@@ -509,8 +509,8 @@ impl CallState {
             to: self.dst.clone(),
             kind: "fork",
             tracks: vec![
-                switchboard_sip::media::streams::Track::Inbound,
-                switchboard_sip::media::streams::Track::Outbound,
+                switchboard_media::streams::Track::Inbound,
+                switchboard_media::streams::Track::Outbound,
             ],
         };
         let on_gone = Box::new(|_| {});

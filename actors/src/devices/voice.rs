@@ -27,8 +27,8 @@ use bytes::Bytes;
 use ractor::ActorRef;
 use serde::Deserialize;
 use serde_json::json;
-use switchboard_sip::media::g711;
-use switchboard_sip::media::resample::{Resampler, SampleRate};
+use switchboard_media::g711;
+use switchboard_media::resample::{Resampler, SampleRate};
 use tokio::sync::mpsc;
 
 use super::session::DeviceMsg;

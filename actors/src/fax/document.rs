@@ -400,7 +400,7 @@ fn run_gs(
 /// Pages of a TIFF, each decoded and checked (bilevel, a supported
 /// compression, sane sizes): a document that cannot be sent is refused here.
 pub fn count_pages(data: &[u8]) -> Result<u32, String> {
-    let pages = switchboard_sip::fax::tiff::read_tiff(data).map_err(|e| e.to_string())?;
+    let pages = switchboard_fax::tiff::read_tiff(data).map_err(|e| e.to_string())?;
     u32::try_from(pages.len()).map_err(|_| "too many pages".to_string())
 }
 

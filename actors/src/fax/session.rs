@@ -14,14 +14,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use switchboard_config::Config;
-use switchboard_sip::fax::t30::{
+use switchboard_fax::t30::{
     self, Coding as T30Coding, FaxEvent, PageOut, Role, T38Terminal, TerminalConfig,
 };
-use switchboard_sip::fax::t4::{self, Coding, DecodeOptions, EncodeOptions};
-use switchboard_sip::fax::tiff::{self, Page, TiffCompression};
-use switchboard_sip::media::latch::{Latch, Verdict};
-use switchboard_sip::t38::ifp;
-use switchboard_sip::t38::udptl::{TxErrorCorrection, UdptlRx, UdptlTx, UdptlTxConfig};
+use switchboard_fax::t38::ifp;
+use switchboard_fax::t38::udptl::{TxErrorCorrection, UdptlRx, UdptlTx, UdptlTxConfig};
+use switchboard_fax::t4::{self, Coding, DecodeOptions, EncodeOptions};
+use switchboard_fax::tiff::{self, Page, TiffCompression};
+use switchboard_media::latch::{Latch, Verdict};
 use tokio::net::UdpSocket;
 
 use crate::ua::{sdp, T38Media};

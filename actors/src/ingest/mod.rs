@@ -21,10 +21,10 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use switchboard_config::MediaWsConfig;
-use switchboard_sip::media::streams::ingest::{
+use switchboard_media::streams::ingest::{
     IngestEvent, IngestLimits, IngestReader, IngestStart, IngestWriter,
 };
-use switchboard_sip::media::streams::{Dialect, MediaFormat, StreamError, Track};
+use switchboard_media::streams::{Dialect, MediaFormat, StreamError, Track};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};

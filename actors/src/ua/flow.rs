@@ -26,8 +26,8 @@ use crate::endpoint::{EndpointMsg, SipEvent};
 use crate::media::Side;
 use crate::supervisor::SupervisorMsg;
 use crate::trunk::TrunkMsg;
-use switchboard_sip::media::g711::Law;
-use switchboard_sip::media::target::{Target, TargetError};
+use switchboard_media::g711::Law;
+use switchboard_media::target::{Target, TargetError};
 use switchboard_sip::sdp::AudioInfo;
 
 /// A FAXERROR-like code for a failed SIP attempt.

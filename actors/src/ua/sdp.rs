@@ -2,7 +2,7 @@
 //! built on the T.38 parameter core: transferred TCF, UDPTL redundancy, a
 //! 2000-octet buffer and 400-octet datagrams.
 
-use switchboard_sip::t38::params::{RateManagement, T38Params, UdpEc};
+use switchboard_fax::t38::params::{RateManagement, T38Params, UdpEc};
 
 /// Largest UDPTL datagram we accept (bytes).
 pub const MAX_DATAGRAM: u32 = 400;

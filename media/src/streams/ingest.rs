@@ -25,7 +25,7 @@ use super::{
     counter, exotel, object_field, str_field, to_json, truncate, twilio, Dialect, MediaFormat,
     Object, StreamError, Track,
 };
-use crate::media::resample::SampleRate;
+use crate::resample::SampleRate;
 
 /// Longest custom parameter name, in bytes.
 pub const MAX_PARAMETER_NAME: usize = 64;

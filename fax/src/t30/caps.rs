@@ -445,7 +445,7 @@ impl Dcs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fax::t30::frames::Frame;
+    use crate::t30::frames::Frame;
 
     fn hex(b: &[u8]) -> String {
         b.iter()

@@ -1,18 +1,16 @@
 //! The fuzz targets' seed corpora (`fuzz/corpus/<target>/`, written by
 //! `fuzz/seeds/make-media-seeds.py`) still reach past the entry checks: a seed the codecs reject
 //! teaches the fuzzer nothing, so a codec change that breaks them fails here, in `cargo test`,
-//! without nightly.
+//! without nightly. These are the media targets' seeds (`media_streams`, `ingest_stream`,
+//! `rtp_stats`); the fax targets' are checked in `fax/tests/fuzz_seeds.rs`.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use switchboard_sip::fax::tiff;
-use switchboard_sip::media::resample::SampleRate;
-use switchboard_sip::media::streams::ingest::{IngestEvent, IngestLimits, IngestReader};
-use switchboard_sip::media::streams::{AppMessage, Dialect, Limits, MediaFormat, StreamReader};
-use switchboard_sip::rtp::RtpStats;
-use switchboard_sip::t38::ifp;
-use switchboard_sip::t38::udptl::UdptlPacket;
+use switchboard_media::resample::SampleRate;
+use switchboard_media::rtp::RtpStats;
+use switchboard_media::streams::ingest::{IngestEvent, IngestLimits, IngestReader};
+use switchboard_media::streams::{AppMessage, Dialect, Limits, MediaFormat, StreamReader};
 
 const SID: &str = "MZ00000000000000000000000000000001";
 
@@ -36,50 +34,6 @@ fn seeds(target: &str, prefix: &str, suffix: &str) -> Vec<(String, Vec<u8>)> {
     out.sort();
     assert!(!out.is_empty(), "no {prefix}*{suffix} seed for {target}");
     out
-}
-
-#[test]
-fn udptl_seeds_decode_and_reencode_to_the_same_bytes() {
-    for (name, data) in seeds("udptl_ifp", "", ".udptl") {
-        let packet = UdptlPacket::decode(&data).unwrap_or_else(|e| panic!("{name}: {e}"));
-        let mut out = Vec::new();
-        packet.encode(&mut out).expect("re-encodes");
-        assert_eq!(out, data, "{name}");
-    }
-}
-
-#[test]
-fn ifp_seeds_decode_in_their_version() {
-    for (prefix, version) in [("ifp-indicator-", 0), ("ifp-indicator-", 3), ("ifp-v0-", 0)] {
-        for (name, data) in seeds("udptl_ifp", prefix, ".ifp") {
-            ifp::decode(&data, version).unwrap_or_else(|e| panic!("{name} v{version}: {e}"));
-        }
-    }
-    for (name, data) in seeds("udptl_ifp", "ifp-v2-", ".ifp") {
-        ifp::decode(&data, 2).unwrap_or_else(|e| panic!("{name}: {e}"));
-    }
-    // The captured datagrams' primaries: every one is an IFP of its run's version.
-    for (prefix, version) in [
-        ("spandsp-v0-", 0),
-        ("spandsp-v3ecm-", 3),
-        ("spandsp-v2r0-", 2),
-    ] {
-        for (name, data) in seeds("udptl_ifp", prefix, ".udptl") {
-            let packet = UdptlPacket::decode(&data).expect("decodes");
-            ifp::decode(&packet.primary, version).unwrap_or_else(|e| panic!("{name}: {e}"));
-        }
-    }
-}
-
-#[test]
-fn tiff_seeds_read() {
-    for (name, data) in seeds("fax_tiff", "", ".tif") {
-        if ["colour.tif", "grey.tif", "odd-lzw.tif"].contains(&name.as_str()) {
-            continue; // rejected on purpose (colour, grey, LZW): the error paths
-        }
-        let pages = tiff::read_tiff(&data).unwrap_or_else(|e| panic!("{name}: {e}"));
-        assert!(!pages.is_empty(), "{name}");
-    }
 }
 
 #[test]

@@ -1,7 +1,9 @@
-//! Sans-IO audio media cores: the pieces between RTP (RFC 3550) on the trunk side and the
-//! WebSocket media streams (Twilio Media Streams, Exotel AgentStream) and ESP32 PCM16 over MQTT
-//! on the app/device side.
+//! `switchboard-media`: the sans-IO audio media cores, the pieces between RTP (RFC 3550) on the
+//! trunk side and the WebSocket media streams (Twilio Media Streams, Exotel AgentStream) and
+//! ESP32 PCM16 over MQTT on the app/device side. SIP signalling is in `switchboard-sip`; fax
+//! (T.38, T.30) in `switchboard-fax`.
 //!
+//! - [`rtp`]: RTP receive statistics and RTP/RTCP demultiplexing (RFC 3550, RFC 5761).
 //! - [`g711`]: ITU-T G.711 µ-law and A-law codecs (table-driven decode) and PCM16 byte helpers.
 //! - [`resample`]: 8 / 16 / 24 kHz PCM16 conversion with a stateful polyphase FIR.
 //! - [`jitter`]: a playout buffer toward RTP (bursty input, one 20 ms frame per tick, marks)
@@ -20,9 +22,12 @@ pub mod g711;
 pub mod jitter;
 pub mod latch;
 pub mod resample;
+pub mod rtp;
 pub mod rtp_audio;
 pub mod streams;
 pub mod target;
+#[cfg(test)]
+mod test_rng;
 
 /// Randomised robustness: 20,000 mutated and random inputs through every parser and state
 /// machine of this module must not panic (no dependencies: a xorshift generator).

@@ -431,7 +431,7 @@ impl Core {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fax::t30::frames::ScanTime;
+    use crate::t30::frames::ScanTime;
 
     fn dis() -> Dis {
         Dis {

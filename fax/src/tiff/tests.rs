@@ -6,7 +6,7 @@ use super::*;
 /// Fixtures made with netpbm and libtiff (see tests/fixtures/fax/make-fixtures.sh).
 macro_rules! fixture {
     ($name:literal) => {
-        include_bytes!(concat!("../../../../tests/fixtures/fax/", $name)).as_slice()
+        include_bytes!(concat!("../../../tests/fixtures/fax/", $name)).as_slice()
     };
 }
 

@@ -428,7 +428,7 @@ impl RxAssembler {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fax::t30::frames::Fcf;
+    use crate::t30::frames::Fcf;
 
     fn field(kind: FieldType, data: &[u8]) -> Ifp {
         Ifp::Data {

@@ -200,7 +200,7 @@ impl EcmRx {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fax::t30::frames::decode_ppr;
+    use crate::t30::frames::decode_ppr;
 
     #[test]
     fn page_is_cut_into_blocks_and_frames() {
@@ -245,7 +245,7 @@ mod tests {
         }
         rx.note_count(tx.pps(None, 0).frames);
         assert_eq!(rx.missing(), vec![2]);
-        let ppr = crate::fax::t30::frames::encode_ppr(rx.missing());
+        let ppr = crate::t30::frames::encode_ppr(rx.missing());
         assert_eq!(decode_ppr(&ppr), vec![2]);
         let again = tx.burst(&page, false);
         assert!(rx.store(&again[2].fif));
