@@ -9,9 +9,7 @@ use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use switchboard_media::resample::SampleRate;
-use switchboard_media::streams::ingest::{
-    IngestEvent, IngestLimits, IngestReader, IngestWriter,
-};
+use switchboard_media::streams::ingest::{IngestEvent, IngestLimits, IngestReader, IngestWriter};
 use switchboard_media::streams::{
     AppMessage, Dialect, Limits, MediaFormat, StartInfo, StreamReader, StreamWriter, Track,
 };
