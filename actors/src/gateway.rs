@@ -529,6 +529,16 @@ impl Gateway {
         if let Some(d) = &self.devices {
             let n = ractor::call_t!(d, DeviceSupervisorMsg::Disconnect, 5_000).unwrap_or(0);
             report.devices = n;
+            // Their connections close after what was queued for them (the drain notice) is
+            // written: wait for those writers, or the exit could cut the notice off.
+            let broker = self.broker.borrow().clone();
+            if let Some(b) = broker {
+                let written = ractor::call_t!(b, BrokerMsg::Closing, 5_000).unwrap_or_default();
+                let deadline = Instant::now() + DEVICES_FLUSH_WAIT;
+                if !crate::mqtt::wait_written(written, deadline).await {
+                    tracing::warn!("some device connections did not flush before exit");
+                }
+            }
         }
         // 5. Fax jobs: every job has handled what its call told it (its state is on disk).
         report.fax_jobs = ractor::call_t!(self.faxes, crate::fax::FaxMsg::Sync, 10_000)
@@ -564,6 +574,8 @@ const DRAIN_POLL: Duration = Duration::from_millis(100);
 const ENDING_WAIT: Duration = Duration::from_secs(35);
 /// How long WebSocket streams get to send `stop` and close.
 const STREAMS_WAIT: Duration = Duration::from_secs(2);
+/// How long revoked device connections get to write their last packets (the drain notice).
+const DEVICES_FLUSH_WAIT: Duration = Duration::from_secs(2);
 
 /// What [`Gateway::shutdown`] did.
 #[derive(Debug, Clone, Default, serde::Serialize)]

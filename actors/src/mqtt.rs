@@ -27,7 +27,7 @@ use switchboard_mqtt::{
 use switchboard_storage::{get_device, Store};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::devices::DeviceSupervisorMsg;
 
@@ -60,6 +60,8 @@ pub enum BrokerMsg {
         conn: ConnId,
         source: std::net::IpAddr,
         tx: mpsc::Sender<Bytes>,
+        /// Resolves when the connection's writer has written what was queued and ended.
+        written: oneshot::Receiver<()>,
     },
     /// Close every connection of this principal and drop its session (its
     /// credential was reset, or its claim completed).
@@ -88,6 +90,21 @@ pub enum BrokerMsg {
     Tick,
     /// Counters for status and readiness.
     Status(RpcReplyPort<BrokerStatus>),
+    /// The writers of the connections closed so far that may still be sending what was
+    /// queued for them (a revoked device's last notice): await them before the process
+    /// exits (see [`wait_written`]).
+    Closing(RpcReplyPort<Vec<oneshot::Receiver<()>>>),
+}
+
+/// Wait until every writer in `written` has ended, or `deadline`; false when some did not.
+pub async fn wait_written(written: Vec<oneshot::Receiver<()>>, deadline: Instant) -> bool {
+    for w in written {
+        // Ok or Err(RecvError): the writer ended either way.
+        if tokio::time::timeout_at(deadline.into(), w).await.is_err() {
+            return false;
+        }
+    }
+    true
 }
 
 /// Broker counters.
@@ -225,6 +242,10 @@ pub struct BrokerState {
     core: Broker,
     auth: StoreAuthorizer,
     conns: HashMap<ConnId, mpsc::Sender<Bytes>>,
+    /// Per open connection: resolves once its writer ended.
+    writers: HashMap<ConnId, oneshot::Receiver<()>>,
+    /// Writers of closed connections that may still be flushing.
+    closing: Vec<oneshot::Receiver<()>>,
     devices: ActorRef<DeviceSupervisorMsg>,
     timer: watch::Sender<Option<Instant>>,
     listen: String,
@@ -274,6 +295,8 @@ impl Actor for BrokerActor {
             core: Broker::new(args.limits),
             auth: StoreAuthorizer { store: args.store },
             conns: HashMap::new(),
+            writers: HashMap::new(),
+            closing: Vec::new(),
             devices: args.devices,
             timer,
             listen,
@@ -300,8 +323,14 @@ impl Actor for BrokerActor {
     ) -> Result<(), ActorProcessingErr> {
         let now = Instant::now();
         match msg {
-            BrokerMsg::Accepted { conn, source, tx } => {
+            BrokerMsg::Accepted {
+                conn,
+                source,
+                tx,
+                written,
+            } => {
                 state.conns.insert(conn, tx);
+                state.writers.insert(conn, written);
                 state.core.accepted_from(now, conn, source);
             }
             BrokerMsg::Revoke(who) => state.core.revoke(now, &who),
@@ -323,7 +352,10 @@ impl Actor for BrokerActor {
             BrokerMsg::UnsupportedProtocol { conn } => state.core.unsupported_protocol(now, conn),
             BrokerMsg::Closed { conn } => {
                 state.core.closed(now, conn);
-                state.conns.remove(&conn);
+                state.forget(conn);
+            }
+            BrokerMsg::Closing(reply) => {
+                let _ = reply.send(std::mem::take(&mut state.closing));
             }
             BrokerMsg::Publish {
                 topic,
@@ -350,6 +382,19 @@ impl Actor for BrokerActor {
     }
 }
 
+impl BrokerState {
+    /// Drop a connection's sender (its writer ends once the queue is written) and keep its
+    /// writer's end signal in `closing` (those already over are pruned).
+    fn forget(&mut self, conn: ConnId) {
+        self.conns.remove(&conn);
+        self.closing
+            .retain_mut(|w| matches!(w.try_recv(), Err(oneshot::error::TryRecvError::Empty)));
+        if let Some(w) = self.writers.remove(&conn) {
+            self.closing.push(w);
+        }
+    }
+}
+
 fn pump(state: &mut BrokerState, credit: Option<Credit>) {
     while let Some((conn, packet)) = state.core.poll_transmit() {
         let Some(tx) = state.conns.get(&conn) else {
@@ -362,7 +407,7 @@ fn pump(state: &mut BrokerState, credit: Option<Credit>) {
         if tx.try_send(out.freeze()).is_err() {
             // Too slow (or gone): drop the connection rather than buffer without bound.
             metrics::counter!("switchboard_mqtt_slow_consumers_total").increment(1);
-            state.conns.remove(&conn);
+            state.forget(conn);
             state.core.closed(Instant::now(), conn);
         } else {
             metrics::counter!("switchboard_mqtt_packets_out_total").increment(1);
@@ -373,7 +418,7 @@ fn pump(state: &mut BrokerState, credit: Option<Credit>) {
             BrokerEvent::Close { conn, reason } => {
                 tracing::debug!(conn, ?reason, "closing MQTT connection");
                 // Dropping the sender ends the writer after it flushed the queue.
-                state.conns.remove(&conn);
+                state.forget(conn);
             }
             BrokerEvent::Connected {
                 principal,
@@ -583,11 +628,13 @@ async fn connection<R, W>(
     // Encoded packets, not `Packet`s: the channel allocates its first block
     // of 32 slots up front, and a `Packet` slot is ~150 bytes (a `Bytes` 32).
     let (tx, mut rx) = mpsc::channel::<Bytes>(CLIENT_QUEUE);
+    let (written_tx, written) = oneshot::channel::<()>();
     if broker
         .send_message(BrokerMsg::Accepted {
             conn,
             source: addr.ip(),
             tx,
+            written,
         })
         .is_err()
     {
@@ -615,6 +662,7 @@ async fn connection<R, W>(
             }
         }
         let _ = wr.shutdown().await;
+        drop(written_tx);
     });
     // Small to start with: an ESP32's telemetry is a few hundred bytes, and
     // the buffer lives as long as the connection.

@@ -164,6 +164,10 @@ pub struct DeviceSupervisorState {
     broker_url: String,
     online: OnlineGauge,
     calls: Arc<std::sync::OnceLock<ActorRef<crate::supervisor::SupervisorMsg>>>,
+    /// The drain notice, once the gateway drains (issue 12).
+    drain_notice: Option<Bytes>,
+    /// Devices the drain notice was published to.
+    drain_told: std::collections::HashSet<DeviceId>,
 }
 
 /// Start-up arguments.
@@ -211,6 +215,8 @@ impl Actor for DeviceSupervisor {
             broker_url,
             online: OnlineGauge::default(),
             calls: args.calls,
+            drain_notice: None,
+            drain_told: Default::default(),
         };
         // The registry holds devices seen since start; claimed devices that
         // never connected are listed from the store (no memory per device
@@ -345,21 +351,17 @@ impl Actor for DeviceSupervisor {
                     "drain_secs": drain_secs,
                     "reconnect": true,
                 });
-                let payload = Bytes::from(payload.to_string());
-                let online = state.online();
-                if let Some(b) = &state.broker {
-                    for id in &online {
-                        let _ = b.send_message(BrokerMsg::Publish {
-                            topic: format!("devices/{id}/cmd/{DRAIN_NOTICE}"),
-                            payload: payload.clone(),
-                            qos: QoS::AtLeastOnce,
-                            retain: false,
-                        });
-                    }
-                }
-                tracing::info!(devices = online.len(), "devices told of the drain");
+                state.drain_notice = Some(Bytes::from(payload.to_string()));
+                let told = state.tell_drain();
+                tracing::info!(devices = told, "devices told of the drain");
             }
             DeviceSupervisorMsg::Disconnect(reply) => {
+                // A device that came online after the notice went out is told now, before
+                // it is disconnected (the notice is queued ahead of the close).
+                let late = state.tell_drain();
+                if late > 0 {
+                    tracing::info!(devices = late, "devices told of the drain at disconnect");
+                }
                 let online = state.online();
                 if let Some(b) = &state.broker {
                     for id in &online {
@@ -448,6 +450,28 @@ fn pending_count(store: &dyn Store, id: &str) -> usize {
 
 impl DeviceSupervisorState {
     /// The devices with at least one live connection.
+    /// Publish the drain notice (once set by `Draining`) to every online device not told
+    /// yet; the number told.
+    fn tell_drain(&mut self) -> usize {
+        let (Some(payload), Some(b)) = (&self.drain_notice, &self.broker) else {
+            return 0;
+        };
+        let mut told = 0;
+        for id in self.online() {
+            if !self.drain_told.insert(id.clone()) {
+                continue;
+            }
+            let _ = b.send_message(BrokerMsg::Publish {
+                topic: format!("devices/{id}/cmd/{DRAIN_NOTICE}"),
+                payload: payload.clone(),
+                qos: QoS::AtLeastOnce,
+                retain: false,
+            });
+            told += 1;
+        }
+        told
+    }
+
     fn online(&self) -> Vec<DeviceId> {
         self.devices
             .iter()
