@@ -354,7 +354,7 @@ fn devices_are_told_on_their_command_topic_and_disconnected() {
     gw.signal("TERM");
     let notice = rx
         .recv_timeout(Duration::from_secs(10))
-        .expect("no drain notice");
+        .unwrap_or_else(|e| panic!("no drain notice ({e:?}); log:\n{}", gw.log()));
     assert_eq!(
         gw.wait_exit(Duration::from_secs(10)),
         Some(0),
