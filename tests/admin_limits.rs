@@ -228,17 +228,15 @@ fn uploads_expire_and_the_spool_has_a_quota() {
     // Past its time to live the first upload is gone for jobs, and its room is free again.
     let id = first["id"].as_str().unwrap().to_string();
     let job = format!("{{\"to\": \"5551234\", \"file_id\": \"{id}\"}}");
-    let mut last = Value::Null;
-    let gone = (0..100).any(|_| {
-        let (c, _, v) = raw(&gw, "POST", "/api/v1/faxes", job.as_bytes());
-        last = v;
-        if c == 404 {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-        false
-    });
-    assert!(gone, "the upload never expired: {last}");
+    common::wait_until(
+        "the upload to expire (404 for a job)",
+        Duration::from_secs(10),
+        || {
+            let (c, _, v) = raw(&gw, "POST", "/api/v1/faxes", job.as_bytes());
+            (c, v)
+        },
+        |(c, _)| *c == 404,
+    );
     let upload = gw.dir.join(format!("data/fax/upload-{id}.bin"));
     assert!(!upload.exists());
     let (c, _, v) = raw(&gw, "POST", "/api/v1/files", &file);

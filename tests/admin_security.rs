@@ -144,10 +144,14 @@ fn scope_matrix_no_key_wrong_scope_revoked_and_expired() {
     assert_eq!(code, 200);
     let (code, _, revoked) = call(&gw, "GET", "/api/v1/calls", Some(&key));
     assert_eq!(code, 401);
+    // A key that lives one second is refused once its second is over.
     let (short, _) = make_key(&gw, &["calls:read"], Some(1));
-    std::thread::sleep(Duration::from_millis(1500));
-    let (code, _, expired) = call(&gw, "GET", "/api/v1/calls", Some(&short));
-    assert_eq!(code, 401);
+    let (_, _, expired) = common::wait_until(
+        "the one-second key to expire (401)",
+        Duration::from_secs(5),
+        || call(&gw, "GET", "/api/v1/calls", Some(&short)),
+        |(code, _, _)| *code == 401,
+    );
     let unknown = format!("sbk_{}_{}", "1".repeat(16), "2".repeat(64));
     let (code, _, unknown_body) = call(&gw, "GET", "/api/v1/calls", Some(&unknown));
     assert_eq!(code, 401);
@@ -283,6 +287,7 @@ fn rate_limits_answer_429_with_retry_after_and_recover() {
         .and_then(|v| v.parse().ok())
         .expect("Retry-After");
     assert!((1..=2).contains(&retry), "Retry-After {retry}");
+    // pacing: wait exactly the Retry-After the gateway gave; recovering then is what it promised.
     std::thread::sleep(Duration::from_secs(retry));
     assert_eq!(
         call(&gw, "GET", "/api/v1/calls", Some(TEST_KEY)).0,

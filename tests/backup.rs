@@ -11,7 +11,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{uac, uac_in_background, Gateway, Sipp, TEST_KEY};
 use serde_json::{json, Value};
@@ -109,15 +109,8 @@ fn submit_fax(gw: &Gateway, to: &str, file: &[u8]) -> Value {
 }
 
 /// Poll `f` until it holds (or the deadline passes); its last value.
-fn wait<T>(timeout: Duration, mut get: impl FnMut() -> T, ok: impl Fn(&T) -> bool) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let v = get();
-        if ok(&v) || Instant::now() > deadline {
-            return v;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+fn wait<T>(timeout: Duration, get: impl FnMut() -> T, ok: impl Fn(&T) -> bool) -> T {
+    common::poll_until(timeout, get, ok).unwrap_or_else(|last| last)
 }
 
 fn cdr_ids(cdrs: &[Value]) -> BTreeSet<String> {
@@ -444,17 +437,15 @@ fn a_store_of_an_older_schema_version_is_refused_at_start_untouched() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break Some(st);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = common::poll_until(
+        Duration::from_secs(20),
+        || child.try_wait().unwrap(),
+        Option::is_some,
+    )
+    .unwrap_or_else(|_| {
+        let _ = child.kill();
+        None
+    });
     let mut err = String::new();
     child
         .stderr

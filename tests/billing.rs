@@ -73,15 +73,12 @@ fn a_call_with_one_minute_of_credit_is_cut_at_a_minute_and_charged_once() {
     assert_eq!(calls[0]["charge"]["account"], "acme", "{calls:?}");
     assert_eq!(calls[0]["charge"]["price_per_minute"], 10);
     // The whole balance is reserved while the call is up.
-    let mut reserved = Value::Null;
-    for _ in 0..50 {
-        reserved = account(&gw, "acme");
-        if reserved["debits_pending"] == 10 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert_eq!(reserved["debits_pending"], 10, "{reserved}");
+    let reserved = common::wait_until(
+        "the whole balance (10) to be reserved",
+        Duration::from_secs(5),
+        || account(&gw, "acme"),
+        |a| a["debits_pending"] == 10,
+    );
     assert_eq!(reserved["available"], 0, "{reserved}");
     // The gateway hangs up on both sides when the minute is used up.
     let run = caller.join().unwrap();

@@ -53,17 +53,8 @@ fn closed(s: &TcpStream) -> bool {
 }
 
 /// Poll until `f` holds, up to `timeout`.
-fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if f() {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+fn wait_until(timeout: Duration, f: impl FnMut() -> bool) -> bool {
+    common::poll_until(timeout, f, |held| *held).is_ok()
 }
 
 /// Open `n` connections from `from` to `to`; the ones the kernel completed (it stops after
@@ -239,6 +230,7 @@ fn a_trickled_sip_message_or_http_header_is_cut_off_at_its_deadline() {
                 cut_at = Some(start.elapsed());
                 break;
             }
+            // pacing: a slow client on purpose (one byte every 100 ms).
             std::thread::sleep(Duration::from_millis(100));
         }
         let cut_at = cut_at.unwrap_or_else(|| panic!("port {port}: still open after 8 s"));

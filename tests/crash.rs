@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::{trunk_route, uac, uac_in_background, Gateway, Sipp};
 use serde_json::{json, Value};
@@ -32,18 +32,9 @@ fn account(gw: &Gateway, id: &str) -> Value {
     v
 }
 
-/// Poll `f` every 100 ms until it holds or `timeout` passes; whether it held.
-fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if f() {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+/// Poll `f` until it holds or `timeout` passes; whether it held.
+fn eventually(timeout: Duration, f: impl FnMut() -> bool) -> bool {
+    common::poll_until(timeout, f, |held| *held).is_ok()
 }
 
 #[test]

@@ -5,12 +5,13 @@
 
 mod common;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use common::rtp::{call_rtp, caller, RtpPeer};
-use common::{uac, Gateway, Sipp};
+use common::{uac, wait_until, Gateway, Sipp};
 use rumqttc::{AsyncClient, Event, Packet, QoS};
 use serde_json::{json, Value};
 use switchboard_mqtt::claim::{claim_mac, device_secret};
@@ -78,7 +79,16 @@ fn tone16k(n: usize) -> Vec<u8> {
     out
 }
 
-fn run_device(port: u16, id: &str, pass: &str, script: Script, report: Arc<Mutex<Report>>) {
+/// `seen_online` is set by the test once the gateway lists the device online: a `dial` in the
+/// script waits for it.
+fn run_device(
+    port: u16,
+    id: &str,
+    pass: &str,
+    script: Script,
+    report: Arc<Mutex<Report>>,
+    seen_online: Arc<AtomicBool>,
+) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -109,6 +119,7 @@ fn run_device(port: u16, id: &str, pass: &str, script: Script, report: Arc<Mutex
         let mut talking_since: Option<Instant> = None;
         let mut finish_at: Option<Instant> = None;
         let mut frame = 0usize;
+        let mut dial = script.dial.clone();
         let mut tick = tokio::time::interval(Duration::from_millis(20));
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
@@ -117,6 +128,13 @@ fn run_device(port: u16, id: &str, pass: &str, script: Script, report: Arc<Mutex
                 _ = tick.tick() => {
                     if finish_at.is_some_and(|t| Instant::now() >= t) {
                         break;
+                    }
+                    if let Some(to) = dial.take_if(|_| seen_online.load(Ordering::SeqCst)) {
+                        client
+                            .publish(format!("devices/{id}/dial"), QoS::AtLeastOnce, false,
+                                json!({"to": to}).to_string())
+                            .await
+                            .unwrap();
                     }
                     let Some(since) = talking_since else { continue };
                     if since.elapsed() < script.talk {
@@ -150,14 +168,6 @@ fn run_device(port: u16, id: &str, pass: &str, script: Script, report: Arc<Mutex
                                     .publish(format!("devices/{id}/status"), QoS::AtLeastOnce, true, "online")
                                     .await
                                     .unwrap();
-                                if let Some(to) = &script.dial {
-                                    tokio::time::sleep(Duration::from_millis(200)).await;
-                                    client
-                                        .publish(format!("devices/{id}/dial"), QoS::AtLeastOnce, false,
-                                            json!({"to": to}).to_string())
-                                        .await
-                                        .unwrap();
-                                }
                             }
                         }
                         Event::Incoming(Packet::Publish(p)) if p.topic.ends_with("/audio/down") => {
@@ -228,13 +238,21 @@ fn run_claimed(
     script: Script,
 ) -> (thread::JoinHandle<()>, Arc<Mutex<Report>>) {
     let report = Arc::new(Mutex::new(Report::default()));
-    let (port, owned, r) = (gw.mqtt_port, id.to_string(), Arc::clone(&report));
-    let handle = thread::spawn(move || run_device(port, &owned, &pass, script, r));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while gw.get(&format!("/api/v1/devices/{id}")).1["online"] != true {
-        assert!(Instant::now() < deadline, "device not online\n{}", gw.log());
-        thread::sleep(Duration::from_millis(50));
-    }
+    let seen_online = Arc::new(AtomicBool::new(false));
+    let (port, owned, r, seen) = (
+        gw.mqtt_port,
+        id.to_string(),
+        Arc::clone(&report),
+        Arc::clone(&seen_online),
+    );
+    let handle = thread::spawn(move || run_device(port, &owned, &pass, script, r, seen));
+    wait_until(
+        &format!("device {id} to be online"),
+        Duration::from_secs(10),
+        || gw.get(&format!("/api/v1/devices/{id}")).1,
+        |d| d["online"] == true,
+    );
+    seen_online.store(true, Ordering::SeqCst);
     (handle, report)
 }
 
@@ -488,11 +506,12 @@ fn when_the_caller_hangs_up_the_device_is_told_and_can_take_the_next_call() {
         assert_eq!(last["reason"], "remote hangup");
         assert_eq!(last["call"], r.control[0]["call"]);
         // Gone before the next round reconnects it.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while gw.get("/api/v1/devices/esp-twice").1["online"] != false {
-            assert!(Instant::now() < deadline, "device still online");
-            thread::sleep(Duration::from_millis(50));
-        }
+        wait_until(
+            "esp-twice to be offline",
+            Duration::from_secs(10),
+            || gw.get("/api/v1/devices/esp-twice").1,
+            |d| d["online"] == false,
+        );
     }
     assert_eq!(gw.wait_cdrs(2).len(), 2);
 }
@@ -513,7 +532,13 @@ fn a_crashed_call_hangs_the_device_up_and_the_caller_gets_bye() {
     let peer = RtpPeer::bind();
     let caller = caller(&gw, "uac_rtp_wait_bye.xml", "7000", &peer, &[]);
     let (call_id, _) = call_rtp(&gw);
-    thread::sleep(Duration::from_millis(500));
+    // Crash a call in full flow: the device's voice reaches the caller.
+    wait_until(
+        "the device's audio to reach the caller",
+        Duration::from_secs(5),
+        || peer.listen(Duration::from_millis(100)).0,
+        |packets| *packets > 0,
+    );
     let (code, _) = gw
         .try_request("POST", &format!("/api/v1/calls/{call_id}/crash"))
         .unwrap();

@@ -53,12 +53,8 @@ fn device(gw: &Gateway, id: &str) -> Value {
     gw.get(&format!("/api/v1/devices/{id}")).1
 }
 
-fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+fn wait_for(what: &str, timeout: Duration, f: impl FnMut() -> bool) {
+    common::wait_until(what, timeout, f, |held| *held);
 }
 
 fn string(out: &mut Vec<u8>, s: &str) {

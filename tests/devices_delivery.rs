@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::Gateway;
 use rumqttc::{AsyncClient, Event, EventLoop, Packet, QoS};
@@ -56,12 +56,8 @@ fn device(gw: &Gateway, id: &str) -> Value {
     gw.get(&format!("/api/v1/devices/{id}")).1
 }
 
-fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+fn wait_for(what: &str, f: impl FnMut() -> bool) {
+    common::wait_until(what, Duration::from_secs(15), f, |held| *held);
 }
 
 fn rt() -> tokio::runtime::Runtime {

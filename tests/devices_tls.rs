@@ -73,19 +73,13 @@ fn devices_connect_over_tls_and_plain_text_on_the_tls_port_is_refused() {
         "TLS publish failed: {out:?}\n{}",
         gw.log()
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let d = gw.get("/api/v1/devices/esp-tls").1;
-        if d["counters"]["telemetry"] == 1 {
-            assert_eq!(d["telemetry"]["temp"], 21.5, "{d}");
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "telemetry over TLS not seen: {d}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let d = common::wait_until(
+        "telemetry over TLS",
+        Duration::from_secs(10),
+        || gw.get("/api/v1/devices/esp-tls").1,
+        |d| d["counters"]["telemetry"] == 1,
+    );
+    assert_eq!(d["telemetry"]["temp"], 21.5, "{d}");
     assert!(gw.metric("switchboard_mqtt_tls_handshake_failures_total") >= 1.0);
 
     // A wrong credential over TLS is still refused.

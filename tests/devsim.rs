@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::Gateway;
 use serde_json::{json, Value};
@@ -52,14 +52,13 @@ impl Sim {
 
     /// Wait for the process to end; returns its final JSON summary.
     fn finish(mut self) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let status = loop {
-            if let Some(s) = self.child.try_wait().expect("wait devsim") {
-                break s;
-            }
-            assert!(Instant::now() < deadline, "devsim did not stop by itself");
-            std::thread::sleep(Duration::from_millis(100));
-        };
+        let status = common::wait_until(
+            "devsim to stop by itself",
+            Duration::from_secs(60),
+            || self.child.try_wait().expect("wait devsim"),
+            Option::is_some,
+        )
+        .expect("exited");
         assert!(status.success(), "devsim failed: {status}");
         let lines: Vec<String> = self.lines.iter().collect();
         let last = lines.last().cloned().unwrap_or_default();
@@ -83,14 +82,17 @@ fn devices(gw: &Gateway) -> Vec<Value> {
 }
 
 fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let mut found = None;
+    common::wait_until(
+        what,
+        Duration::from_secs(20),
+        || {
+            found = f();
+            found.is_some()
+        },
+        |held| *held,
+    );
+    found.expect("found")
 }
 
 #[test]

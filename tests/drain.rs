@@ -54,18 +54,13 @@ fn ready(gw: &Gateway) -> (u16, Value) {
 
 /// Wait until readiness answers 503 with `draining: true`.
 fn wait_draining(gw: &Gateway) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let (code, v) = ready(gw);
-        if code == 503 && v["draining"] == true {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "not draining: {code} {v}\n{}",
-            gw.log()
-        );
-        std::thread::sleep(Duration::from_millis(20));
+    match common::poll_until(
+        Duration::from_secs(5),
+        || ready(gw),
+        |(code, v)| *code == 503 && v["draining"] == true,
+    ) {
+        Ok((_, v)) => v,
+        Err((code, v)) => panic!("not draining: {code} {v}\n{}", gw.log()),
     }
 }
 
@@ -340,11 +335,12 @@ fn devices_are_told_on_their_command_topic_and_disconnected() {
         }
     });
     // A command proves the subscription is in place (delivered again until it is).
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while gw.get(&format!("/api/v1/devices/{id}")).1["online"] != true {
-        assert!(Instant::now() < deadline, "the device never came online");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    common::wait_until(
+        "the device to come online",
+        Duration::from_secs(10),
+        || gw.get(&format!("/api/v1/devices/{id}")).1,
+        |d| d["online"] == true,
+    );
     let (code, v) = post(
         &gw,
         &format!("/api/v1/devices/{id}/commands"),
@@ -358,7 +354,7 @@ fn devices_are_told_on_their_command_topic_and_disconnected() {
     gw.signal("TERM");
     let notice = rx
         .recv_timeout(Duration::from_secs(10))
-        .expect("no drain notice");
+        .unwrap_or_else(|e| panic!("no drain notice ({e:?}); log:\n{}", gw.log()));
     assert_eq!(
         gw.wait_exit(Duration::from_secs(10)),
         Some(0),
@@ -371,11 +367,12 @@ fn devices_are_told_on_their_command_topic_and_disconnected() {
     assert_eq!(notice["type"], "gateway_draining", "{notice}");
     assert_eq!(notice["drain_secs"], 30, "{notice}");
     // Its connection was closed by the gateway.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while sub.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "the device is still connected");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    common::wait_until(
+        "the gateway to close the device's connection",
+        Duration::from_secs(5),
+        || sub.try_wait().unwrap(),
+        Option::is_some,
+    );
 }
 
 #[test]
@@ -450,23 +447,28 @@ fn fax_jobs_start_no_attempt_during_a_drain_and_a_cut_attempt_is_on_disk() {
         &[("SWITCHBOARD_SIP_DRAIN_SECS", "2")],
     );
     let first = fax_send(&gw, "+4930123456");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while fax_job(&gw, &first)["status"] != "in_progress" {
-        assert!(Instant::now() < deadline, "{}", fax_job(&gw, &first));
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    common::wait_until(
+        "the first fax job to be in progress",
+        Duration::from_secs(10),
+        || fax_job(&gw, &first),
+        |j| j["status"] == "in_progress",
+    );
     gw.signal("TERM");
     wait_draining(&gw);
     // A job submitted now is kept queued: its attempt does not start.
     let second = fax_send(&gw, "+4930123457");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !gw
-        .log()
-        .lines()
-        .any(|l| l.contains("fax attempt not started") && l.contains(&second))
+    if common::poll_until(
+        Duration::from_secs(5),
+        || {
+            gw.log()
+                .lines()
+                .any(|l| l.contains("fax attempt not started") && l.contains(&second))
+        },
+        |held| *held,
+    )
+    .is_err()
     {
-        assert!(Instant::now() < deadline, "{}", gw.log());
-        std::thread::sleep(Duration::from_millis(20));
+        panic!("the second job's attempt was not held back:\n{}", gw.log());
     }
     assert_eq!(fax_job(&gw, &second)["attempts"], 0);
     // At the deadline the ringing attempt is cancelled; the job's state is on disk at exit.

@@ -8,9 +8,9 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{trunk_route, uac, Gateway, Sipp};
+use common::{poll_until, quiet_for, trunk_route, uac, wait_until, Gateway, Sipp};
 use serde_json::Value;
 
 fn fixture(name: &str) -> Vec<u8> {
@@ -96,14 +96,8 @@ fn job(gw: &Gateway, id: &str) -> Value {
 }
 
 fn wait_job(gw: &Gateway, id: &str, timeout: Duration, f: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let j = job(gw, id);
-        if f(&j) || Instant::now() > deadline {
-            return j;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    // The caller asserts on the value, with the logs.
+    poll_until(timeout, || job(gw, id), |j| f(j)).unwrap_or_else(|last| last)
 }
 
 fn fax_gateway(trunk_addr: &str, fax: &str) -> Gateway {
@@ -294,14 +288,12 @@ fn inbound_calls_to_a_fax_route_are_answered_and_switched_to_t38() {
     );
     assert_eq!(run.code, 0, "SIPp uac failed: {run:?}\n{}", gw.log());
     // One record for the call; it carried no pages (the caller hung up).
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let list = loop {
-        let l = gw.get("/api/v1/inbound-faxes").1;
-        if l["faxes"][0]["status"] != "receiving" || Instant::now() > deadline {
-            break l;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let list = wait_until(
+        "the inbound fax record to be final",
+        Duration::from_secs(10),
+        || gw.get("/api/v1/inbound-faxes").1,
+        |l| l["faxes"][0]["status"] != "receiving",
+    );
     let faxes = list["faxes"].as_array().unwrap();
     assert_eq!(faxes.len(), 1, "{list}");
     assert_eq!(faxes[0]["from"], "4930111");
@@ -373,14 +365,12 @@ fn a_fax_sent_through_a_trunk_to_another_gateway_arrives_intact() {
     assert_eq!(done["pages_sent"], 2, "{done}");
     assert!(done["bitrate"].as_u64().unwrap_or(0) >= 2400, "{done}");
     // B stored what it received; the pages match the document sent.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let rec = loop {
-        let l = b.get("/api/v1/inbound-faxes").1;
-        if l["faxes"][0]["status"] == "received" || Instant::now() > deadline {
-            break l["faxes"][0].clone();
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let rec = wait_until(
+        "B to have received the fax",
+        Duration::from_secs(10),
+        || b.get("/api/v1/inbound-faxes").1["faxes"][0].clone(),
+        |rec| rec["status"] == "received",
+    );
     assert_eq!(rec["status"], "received", "{rec}");
     assert_eq!(rec["pages"], 2, "{rec}");
     let got = get_bytes(&b, rec["file_url"].as_str().unwrap());
@@ -393,14 +383,19 @@ fn a_fax_sent_through_a_trunk_to_another_gateway_arrives_intact() {
     let mut a = a;
     a.kill9();
     a.restart();
-    std::thread::sleep(Duration::from_secs(4));
-    assert_eq!(job(&a, &id)["status"], "succeeded");
-    assert_eq!(job(&a, &id)["attempts"], 1);
-    let all = b.get("/api/v1/inbound-faxes").1;
-    assert_eq!(
-        all["faxes"].as_array().unwrap().len(),
-        1,
-        "sent twice: {all}"
+    // No later event proves a job was *not* resumed: watch A's record and B's inbox for the
+    // time a resumed attempt would take to reach B.
+    quiet_for(
+        "a succeeded job is not sent again after a restart",
+        Duration::from_secs(4),
+        || {
+            let j = job(&a, &id);
+            let inbox = b.get("/api/v1/inbound-faxes").1["faxes"].clone();
+            (j["status"].clone(), j["attempts"].clone(), inbox)
+        },
+        |(status, attempts, inbox)| {
+            status == "succeeded" && attempts == 1 && inbox.as_array().is_some_and(|f| f.len() == 1)
+        },
     );
 }
 

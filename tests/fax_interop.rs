@@ -14,7 +14,7 @@ use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{free_port, trunk_route, uac, Gateway, Sipp};
 use serde_json::Value;
@@ -63,18 +63,15 @@ impl Peer {
 
     /// Wait for the peer's verdict: (exit code, its JSON summary).
     fn finish(mut self, timeout: Duration) -> (i32, Value) {
-        let deadline = Instant::now() + timeout;
-        let code = loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                break s.code().unwrap_or(-1);
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                break -1;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        };
+        let code =
+            match common::poll_until(timeout, || self.child.try_wait().unwrap(), Option::is_some) {
+                Ok(status) => status.map_or(-1, |s| s.code().unwrap_or(-1)),
+                Err(_) => {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    -1
+                }
+            };
         let mut out = String::new();
         if let Some(mut o) = self.child.stdout.take() {
             let _ = o.read_to_string(&mut out);
@@ -195,14 +192,13 @@ fn send_to_spandsp(ecm: bool, loss: bool) {
     assert!(out.status.success(), "{out:?}");
     let job: Value = serde_json::from_slice(&out.stdout).unwrap();
     let id = job["id"].as_str().unwrap().to_string();
-    let deadline = Instant::now() + Duration::from_secs(180);
-    let done = loop {
-        let j = gw.get(&format!("/api/v1/faxes/{id}")).1;
-        if j["status"] == "succeeded" || j["status"] == "failed" || Instant::now() > deadline {
-            break j;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    // The value is asserted below, with the peer's verdict and the log.
+    let done = common::poll_until(
+        Duration::from_secs(180),
+        || gw.get(&format!("/api/v1/faxes/{id}")).1,
+        |j| j["status"] == "succeeded" || j["status"] == "failed",
+    )
+    .unwrap_or_else(|last| last);
     let (code, verdict) = peer.finish(Duration::from_secs(30));
     assert_eq!(done["status"], "succeeded", "{done}\n{}", gw.log());
     assert_eq!(code, 0, "spandsp says: {verdict}");
@@ -261,6 +257,7 @@ fn receive_from_spandsp(ecm: bool, loss: bool) {
                     d[0] = 0xff; // a sequence number far away, then junk
                 }
                 let _ = sock.send_to(&d, ("127.0.0.1", rtp));
+                // pacing: junk spread over the whole transfer, one datagram every 30 ms.
                 std::thread::sleep(Duration::from_millis(30));
             }
         })
@@ -287,14 +284,12 @@ fn receive_from_spandsp(ecm: bool, loss: bool) {
     assert_eq!(run.code, 0, "SIPp: {run:?}\n{}", gw.log());
     assert_eq!(code, 0, "spandsp says: {verdict}\n{}", gw.log());
     assert_eq!(verdict["pages"], 2, "{verdict}");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let rec = loop {
-        let l = gw.get("/api/v1/inbound-faxes").1;
-        if l["faxes"][0]["status"] != "receiving" || Instant::now() > deadline {
-            break l["faxes"][0].clone();
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let rec = common::wait_until(
+        "the inbound fax record to be final",
+        Duration::from_secs(10),
+        || gw.get("/api/v1/inbound-faxes").1["faxes"][0].clone(),
+        |rec| rec["status"] != "receiving",
+    );
     assert_eq!(rec["status"], "received", "{rec}");
     assert_eq!(rec["pages"], 2, "{rec}");
     assert_eq!(rec["ecm"], ecm, "{rec}");

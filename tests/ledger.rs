@@ -188,7 +188,13 @@ fn kill_9_during_a_burst_loses_no_acknowledged_transfer_and_doubles_none() {
             }
         })
     };
-    thread::sleep(Duration::from_millis(700));
+    // Kill in the middle of the burst, once more than 20 top-ups are acknowledged.
+    common::wait_until(
+        "more than 20 acknowledged top-ups",
+        Duration::from_secs(20),
+        || acked.lock().unwrap().len(),
+        |n| *n > 20,
+    );
     gw.kill9();
     burst.join().unwrap();
     let acked = acked.lock().unwrap().clone();

@@ -145,7 +145,15 @@ fn connection_limits_and_frame_floods_cut_off_only_the_offender() {
     };
     let first = long(url.clone(), tok.clone());
     let second = long(url.clone(), tok.clone());
-    std::thread::sleep(Duration::from_millis(1000));
+    let accepted = |n: f64| {
+        common::wait_until(
+            &format!("{n} ingest streams accepted"),
+            Duration::from_secs(10),
+            || gw.metric("switchboard_ingest_accepted_total"),
+            |a| *a >= n,
+        )
+    };
+    accepted(2.0);
     let third = cpaas(&url, &["--token", &tok]);
     assert_eq!(third["status"], 429, "{third}");
     let first = first.join().unwrap();
@@ -156,7 +164,14 @@ fn connection_limits_and_frame_floods_cut_off_only_the_offender() {
     }
     // A flood (500 frames at once) is closed with 1008 while a paced stream carries on.
     let paced = long(url.clone(), tok.clone());
-    std::thread::sleep(Duration::from_millis(300));
+    accepted(3.0);
+    // The ended streams have let go of their places: the paced one is the only one up.
+    common::wait_until(
+        "the paced stream to be the only one up",
+        Duration::from_secs(10),
+        || gw.metric("switchboard_ingest_connections"),
+        |n| *n <= 1.0,
+    );
     let flood = cpaas(&url, &["--token", &tok, "--flood", "500"]);
     assert_eq!(flood["status"], 101, "{flood}");
     assert_eq!(flood["close_code"], 1008, "{flood}");

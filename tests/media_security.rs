@@ -27,16 +27,9 @@ fn rtp_range(gw: &Gateway) -> (u16, u16) {
     (lo.parse().unwrap(), hi.parse().unwrap())
 }
 
-/// Poll `f` every 20 ms until it holds or `timeout` passes.
-fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    f()
+/// Poll `f` until it holds or `timeout` passes.
+fn wait_until(timeout: Duration, f: impl FnMut() -> bool) -> bool {
+    common::poll_until(timeout, f, |held| *held).is_ok()
 }
 
 /// A stranger on 127.0.0.2 sending RTP (loud, its own SSRC) at `targets` every 5 ms, and
@@ -84,6 +77,7 @@ impl Sprayer {
                     while socket.recv_from(&mut buf).is_ok() {
                         received.fetch_add(1, Ordering::Relaxed);
                     }
+                    // pacing: the stranger sprays a packet every 5 ms.
                     std::thread::sleep(Duration::from_millis(5));
                 }
             })

@@ -279,11 +279,12 @@ fn an_exotel_app_gets_pcm16_at_16_khz_and_the_stream_is_listed_while_it_runs() {
     assert_eq!(mark[0].1["mark"]["name"], "m1");
     assert_eq!(app.events("stop")[0].1["stop"]["reason"], "call ended");
     // Gone from the list once the call is over.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while gw.get("/api/v1/streams").1["streams"] != serde_json::json!([]) {
-        assert!(Instant::now() < deadline, "stream still listed");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    common::wait_until(
+        "the stream to leave the list",
+        Duration::from_secs(5),
+        || gw.get("/api/v1/streams").1["streams"].clone(),
+        |streams| *streams == serde_json::json!([]),
+    );
 }
 
 #[test]

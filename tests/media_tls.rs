@@ -59,7 +59,12 @@ fn ingest_over_wss_relays_the_stream_and_a_plain_client_is_refused_alone() {
             )
         })
     };
-    thread::sleep(Duration::from_millis(500));
+    common::wait_until(
+        "the TLS stream to be accepted",
+        Duration::from_secs(10),
+        || gw.metric("switchboard_ingest_accepted_total"),
+        |n| *n >= 1.0,
+    );
     // Plain ws:// to the TLS port: no HTTP answer, no upgrade.
     let plain_url = url.replacen("wss://", "ws://", 1);
     let plain = cpaas(&plain_url, &["--token", &good()]);

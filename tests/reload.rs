@@ -6,9 +6,9 @@
 mod common;
 
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{uac, Gateway, Sipp};
+use common::{poll_until, uac, wait_until, Gateway, Sipp};
 
 fn hup(gw: &Gateway) {
     let ok = Command::new("kill")
@@ -20,14 +20,14 @@ fn hup(gw: &Gateway) {
 }
 
 fn wait_metric(gw: &Gateway, name: &str, at_least: f64) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while gw.metric(name) < at_least {
-        assert!(
-            Instant::now() < deadline,
-            "{name} < {at_least}\n{}",
-            gw.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
+    if poll_until(
+        Duration::from_secs(5),
+        || gw.metric(name),
+        |v| *v >= at_least,
+    )
+    .is_err()
+    {
+        panic!("{name} < {at_least}\n{}", gw.log());
     }
 }
 
@@ -52,7 +52,12 @@ fn reload_under_load_drops_no_call_and_refuses_bad_files() {
             Duration::from_secs(60),
         )
     });
-    std::thread::sleep(Duration::from_millis(1500));
+    wait_until(
+        "10 calls of the load up at once",
+        Duration::from_secs(10),
+        || gw.calls().len(),
+        |n| *n >= 10,
+    );
 
     // A second route, by the API, while calls are up.
     std::fs::write(&gw.config, format!("{original}{}", route("2*"))).unwrap();

@@ -47,18 +47,20 @@ fn rtp_and_rfc2833_relayed_through_gateway_ports() {
     let sampler = std::thread::scope(|s| {
         let h = s.spawn(move || {
             let mut last = serde_json::Value::Null;
-            let deadline = std::time::Instant::now() + Duration::from_secs(30);
             let mut seen = false;
-            while std::time::Instant::now() < deadline {
-                let calls = gw2.calls();
-                if let Some(c) = calls.first() {
-                    seen = true;
-                    last = c.clone();
-                } else if seen {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
+            // Until the call, once seen, is gone: `last` is its final state.
+            let _ = common::poll_until(
+                Duration::from_secs(30),
+                || match gw2.calls().first() {
+                    Some(c) => {
+                        seen = true;
+                        last = c.clone();
+                        false
+                    }
+                    None => seen,
+                },
+                |gone| *gone,
+            );
             last
         });
         let run = uac(

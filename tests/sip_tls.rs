@@ -205,12 +205,13 @@ impl Drop for Kamailio {
         let group = format!("-{}", self.child.id());
         for signal in ["-TERM", "-KILL"] {
             let _ = Command::new("kill").args([signal, "--", &group]).status();
-            let deadline = Instant::now() + Duration::from_secs(2);
-            while Instant::now() < deadline {
-                if matches!(self.child.try_wait(), Ok(Some(_))) {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
+            let ended = common::poll_until(
+                Duration::from_secs(2),
+                || matches!(self.child.try_wait(), Ok(Some(_))),
+                |ended| *ended,
+            );
+            if ended.is_ok() {
+                return;
             }
         }
         let _ = self.child.wait();
@@ -279,15 +280,12 @@ fn kamailio(
         .spawn()
         .expect("kamailio not installed (scripts/install-peers)");
     let tls = SocketAddr::from(([127, 0, 0, 1], tls_port));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(tls).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "kamailio did not start: {}",
-            read_log(&log)
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let up = common::poll_until(
+        Duration::from_secs(10),
+        || std::net::TcpStream::connect(tls).is_ok(),
+        |up| *up,
+    );
+    assert!(up.is_ok(), "kamailio did not start: {}", read_log(&log));
     Kamailio {
         child,
         udp: SocketAddr::from(([127, 0, 0, 1], udp_port)),

@@ -3,19 +3,18 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{uac, Gateway, Sipp};
 
 fn wait_trunk(gw: &Gateway, f: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let t = gw.get("/api/v1/trunks").1["trunks"][0].clone();
-        if f(&t) || Instant::now() > deadline {
-            return t;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    // The caller asserts on the value.
+    common::poll_until(
+        Duration::from_secs(20),
+        || gw.get("/api/v1/trunks").1["trunks"][0].clone(),
+        |t| f(t),
+    )
+    .unwrap_or_else(|last| last)
 }
 
 #[test]

@@ -8,23 +8,14 @@ mod common;
 
 use std::net::SocketAddr;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::rtp::{call_rtp, caller, RtpPeer};
 use common::{trunk_route, Gateway, Sipp, TEST_KEY};
 
-/// Poll `f` every 100 ms until it holds or `timeout` passes.
-fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if f() {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+/// Poll `f` until it holds or `timeout` passes.
+fn wait_until(timeout: Duration, f: impl FnMut() -> bool) -> bool {
+    common::poll_until(timeout, f, |held| *held).is_ok()
 }
 
 /// One 20 ms PCMU frame of silence with sequence number `seq`.
@@ -102,6 +93,7 @@ fn the_status_page_shows_live_data_in_headless_chromium() {
     let (_, a_port): (String, SocketAddr) = call_rtp(&gw);
     for seq in (0u16..20).chain(25..50) {
         peer.socket.send_to(&rtp_frame(seq), a_port).unwrap();
+        // pacing: one 20 ms frame every 20 ms, as a phone sends them.
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(

@@ -89,14 +89,9 @@ fn wait_trunk(
     name: &str,
     f: impl Fn(&serde_json::Value) -> bool,
 ) -> serde_json::Value {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let t = trunk(gw, name);
-        if f(&t) || Instant::now() > deadline {
-            return t;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    // The caller asserts on the value.
+    common::poll_until(Duration::from_secs(20), || trunk(gw, name), |t| f(t))
+        .unwrap_or_else(|last| last)
 }
 
 fn cli_trunks(gw: &Gateway) -> String {

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -56,17 +56,17 @@ impl App {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("python3 with websockets (scripts/install-peers)");
-        let deadline = Instant::now() + Duration::from_secs(15);
-        let port = loop {
-            if let Some(p) = std::fs::read_to_string(&port_file)
-                .ok()
-                .and_then(|s| s.trim().parse().ok())
-            {
-                break p;
-            }
-            assert!(Instant::now() < deadline, "app server did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        };
+        let port = super::wait_until(
+            "the app server to write its port file",
+            Duration::from_secs(15),
+            || {
+                std::fs::read_to_string(&port_file)
+                    .ok()
+                    .and_then(|s| s.trim().parse::<u16>().ok())
+            },
+            Option::is_some,
+        )
+        .expect("a port");
         App { child, port, log }
     }
 
@@ -97,14 +97,7 @@ impl App {
     }
 
     pub fn wait_for(&self, timeout: Duration, f: impl Fn(&App) -> bool) -> bool {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if f(self) {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        f(self)
+        super::poll_until(timeout, || f(self), |held| *held).is_ok()
     }
 }
 

@@ -7,13 +7,18 @@ use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU16, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
 pub mod app;
 pub mod ingest;
 pub mod rtp;
+pub mod wait;
+
+// Not every test file uses every helper.
+#[allow(unused_imports)]
+pub use wait::{poll_until, port_bound, quiet_for, wait_until};
 
 /// Directory with the SIPp scenarios.
 pub fn scenarios() -> PathBuf {
@@ -195,12 +200,11 @@ impl Gateway {
 
     /// Wait for `/health/ready` to answer 200.
     pub fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
         let tls = self
             .env
             .iter()
             .any(|(k, _)| k == "SWITCHBOARD_ADMIN_TLS_CERT");
-        while Instant::now() < deadline {
+        let ready = || {
             if tls {
                 let out = Command::new("curl")
                     .args(["-sk", "-o", "/dev/null", "-w", "%{http_code}"])
@@ -209,15 +213,14 @@ impl Gateway {
                         self.admin_port
                     ))
                     .output();
-                if out.is_ok_and(|o| o.stdout == b"200") {
-                    return;
-                }
-            } else if let Ok((200, _)) = self.try_request("GET", "/health/ready") {
-                return;
+                out.is_ok_and(|o| o.stdout == b"200")
+            } else {
+                matches!(self.try_request("GET", "/health/ready"), Ok((200, _)))
             }
-            std::thread::sleep(Duration::from_millis(100));
+        };
+        if poll_until(Duration::from_secs(20), ready, |ok| *ok).is_err() {
+            panic!("gateway not ready; log:\n{}", self.log());
         }
-        panic!("gateway not ready; log:\n{}", self.log());
     }
 
     /// The gateway's log so far.
@@ -321,14 +324,8 @@ impl Gateway {
 
     /// Wait until at least `n` CDRs are stored.
     pub fn wait_cdrs(&self, n: usize) -> Vec<Value> {
-        let deadline = Instant::now() + Duration::from_secs(40);
-        loop {
-            let c = self.cdrs();
-            if c.len() >= n || Instant::now() > deadline {
-                return c;
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        poll_until(Duration::from_secs(40), || self.cdrs(), |c| c.len() >= n)
+            .unwrap_or_else(|last| last)
     }
 
     /// Active calls.
@@ -341,14 +338,7 @@ impl Gateway {
 
     /// Wait until `f(calls)` holds.
     pub fn wait_calls(&self, timeout: Duration, f: impl Fn(&[Value]) -> bool) -> Vec<Value> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let c = self.calls();
-            if f(&c) || Instant::now() > deadline {
-                return c;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        poll_until(timeout, || self.calls(), |c| f(c)).unwrap_or_else(|last| last)
     }
 
     /// Wait (up to 10 s) until at least `n` calls are answered; the calls listed then.
@@ -389,17 +379,15 @@ impl Gateway {
     /// Wait for the process to exit by itself; its exit code (None: still running at the
     /// deadline, or no process).
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
-        let deadline = Instant::now() + timeout;
         let child = self.child.as_mut()?;
-        loop {
-            if let Some(status) = child.try_wait().ok()? {
+        // A failed `try_wait` ends the wait as "no process", as before.
+        let exited = poll_until(timeout, || child.try_wait(), |r| !matches!(r, Ok(None)));
+        match exited {
+            Ok(Ok(Some(status))) => {
                 self.child = None;
-                return Some(status.code().unwrap_or(-1));
+                Some(status.code().unwrap_or(-1))
             }
-            if Instant::now() > deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
+            _ => None,
         }
     }
 
@@ -463,12 +451,24 @@ impl Sipp {
             .stderr(Stdio::null())
             .spawn()
             .expect("sipp not installed (apt-get install sip-tester)");
-        std::thread::sleep(Duration::from_millis(300));
-        Self {
+        let mut sipp = Self {
             child: Some(child),
             port,
             dir,
-        }
+        };
+        sipp.wait_bound();
+        sipp
+    }
+
+    /// Wait until SIPp has bound its port (or has already exited: its caller sees why).
+    fn wait_bound(&mut self) {
+        let (port, child) = (self.port, self.child.as_mut().expect("spawned"));
+        wait_until(
+            &format!("SIPp to bind port {port}"),
+            Duration::from_secs(10),
+            || (port_bound(port), child.try_wait().ok().flatten()),
+            |(bound, exited)| *bound || exited.is_some(),
+        );
     }
 
     /// A UAS scenario (built-in name or our XML) listening on a free port.
@@ -491,18 +491,14 @@ impl Sipp {
 
     /// Wait for the process to end by itself.
     pub fn wait(mut self, timeout: Duration) -> i32 {
-        let deadline = Instant::now() + timeout;
         let mut child = self.child.take().unwrap();
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                return status.code().unwrap_or(-1);
-            }
-            if Instant::now() > deadline {
+        match poll_until(timeout, || child.try_wait().unwrap(), Option::is_some) {
+            Ok(status) => status.map_or(-1, |s| s.code().unwrap_or(-1)),
+            Err(_) => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return -1;
+                -1
             }
-            std::thread::sleep(Duration::from_millis(50));
         }
     }
 }

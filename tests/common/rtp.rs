@@ -42,6 +42,7 @@ impl RtpPeer {
                 pkt.push(ulaw_encode(v as i16));
             }
             self.socket.send_to(&pkt, to).unwrap();
+            // pacing: one 20 ms frame every 20 ms, as a phone sends them.
             std::thread::sleep(Duration::from_millis(20));
         }
     }
