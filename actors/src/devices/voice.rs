@@ -341,7 +341,10 @@ impl Bridge {
                 let Some(leg) = &self.leg else { return true };
                 match self.codec.decode_up(&bytes) {
                     Some(pcm) => {
-                        if leg.commands.try_send(LegCommand::Play(pcm)).is_err() {
+                        if leg.commands.try_send(LegCommand::Play(pcm)).is_ok() {
+                            metrics::counter!("switchboard_device_voice_frames_total", "dir" => "up")
+                                .increment(1);
+                        } else {
                             metrics::counter!("switchboard_device_voice_dropped_total", "dir" => "up")
                                 .increment(1);
                         }
