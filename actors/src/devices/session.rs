@@ -28,11 +28,13 @@ use switchboard_config::Config;
 use switchboard_mqtt::{DeviceId, Topic};
 use switchboard_storage::{
     now_unix_ms, pending_commands, rfc3339, update_command, CommandRecord, CommandStatus, Store,
+    StoreError,
 };
 use tokio::sync::watch;
 
 use super::voice::{self, VoiceCall, VoiceEvent};
 use crate::mqtt::BrokerMsg;
+use crate::store_io::on_store;
 
 /// Most telemetry keys remembered per device.
 const MAX_TELEMETRY_KEYS: usize = 64;
@@ -231,7 +233,7 @@ impl Actor for DeviceSession {
                 payload,
                 ..
             } => state.on_dial(&myself, &payload).await,
-            DeviceMsg::Message { topic, payload, .. } => state.on_message(topic, &payload)?,
+            DeviceMsg::Message { topic, payload, .. } => state.on_message(topic, &payload).await?,
             DeviceMsg::Ring(call) => state.on_ring(call),
             DeviceMsg::CallControl {
                 call_id,
@@ -270,10 +272,10 @@ impl Actor for DeviceSession {
                     }
                 }
             }
-            DeviceMsg::Timer(gen) if gen == state.timer_gen => state.on_timeout()?,
+            DeviceMsg::Timer(gen) if gen == state.timer_gen => state.on_timeout().await?,
             DeviceMsg::Timer(_) => {}
         }
-        state.deliver(&myself)?;
+        state.deliver(&myself).await?;
         Ok(())
     }
 }
@@ -291,7 +293,11 @@ impl SessionState {
         self.args.online.set(&self.args.view, online);
     }
 
-    fn on_message(&mut self, topic: Topic, payload: &[u8]) -> Result<(), ActorProcessingErr> {
+    async fn on_message(
+        &mut self,
+        topic: Topic,
+        payload: &[u8],
+    ) -> Result<(), ActorProcessingErr> {
         self.touch(|v| v.counters.messages_in += 1);
         match topic {
             Topic::Status(_) => match payload {
@@ -312,7 +318,7 @@ impl SessionState {
                 _ => {}
             },
             Topic::Telemetry(_) => self.telemetry(payload),
-            Topic::CommandReply(_, req) => self.on_reply(&req, payload)?,
+            Topic::CommandReply(_, req) => self.on_reply(&req, payload).await?,
             Topic::AudioUp(_) => {
                 if let Some(v) = &self.voice {
                     if v.link
@@ -483,7 +489,13 @@ impl SessionState {
         myself.send_after(timeout, move || DeviceMsg::Timer(gen));
     }
 
-    fn deliver(&mut self, myself: &ActorRef<DeviceMsg>) -> Result<(), ActorProcessingErr> {
+    /// Write a command's new state, flushed, off the async workers.
+    async fn save(&self, cmd: &CommandRecord) -> Result<(), StoreError> {
+        let cmd = cmd.clone();
+        on_store(&self.args.store, move |s| update_command(s, &cmd)).await
+    }
+
+    async fn deliver(&mut self, myself: &ActorRef<DeviceMsg>) -> Result<(), ActorProcessingErr> {
         if !self.ready || self.inflight.is_some() {
             return Ok(());
         }
@@ -493,7 +505,7 @@ impl SessionState {
         cmd.status = CommandStatus::Sent;
         cmd.attempts += 1;
         cmd.updated_at = rfc3339(now_unix_ms());
-        update_command(self.args.store.as_ref(), &cmd)?;
+        self.save(&cmd).await?;
         self.publish(&cmd);
         self.arm_timer(myself);
         self.inflight = Some(cmd);
@@ -513,7 +525,7 @@ impl SessionState {
         metrics::counter!("switchboard_device_messages_out_total").increment(1);
     }
 
-    fn on_reply(&mut self, req: &str, payload: &[u8]) -> Result<(), ActorProcessingErr> {
+    async fn on_reply(&mut self, req: &str, payload: &[u8]) -> Result<(), ActorProcessingErr> {
         let Some(mut cmd) = self.inflight.take_if(|c| c.id == req) else {
             return Ok(()); // a late or duplicate reply
         };
@@ -522,7 +534,7 @@ impl SessionState {
         cmd.reply = Some(serde_json::from_slice(payload).unwrap_or_else(|_| {
             serde_json::Value::String(String::from_utf8_lossy(payload).into_owned())
         }));
-        update_command(self.args.store.as_ref(), &cmd)?;
+        self.save(&cmd).await?;
         self.timer_gen += 1;
         self.touch(|v| {
             v.counters.commands_replied += 1;
@@ -531,7 +543,7 @@ impl SessionState {
         Ok(())
     }
 
-    fn on_timeout(&mut self) -> Result<(), ActorProcessingErr> {
+    async fn on_timeout(&mut self) -> Result<(), ActorProcessingErr> {
         let Some(mut cmd) = self.inflight.take() else {
             return Ok(());
         };
@@ -543,7 +555,7 @@ impl SessionState {
         cmd.status = CommandStatus::Failed;
         cmd.error = Some(format!("no reply after {} attempts", cmd.attempts));
         cmd.updated_at = rfc3339(now_unix_ms());
-        update_command(self.args.store.as_ref(), &cmd)?;
+        self.save(&cmd).await?;
         self.touch(|v| {
             v.counters.commands_failed += 1;
             v.commands_pending = v.commands_pending.saturating_sub(1);
