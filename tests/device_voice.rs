@@ -736,7 +736,8 @@ fn a_burst_of_device_audio_is_carried_or_counted_and_its_rate_is_reported() {
         assert!(Instant::now() < deadline, "no device audio reached the call\n{}", gw.log());
         thread::sleep(Duration::from_millis(20));
     }
-    let before = carried() + dropped();
+    let (carried_before, dropped_before) = (carried(), dropped());
+    let before = carried_before + dropped_before;
     let start = Instant::now();
     go.send(BURST).unwrap();
     let deadline = start + Duration::from_secs(30);
@@ -757,9 +758,11 @@ fn a_burst_of_device_audio_is_carried_or_counted_and_its_rate_is_reported() {
     };
     let secs = start.elapsed().as_secs_f64();
     eprintln!(
-        "device audio burst: {BURST} frames in {:.3} s = {:.0} frames/s ({d} dropped, {c} carried in all, {polls} polls)",
+        "device audio burst: {BURST} frames in {:.3} s = {:.0} frames/s: {} carried, {} dropped ({polls} polls)",
         secs,
-        BURST as f64 / secs
+        BURST as f64 / secs,
+        c - carried_before,
+        d - dropped_before
     );
     drop(go);
     let run = caller.join().unwrap();

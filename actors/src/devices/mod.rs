@@ -84,7 +84,7 @@ pub enum DeviceSupervisorMsg {
     Ring {
         device: DeviceId,
         call: voice::VoiceCall,
-        reply: RpcReplyPort<Result<ActorRef<DeviceMsg>, voice::RingError>>,
+        reply: RpcReplyPort<Result<voice::DeviceLine, voice::RingError>>,
     },
     /// Reset a claimed device so it can be claimed again (an operator act):
     /// its credential is deleted, its connections closed, its pending
@@ -324,16 +324,22 @@ impl Actor for DeviceSupervisor {
                 call,
                 reply,
             } => {
-                let result = match state.devices.get(&device) {
-                    Some(Entry {
-                        actor: Some(actor),
-                        view,
-                        ..
-                    }) if view.borrow().online => {
+                let result = match (state.devices.get(&device), &state.broker) {
+                    (
+                        Some(Entry {
+                            actor: Some(actor),
+                            view,
+                            ..
+                        }),
+                        Some(broker),
+                    ) if view.borrow().online => {
                         metrics::counter!("switchboard_device_calls_total", "dir" => "in")
                             .increment(1);
                         let _ = actor.send_message(DeviceMsg::Ring(call));
-                        Ok(actor.clone())
+                        Ok(voice::DeviceLine {
+                            session: actor.clone(),
+                            downlink: voice::Downlink::new(broker.clone(), &device),
+                        })
                     }
                     _ => match get_device(state.store.as_ref(), device.as_str()) {
                         Ok(Some(_)) => Err(voice::RingError::Offline),

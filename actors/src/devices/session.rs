@@ -137,13 +137,6 @@ pub enum DeviceMsg {
         /// Whether it ends the call.
         ends: bool,
     },
-    /// Downlink audio for the current call.
-    AudioDown {
-        /// The call it belongs to.
-        call_id: String,
-        /// PCM16LE at the call's rate.
-        pcm: Bytes,
-    },
 }
 
 /// The device's current call, as its session sees it.
@@ -247,17 +240,8 @@ impl Actor for DeviceSession {
                         QoS::AtLeastOnce,
                     );
                     if ends {
-                        state.voice = None;
+                        state.clear_voice();
                     }
-                }
-            }
-            DeviceMsg::AudioDown { call_id, pcm } => {
-                if state.voice.as_ref().is_some_and(|v| v.call_id == call_id) {
-                    state.publish_raw(
-                        Topic::AudioDown(state.args.id.clone()),
-                        pcm,
-                        QoS::AtMostOnce,
-                    );
                 }
             }
             DeviceMsg::CommandQueued => state.reload()?,
@@ -319,17 +303,6 @@ impl SessionState {
             },
             Topic::Telemetry(_) => self.telemetry(payload),
             Topic::CommandReply(_, req) => self.on_reply(&req, payload).await?,
-            Topic::AudioUp(_) => {
-                if let Some(v) = &self.voice {
-                    if v.link
-                        .try_send(VoiceEvent::Audio(Bytes::copy_from_slice(payload)))
-                        .is_err()
-                    {
-                        metrics::counter!("switchboard_device_voice_dropped_total", "dir" => "up")
-                            .increment(1);
-                    }
-                }
-            }
             Topic::CallEvent(_) => {
                 let ev = self
                     .voice
@@ -342,7 +315,7 @@ impl SessionState {
                             let _ = v.link.try_send(ev);
                         }
                         if ends {
-                            self.voice = None;
+                            self.clear_voice();
                         }
                     }
                     None => {
@@ -371,6 +344,13 @@ impl SessionState {
             let _ = call.link.try_send(VoiceEvent::Rejected("busy"));
             return;
         }
+        // Its audio goes from the broker straight to the call (routed before the device
+        // hears of the call, so its first frame finds the route).
+        let _ = self.args.broker.send_message(BrokerMsg::AudioRoute {
+            device: self.args.id.clone(),
+            call: call.call_id.clone(),
+            tx: Some(call.audio.clone()),
+        });
         self.publish_raw(
             Topic::Call(self.args.id.clone()),
             voice::ring_message(&call),
@@ -384,9 +364,20 @@ impl SessionState {
 
     /// The device's call (if any) is over from its side.
     fn end_voice(&mut self, cause: &'static str) {
-        if let Some(v) = self.voice.take() {
+        if let Some(v) = self.clear_voice() {
             let _ = v.link.try_send(VoiceEvent::Hangup(cause));
         }
+    }
+
+    /// Forget the current call and its audio route at the broker.
+    fn clear_voice(&mut self) -> Option<VoiceSlot> {
+        let v = self.voice.take()?;
+        let _ = self.args.broker.send_message(BrokerMsg::AudioRoute {
+            device: self.args.id.clone(),
+            call: v.call_id.clone(),
+            tx: None,
+        });
+        Some(v)
     }
 
     /// The device dials: route the number like any call and bridge it to the device.
@@ -411,7 +402,11 @@ impl SessionState {
             return refuse(self, "unavailable");
         };
         let rate = self.args.config.devices.audio_rate;
-        match voice::dial(&calls, rate, myself.clone(), self.args.id.as_str(), req).await {
+        let line = voice::DeviceLine {
+            session: myself.clone(),
+            downlink: voice::Downlink::new(self.args.broker.clone(), &self.args.id),
+        };
+        match voice::dial(&calls, rate, line, self.args.id.as_str(), req).await {
             Some(call) => {
                 metrics::counter!("switchboard_device_calls_total", "dir" => "out").increment(1);
                 self.on_ring(call);

@@ -20,6 +20,12 @@
 //!
 //! The gateway transcodes G.711 ↔ PCM16 and resamples 8 kHz ↔ the device rate. One call per
 //! device at a time: a second ring gets `busy` (486).
+//!
+//! Audio takes a direct path, like RTP's: the broker hands each `audio/up` frame to the
+//! call's bounded channel (drop-newest, counted), the bridge task decodes it into the call's
+//! RTP leg, and downlink frames go from the bridge to the broker as QoS 0 publishes. Neither
+//! passes through the device supervisor's or the session's mailbox, which carry only
+//! call control.
 
 use std::sync::Arc;
 
@@ -28,6 +34,8 @@ use ractor::ActorRef;
 use serde::Deserialize;
 use serde_json::json;
 use switchboard_sip::media::g711;
+use rumqttc::mqttbytes::QoS;
+use switchboard_mqtt::{DeviceId, Topic};
 use switchboard_sip::media::resample::{Resampler, SampleRate};
 use tokio::sync::mpsc;
 
@@ -36,6 +44,7 @@ use super::DeviceSupervisorMsg;
 use crate::audio::leg::{Leg, LegCommand, LegEvent};
 use crate::call::{CallId, CallMsg};
 use crate::context::CallContext;
+use crate::mqtt::BrokerMsg;
 use crate::supervisor::SupervisorMsg;
 use crate::ua::{Listener, UaEvent, UaMode};
 
@@ -45,6 +54,9 @@ pub const MAX_CONTROL_BYTES: usize = 1024;
 pub const MAX_UP_MS: usize = 200;
 /// Events queued from the device session to a call's bridge.
 const LINK_QUEUE: usize = 64;
+/// Uplink audio messages queued from the broker to a call's bridge (1.3 s of 20 ms frames);
+/// a message that does not fit is dropped (the newest) and counted.
+const AUDIO_QUEUE: usize = 64;
 /// Playout buffered toward RTP for a device (bursty MQTT delivery).
 const DEVICE_PLAYOUT_MS: u32 = 2000;
 
@@ -57,8 +69,6 @@ pub enum VoiceEvent {
     Rejected(&'static str),
     /// It hung up (or went offline).
     Hangup(&'static str),
-    /// Uplink audio (PCM16LE at the call's rate).
-    Audio(Bytes),
 }
 
 /// A call offered to a device session.
@@ -74,8 +84,46 @@ pub struct VoiceCall {
     pub rate: u32,
     /// Where the session reports.
     pub link: mpsc::Sender<VoiceEvent>,
+    /// Where the broker hands the device's uplink audio (PCM16LE at `rate`).
+    pub audio: mpsc::Sender<Bytes>,
     /// Whether the device placed this call itself (no ring; it is told `dialing`).
     pub outbound: bool,
+}
+
+/// Where a call's downlink audio goes: to the broker, as QoS 0 publishes on the device's
+/// `audio/down`, not through its session's mailbox.
+#[derive(Debug, Clone)]
+pub struct Downlink {
+    broker: ActorRef<BrokerMsg>,
+    topic: String,
+}
+
+impl Downlink {
+    /// The downlink of `device` through `broker`.
+    pub fn new(broker: ActorRef<BrokerMsg>, device: &DeviceId) -> Self {
+        Downlink {
+            broker,
+            topic: Topic::AudioDown(device.clone()).to_string(),
+        }
+    }
+
+    fn send(&self, pcm: Bytes) {
+        let _ = self.broker.send_message(BrokerMsg::Publish {
+            topic: self.topic.clone(),
+            payload: pcm,
+            qos: QoS::AtMostOnce,
+            retain: false,
+        });
+    }
+}
+
+/// A device that took a call: its session (call control) and its downlink (audio).
+#[derive(Debug, Clone)]
+pub struct DeviceLine {
+    /// The device's session.
+    pub session: ActorRef<DeviceMsg>,
+    /// Its audio.
+    pub downlink: Downlink,
 }
 
 /// Why a device cannot be rung.
@@ -249,6 +297,17 @@ impl DeviceCodec {
 enum Input {
     Call(UaEvent),
     Device(VoiceEvent),
+    Audio(Bytes),
+}
+
+/// What a bridge listens to besides its leg.
+struct Inputs {
+    /// Call events (and the end of an ingest stream).
+    call: mpsc::Receiver<Input>,
+    /// The device's call events, from its session.
+    device: mpsc::Receiver<VoiceEvent>,
+    /// The device's uplink audio, from the broker.
+    audio: mpsc::Receiver<Bytes>,
 }
 
 /// Which way the call was set up.
@@ -275,7 +334,8 @@ struct Bridge {
     call: CallId,
     device: String,
     direction: Direction,
-    session: Option<ActorRef<DeviceMsg>>,
+    /// The device, until it hangs up.
+    line: Option<DeviceLine>,
     /// The other end's audio: the call's RTP leg, or the ingest stream.
     leg: Option<Leg>,
     /// Audio flows only once the device has answered (or placed the call).
@@ -308,8 +368,8 @@ impl Bridge {
     }
 
     fn tell_device(&self, msg: DeviceMsg) {
-        if let Some(s) = &self.session {
-            let _ = s.send_message(msg);
+        if let Some(l) = &self.line {
+            let _ = l.session.send_message(msg);
         }
     }
 
@@ -334,10 +394,10 @@ impl Bridge {
                 self.tell_call(CallMsg::Reject(reject_code(reason)))
             }
             Input::Device(VoiceEvent::Hangup(cause)) => {
-                self.session = None;
+                self.line = None;
                 self.tell_call(CallMsg::End(cause));
             }
-            Input::Device(VoiceEvent::Audio(bytes)) => {
+            Input::Audio(bytes) => {
                 let Some(leg) = &self.leg else { return true };
                 match self.codec.decode_up(&bytes) {
                     Some(pcm) => {
@@ -402,11 +462,11 @@ impl Bridge {
         }
         match ev {
             LegEvent::Audio { pcm, .. } => {
-                let audio = self.codec.encode_down(&pcm);
-                self.tell_device(DeviceMsg::AudioDown {
-                    call_id: self.call.0.clone(),
-                    pcm: audio,
-                });
+                if let Some(l) = &self.line {
+                    l.downlink.send(self.codec.encode_down(&pcm));
+                    metrics::counter!("switchboard_device_voice_frames_total", "dir" => "down")
+                        .increment(1);
+                }
             }
             LegEvent::Dtmf { digit, .. } => {
                 let mut v = json!({"event": "dtmf", "call": self.call.0});
@@ -422,7 +482,7 @@ impl Bridge {
     }
 }
 
-async fn run(mut bridge: Bridge, mut inputs: mpsc::Receiver<Input>) {
+async fn run(mut bridge: Bridge, mut inputs: Inputs) {
     loop {
         let leg_event = async {
             match bridge.leg.as_mut() {
@@ -430,17 +490,23 @@ async fn run(mut bridge: Bridge, mut inputs: mpsc::Receiver<Input>) {
                 None => std::future::pending().await,
             }
         };
-        tokio::select! {
-            input = inputs.recv() => {
-                let Some(input) = input else { break };
-                if !bridge.on_input(input) {
-                    break;
-                }
-            }
-            ev = leg_event => match ev {
-                Some(ev) => bridge.on_leg(ev),
-                None => bridge.leg = None,
+        let input = tokio::select! {
+            input = inputs.call.recv() => match input {
+                Some(input) => input,
+                None => break,
             },
+            Some(ev) = inputs.device.recv() => Input::Device(ev),
+            Some(frame) = inputs.audio.recv() => Input::Audio(frame),
+            ev = leg_event => {
+                match ev {
+                    Some(ev) => bridge.on_leg(ev),
+                    None => bridge.leg = None,
+                }
+                continue;
+            }
+        };
+        if !bridge.on_input(input) {
+            break;
         }
     }
 }
@@ -461,12 +527,13 @@ impl Drop for EndOnDrop {
     }
 }
 
-/// Inputs of a bridge: the call's listener and the device session's link.
+/// Inputs of a bridge: the call's listener, and the device's link and audio channel (for
+/// its [`VoiceCall`]).
 fn channels() -> (
     mpsc::Sender<Input>,
-    mpsc::Receiver<Input>,
+    Inputs,
     Listener,
-    mpsc::Sender<VoiceEvent>,
+    (mpsc::Sender<VoiceEvent>, mpsc::Sender<Bytes>),
 ) {
     let (tx, rx) = mpsc::channel::<Input>(LINK_QUEUE * 2);
     let call_tx = tx.clone();
@@ -484,16 +551,14 @@ fn channels() -> (
             });
         }
     });
-    let (link_tx, mut link_rx) = mpsc::channel::<VoiceEvent>(LINK_QUEUE);
-    let fwd = tx.clone();
-    tokio::spawn(async move {
-        while let Some(ev) = link_rx.recv().await {
-            if fwd.send(Input::Device(ev)).await.is_err() {
-                break;
-            }
-        }
-    });
-    (tx, rx, listener, link_tx)
+    let (link_tx, link_rx) = mpsc::channel::<VoiceEvent>(LINK_QUEUE);
+    let (audio_tx, audio_rx) = mpsc::channel::<Bytes>(AUDIO_QUEUE);
+    let inputs = Inputs {
+        call: rx,
+        device: link_rx,
+        audio: audio_rx,
+    };
+    (tx, inputs, listener, (link_tx, audio_tx))
 }
 
 /// The listener of a call routed to `device:ID`: rings the device, answers or refuses the
@@ -505,7 +570,7 @@ pub fn ring_listener(
     from: String,
     to: String,
 ) -> Listener {
-    let (tx, rx, listener, link) = channels();
+    let (tx, inputs, listener, (link, audio)) = channels();
     let ctx = Arc::clone(ctx);
     let rate = ctx.config.devices.audio_rate;
     tokio::spawn(async move {
@@ -514,7 +579,7 @@ pub fn ring_listener(
             call: call.clone(),
             device: device.clone(),
             direction: Direction::ToDevice,
-            session: None,
+            line: None,
             leg: None,
             answered: false,
             codec: DeviceCodec::new(rate),
@@ -525,10 +590,11 @@ pub fn ring_listener(
             to,
             rate,
             link,
+            audio,
             outbound: false,
         };
         match ring(ctx.devices.as_ref(), &device, voice_call).await {
-            Some(Ok(session)) => bridge.session = Some(session),
+            Some(Ok(line)) => bridge.line = Some(line),
             Some(Err(e)) => {
                 tracing::info!(call = %call, device = %bridge.device, err = %e, "device cannot take the call");
                 let reason = match e {
@@ -540,7 +606,7 @@ pub fn ring_listener(
             None => bridge.tell_call(CallMsg::Reject(503)),
         }
         drop(tx);
-        run(bridge, rx).await;
+        run(bridge, inputs).await;
     });
     listener
 }
@@ -551,7 +617,7 @@ async fn ring(
     devices: Option<&ActorRef<DeviceSupervisorMsg>>,
     device: &str,
     call: VoiceCall,
-) -> Option<Result<ActorRef<DeviceMsg>, RingError>> {
+) -> Option<Result<DeviceLine, RingError>> {
     let (Some(devices), Ok(id)) = (devices, switchboard_mqtt::DeviceId::parse(device)) else {
         return Some(Err(RingError::Unknown));
     };
@@ -580,16 +646,17 @@ pub async fn ingest_to_device(
 ) -> Result<mpsc::Sender<()>, RingError> {
     let call = CallId::new();
     // No SIP call here: the listener (and its end-on-drop guard) lives as long as the stream.
-    let (tx, rx, listener, link) = channels();
+    let (tx, inputs, listener, (link, audio)) = channels();
     let voice_call = VoiceCall {
         call_id: call.0.clone(),
         from,
         to: device.to_string(),
         rate,
         link,
+        audio,
         outbound: false,
     };
-    let session = match ring(devices, device, voice_call).await {
+    let line = match ring(devices, device, voice_call).await {
         Some(Ok(s)) => s,
         Some(Err(e)) => return Err(e),
         None => return Err(RingError::Offline),
@@ -599,7 +666,7 @@ pub async fn ingest_to_device(
         call,
         device: device.to_string(),
         direction: Direction::ToDevice,
-        session: Some(session),
+        line: Some(line),
         leg: Some(leg),
         answered: false,
         codec: DeviceCodec::new(rate),
@@ -620,7 +687,7 @@ pub async fn ingest_to_device(
             .await;
     });
     drop(tx);
-    tokio::spawn(run(bridge, rx));
+    tokio::spawn(run(bridge, inputs));
     Ok(end_tx)
 }
 
@@ -629,12 +696,12 @@ pub async fn ingest_to_device(
 pub(crate) async fn dial(
     calls: &ActorRef<SupervisorMsg>,
     ctx_rate: u32,
-    session: ActorRef<DeviceMsg>,
+    line: DeviceLine,
     device: &str,
     req: DialRequest,
 ) -> Option<VoiceCall> {
     let call = CallId::new();
-    let (tx, rx, listener, link) = channels();
+    let (tx, inputs, listener, (link, audio)) = channels();
     let src = req.from.clone().unwrap_or_else(|| device.to_string());
     let placed = ractor::call_t!(
         calls,
@@ -659,19 +726,20 @@ pub(crate) async fn dial(
         call: call.clone(),
         device: device.to_string(),
         direction: Direction::FromDevice,
-        session: Some(session),
+        line: Some(line),
         leg: None,
         answered: false,
         codec: DeviceCodec::new(ctx_rate),
     };
     drop(tx);
-    tokio::spawn(run(bridge, rx));
+    tokio::spawn(run(bridge, inputs));
     Some(VoiceCall {
         call_id: call.0,
         from: src,
         to: req.to,
         rate: ctx_rate,
         link,
+        audio,
         outbound: true,
     })
 }
