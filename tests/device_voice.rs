@@ -733,7 +733,11 @@ fn a_burst_of_device_audio_is_carried_or_counted_and_its_rate_is_reported() {
     // The call's media is up once paced frames get through.
     let deadline = Instant::now() + Duration::from_secs(10);
     while carried() < 5.0 {
-        assert!(Instant::now() < deadline, "no device audio reached the call\n{}", gw.log());
+        assert!(
+            Instant::now() < deadline,
+            "no device audio reached the call\n{}",
+            gw.log()
+        );
         thread::sleep(Duration::from_millis(20));
     }
     let (carried_before, dropped_before) = (carried(), dropped());

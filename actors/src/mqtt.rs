@@ -505,8 +505,7 @@ fn route_audio(
     match route.tx.try_send(payload.clone()) {
         Ok(()) => true,
         Err(mpsc::error::TrySendError::Full(_)) => {
-            metrics::counter!("switchboard_device_voice_dropped_total", "dir" => "up")
-                .increment(1);
+            metrics::counter!("switchboard_device_voice_dropped_total", "dir" => "up").increment(1);
             true
         }
         Err(mpsc::error::TrySendError::Closed(_)) => {

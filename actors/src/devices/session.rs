@@ -277,11 +277,7 @@ impl SessionState {
         self.args.online.set(&self.args.view, online);
     }
 
-    async fn on_message(
-        &mut self,
-        topic: Topic,
-        payload: &[u8],
-    ) -> Result<(), ActorProcessingErr> {
+    async fn on_message(&mut self, topic: Topic, payload: &[u8]) -> Result<(), ActorProcessingErr> {
         self.touch(|v| v.counters.messages_in += 1);
         match topic {
             Topic::Status(_) => match payload {

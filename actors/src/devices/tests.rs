@@ -50,10 +50,7 @@ async fn held_flush_stalls_nothing<T: Send + 'static>(
         7
     });
     assert_eq!(other.await.expect("the other task"), 7);
-    assert!(
-        !request.is_finished(),
-        "answered before its flush returned"
-    );
+    assert!(!request.is_finished(), "answered before its flush returned");
     gated.open();
     let answer = request.await.expect("the request task");
     assert!(!gated.timed_out(), "a flush held the runtime's thread");

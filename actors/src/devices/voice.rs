@@ -31,11 +31,10 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use ractor::ActorRef;
-use serde::Deserialize;
-use serde_json::json;
-use switchboard_sip::media::g711;
 use rumqttc::mqttbytes::QoS;
+use serde_json::json;
 use switchboard_mqtt::{DeviceId, Topic};
+use switchboard_sip::media::g711;
 use switchboard_sip::media::resample::{Resampler, SampleRate};
 use tokio::sync::mpsc;
 
@@ -47,6 +46,11 @@ use crate::context::CallContext;
 use crate::mqtt::BrokerMsg;
 use crate::supervisor::SupervisorMsg;
 use crate::ua::{Listener, UaEvent, UaMode};
+
+mod wire;
+
+use wire::reject_code;
+pub(crate) use wire::{control, parse_call_event, parse_dial, ring_message, DialRequest};
 
 /// Largest call-control message accepted from a device.
 pub const MAX_CONTROL_BYTES: usize = 1024;
@@ -135,94 +139,6 @@ pub enum RingError {
     /// Not connected.
     #[error("device offline")]
     Offline,
-}
-
-/// A call-control message from a device.
-#[derive(Debug, Deserialize)]
-struct DeviceCallEvent {
-    event: String,
-    call: String,
-    #[serde(default)]
-    reason: Option<String>,
-}
-
-/// What a device's `call/event` message means for call `current`.
-pub(crate) fn parse_call_event(payload: &[u8], current: &str) -> Option<VoiceEvent> {
-    if payload.len() > MAX_CONTROL_BYTES {
-        return None;
-    }
-    let ev: DeviceCallEvent = serde_json::from_slice(payload).ok()?;
-    if ev.call != current {
-        return None;
-    }
-    match ev.event.as_str() {
-        "answer" => Some(VoiceEvent::Answered),
-        "reject" => Some(VoiceEvent::Rejected(match ev.reason.as_deref() {
-            Some("busy") => "busy",
-            _ => "decline",
-        })),
-        "hangup" => Some(VoiceEvent::Hangup("device hangup")),
-        _ => None,
-    }
-}
-
-/// A device's dial request.
-#[derive(Debug, Deserialize)]
-pub(crate) struct DialRequest {
-    pub to: String,
-    #[serde(default)]
-    pub from: Option<String>,
-}
-
-/// Parse a dial request: a dial string of 1..=32 digits, `+`, `*`, `#`.
-pub(crate) fn parse_dial(payload: &[u8]) -> Option<DialRequest> {
-    if payload.len() > MAX_CONTROL_BYTES {
-        return None;
-    }
-    let d: DialRequest = serde_json::from_slice(payload).ok()?;
-    let dial = |s: &str| {
-        !s.is_empty()
-            && s.len() <= 32
-            && s.chars()
-                .all(|c| c.is_ascii_digit() || matches!(c, '+' | '*' | '#'))
-    };
-    (dial(&d.to) && d.from.as_deref().is_none_or(dial)).then_some(d)
-}
-
-/// The control message announcing a call to a device.
-pub(crate) fn ring_message(call: &VoiceCall) -> Bytes {
-    let event = if call.outbound { "dialing" } else { "ring" };
-    Bytes::from(
-        json!({
-            "event": event,
-            "call": call.call_id,
-            "from": call.from,
-            "to": call.to,
-            "rate": call.rate,
-            "format": "pcm16le",
-            "frame_ms": 20,
-        })
-        .to_string(),
-    )
-}
-
-/// A control message about call `call`.
-pub(crate) fn control(event: &str, call: &str, reason: Option<&str>) -> Bytes {
-    let mut v = json!({"event": event, "call": call});
-    if let Some(r) = reason {
-        v["reason"] = json!(r);
-    }
-    Bytes::from(v.to_string())
-}
-
-/// SIP status for a device's refusal.
-fn reject_code(reason: &str) -> u16 {
-    match reason {
-        "busy" => 486,
-        "offline" => 480,
-        "unknown" => 404,
-        _ => 603,
-    }
 }
 
 fn rate_of(hz: u32) -> SampleRate {
@@ -527,14 +443,22 @@ impl Drop for EndOnDrop {
     }
 }
 
+/// A bridge's channels, as [`channels`] makes them.
+struct Wires {
+    /// Into the bridge's call input.
+    tx: mpsc::Sender<Input>,
+    /// What the bridge reads.
+    inputs: Inputs,
+    /// The call's listener.
+    listener: Listener,
+    /// For the device's [`VoiceCall`]: its link and audio channel.
+    link: mpsc::Sender<VoiceEvent>,
+    audio: mpsc::Sender<Bytes>,
+}
+
 /// Inputs of a bridge: the call's listener, and the device's link and audio channel (for
 /// its [`VoiceCall`]).
-fn channels() -> (
-    mpsc::Sender<Input>,
-    Inputs,
-    Listener,
-    (mpsc::Sender<VoiceEvent>, mpsc::Sender<Bytes>),
-) {
+fn channels() -> Wires {
     let (tx, rx) = mpsc::channel::<Input>(LINK_QUEUE * 2);
     let call_tx = tx.clone();
     // If the call actor dies without saying `Ended` (a crash), its listener is dropped: the
@@ -558,7 +482,13 @@ fn channels() -> (
         device: link_rx,
         audio: audio_rx,
     };
-    (tx, inputs, listener, (link_tx, audio_tx))
+    Wires {
+        tx,
+        inputs,
+        listener,
+        link: link_tx,
+        audio: audio_tx,
+    }
 }
 
 /// The listener of a call routed to `device:ID`: rings the device, answers or refuses the
@@ -570,7 +500,13 @@ pub fn ring_listener(
     from: String,
     to: String,
 ) -> Listener {
-    let (tx, inputs, listener, (link, audio)) = channels();
+    let Wires {
+        tx,
+        inputs,
+        listener,
+        link,
+        audio,
+    } = channels();
     let ctx = Arc::clone(ctx);
     let rate = ctx.config.devices.audio_rate;
     tokio::spawn(async move {
@@ -646,7 +582,13 @@ pub async fn ingest_to_device(
 ) -> Result<mpsc::Sender<()>, RingError> {
     let call = CallId::new();
     // No SIP call here: the listener (and its end-on-drop guard) lives as long as the stream.
-    let (tx, inputs, listener, (link, audio)) = channels();
+    let Wires {
+        tx,
+        inputs,
+        listener,
+        link,
+        audio,
+    } = channels();
     let voice_call = VoiceCall {
         call_id: call.0.clone(),
         from,
@@ -701,7 +643,13 @@ pub(crate) async fn dial(
     req: DialRequest,
 ) -> Option<VoiceCall> {
     let call = CallId::new();
-    let (tx, inputs, listener, (link, audio)) = channels();
+    let Wires {
+        tx,
+        inputs,
+        listener,
+        link,
+        audio,
+    } = channels();
     let src = req.from.clone().unwrap_or_else(|| device.to_string());
     let placed = ractor::call_t!(
         calls,
@@ -747,44 +695,6 @@ pub(crate) async fn dial(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn call_events_are_bounded_and_tied_to_the_current_call() {
-        assert!(matches!(
-            parse_call_event(br#"{"event":"answer","call":"c1"}"#, "c1"),
-            Some(VoiceEvent::Answered)
-        ));
-        assert!(parse_call_event(br#"{"event":"answer","call":"c2"}"#, "c1").is_none());
-        assert!(matches!(
-            parse_call_event(br#"{"event":"reject","call":"c1","reason":"busy"}"#, "c1"),
-            Some(VoiceEvent::Rejected("busy"))
-        ));
-        assert!(matches!(
-            parse_call_event(br#"{"event":"reject","call":"c1"}"#, "c1"),
-            Some(VoiceEvent::Rejected("decline"))
-        ));
-        assert!(matches!(
-            parse_call_event(br#"{"event":"hangup","call":"c1"}"#, "c1"),
-            Some(VoiceEvent::Hangup(_))
-        ));
-        for bad in [&b"{"[..], b"[]", b"{\"event\":1}", b"\xff\xfe", b""] {
-            assert!(parse_call_event(bad, "c1").is_none());
-        }
-        let big = format!(
-            r#"{{"event":"answer","call":"c1","pad":"{}"}}"#,
-            "x".repeat(2000)
-        );
-        assert!(parse_call_event(big.as_bytes(), "c1").is_none());
-    }
-
-    #[test]
-    fn dial_requests_need_a_dial_string() {
-        assert_eq!(parse_dial(br#"{"to":"+4930123"}"#).unwrap().to, "+4930123");
-        assert!(parse_dial(br#"{"to":"sip:evil@x"}"#).is_none());
-        assert!(parse_dial(br#"{"to":""}"#).is_none());
-        assert!(parse_dial(br#"{"to":"1","from":"a b"}"#).is_none());
-        assert!(parse_dial(&[b'{'; 5000]).is_none());
-    }
 
     #[test]
     fn device_audio_is_resampled_both_ways_and_bad_frames_refused() {
