@@ -40,80 +40,43 @@ where
 /// the flush on a worker thread, a current-thread runtime stops until then.
 #[cfg(test)]
 pub(crate) mod gated {
-    use std::sync::{Condvar, Mutex};
+    use std::sync::{Arc, Condvar, Mutex};
     use std::time::Duration;
 
-    use switchboard_storage::{BatchOp, Entry, SledStore, Store, StoreError, Tree, Visitor};
+    use switchboard_storage::hooked::Hooked;
+    use switchboard_storage::Store;
     use tokio::sync::mpsc;
 
     /// How long a flush waits for the gate before going on (and recording that it waited).
     const GATE_DEADLINE: Duration = Duration::from_secs(3);
 
-    /// The gated store.
-    pub(crate) struct GatedStore {
-        inner: SledStore,
+    /// The gate every flush of the store passes.
+    #[derive(Default)]
+    pub(crate) struct Gate {
         open: Mutex<bool>,
         opened: Condvar,
-        entered: mpsc::UnboundedSender<()>,
         timed_out: Mutex<bool>,
     }
 
-    impl GatedStore {
-        /// A temporary store and the receiver told each time a flush starts waiting.
-        pub(crate) fn new() -> (Self, mpsc::UnboundedReceiver<()>) {
+    impl Gate {
+        /// A temporary store whose flushes wait at a new gate, and the receiver told each
+        /// time a flush starts waiting.
+        pub(crate) fn store() -> (Arc<Gate>, Arc<dyn Store>, mpsc::UnboundedReceiver<()>) {
+            let gate = Arc::new(Gate::default());
             let (entered, rx) = mpsc::unbounded_channel();
-            let store = GatedStore {
-                inner: SledStore::temporary().expect("temporary store"),
-                open: Mutex::new(false),
-                opened: Condvar::new(),
-                entered,
-                timed_out: Mutex::new(false),
-            };
-            (store, rx)
+            let g = Arc::clone(&gate);
+            let store = Hooked::temporary(
+                || {},
+                move || {
+                    let _ = entered.send(());
+                    g.wait();
+                },
+            )
+            .expect("temporary store");
+            (gate, Arc::new(store), rx)
         }
 
-        /// Let every flush, waiting or to come, through.
-        pub(crate) fn open(&self) {
-            *self.open.lock().unwrap() = true;
-            self.opened.notify_all();
-        }
-
-        /// Hold every flush from now on (until [`GatedStore::open`]).
-        pub(crate) fn close(&self) {
-            *self.open.lock().unwrap() = false;
-        }
-
-        /// Whether a flush gave up waiting: the gate could not be opened in time because
-        /// the flush held the thread the test runs on.
-        pub(crate) fn timed_out(&self) -> bool {
-            *self.timed_out.lock().unwrap()
-        }
-    }
-
-    impl Store for GatedStore {
-        fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-            self.inner.get(tree, key)
-        }
-        fn put(&self, tree: Tree, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
-            self.inner.put(tree, key, value)
-        }
-        fn delete(&self, tree: Tree, key: &[u8]) -> Result<(), StoreError> {
-            self.inner.delete(tree, key)
-        }
-        fn scan_prefix(
-            &self,
-            tree: Tree,
-            prefix: &[u8],
-            limit: usize,
-            reverse: bool,
-        ) -> Result<Vec<Entry>, StoreError> {
-            self.inner.scan_prefix(tree, prefix, limit, reverse)
-        }
-        fn apply_batch(&self, ops: Vec<BatchOp>) -> Result<(), StoreError> {
-            self.inner.apply_batch(ops)
-        }
-        fn flush(&self) -> Result<(), StoreError> {
-            let _ = self.entered.send(());
+        fn wait(&self) {
             let open = self.open.lock().unwrap();
             let (open, wait) = self
                 .opened
@@ -122,14 +85,23 @@ pub(crate) mod gated {
             if wait.timed_out() && !*open {
                 *self.timed_out.lock().unwrap() = true;
             }
-            drop(open);
-            self.inner.flush()
         }
-        fn count(&self, tree: Tree) -> Result<usize, StoreError> {
-            self.inner.count(tree)
+
+        /// Let every flush, waiting or to come, through.
+        pub(crate) fn open(&self) {
+            *self.open.lock().unwrap() = true;
+            self.opened.notify_all();
         }
-        fn snapshot(&self, visit: Visitor<'_>) -> Result<(), StoreError> {
-            self.inner.snapshot(visit)
+
+        /// Hold every flush from now on (until [`Gate::open`]).
+        pub(crate) fn close(&self) {
+            *self.open.lock().unwrap() = false;
+        }
+
+        /// Whether a flush gave up waiting: the gate could not be opened in time because
+        /// the flush held the thread the test runs on.
+        pub(crate) fn timed_out(&self) -> bool {
+            *self.timed_out.lock().unwrap()
         }
     }
 }

@@ -5,7 +5,7 @@
 use std::sync::OnceLock;
 
 use super::*;
-use crate::store_io::gated::GatedStore;
+use crate::store_io::gated::Gate;
 
 const FLEET: &str = "test-fleet-secret-0123456789";
 
@@ -40,7 +40,7 @@ fn claim_request(id: &str) -> ClaimRequest {
 /// let through, the answer comes. A flush on the worker would hold the thread until the
 /// gate's deadline, which the store records.
 async fn held_flush_stalls_nothing<T: Send + 'static>(
-    gated: &GatedStore,
+    gated: &Gate,
     entered: &mut tokio::sync::mpsc::UnboundedReceiver<()>,
     request: tokio::task::JoinHandle<T>,
 ) -> T {
@@ -59,9 +59,7 @@ async fn held_flush_stalls_nothing<T: Send + 'static>(
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_claims_flushes_run_off_the_runtime_thread_and_the_answer_waits_for_them() {
-    let (gated, mut entered) = GatedStore::new();
-    let gated = Arc::new(gated);
-    let store: Arc<dyn Store> = gated.clone();
+    let (gated, store, mut entered) = Gate::store();
     let sup = supervisor(Arc::clone(&store)).await;
     let req = claim_request("esp-gated");
     let claim = tokio::spawn({
@@ -79,9 +77,7 @@ async fn a_claims_flushes_run_off_the_runtime_thread_and_the_answer_waits_for_th
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_commands_flush_runs_off_the_runtime_thread_and_the_answer_waits_for_it() {
-    let (gated, mut entered) = GatedStore::new();
-    let gated = Arc::new(gated);
-    let store: Arc<dyn Store> = gated.clone();
+    let (gated, store, mut entered) = Gate::store();
     let sup = supervisor(Arc::clone(&store)).await;
     gated.open();
     let claimed = ractor::call!(sup, DeviceSupervisorMsg::Claim, claim_request("esp-cmd"));
