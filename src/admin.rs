@@ -480,11 +480,13 @@ async fn create_key(
             "accounts: up to 64 customer account ids (not starting with @)",
         ));
     }
-    let made = s
-        .guard
-        .keys
-        .create(&b.name, b.scopes, b.expires_in_secs, b.accounts)
-        .map_err(|_| ApiError::unavailable())?;
+    // The key is flushed before it is shown, off the async workers.
+    let keys = Arc::clone(&s.guard.keys);
+    let made = switchboard_actors::store_io::blocking(move || {
+        keys.create(&b.name, b.scopes, b.expires_in_secs, b.accounts)
+    })
+    .await
+    .map_err(|_| ApiError::unavailable())?;
     tracing::info!(key = %made.record.id, name = %made.record.name, "API key created");
     let mut v = key_view(&made.record);
     v["key"] = json!(made.key);
@@ -497,7 +499,8 @@ async fn create_key(
 }
 
 async fn revoke_key(State(s): State<AdminState>, Path(id): Path<String>) -> ApiResult {
-    match s.guard.keys.revoke(&id) {
+    let (keys, key) = (Arc::clone(&s.guard.keys), id.clone());
+    match switchboard_actors::store_io::blocking(move || keys.revoke(&key)).await {
         Ok(true) => {
             tracing::info!(key = %id, "API key revoked");
             ok_json(json!({"id": id, "revoked": true}))

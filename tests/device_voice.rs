@@ -648,3 +648,153 @@ fn a_devices_paid_dial_is_reserved_on_answer_and_charged_on_hangup() {
     assert_eq!(pending["state"], "posted", "{pending}");
     assert_eq!(pending["amount"], 100, "the reservation: {pending}");
 }
+
+/// A device that answers, talks at 20 ms until `go` says how many frames to send back to
+/// back, sends them, then hangs up once `go` closes.
+fn run_burst_device(port: u16, id: &str, pass: &str, go: std::sync::mpsc::Receiver<usize>) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let (client, mut events) = AsyncClient::new(common::device_options(port, id, pass), 256);
+        loop {
+            match events.poll().await {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => break,
+                Ok(_) => {}
+                Err(e) => panic!("device {id} could not connect: {e:?}"),
+            }
+        }
+        let call_topic = format!("devices/{id}/call");
+        client.subscribe(&call_topic, QoS::AtLeastOnce).await.unwrap();
+        let (up, event) = (format!("devices/{id}/audio/up"), format!("{call_topic}/event"));
+        let mut call: Option<String> = None;
+        let (mut frame, mut bursting) = (0usize, false);
+        let mut finish_at: Option<Instant> = None;
+        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep_until(deadline) => break,
+                _ = tick.tick() => {
+                    if finish_at.is_some_and(|t| Instant::now() >= t) {
+                        break;
+                    }
+                    let Some(c) = &call else { continue };
+                    match go.try_recv() {
+                        Ok(n) => {
+                            // From a task of its own: this loop keeps polling the event loop
+                            // that drains the client's queue.
+                            let (client, up) = (client.clone(), up.clone());
+                            tokio::spawn(async move {
+                                for f in 0..n {
+                                    client.publish(&up, QoS::AtMostOnce, false, tone16k(f)).await.unwrap();
+                                }
+                            });
+                            bursting = true;
+                        }
+                        Err(std::sync::mpsc::TryRecvError::Empty) if bursting => {}
+                        Err(std::sync::mpsc::TryRecvError::Empty) => {
+                            client.publish(&up, QoS::AtMostOnce, false, tone16k(frame)).await.unwrap();
+                            frame += 1;
+                        }
+                        Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                            let bye = json!({"event": "hangup", "call": c}).to_string();
+                            client.publish(&event, QoS::AtLeastOnce, false, bye).await.unwrap();
+                            call = None;
+                            // Our own hangup ends the call: leave once it is sent.
+                            finish_at = Some(Instant::now() + Duration::from_millis(500));
+                        }
+                    }
+                }
+                ev = events.poll() => match ev {
+                    Ok(Event::Incoming(Packet::SubAck(_))) => {
+                        client.publish(format!("devices/{id}/status"), QoS::AtLeastOnce, true, "online").await.unwrap();
+                    }
+                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                        let msg: Value = serde_json::from_slice(&p.payload).unwrap_or(Value::Null);
+                        match msg["event"].as_str() {
+                            Some("ring") => {
+                                call = msg["call"].as_str().map(str::to_string);
+                                let answer = json!({"event": "answer", "call": call}).to_string();
+                                client.publish(&event, QoS::AtLeastOnce, false, answer).await.unwrap();
+                            }
+                            Some("hangup") => break,
+                            _ => {}
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(_) => break,
+                },
+            }
+        }
+        let _ = client.disconnect().await;
+        let _ = tokio::time::timeout(Duration::from_millis(300), events.poll()).await;
+    });
+}
+
+/// Uplink throughput of a device call's audio path: a burst of back-to-back `audio/up`
+/// frames, timed until every frame has been handed to the call's media or counted as
+/// dropped. Prints the rate (issue 13 measures the path with it); asserts that no frame is
+/// lost without being counted.
+#[test]
+fn a_burst_of_device_audio_is_carried_or_counted_and_its_rate_is_reported() {
+    const BURST: usize = 3000;
+    let gw = gateway("[[route]]\nmatch = \"7009\"\nto = \"device:esp-burst\"\n");
+    let pass = claim(&gw, "esp-burst");
+    let (go, rx) = std::sync::mpsc::channel();
+    let port = gw.mqtt_port;
+    let dev = thread::spawn(move || run_burst_device(port, "esp-burst", &pass, rx));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while gw.get("/api/v1/devices/esp-burst").1["online"] != true {
+        assert!(Instant::now() < deadline, "device not online\n{}", gw.log());
+        thread::sleep(Duration::from_millis(50));
+    }
+    let peer = RtpPeer::bind();
+    let caller = caller(&gw, "uac_rtp_wait_bye.xml", "7009", &peer, &[]);
+    call_rtp(&gw);
+    let carried = || gw.metric("switchboard_device_voice_frames_total{dir=\"up\"}");
+    let dropped = || gw.metric("switchboard_device_voice_dropped_total{dir=\"up\"}");
+    // The call's media is up once paced frames get through.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while carried() < 5.0 {
+        assert!(
+            Instant::now() < deadline,
+            "no device audio reached the call\n{}",
+            gw.log()
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+    let (carried_before, dropped_before) = (carried(), dropped());
+    let before = carried_before + dropped_before;
+    let start = Instant::now();
+    go.send(BURST).unwrap();
+    let deadline = start + Duration::from_secs(30);
+    let mut polls = 0u32;
+    let (c, d) = loop {
+        let (c, d) = (carried(), dropped());
+        if c + d >= before + BURST as f64 {
+            break (c, d);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of {BURST} frames neither carried nor counted as dropped\n{}",
+            before + BURST as f64 - c - d,
+            gw.log()
+        );
+        polls += 1;
+        thread::sleep(Duration::from_millis(10));
+    };
+    let secs = start.elapsed().as_secs_f64();
+    eprintln!(
+        "device audio burst: {BURST} frames in {:.3} s = {:.0} frames/s: {} carried, {} dropped ({polls} polls)",
+        secs,
+        BURST as f64 / secs,
+        c - carried_before,
+        d - dropped_before
+    );
+    drop(go);
+    let run = caller.join().unwrap();
+    dev.join().unwrap();
+    assert_eq!(run.code, 0, "the caller got no BYE: {run:?}\n{}", gw.log());
+}

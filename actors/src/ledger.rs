@@ -15,6 +15,8 @@ use switchboard_storage::ledger::{
 };
 use switchboard_storage::{now_unix_ms, Store};
 
+use crate::store_io::on_store;
+
 /// The system account top-ups are debited from (no credit limit).
 pub const TOPUP_ACCOUNT: &str = "@topup";
 
@@ -151,16 +153,7 @@ async fn on_ledger<T: Send + 'static>(
     store: &Arc<dyn Store>,
     f: impl FnOnce(&Ledger<'_>) -> Result<T, LedgerError> + Send + 'static,
 ) -> Result<T, LedgerError> {
-    let store = Arc::clone(store);
-    tokio::task::spawn_blocking(move || f(&Ledger::new(store.as_ref())))
-        .await
-        .unwrap_or_else(|_| {
-            Err(LedgerError::Store(
-                switchboard_storage::StoreError::Locked {
-                    path: "ledger task".into(),
-                },
-            ))
-        })
+    on_store(store, move |s| f(&Ledger::new(s))).await
 }
 
 impl Actor for LedgerActor {
@@ -280,11 +273,7 @@ impl Actor for LedgerActor {
             }
             LedgerMsg::Flush => {
                 let waiting = std::mem::take(&mut state.unflushed);
-                let store = Arc::clone(s);
-                let flushed = tokio::task::spawn_blocking(move || store.flush())
-                    .await
-                    .map_err(|e| e.to_string())
-                    .and_then(|r| r.map_err(|e| e.to_string()));
+                let flushed = on_store(s, |store| store.flush()).await;
                 if let Err(err) = &flushed {
                     tracing::error!(%err, writes = waiting.len(), "ledger flush failed; the writes are not acknowledged");
                 }

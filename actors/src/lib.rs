@@ -24,6 +24,7 @@ pub mod media;
 pub mod mqtt;
 pub mod mqtt_external;
 pub mod sip_guard;
+pub mod store_io;
 pub mod supervisor;
 pub mod timer;
 pub mod tls;

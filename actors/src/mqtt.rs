@@ -7,6 +7,10 @@
 //! `[mqtt] max_packet_bytes`) and a writer task fed by a bounded queue; a
 //! client that cannot keep up is disconnected, never buffered without limit.
 //! A malformed or oversized packet closes that connection only.
+//!
+//! A device in a call has its `audio/up` frames routed here, straight into the call's
+//! bounded audio channel ([`BrokerMsg::AudioRoute`]): voice does not queue in the device
+//! supervisor's and the session's mailboxes behind telemetry and commands (issue 13).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -22,7 +26,7 @@ use switchboard_mqtt::broker::{
     AuthDecision, Authorizer, Broker, BrokerEvent, CloseReason, ConnId, Limits, Principal,
 };
 use switchboard_mqtt::{
-    claimant_may_publish, claimant_may_subscribe, may_publish, may_subscribe, DeviceId,
+    claimant_may_publish, claimant_may_subscribe, may_publish, may_subscribe, DeviceId, Topic,
 };
 use switchboard_storage::{get_device, Store};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -85,6 +89,17 @@ pub enum BrokerMsg {
         payload: Bytes,
         qos: QoS,
         retain: bool,
+    },
+    /// Hand `device`'s `audio/up` frames for call `call` straight to `tx` (bounded; a frame
+    /// that does not fit is dropped and counted), or, with `None`, stop routing them if the
+    /// route is still that call's. Unrouted frames go to the device supervisor.
+    AudioRoute {
+        /// The device.
+        device: DeviceId,
+        /// The call the route belongs to.
+        call: String,
+        /// The call's uplink audio channel.
+        tx: Option<mpsc::Sender<Bytes>>,
     },
     /// Timer tick.
     Tick,
@@ -247,9 +262,17 @@ pub struct BrokerState {
     /// Writers of closed connections that may still be flushing.
     closing: Vec<oneshot::Receiver<()>>,
     devices: ActorRef<DeviceSupervisorMsg>,
+    /// Devices in a call: where their uplink audio goes (at most one route per device).
+    audio: HashMap<DeviceId, AudioRoute>,
     timer: watch::Sender<Option<Instant>>,
     listen: String,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// Where a device's uplink audio goes while it is in a call.
+struct AudioRoute {
+    call: String,
+    tx: mpsc::Sender<Bytes>,
 }
 
 /// The broker actor.
@@ -298,6 +321,7 @@ impl Actor for BrokerActor {
             writers: HashMap::new(),
             closing: Vec::new(),
             devices: args.devices,
+            audio: HashMap::new(),
             timer,
             listen,
             tasks,
@@ -363,6 +387,18 @@ impl Actor for BrokerActor {
                 qos,
                 retain,
             } => state.core.publish(now, &topic, payload, qos, retain),
+            BrokerMsg::AudioRoute { device, call, tx } => match tx {
+                Some(tx) => {
+                    // Routes of calls that ended without saying so go now.
+                    state.audio.retain(|_, r| !r.tx.is_closed());
+                    state.audio.insert(device, AudioRoute { call, tx });
+                }
+                None => {
+                    if state.audio.get(&device).is_some_and(|r| r.call == call) {
+                        state.audio.remove(&device);
+                    }
+                }
+            },
             BrokerMsg::Tick => {
                 state.core.handle_timeout(now);
                 // The timer task waits for a new deadline after each tick.
@@ -469,6 +505,9 @@ fn pump(state: &mut BrokerState, credit: Option<Credit>) {
                 ..
             } => {
                 if let Some(from) = from {
+                    if route_audio(&mut state.audio, &from, &topic, &payload) {
+                        continue;
+                    }
                     let _ = state.devices.send_message(DeviceSupervisorMsg::Published {
                         from,
                         topic,
@@ -485,6 +524,39 @@ fn pump(state: &mut BrokerState, credit: Option<Credit>) {
     let next = state.core.poll_timeout();
     if *state.timer.borrow() != next {
         let _ = state.timer.send(next);
+    }
+}
+
+/// Hand a device's `audio/up` frame to its call's channel, if the call routed it here.
+/// `true`: taken care of (queued, or dropped and counted on a full channel: drop-newest).
+fn route_audio(
+    routes: &mut HashMap<DeviceId, AudioRoute>,
+    from: &Principal,
+    topic: &str,
+    payload: &Bytes,
+) -> bool {
+    let Principal::Device(id) = from else {
+        return false;
+    };
+    if !topic.ends_with("/audio/up") {
+        return false;
+    }
+    let Some(route) = routes.get(id) else {
+        return false;
+    };
+    if !matches!(Topic::parse(topic), Ok(Topic::AudioUp(d)) if &d == id) {
+        return false;
+    }
+    match route.tx.try_send(payload.clone()) {
+        Ok(()) => true,
+        Err(mpsc::error::TrySendError::Full(_)) => {
+            metrics::counter!("switchboard_device_voice_dropped_total", "dir" => "up").increment(1);
+            true
+        }
+        Err(mpsc::error::TrySendError::Closed(_)) => {
+            routes.remove(id);
+            false
+        }
     }
 }
 

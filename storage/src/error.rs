@@ -93,6 +93,10 @@ pub enum StoreError {
         #[source]
         source: serde_json::Error,
     },
+    /// A store task on the blocking pool did not finish (it panicked, or the runtime is
+    /// shutting down): whether its write reached the disk is unknown.
+    #[error("the store task did not finish")]
+    Interrupted,
 }
 
 /// Printable form of a binary key (ASCII kept, other bytes as `\xNN`).

@@ -267,65 +267,28 @@ mod tests {
         );
     }
 
-    /// Counts the batches and flushes a [`SledStore`] is asked for.
-    struct Counting {
-        inner: SledStore,
-        batches: std::sync::atomic::AtomicUsize,
-        flushes: std::sync::atomic::AtomicUsize,
-    }
-
-    impl Store for Counting {
-        fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-            self.inner.get(tree, key)
-        }
-        fn put(&self, tree: Tree, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
-            self.inner.put(tree, key, value)
-        }
-        fn delete(&self, tree: Tree, key: &[u8]) -> Result<(), StoreError> {
-            self.inner.delete(tree, key)
-        }
-        fn scan_prefix(
-            &self,
-            tree: Tree,
-            prefix: &[u8],
-            limit: usize,
-            reverse: bool,
-        ) -> Result<Vec<crate::Entry>, StoreError> {
-            self.inner.scan_prefix(tree, prefix, limit, reverse)
-        }
-        fn apply_batch(&self, ops: Vec<BatchOp>) -> Result<(), StoreError> {
-            self.batches
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            self.inner.apply_batch(ops)
-        }
-        fn flush(&self) -> Result<(), StoreError> {
-            self.flushes
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            self.inner.flush()
-        }
-        fn count(&self, tree: Tree) -> Result<usize, StoreError> {
-            self.inner.count(tree)
-        }
-        fn snapshot(&self, visit: crate::Visitor<'_>) -> Result<(), StoreError> {
-            self.inner.snapshot(visit)
-        }
-    }
-
     #[test]
     fn thousands_of_calls_cost_one_batch_and_one_flush_per_checkpoint() {
-        use std::sync::atomic::Ordering::Relaxed;
-        let s = Counting {
-            inner: SledStore::temporary().unwrap(),
-            batches: Default::default(),
-            flushes: Default::default(),
-        };
+        use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+        use std::sync::Arc;
+        let (batches, flushes) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let (b, f) = (Arc::clone(&batches), Arc::clone(&flushes));
+        let s = crate::hooked::Hooked::temporary(
+            move || {
+                b.fetch_add(1, Relaxed);
+            },
+            move || {
+                f.fetch_add(1, Relaxed);
+            },
+        )
+        .unwrap();
         let entries: Vec<_> = (0..3_000)
             .map(|i| entry(&format!("{i:016x}"), 1_000_000))
             .collect();
         put_journal(&s, &entries).unwrap();
-        assert_eq!((s.batches.load(Relaxed), s.flushes.load(Relaxed)), (1, 1));
+        assert_eq!((batches.load(Relaxed), flushes.load(Relaxed)), (1, 1));
         assert_eq!(checkpoint_journal(&s, 2_000_000).unwrap(), 3_000);
-        assert_eq!((s.batches.load(Relaxed), s.flushes.load(Relaxed)), (2, 2));
+        assert_eq!((batches.load(Relaxed), flushes.load(Relaxed)), (2, 2));
         assert!(live(&s).iter().all(|e| e.checkpoint_ms == 2_000_000));
     }
 

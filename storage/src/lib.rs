@@ -13,6 +13,7 @@ pub mod cdr;
 pub mod device;
 mod error;
 pub mod fax;
+pub mod hooked;
 pub mod journal;
 pub mod ledger;
 mod sled_store;

@@ -9,6 +9,8 @@
 //! minute per device.
 
 mod session;
+#[cfg(test)]
+mod tests;
 pub mod voice;
 
 use std::collections::HashMap;
@@ -31,6 +33,7 @@ use switchboard_storage::{
 use tokio::sync::watch;
 
 use crate::mqtt::BrokerMsg;
+use crate::store_io::on_store;
 pub use session::{DeviceMsg, DeviceSession, DeviceView};
 
 /// Restarts allowed per device session within a minute.
@@ -81,7 +84,7 @@ pub enum DeviceSupervisorMsg {
     Ring {
         device: DeviceId,
         call: voice::VoiceCall,
-        reply: RpcReplyPort<Result<ActorRef<DeviceMsg>, voice::RingError>>,
+        reply: RpcReplyPort<Result<voice::DeviceLine, voice::RingError>>,
     },
     /// Reset a claimed device so it can be claimed again (an operator act):
     /// its credential is deleted, its connections closed, its pending
@@ -283,7 +286,7 @@ impl Actor for DeviceSupervisor {
                     .await
             }
             DeviceSupervisorMsg::Claim(req, reply) => {
-                let result = state.claim(&req);
+                let result = state.claim(&req).await;
                 let claimed = result.is_ok();
                 let _ = reply.send(result);
                 if claimed {
@@ -291,14 +294,14 @@ impl Actor for DeviceSupervisor {
                 }
             }
             DeviceSupervisorMsg::Reset(id, reply) => {
-                let _ = reply.send(state.reset(&id));
+                let _ = reply.send(state.reset(&id).await);
             }
             DeviceSupervisorMsg::Command {
                 device,
                 payload,
                 reply,
             } => {
-                let _ = reply.send(state.command(&device, payload));
+                let _ = reply.send(state.command(&device, payload).await);
             }
             DeviceSupervisorMsg::List(reply) => {
                 let mut list: Vec<DeviceView> = state
@@ -327,16 +330,22 @@ impl Actor for DeviceSupervisor {
                 call,
                 reply,
             } => {
-                let result = match state.devices.get(&device) {
-                    Some(Entry {
-                        actor: Some(actor),
-                        view,
-                        ..
-                    }) if view.borrow().online => {
+                let result = match (state.devices.get(&device), &state.broker) {
+                    (
+                        Some(Entry {
+                            actor: Some(actor),
+                            view,
+                            ..
+                        }),
+                        Some(broker),
+                    ) if view.borrow().online => {
                         metrics::counter!("switchboard_device_calls_total", "dir" => "in")
                             .increment(1);
                         let _ = actor.send_message(DeviceMsg::Ring(call));
-                        Ok(actor.clone())
+                        Ok(voice::DeviceLine {
+                            session: actor.clone(),
+                            downlink: voice::Downlink::new(broker.clone(), &device),
+                        })
                     }
                     _ => match get_device(state.store.as_ref(), device.as_str()) {
                         Ok(Some(_)) => Err(voice::RingError::Offline),
@@ -548,7 +557,7 @@ impl DeviceSupervisorState {
         metrics::counter!("switchboard_device_messages_in_total").increment(1);
         match (from, Topic::parse(topic)) {
             (Principal::Claimant(id), Ok(Topic::ClaimRequest(d))) if d == id => {
-                self.claim_over_mqtt(&id, &payload)
+                self.claim_over_mqtt(&id, &payload).await
             }
             (Principal::Device(id), Ok(t)) if *t.device() == id => {
                 let has_session = self.devices.get(&id).is_some_and(|e| e.actor.is_some());
@@ -577,7 +586,7 @@ impl DeviceSupervisorState {
         }
     }
 
-    fn claim_over_mqtt(&mut self, id: &DeviceId, payload: &[u8]) {
+    async fn claim_over_mqtt(&mut self, id: &DeviceId, payload: &[u8]) {
         let req = match ClaimRequest::from_json(payload) {
             Ok(r) if r.device_id == id.as_str() => r,
             Ok(_) | Err(_) => {
@@ -587,7 +596,7 @@ impl DeviceSupervisorState {
                 return;
             }
         };
-        let response = match self.claim(&req) {
+        let response = match self.claim(&req).await {
             Ok(ok) => ok,
             Err(r) => ClaimResponse::rejected(r),
         };
@@ -615,12 +624,12 @@ impl DeviceSupervisorState {
     }
 
     /// Reset a device (see [`DeviceSupervisorMsg::Reset`]).
-    fn reset(&mut self, id: &DeviceId) -> Result<bool, CommandError> {
-        let existed = switchboard_storage::device::reset_device(
-            self.store.as_ref(),
-            id.as_str(),
-            now_unix_ms(),
-        )
+    async fn reset(&mut self, id: &DeviceId) -> Result<bool, CommandError> {
+        let (device, now) = (id.as_str().to_string(), now_unix_ms());
+        let existed = on_store(&self.store, move |s| {
+            switchboard_storage::device::reset_device(s, &device, now)
+        })
+        .await
         .map_err(|err| {
             tracing::error!(%err, "resetting a device failed");
             CommandError::Store
@@ -647,8 +656,8 @@ impl DeviceSupervisorState {
     /// Check a claim and, when genuine and fresh, bind the device to the
     /// default account with a new credential. The nonce and the credential
     /// are on disk before the answer leaves.
-    fn claim(&mut self, req: &ClaimRequest) -> Result<ClaimResponse, ClaimRejection> {
-        let result = self.try_claim(req);
+    async fn claim(&mut self, req: &ClaimRequest) -> Result<ClaimResponse, ClaimRejection> {
+        let result = self.try_claim(req).await;
         match &result {
             Ok(_) => metrics::counter!("switchboard_claims_total").increment(1),
             Err(r) => {
@@ -659,47 +668,23 @@ impl DeviceSupervisorState {
         result
     }
 
-    fn try_claim(&mut self, req: &ClaimRequest) -> Result<ClaimResponse, ClaimRejection> {
+    async fn try_claim(&mut self, req: &ClaimRequest) -> Result<ClaimResponse, ClaimRejection> {
         let Some(fleet) = self.config.devices.fleet_secret.as_ref() else {
             return Err(ClaimRejection::Disabled);
         };
         let id = DeviceId::parse(&req.device_id).map_err(|_| ClaimRejection::Malformed)?;
         let secret = claim::device_secret(fleet.expose().as_bytes(), id.as_str());
-        let store = self.store.as_ref();
-        let seen =
-            nonce_seen(store, id.as_str(), &req.nonce).map_err(|_| ClaimRejection::Disabled)?;
-        let now = (now_unix_ms() / 1000) as i64;
         let window = i64::from(self.config.devices.claim_window_secs);
-        claim::verify(req, &secret, now, window, seen)?;
-        // Claiming is once: re-provisioning is an operator's reset, never a
-        // new credential for whoever holds the device secret. The stored
-        // credential is left alone.
-        if get_device(store, id.as_str())
-            .map_err(|_| ClaimRejection::Disabled)?
-            .is_some()
-        {
-            return Err(ClaimRejection::AlreadyClaimed);
-        }
-        let fresh = record_nonce(store, id.as_str(), &req.nonce, req.ts.max(now) + window)
-            .map_err(|_| ClaimRejection::Disabled)?;
-        if !fresh {
-            return Err(ClaimRejection::Replay);
-        }
-        let (password, stored) = credential::issue();
-        let rec = DeviceRecord {
-            v: 1,
-            id: id.as_str().to_string(),
-            account: self.config.devices.default_account.clone(),
-            credential: StoredCredentialData {
-                salt: stored.salt,
-                hash: stored.hash,
-            },
-            claimed_at: rfc3339(now_unix_ms()),
-            firmware: None,
-        };
-        put_device(store, &rec).map_err(|err: StoreError| {
-            tracing::error!(%err, "storing a claimed device failed");
-            ClaimRejection::Disabled
+        let account = self.config.devices.default_account.clone();
+        let (req, device) = (req.clone(), id.clone());
+        // One trip to the blocking pool; this actor waits for it, so claims stay serialised.
+        let (password, rec) = on_store(&self.store, move |s| {
+            Ok::<_, StoreError>(claim_in_store(s, &req, &device, &secret, window, account))
+        })
+        .await
+        .unwrap_or_else(|err| {
+            tracing::error!(%err, "the claim's store task failed");
+            Err(ClaimRejection::Disabled)
         })?;
         let entry = self.entry(&id, Some(&rec));
         entry
@@ -713,25 +698,25 @@ impl DeviceSupervisorState {
         ))
     }
 
-    fn command(
+    async fn command(
         &mut self,
         id: &DeviceId,
         payload: serde_json::Value,
     ) -> Result<CommandRecord, CommandError> {
-        let store = self.store.as_ref();
-        if get_device(store, id.as_str())
-            .map_err(|_| CommandError::Store)?
-            .is_none()
-        {
-            return Err(CommandError::UnknownDevice);
-        }
+        let device = id.as_str().to_string();
         let req_id = format!("{:016x}", rand::random::<u64>());
-        let rec = enqueue_command(store, id.as_str(), &req_id, payload, now_unix_ms()).map_err(
-            |err| {
-                tracing::error!(%err, "queueing a command failed");
-                CommandError::Store
-            },
-        )?;
+        let rec = on_store(&self.store, move |s| {
+            if get_device(s, &device)?.is_none() {
+                return Ok(None);
+            }
+            enqueue_command(s, &device, &req_id, payload, now_unix_ms()).map(Some)
+        })
+        .await
+        .map_err(|err| {
+            tracing::error!(%err, "queueing a command failed");
+            CommandError::Store
+        })?
+        .ok_or(CommandError::UnknownDevice)?;
         let has_session = self.devices.get(id).is_some_and(|e| e.actor.is_some());
         if has_session {
             self.send(id, DeviceMsg::CommandQueued);
@@ -741,4 +726,51 @@ impl DeviceSupervisorState {
         }
         Ok(rec)
     }
+}
+
+/// The store's part of a claim, run off the async workers: the nonce looked up, the claim
+/// verified, the nonce recorded and the new credential stored, each flushed before the
+/// next, so the answer leaves only with both on disk. Returns the password and the record.
+fn claim_in_store(
+    store: &dyn Store,
+    req: &ClaimRequest,
+    id: &DeviceId,
+    secret: &[u8],
+    window: i64,
+    account: String,
+) -> Result<(String, DeviceRecord), ClaimRejection> {
+    let seen = nonce_seen(store, id.as_str(), &req.nonce).map_err(|_| ClaimRejection::Disabled)?;
+    let now = (now_unix_ms() / 1000) as i64;
+    claim::verify(req, secret, now, window, seen)?;
+    // Claiming is once: re-provisioning is an operator's reset, never a
+    // new credential for whoever holds the device secret. The stored
+    // credential is left alone.
+    if get_device(store, id.as_str())
+        .map_err(|_| ClaimRejection::Disabled)?
+        .is_some()
+    {
+        return Err(ClaimRejection::AlreadyClaimed);
+    }
+    let fresh = record_nonce(store, id.as_str(), &req.nonce, req.ts.max(now) + window)
+        .map_err(|_| ClaimRejection::Disabled)?;
+    if !fresh {
+        return Err(ClaimRejection::Replay);
+    }
+    let (password, stored) = credential::issue();
+    let rec = DeviceRecord {
+        v: 1,
+        id: id.as_str().to_string(),
+        account,
+        credential: StoredCredentialData {
+            salt: stored.salt,
+            hash: stored.hash,
+        },
+        claimed_at: rfc3339(now_unix_ms()),
+        firmware: None,
+    };
+    put_device(store, &rec).map_err(|err: StoreError| {
+        tracing::error!(%err, "storing a claimed device failed");
+        ClaimRejection::Disabled
+    })?;
+    Ok((password, rec))
 }

@@ -28,11 +28,13 @@ use switchboard_config::Config;
 use switchboard_mqtt::{DeviceId, Topic};
 use switchboard_storage::{
     now_unix_ms, pending_commands, rfc3339, update_command, CommandRecord, CommandStatus, Store,
+    StoreError,
 };
 use tokio::sync::watch;
 
 use super::voice::{self, VoiceCall, VoiceEvent};
 use crate::mqtt::BrokerMsg;
+use crate::store_io::on_store;
 
 /// Most telemetry keys remembered per device.
 const MAX_TELEMETRY_KEYS: usize = 64;
@@ -135,13 +137,6 @@ pub enum DeviceMsg {
         /// Whether it ends the call.
         ends: bool,
     },
-    /// Downlink audio for the current call.
-    AudioDown {
-        /// The call it belongs to.
-        call_id: String,
-        /// PCM16LE at the call's rate.
-        pcm: Bytes,
-    },
 }
 
 /// The device's current call, as its session sees it.
@@ -231,7 +226,7 @@ impl Actor for DeviceSession {
                 payload,
                 ..
             } => state.on_dial(&myself, &payload).await,
-            DeviceMsg::Message { topic, payload, .. } => state.on_message(topic, &payload)?,
+            DeviceMsg::Message { topic, payload, .. } => state.on_message(topic, &payload).await?,
             DeviceMsg::Ring(call) => state.on_ring(call),
             DeviceMsg::CallControl {
                 call_id,
@@ -245,17 +240,8 @@ impl Actor for DeviceSession {
                         QoS::AtLeastOnce,
                     );
                     if ends {
-                        state.voice = None;
+                        state.clear_voice();
                     }
-                }
-            }
-            DeviceMsg::AudioDown { call_id, pcm } => {
-                if state.voice.as_ref().is_some_and(|v| v.call_id == call_id) {
-                    state.publish_raw(
-                        Topic::AudioDown(state.args.id.clone()),
-                        pcm,
-                        QoS::AtMostOnce,
-                    );
                 }
             }
             DeviceMsg::CommandQueued => state.reload()?,
@@ -270,10 +256,10 @@ impl Actor for DeviceSession {
                     }
                 }
             }
-            DeviceMsg::Timer(gen) if gen == state.timer_gen => state.on_timeout()?,
+            DeviceMsg::Timer(gen) if gen == state.timer_gen => state.on_timeout().await?,
             DeviceMsg::Timer(_) => {}
         }
-        state.deliver(&myself)?;
+        state.deliver(&myself).await?;
         Ok(())
     }
 }
@@ -291,7 +277,7 @@ impl SessionState {
         self.args.online.set(&self.args.view, online);
     }
 
-    fn on_message(&mut self, topic: Topic, payload: &[u8]) -> Result<(), ActorProcessingErr> {
+    async fn on_message(&mut self, topic: Topic, payload: &[u8]) -> Result<(), ActorProcessingErr> {
         self.touch(|v| v.counters.messages_in += 1);
         match topic {
             Topic::Status(_) => match payload {
@@ -312,18 +298,7 @@ impl SessionState {
                 _ => {}
             },
             Topic::Telemetry(_) => self.telemetry(payload),
-            Topic::CommandReply(_, req) => self.on_reply(&req, payload)?,
-            Topic::AudioUp(_) => {
-                if let Some(v) = &self.voice {
-                    if v.link
-                        .try_send(VoiceEvent::Audio(Bytes::copy_from_slice(payload)))
-                        .is_err()
-                    {
-                        metrics::counter!("switchboard_device_voice_dropped_total", "dir" => "up")
-                            .increment(1);
-                    }
-                }
-            }
+            Topic::CommandReply(_, req) => self.on_reply(&req, payload).await?,
             Topic::CallEvent(_) => {
                 let ev = self
                     .voice
@@ -336,7 +311,7 @@ impl SessionState {
                             let _ = v.link.try_send(ev);
                         }
                         if ends {
-                            self.voice = None;
+                            self.clear_voice();
                         }
                     }
                     None => {
@@ -365,6 +340,13 @@ impl SessionState {
             let _ = call.link.try_send(VoiceEvent::Rejected("busy"));
             return;
         }
+        // Its audio goes from the broker straight to the call (routed before the device
+        // hears of the call, so its first frame finds the route).
+        let _ = self.args.broker.send_message(BrokerMsg::AudioRoute {
+            device: self.args.id.clone(),
+            call: call.call_id.clone(),
+            tx: Some(call.audio.clone()),
+        });
         self.publish_raw(
             Topic::Call(self.args.id.clone()),
             voice::ring_message(&call),
@@ -378,9 +360,20 @@ impl SessionState {
 
     /// The device's call (if any) is over from its side.
     fn end_voice(&mut self, cause: &'static str) {
-        if let Some(v) = self.voice.take() {
+        if let Some(v) = self.clear_voice() {
             let _ = v.link.try_send(VoiceEvent::Hangup(cause));
         }
+    }
+
+    /// Forget the current call and its audio route at the broker.
+    fn clear_voice(&mut self) -> Option<VoiceSlot> {
+        let v = self.voice.take()?;
+        let _ = self.args.broker.send_message(BrokerMsg::AudioRoute {
+            device: self.args.id.clone(),
+            call: v.call_id.clone(),
+            tx: None,
+        });
+        Some(v)
     }
 
     /// The device dials: route the number like any call and bridge it to the device.
@@ -405,7 +398,11 @@ impl SessionState {
             return refuse(self, "unavailable");
         };
         let rate = self.args.config.devices.audio_rate;
-        match voice::dial(&calls, rate, myself.clone(), self.args.id.as_str(), req).await {
+        let line = voice::DeviceLine {
+            session: myself.clone(),
+            downlink: voice::Downlink::new(self.args.broker.clone(), &self.args.id),
+        };
+        match voice::dial(&calls, rate, line, self.args.id.as_str(), req).await {
             Some(call) => {
                 metrics::counter!("switchboard_device_calls_total", "dir" => "out").increment(1);
                 self.on_ring(call);
@@ -483,7 +480,13 @@ impl SessionState {
         myself.send_after(timeout, move || DeviceMsg::Timer(gen));
     }
 
-    fn deliver(&mut self, myself: &ActorRef<DeviceMsg>) -> Result<(), ActorProcessingErr> {
+    /// Write a command's new state, flushed, off the async workers.
+    async fn save(&self, cmd: &CommandRecord) -> Result<(), StoreError> {
+        let cmd = cmd.clone();
+        on_store(&self.args.store, move |s| update_command(s, &cmd)).await
+    }
+
+    async fn deliver(&mut self, myself: &ActorRef<DeviceMsg>) -> Result<(), ActorProcessingErr> {
         if !self.ready || self.inflight.is_some() {
             return Ok(());
         }
@@ -493,7 +496,7 @@ impl SessionState {
         cmd.status = CommandStatus::Sent;
         cmd.attempts += 1;
         cmd.updated_at = rfc3339(now_unix_ms());
-        update_command(self.args.store.as_ref(), &cmd)?;
+        self.save(&cmd).await?;
         self.publish(&cmd);
         self.arm_timer(myself);
         self.inflight = Some(cmd);
@@ -513,7 +516,7 @@ impl SessionState {
         metrics::counter!("switchboard_device_messages_out_total").increment(1);
     }
 
-    fn on_reply(&mut self, req: &str, payload: &[u8]) -> Result<(), ActorProcessingErr> {
+    async fn on_reply(&mut self, req: &str, payload: &[u8]) -> Result<(), ActorProcessingErr> {
         let Some(mut cmd) = self.inflight.take_if(|c| c.id == req) else {
             return Ok(()); // a late or duplicate reply
         };
@@ -522,7 +525,7 @@ impl SessionState {
         cmd.reply = Some(serde_json::from_slice(payload).unwrap_or_else(|_| {
             serde_json::Value::String(String::from_utf8_lossy(payload).into_owned())
         }));
-        update_command(self.args.store.as_ref(), &cmd)?;
+        self.save(&cmd).await?;
         self.timer_gen += 1;
         self.touch(|v| {
             v.counters.commands_replied += 1;
@@ -531,7 +534,7 @@ impl SessionState {
         Ok(())
     }
 
-    fn on_timeout(&mut self) -> Result<(), ActorProcessingErr> {
+    async fn on_timeout(&mut self) -> Result<(), ActorProcessingErr> {
         let Some(mut cmd) = self.inflight.take() else {
             return Ok(());
         };
@@ -543,7 +546,7 @@ impl SessionState {
         cmd.status = CommandStatus::Failed;
         cmd.error = Some(format!("no reply after {} attempts", cmd.attempts));
         cmd.updated_at = rfc3339(now_unix_ms());
-        update_command(self.args.store.as_ref(), &cmd)?;
+        self.save(&cmd).await?;
         self.touch(|v| {
             v.counters.commands_failed += 1;
             v.commands_pending = v.commands_pending.saturating_sub(1);

@@ -20,15 +20,22 @@
 //!
 //! The gateway transcodes G.711 ↔ PCM16 and resamples 8 kHz ↔ the device rate. One call per
 //! device at a time: a second ring gets `busy` (486).
+//!
+//! Audio takes a direct path, like RTP's: the broker hands each `audio/up` frame to the
+//! call's bounded channel (drop-newest, counted), the bridge task decodes it into the call's
+//! RTP leg, and downlink frames go from the bridge to the broker as QoS 0 publishes. Neither
+//! passes through the device supervisor's or the session's mailbox, which carry only
+//! call control.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use ractor::ActorRef;
-use serde::Deserialize;
+use rumqttc::mqttbytes::QoS;
 use serde_json::json;
 use switchboard_media::g711;
 use switchboard_media::resample::{Resampler, SampleRate};
+use switchboard_mqtt::{DeviceId, Topic};
 use tokio::sync::mpsc;
 
 use super::session::DeviceMsg;
@@ -36,8 +43,14 @@ use super::DeviceSupervisorMsg;
 use crate::audio::leg::{Leg, LegCommand, LegEvent};
 use crate::call::{CallId, CallMsg};
 use crate::context::CallContext;
+use crate::mqtt::BrokerMsg;
 use crate::supervisor::SupervisorMsg;
 use crate::ua::{Listener, UaEvent, UaMode};
+
+mod wire;
+
+use wire::reject_code;
+pub(crate) use wire::{control, parse_call_event, parse_dial, ring_message, DialRequest};
 
 /// Largest call-control message accepted from a device.
 pub const MAX_CONTROL_BYTES: usize = 1024;
@@ -45,6 +58,9 @@ pub const MAX_CONTROL_BYTES: usize = 1024;
 pub const MAX_UP_MS: usize = 200;
 /// Events queued from the device session to a call's bridge.
 const LINK_QUEUE: usize = 64;
+/// Uplink audio messages queued from the broker to a call's bridge (1.3 s of 20 ms frames);
+/// a message that does not fit is dropped (the newest) and counted.
+const AUDIO_QUEUE: usize = 64;
 /// Playout buffered toward RTP for a device (bursty MQTT delivery).
 const DEVICE_PLAYOUT_MS: u32 = 2000;
 
@@ -57,8 +73,6 @@ pub enum VoiceEvent {
     Rejected(&'static str),
     /// It hung up (or went offline).
     Hangup(&'static str),
-    /// Uplink audio (PCM16LE at the call's rate).
-    Audio(Bytes),
 }
 
 /// A call offered to a device session.
@@ -74,8 +88,46 @@ pub struct VoiceCall {
     pub rate: u32,
     /// Where the session reports.
     pub link: mpsc::Sender<VoiceEvent>,
+    /// Where the broker hands the device's uplink audio (PCM16LE at `rate`).
+    pub audio: mpsc::Sender<Bytes>,
     /// Whether the device placed this call itself (no ring; it is told `dialing`).
     pub outbound: bool,
+}
+
+/// Where a call's downlink audio goes: to the broker, as QoS 0 publishes on the device's
+/// `audio/down`, not through its session's mailbox.
+#[derive(Debug, Clone)]
+pub struct Downlink {
+    broker: ActorRef<BrokerMsg>,
+    topic: String,
+}
+
+impl Downlink {
+    /// The downlink of `device` through `broker`.
+    pub fn new(broker: ActorRef<BrokerMsg>, device: &DeviceId) -> Self {
+        Downlink {
+            broker,
+            topic: Topic::AudioDown(device.clone()).to_string(),
+        }
+    }
+
+    fn send(&self, pcm: Bytes) {
+        let _ = self.broker.send_message(BrokerMsg::Publish {
+            topic: self.topic.clone(),
+            payload: pcm,
+            qos: QoS::AtMostOnce,
+            retain: false,
+        });
+    }
+}
+
+/// A device that took a call: its session (call control) and its downlink (audio).
+#[derive(Debug, Clone)]
+pub struct DeviceLine {
+    /// The device's session.
+    pub session: ActorRef<DeviceMsg>,
+    /// Its audio.
+    pub downlink: Downlink,
 }
 
 /// Why a device cannot be rung.
@@ -87,94 +139,6 @@ pub enum RingError {
     /// Not connected.
     #[error("device offline")]
     Offline,
-}
-
-/// A call-control message from a device.
-#[derive(Debug, Deserialize)]
-struct DeviceCallEvent {
-    event: String,
-    call: String,
-    #[serde(default)]
-    reason: Option<String>,
-}
-
-/// What a device's `call/event` message means for call `current`.
-pub(crate) fn parse_call_event(payload: &[u8], current: &str) -> Option<VoiceEvent> {
-    if payload.len() > MAX_CONTROL_BYTES {
-        return None;
-    }
-    let ev: DeviceCallEvent = serde_json::from_slice(payload).ok()?;
-    if ev.call != current {
-        return None;
-    }
-    match ev.event.as_str() {
-        "answer" => Some(VoiceEvent::Answered),
-        "reject" => Some(VoiceEvent::Rejected(match ev.reason.as_deref() {
-            Some("busy") => "busy",
-            _ => "decline",
-        })),
-        "hangup" => Some(VoiceEvent::Hangup("device hangup")),
-        _ => None,
-    }
-}
-
-/// A device's dial request.
-#[derive(Debug, Deserialize)]
-pub(crate) struct DialRequest {
-    pub to: String,
-    #[serde(default)]
-    pub from: Option<String>,
-}
-
-/// Parse a dial request: a dial string of 1..=32 digits, `+`, `*`, `#`.
-pub(crate) fn parse_dial(payload: &[u8]) -> Option<DialRequest> {
-    if payload.len() > MAX_CONTROL_BYTES {
-        return None;
-    }
-    let d: DialRequest = serde_json::from_slice(payload).ok()?;
-    let dial = |s: &str| {
-        !s.is_empty()
-            && s.len() <= 32
-            && s.chars()
-                .all(|c| c.is_ascii_digit() || matches!(c, '+' | '*' | '#'))
-    };
-    (dial(&d.to) && d.from.as_deref().is_none_or(dial)).then_some(d)
-}
-
-/// The control message announcing a call to a device.
-pub(crate) fn ring_message(call: &VoiceCall) -> Bytes {
-    let event = if call.outbound { "dialing" } else { "ring" };
-    Bytes::from(
-        json!({
-            "event": event,
-            "call": call.call_id,
-            "from": call.from,
-            "to": call.to,
-            "rate": call.rate,
-            "format": "pcm16le",
-            "frame_ms": 20,
-        })
-        .to_string(),
-    )
-}
-
-/// A control message about call `call`.
-pub(crate) fn control(event: &str, call: &str, reason: Option<&str>) -> Bytes {
-    let mut v = json!({"event": event, "call": call});
-    if let Some(r) = reason {
-        v["reason"] = json!(r);
-    }
-    Bytes::from(v.to_string())
-}
-
-/// SIP status for a device's refusal.
-fn reject_code(reason: &str) -> u16 {
-    match reason {
-        "busy" => 486,
-        "offline" => 480,
-        "unknown" => 404,
-        _ => 603,
-    }
 }
 
 fn rate_of(hz: u32) -> SampleRate {
@@ -249,6 +213,17 @@ impl DeviceCodec {
 enum Input {
     Call(UaEvent),
     Device(VoiceEvent),
+    Audio(Bytes),
+}
+
+/// What a bridge listens to besides its leg.
+struct Inputs {
+    /// Call events (and the end of an ingest stream).
+    call: mpsc::Receiver<Input>,
+    /// The device's call events, from its session.
+    device: mpsc::Receiver<VoiceEvent>,
+    /// The device's uplink audio, from the broker.
+    audio: mpsc::Receiver<Bytes>,
 }
 
 /// Which way the call was set up.
@@ -275,7 +250,8 @@ struct Bridge {
     call: CallId,
     device: String,
     direction: Direction,
-    session: Option<ActorRef<DeviceMsg>>,
+    /// The device, until it hangs up.
+    line: Option<DeviceLine>,
     /// The other end's audio: the call's RTP leg, or the ingest stream.
     leg: Option<Leg>,
     /// Audio flows only once the device has answered (or placed the call).
@@ -308,8 +284,8 @@ impl Bridge {
     }
 
     fn tell_device(&self, msg: DeviceMsg) {
-        if let Some(s) = &self.session {
-            let _ = s.send_message(msg);
+        if let Some(l) = &self.line {
+            let _ = l.session.send_message(msg);
         }
     }
 
@@ -334,14 +310,17 @@ impl Bridge {
                 self.tell_call(CallMsg::Reject(reject_code(reason)))
             }
             Input::Device(VoiceEvent::Hangup(cause)) => {
-                self.session = None;
+                self.line = None;
                 self.tell_call(CallMsg::End(cause));
             }
-            Input::Device(VoiceEvent::Audio(bytes)) => {
+            Input::Audio(bytes) => {
                 let Some(leg) = &self.leg else { return true };
                 match self.codec.decode_up(&bytes) {
                     Some(pcm) => {
-                        if leg.commands.try_send(LegCommand::Play(pcm)).is_err() {
+                        if leg.commands.try_send(LegCommand::Play(pcm)).is_ok() {
+                            metrics::counter!("switchboard_device_voice_frames_total", "dir" => "up")
+                                .increment(1);
+                        } else {
                             metrics::counter!("switchboard_device_voice_dropped_total", "dir" => "up")
                                 .increment(1);
                         }
@@ -399,11 +378,11 @@ impl Bridge {
         }
         match ev {
             LegEvent::Audio { pcm, .. } => {
-                let audio = self.codec.encode_down(&pcm);
-                self.tell_device(DeviceMsg::AudioDown {
-                    call_id: self.call.0.clone(),
-                    pcm: audio,
-                });
+                if let Some(l) = &self.line {
+                    l.downlink.send(self.codec.encode_down(&pcm));
+                    metrics::counter!("switchboard_device_voice_frames_total", "dir" => "down")
+                        .increment(1);
+                }
             }
             LegEvent::Dtmf { digit, .. } => {
                 let mut v = json!({"event": "dtmf", "call": self.call.0});
@@ -419,7 +398,7 @@ impl Bridge {
     }
 }
 
-async fn run(mut bridge: Bridge, mut inputs: mpsc::Receiver<Input>) {
+async fn run(mut bridge: Bridge, mut inputs: Inputs) {
     loop {
         let leg_event = async {
             match bridge.leg.as_mut() {
@@ -427,17 +406,23 @@ async fn run(mut bridge: Bridge, mut inputs: mpsc::Receiver<Input>) {
                 None => std::future::pending().await,
             }
         };
-        tokio::select! {
-            input = inputs.recv() => {
-                let Some(input) = input else { break };
-                if !bridge.on_input(input) {
-                    break;
-                }
-            }
-            ev = leg_event => match ev {
-                Some(ev) => bridge.on_leg(ev),
-                None => bridge.leg = None,
+        let input = tokio::select! {
+            input = inputs.call.recv() => match input {
+                Some(input) => input,
+                None => break,
             },
+            Some(ev) = inputs.device.recv() => Input::Device(ev),
+            Some(frame) = inputs.audio.recv() => Input::Audio(frame),
+            ev = leg_event => {
+                match ev {
+                    Some(ev) => bridge.on_leg(ev),
+                    None => bridge.leg = None,
+                }
+                continue;
+            }
+        };
+        if !bridge.on_input(input) {
+            break;
         }
     }
 }
@@ -458,13 +443,22 @@ impl Drop for EndOnDrop {
     }
 }
 
-/// Inputs of a bridge: the call's listener and the device session's link.
-fn channels() -> (
-    mpsc::Sender<Input>,
-    mpsc::Receiver<Input>,
-    Listener,
-    mpsc::Sender<VoiceEvent>,
-) {
+/// A bridge's channels, as [`channels`] makes them.
+struct Wires {
+    /// Into the bridge's call input.
+    tx: mpsc::Sender<Input>,
+    /// What the bridge reads.
+    inputs: Inputs,
+    /// The call's listener.
+    listener: Listener,
+    /// For the device's [`VoiceCall`]: its link and audio channel.
+    link: mpsc::Sender<VoiceEvent>,
+    audio: mpsc::Sender<Bytes>,
+}
+
+/// Inputs of a bridge: the call's listener, and the device's link and audio channel (for
+/// its [`VoiceCall`]).
+fn channels() -> Wires {
     let (tx, rx) = mpsc::channel::<Input>(LINK_QUEUE * 2);
     let call_tx = tx.clone();
     // If the call actor dies without saying `Ended` (a crash), its listener is dropped: the
@@ -481,16 +475,20 @@ fn channels() -> (
             });
         }
     });
-    let (link_tx, mut link_rx) = mpsc::channel::<VoiceEvent>(LINK_QUEUE);
-    let fwd = tx.clone();
-    tokio::spawn(async move {
-        while let Some(ev) = link_rx.recv().await {
-            if fwd.send(Input::Device(ev)).await.is_err() {
-                break;
-            }
-        }
-    });
-    (tx, rx, listener, link_tx)
+    let (link_tx, link_rx) = mpsc::channel::<VoiceEvent>(LINK_QUEUE);
+    let (audio_tx, audio_rx) = mpsc::channel::<Bytes>(AUDIO_QUEUE);
+    let inputs = Inputs {
+        call: rx,
+        device: link_rx,
+        audio: audio_rx,
+    };
+    Wires {
+        tx,
+        inputs,
+        listener,
+        link: link_tx,
+        audio: audio_tx,
+    }
 }
 
 /// The listener of a call routed to `device:ID`: rings the device, answers or refuses the
@@ -502,7 +500,13 @@ pub fn ring_listener(
     from: String,
     to: String,
 ) -> Listener {
-    let (tx, rx, listener, link) = channels();
+    let Wires {
+        tx,
+        inputs,
+        listener,
+        link,
+        audio,
+    } = channels();
     let ctx = Arc::clone(ctx);
     let rate = ctx.config.devices.audio_rate;
     tokio::spawn(async move {
@@ -511,7 +515,7 @@ pub fn ring_listener(
             call: call.clone(),
             device: device.clone(),
             direction: Direction::ToDevice,
-            session: None,
+            line: None,
             leg: None,
             answered: false,
             codec: DeviceCodec::new(rate),
@@ -522,10 +526,11 @@ pub fn ring_listener(
             to,
             rate,
             link,
+            audio,
             outbound: false,
         };
         match ring(ctx.devices.as_ref(), &device, voice_call).await {
-            Some(Ok(session)) => bridge.session = Some(session),
+            Some(Ok(line)) => bridge.line = Some(line),
             Some(Err(e)) => {
                 tracing::info!(call = %call, device = %bridge.device, err = %e, "device cannot take the call");
                 let reason = match e {
@@ -537,7 +542,7 @@ pub fn ring_listener(
             None => bridge.tell_call(CallMsg::Reject(503)),
         }
         drop(tx);
-        run(bridge, rx).await;
+        run(bridge, inputs).await;
     });
     listener
 }
@@ -548,7 +553,7 @@ async fn ring(
     devices: Option<&ActorRef<DeviceSupervisorMsg>>,
     device: &str,
     call: VoiceCall,
-) -> Option<Result<ActorRef<DeviceMsg>, RingError>> {
+) -> Option<Result<DeviceLine, RingError>> {
     let (Some(devices), Ok(id)) = (devices, switchboard_mqtt::DeviceId::parse(device)) else {
         return Some(Err(RingError::Unknown));
     };
@@ -577,16 +582,23 @@ pub async fn ingest_to_device(
 ) -> Result<mpsc::Sender<()>, RingError> {
     let call = CallId::new();
     // No SIP call here: the listener (and its end-on-drop guard) lives as long as the stream.
-    let (tx, rx, listener, link) = channels();
+    let Wires {
+        tx,
+        inputs,
+        listener,
+        link,
+        audio,
+    } = channels();
     let voice_call = VoiceCall {
         call_id: call.0.clone(),
         from,
         to: device.to_string(),
         rate,
         link,
+        audio,
         outbound: false,
     };
-    let session = match ring(devices, device, voice_call).await {
+    let line = match ring(devices, device, voice_call).await {
         Some(Ok(s)) => s,
         Some(Err(e)) => return Err(e),
         None => return Err(RingError::Offline),
@@ -596,7 +608,7 @@ pub async fn ingest_to_device(
         call,
         device: device.to_string(),
         direction: Direction::ToDevice,
-        session: Some(session),
+        line: Some(line),
         leg: Some(leg),
         answered: false,
         codec: DeviceCodec::new(rate),
@@ -617,7 +629,7 @@ pub async fn ingest_to_device(
             .await;
     });
     drop(tx);
-    tokio::spawn(run(bridge, rx));
+    tokio::spawn(run(bridge, inputs));
     Ok(end_tx)
 }
 
@@ -626,12 +638,18 @@ pub async fn ingest_to_device(
 pub(crate) async fn dial(
     calls: &ActorRef<SupervisorMsg>,
     ctx_rate: u32,
-    session: ActorRef<DeviceMsg>,
+    line: DeviceLine,
     device: &str,
     req: DialRequest,
 ) -> Option<VoiceCall> {
     let call = CallId::new();
-    let (tx, rx, listener, link) = channels();
+    let Wires {
+        tx,
+        inputs,
+        listener,
+        link,
+        audio,
+    } = channels();
     let src = req.from.clone().unwrap_or_else(|| device.to_string());
     let placed = ractor::call_t!(
         calls,
@@ -656,19 +674,20 @@ pub(crate) async fn dial(
         call: call.clone(),
         device: device.to_string(),
         direction: Direction::FromDevice,
-        session: Some(session),
+        line: Some(line),
         leg: None,
         answered: false,
         codec: DeviceCodec::new(ctx_rate),
     };
     drop(tx);
-    tokio::spawn(run(bridge, rx));
+    tokio::spawn(run(bridge, inputs));
     Some(VoiceCall {
         call_id: call.0,
         from: src,
         to: req.to,
         rate: ctx_rate,
         link,
+        audio,
         outbound: true,
     })
 }
@@ -676,44 +695,6 @@ pub(crate) async fn dial(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn call_events_are_bounded_and_tied_to_the_current_call() {
-        assert!(matches!(
-            parse_call_event(br#"{"event":"answer","call":"c1"}"#, "c1"),
-            Some(VoiceEvent::Answered)
-        ));
-        assert!(parse_call_event(br#"{"event":"answer","call":"c2"}"#, "c1").is_none());
-        assert!(matches!(
-            parse_call_event(br#"{"event":"reject","call":"c1","reason":"busy"}"#, "c1"),
-            Some(VoiceEvent::Rejected("busy"))
-        ));
-        assert!(matches!(
-            parse_call_event(br#"{"event":"reject","call":"c1"}"#, "c1"),
-            Some(VoiceEvent::Rejected("decline"))
-        ));
-        assert!(matches!(
-            parse_call_event(br#"{"event":"hangup","call":"c1"}"#, "c1"),
-            Some(VoiceEvent::Hangup(_))
-        ));
-        for bad in [&b"{"[..], b"[]", b"{\"event\":1}", b"\xff\xfe", b""] {
-            assert!(parse_call_event(bad, "c1").is_none());
-        }
-        let big = format!(
-            r#"{{"event":"answer","call":"c1","pad":"{}"}}"#,
-            "x".repeat(2000)
-        );
-        assert!(parse_call_event(big.as_bytes(), "c1").is_none());
-    }
-
-    #[test]
-    fn dial_requests_need_a_dial_string() {
-        assert_eq!(parse_dial(br#"{"to":"+4930123"}"#).unwrap().to, "+4930123");
-        assert!(parse_dial(br#"{"to":"sip:evil@x"}"#).is_none());
-        assert!(parse_dial(br#"{"to":""}"#).is_none());
-        assert!(parse_dial(br#"{"to":"1","from":"a b"}"#).is_none());
-        assert!(parse_dial(&[b'{'; 5000]).is_none());
-    }
 
     #[test]
     fn device_audio_is_resampled_both_ways_and_bad_frames_refused() {

@@ -22,6 +22,7 @@ use switchboard_storage::{
 
 use super::session::{self, SessionEvent, TransferResult};
 use crate::call::CallId;
+use crate::store_io::on_store;
 use crate::supervisor::SupervisorMsg;
 use crate::ua::{UaEvent, UaOutcome};
 
@@ -121,7 +122,7 @@ impl Actor for FaxJob {
             FaxStatus::Succeeded | FaxStatus::Failed => {
                 // Finished before a restart, but not yet charged: settle now.
                 if state.settle().await {
-                    state.save()?;
+                    state.save().await?;
                 }
                 myself.stop(None)
             }
@@ -188,7 +189,7 @@ impl Actor for FaxJob {
             FaxJobMsg::Call(_) => {}
             FaxJobMsg::Session(SessionEvent::PageSent(n)) => {
                 state.job.pages_sent = n;
-                state.save()?;
+                state.save().await?;
             }
             FaxJobMsg::Session(SessionEvent::Done(result)) => {
                 state.result = Some(result);
@@ -203,9 +204,11 @@ impl Actor for FaxJob {
 }
 
 impl FaxJobState {
-    fn save(&mut self) -> Result<(), ActorProcessingErr> {
+    /// Write the job's record, flushed, off the async workers.
+    async fn save(&mut self) -> Result<(), ActorProcessingErr> {
         self.job.updated_at = rfc3339(now_unix_ms());
-        put_fax_job(self.args.store.as_ref(), &self.job)?;
+        let job = self.job.clone();
+        on_store(&self.args.store, move |s| put_fax_job(s, &job)).await?;
         Ok(())
     }
 
@@ -234,7 +237,7 @@ impl FaxJobState {
         self.job.pages_sent = 0;
         self.result = None;
         // On disk before the call starts: a crash now counts as an attempt.
-        self.save()?;
+        self.save().await?;
         metrics::counter!("switchboard_fax_attempts_total").increment(1);
         tracing::info!(job = %self.job.id, attempt = self.job.attempts, "fax attempt");
         let me = myself.clone();
@@ -321,7 +324,7 @@ impl FaxJobState {
                 self.job.error = None;
                 self.job.error_text = None;
                 self.settle().await;
-                self.save()?;
+                self.save().await?;
                 super::webhook::notify(&self.args.config.fax, super::event("fax.job", &self.job));
                 metrics::counter!("switchboard_fax_jobs_total", "status" => "succeeded")
                     .increment(1);
@@ -361,13 +364,13 @@ impl FaxJobState {
             let delay = self.args.config.fax.retry_delay();
             self.job.status = FaxStatus::Queued;
             self.job.next_attempt_unix_ms = Some(now_unix_ms() + delay.as_millis() as u64);
-            self.save()?;
+            self.save().await?;
             tracing::info!(job = %self.job.id, error, attempt = self.job.attempts, max, "fax attempt failed; retrying");
             self.schedule(myself);
         } else {
             self.job.status = FaxStatus::Failed;
             self.settle().await;
-            self.save()?;
+            self.save().await?;
             super::webhook::notify(&self.args.config.fax, super::event("fax.job", &self.job));
             metrics::counter!("switchboard_fax_jobs_total", "status" => "failed").increment(1);
             tracing::info!(job = %self.job.id, error, attempts = self.job.attempts, "fax job failed");

@@ -25,6 +25,7 @@ use switchboard_storage::{
 };
 
 use crate::call::CallId;
+use crate::store_io::on_store;
 use crate::supervisor::SupervisorMsg;
 use crate::ua::UaEvent;
 pub use job::{FaxJob, FaxJobArgs, FaxJobMsg};
@@ -240,7 +241,7 @@ impl Actor for FaxSupervisor {
                     });
                     return Ok(());
                 }
-                if let Err(err) = state.inbound(&call, from, to, &sip_call_id, event) {
+                if let Err(err) = state.inbound(&call, from, to, &sip_call_id, event).await {
                     tracing::error!(%err, call = %call, "cannot record an inbound fax");
                 }
             }
@@ -254,7 +255,7 @@ impl Actor for FaxSupervisor {
                         error,
                         "the call ended during the transfer".into(),
                     );
-                    if let Err(err) = state.received(&sip_call_id, r) {
+                    if let Err(err) = state.received(&sip_call_id, r).await {
                         tracing::error!(%err, call = %call, "cannot record a lost fax");
                     }
                 }
@@ -269,7 +270,7 @@ impl Actor for FaxSupervisor {
                 result,
             } => {
                 state.receiving.remove(&call);
-                if let Err(err) = state.received(&sip_call_id, result) {
+                if let Err(err) = state.received(&sip_call_id, result).await {
                     tracing::error!(%err, call = %call, "cannot record a received fax");
                 }
                 // The transfer is over: hang up (the far end usually does first).
@@ -304,7 +305,7 @@ impl Actor for FaxSupervisor {
                     .retain(|t| now.duration_since(*t) < Duration::from_secs(60));
                 if entry.restarts.len() >= MAX_RESTARTS {
                     tracing::error!(job = %entry.id, %err, "fax job keeps crashing; failing it");
-                    state.fail_job(&entry.id, "crashed repeatedly")?;
+                    state.fail_job(&entry.id, "crashed repeatedly").await?;
                 } else {
                     tracing::error!(job = %entry.id, %err, "fax job crashed; restarting from the store");
                     entry.restarts.push(now);
@@ -346,7 +347,8 @@ impl FaxState {
             reserved,
             cost: None,
         };
-        if let Err(e) = put_fax_job(self.args.store.as_ref(), &job) {
+        let record = job.clone();
+        if let Err(e) = on_store(&self.args.store, move |s| put_fax_job(s, &record)).await {
             if let (Some(ledger), Some(_)) = (&self.args.ledger, reserved) {
                 let _ = crate::billing::settle(ledger, &pending_id(&job.id), 0, &job.id).await;
             }
@@ -424,23 +426,32 @@ impl FaxState {
             }
             Err(err) => {
                 tracing::error!(job = %id, %err, "cannot start a fax job");
-                let _ = self.fail_job(&id, "cannot start");
+                let _ = self.fail_job(&id, "cannot start").await;
             }
         }
     }
 
-    fn fail_job(&mut self, id: &str, why: &str) -> Result<(), StoreError> {
-        let store = self.args.store.as_ref();
-        if let Some(mut job) = switchboard_storage::get_fax_job(store, id)? {
-            if !job.status.is_final() {
-                job.status = FaxStatus::Failed;
-                job.error = Some("INTERNAL".into());
-                job.error_text = Some(why.into());
-                job.updated_at = rfc3339(now_unix_ms());
-                put_fax_job(store, &job)?;
+    async fn fail_job(&mut self, id: &str, why: &str) -> Result<(), StoreError> {
+        let (id, why) = (id.to_string(), why.to_string());
+        on_store(&self.args.store, move |store| {
+            if let Some(mut job) = switchboard_storage::get_fax_job(store, &id)? {
+                if !job.status.is_final() {
+                    job.status = FaxStatus::Failed;
+                    job.error = Some("INTERNAL".into());
+                    job.error_text = Some(why);
+                    job.updated_at = rfc3339(now_unix_ms());
+                    put_fax_job(store, &job)?;
+                }
             }
-        }
-        Ok(())
+            Ok(())
+        })
+        .await
+    }
+
+    /// Write an inbound fax's record, flushed, off the async workers.
+    async fn save_inbound(&self, rec: &InboundFaxRecord) -> Result<(), StoreError> {
+        let rec = rec.clone();
+        on_store(&self.args.store, move |s| put_inbound_fax(s, &rec)).await
     }
 
     fn start_receiving(
@@ -476,7 +487,7 @@ impl FaxState {
     }
 
     /// Record the end of an inbound transfer (flushed), then notify.
-    fn received(
+    async fn received(
         &mut self,
         sip_call_id: &str,
         r: session::TransferResult,
@@ -497,7 +508,7 @@ impl FaxState {
         rec.status = if ok { "received" } else { "failed" }.into();
         rec.error = (!ok).then(|| r.error.unwrap_or("TRANSFER_FAILED").to_string());
         rec.updated_at = rfc3339(now_unix_ms());
-        put_inbound_fax(store, &rec)?;
+        self.save_inbound(&rec).await?;
         metrics::counter!("switchboard_fax_inbound_total", "status" => rec.status.clone())
             .increment(1);
         metrics::counter!("switchboard_fax_pages_received_total").increment(u64::from(rec.pages));
@@ -505,7 +516,7 @@ impl FaxState {
         Ok(())
     }
 
-    fn inbound(
+    async fn inbound(
         &mut self,
         call: &CallId,
         from: String,
@@ -543,14 +554,14 @@ impl FaxState {
                 metrics::counter!("switchboard_fax_inbound_total", "status" => "failed")
                     .increment(1);
                 rec.updated_at = now;
-                put_inbound_fax(store, &rec)?;
+                self.save_inbound(&rec).await?;
                 webhook::notify(&self.args.config.fax, self::event("fax.inbound", &rec));
                 return Ok(());
             }
             UaEvent::Ringing => return Ok(()),
         }
         rec.updated_at = now;
-        put_inbound_fax(store, &rec)
+        self.save_inbound(&rec).await
     }
 }
 
