@@ -12,3 +12,16 @@ pub mod timer;
 
 pub use outcome::{CallFailure, Disposition, HangupCause, Outcome};
 pub use timer::{Timer, TimerTable};
+
+pub mod build;
+pub mod core;
+pub mod leg;
+
+pub use crate::core::{
+    CallConfig, CallCore, Command, Dial, Event, MediaCtl, MediaPolicy, MediaRefused, Output, Phase,
+    Side, Teardown,
+};
+pub use leg::{Credentials, Leg, LegError, SipEvent, SipOutput, UacEvent, UacLeg, UasLeg};
+
+#[cfg(test)]
+mod tests;
