@@ -13,6 +13,7 @@ pub mod timer;
 pub use outcome::{CallFailure, Disposition, HangupCause, Outcome};
 pub use timer::{Timer, TimerTable};
 
+pub mod api;
 pub mod build;
 pub mod core;
 pub mod leg;

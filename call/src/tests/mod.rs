@@ -341,10 +341,11 @@ Content-Length: {}\r\n\r\n",
                         }
                     }
                 }
-                if method == Method::Invite && code >= 200 {
-                    if response.top_via_branch() == self.reinvite_out {
-                        self.reinvite_out = None;
-                    }
+                if method == Method::Invite
+                    && code >= 200
+                    && response.top_via_branch() == self.reinvite_out
+                {
+                    self.reinvite_out = None;
                 }
             }
             TransactionEvent::Timeout { .. } => self.log(now, "timeout".into()),

@@ -447,3 +447,87 @@ fn lossy_network_keeps_outcomes() {
         assert!(w.gw.done_at.is_some(), "seed {seed}");
     }
 }
+
+#[test]
+fn held_calls_are_exempt_from_the_rtp_timeout() {
+    let mut w = World::clean();
+    w.gw.config.rtp_timeout = Some(20 * SEC);
+    w.gw.config.max_call = 100 * SEC;
+    w.callee.script = answered_script();
+    // The caller puts the call on hold at 5 s: no RTP is expected from then on.
+    w.caller_at(5 * SEC, Act::ReInvite("sendonly"));
+    w.run(None, 300 * SEC);
+    assert_eq!(w.cause(), "max duration");
+    assert!(!w.gw.saw(&Event::RtpTimeout));
+}
+
+#[test]
+fn rtp_activity_postpones_the_rtp_timeout() {
+    let mut w = World::clean();
+    w.gw.config.rtp_timeout = Some(20 * SEC);
+    w.callee.script = answered_script();
+    // Media flowed until 30 s: the call ends 20 s later.
+    w.gw.media_activity = Some(w.base + 30 * SEC);
+    w.run(None, 300 * SEC);
+    assert_eq!(w.cause(), "rtp timeout");
+    let done = w.gw.done_at.expect("done");
+    assert!(done >= 50 * SEC && done < 51 * SEC, "{done:?}");
+}
+
+#[test]
+fn teardown_snapshot_follows_the_call() {
+    let mut w = World::clean();
+    w.callee.script = vec![
+        (10 * MS, Act::Respond(180, false)),
+        (2 * SEC, Act::Respond(200, true)),
+    ];
+    w.caller.invite(w.now, None);
+    w.run_until(SEC);
+    let t = w.gw.core.as_ref().expect("ringing").teardown();
+    assert!(t.a_invite.is_some() && !t.a_final_sent && t.a_dialog.is_none());
+    assert!(t.b_invite.is_some() && t.b_provisional && t.b_dialog.is_none());
+    assert_eq!(t.call_ids.len(), 2);
+    w.run_until(5 * SEC);
+    let core = w.gw.core.as_ref().expect("answered");
+    assert_eq!(core.phase(), Phase::Answered);
+    let t = core.teardown();
+    assert!(t.a_invite.is_none() && t.a_final_sent && t.a_dialog.is_some());
+    assert!(t.b_invite.is_none() && t.b_dialog.is_some());
+}
+
+/// re-INVITEs and CANCEL races over a lossy network: retransmissions carry them through.
+#[test]
+fn lossy_network_relays_reinvites_and_cancel_races() {
+    for seed in 100..=115u64 {
+        let mut w = World::new(seed, 0.2, 40 * MS);
+        w.callee.script = answered_script();
+        w.caller_at(3 * SEC, Act::ReInvite("sendonly"));
+        w.caller_at(20 * SEC, Act::Bye);
+        w.run(None, 300 * SEC);
+        assert_eq!(w.cause(), "caller hangup", "seed {seed}");
+        assert!(w.callee.saw("INVITE") && w.callee.saw("BYE"), "seed {seed}");
+
+        let mut w = World::new(seed, 0.2, 40 * MS);
+        w.callee.script = vec![
+            (10 * MS, Act::Respond(180, false)),
+            (SEC, Act::Respond(200, true)),
+        ];
+        w.caller_at(SEC, Act::Cancel);
+        w.caller_at(10 * SEC, Act::Bye);
+        w.run(None, 300 * SEC);
+        // Either the CANCEL won (487) or the 200 did (then the caller's BYE ends it); the
+        // gateway always finishes and never leaves the callee's dialog up.
+        assert!(
+            matches!(w.cause(), "cancelled" | "caller hangup"),
+            "seed {seed}: {}",
+            w.cause()
+        );
+        assert!(w.gw.done_at.is_some(), "seed {seed}");
+        if w.callee.saw("ACK") {
+            assert!(
+                w.callee.saw("BYE"),
+                "seed {seed}: answered callee never hung up"
+            );
+        }
+    }
+}
