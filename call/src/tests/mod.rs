@@ -3,6 +3,7 @@
 //! trunk on leg B) with their own transaction layers, all on one virtual clock, joined by a
 //! seeded network that loses, delays and reorders datagrams. No sockets, no sleeps.
 
+mod legs;
 mod scenarios;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
