@@ -150,10 +150,6 @@ impl CallState {
             transport: crate::context::sip_transport(trunk.transport),
         };
         let call_id = format!("{}@{}", self.id, ctx.sip_addr.ip());
-        self.send(EndpointMsg::Register {
-            call_id: call_id.clone(),
-            owner: Owner::Call(self.myself.clone()),
-        });
         let credentials = match (trunk.username.as_deref(), trunk.password.as_ref()) {
             (Some(user), Some(pass)) => Some(Credentials {
                 user: user.to_string(),
@@ -178,6 +174,15 @@ impl CallState {
             port_b,
         };
         self.command(now, Command::Dial(Box::new(dial)));
+        // Registered only once the B leg exists (an offer the core refused starts none); the
+        // INVITE itself goes out after this, when the outputs are drained.
+        if let Some(b) = self.core.b() {
+            let call_id = b.leg.call_id.clone();
+            self.send(EndpointMsg::Register {
+                call_id,
+                owner: Owner::Call(self.myself.clone()),
+            });
+        }
     }
 
     /// Carry out everything the core asked for.
@@ -228,11 +233,12 @@ impl CallState {
     }
 
     fn on_answer(&mut self) {
-        let now = Instant::now();
         self.answer_ms = Some(now_unix_ms());
         metrics::counter!("switchboard_calls_answered_total").increment(1);
         tracing::debug!(call = %self.id, "answered");
-        self.reserve(self.core.answered_at().unwrap_or(now));
+        if let Some(at) = self.core.answered_at() {
+            self.reserve(at);
+        }
         self.journal =
             crate::journal::on_answer(&self.ctx, &self.snapshot(), self.charging.as_ref());
         self.start_fork();
