@@ -12,12 +12,23 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use switchboard_storage::{put_cdrs, Cdr, Store};
+use switchboard_storage::{put_cdrs, Cdr, Disposition, Store};
 
 /// Most CDRs waiting to be written.
 pub const CDR_QUEUE: usize = 65_536;
 /// Most CDRs in one batch.
 const BATCH: usize = 512;
+
+/// The stored CDR disposition of a call outcome's ([`switchboard_call::Disposition`]).
+pub fn disposition(d: switchboard_call::Disposition) -> Disposition {
+    match d {
+        switchboard_call::Disposition::Answered => Disposition::Answered,
+        switchboard_call::Disposition::NoAnswer => Disposition::NoAnswer,
+        switchboard_call::Disposition::Busy => Disposition::Busy,
+        switchboard_call::Disposition::Failed => Disposition::Failed,
+        switchboard_call::Disposition::Congestion => Disposition::Congestion,
+    }
+}
 
 /// Sending side of the CDR writer.
 #[derive(Debug, Clone)]

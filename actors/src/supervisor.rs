@@ -18,10 +18,11 @@ use switchboard_sip::transaction::TransactionKey;
 use switchboard_sip::transport::Peer;
 use switchboard_storage::Disposition;
 
-use crate::call::{Call, CallArgs, CallId, CallMsg, CallSnapshot, Phase};
+use crate::call::{Call, CallArgs, CallId, CallMsg, CallSnapshot, Phase, Routing};
 use crate::context::CallContext;
 use crate::endpoint::EndpointMsg;
 use crate::ua::{Listener, UaArgs, UaCall, UaDirection, UaMode};
+use switchboard_call::CallFailure;
 
 /// Messages of the call supervisor.
 #[derive(Debug)]
@@ -290,7 +291,11 @@ async fn new_call(
     }
     let id = CallId::new();
     let dst = crate::call::dialed(&request).unwrap_or_default();
-    let route = ctx.config.dial(&dst).map(|(r, _)| r.clone());
+    // The route is decided here, once: local targets get a `UaCall`, trunk routes a `Call`.
+    let (route, number) = match ctx.config.dial(&dst) {
+        Some((r, n)) => (Some(r.clone()), Some(n)),
+        None => (None, None),
+    };
     let local = |listener: Listener, mode: UaMode| UaArgs {
         id: id.clone(),
         ctx: Arc::clone(&ctx),
@@ -358,6 +363,7 @@ async fn new_call(
             .await
             .map(|(a, _)| a)
     } else {
+        let routing = trunk_routing(&ctx, route, number);
         let args = CallArgs {
             id: id.clone(),
             key: key.clone(),
@@ -365,6 +371,7 @@ async fn new_call(
             peer,
             ctx,
             user,
+            routing,
         };
         Actor::spawn_linked(None, Call, args, myself.get_cell())
             .await
@@ -372,6 +379,33 @@ async fn new_call(
     };
     if state.register(id, spawned).is_err() {
         reject(&endpoint, key, &request, 500);
+    }
+}
+
+/// Where a call that is not for a local target goes: the route's trunk, if it is
+/// configured and up.
+fn trunk_routing(
+    ctx: &CallContext,
+    route: Option<switchboard_config::RouteConfig>,
+    number: Option<String>,
+) -> Routing {
+    let (Some(route), Some(number)) = (route, number) else {
+        return Routing::Refused(CallFailure::NoRoute);
+    };
+    let RouteTarget::Trunk(name) = &route.to else {
+        // Local targets were handed to a `UaCall` above.
+        return Routing::Refused(CallFailure::Internal);
+    };
+    let (Some(trunk), Some(handle)) = (ctx.config.trunk(name), ctx.trunks.get(name)) else {
+        return Routing::Refused(CallFailure::UnknownTrunk);
+    };
+    if handle.status.borrow().is_down() {
+        return Routing::Refused(CallFailure::TrunkDown);
+    }
+    Routing::Trunk {
+        trunk: Box::new(trunk.clone()),
+        route: Box::new(route),
+        number,
     }
 }
 

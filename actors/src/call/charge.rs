@@ -25,9 +25,9 @@ use std::time::{Duration, Instant};
 use ractor::rpc::CallResult;
 use ractor::{ActorRef, RpcReplyPort};
 use serde::Serialize;
-use switchboard_storage::Disposition;
+use switchboard_call::{CallFailure, Command, HangupCause};
 
-use super::{CallMsg, CallState, Phase};
+use super::{CallMsg, CallState};
 use crate::billing::{refusal, Rating, CALLS_ACCOUNT, LEDGER_WAIT};
 use crate::context::mask_number;
 use crate::ledger::{LedgerMsg, Reservation};
@@ -187,9 +187,9 @@ impl Charging {
 impl CallState {
     /// Ask the ledger whether the payer can afford the first block; the answer comes back
     /// as [`ChargeEvent::Admitted`] and the call dials only then.
-    pub(super) fn ask_admission(&mut self, rating: Rating, number: String) {
+    pub(super) fn ask_admission(&mut self, now: Instant, rating: Rating, number: String) {
         let Some(ledger) = self.ctx.ledger.clone() else {
-            return self.fail(503, Disposition::Failed, "ledger unavailable");
+            return self.fail(now, CallFailure::LedgerUnavailable);
         };
         // No payer or no credit: the configured refusal; an unreachable ledger is our
         // failure, not the caller's (503).
@@ -204,30 +204,30 @@ impl CallState {
         });
     }
 
-    /// Reserve for the answered call. Sent from the actor itself, so the settlement sent
-    /// later reaches the ledger after it.
-    pub(super) fn reserve(&mut self) {
+    /// Reserve for the call answered at `answered_at`. Sent from the actor itself, so the
+    /// settlement sent later reaches the ledger after it.
+    pub(super) fn reserve(&mut self, answered_at: Instant) {
         let (Some(c), Some(ledger)) = (self.charging.as_mut(), self.ctx.ledger.clone()) else {
             return;
         };
         if c.answered_at.is_some() {
             return;
         }
-        c.answered_at = Some(Instant::now());
+        c.answered_at = Some(answered_at);
         if !spawn_reservation(&ledger, &self.id, &c.rating, self.myself.clone()) {
-            self.on_charge(ChargeEvent::Reserved(Err("ledger error")));
+            self.on_charge(answered_at, ChargeEvent::Reserved(Err("ledger error")));
         }
     }
 
-    pub(super) fn on_charge(&mut self, ev: ChargeEvent) {
+    pub(super) fn on_charge(&mut self, now: Instant, ev: ChargeEvent) {
         match ev {
             ChargeEvent::Admitted(verdict) => {
                 let number = self.charging.as_mut().and_then(|c| c.number.take());
-                if self.phase == Phase::Ending {
+                if self.core.phase() == switchboard_call::Phase::Ending {
                     return;
                 }
                 match (verdict, number) {
-                    (Ok(()), Some(number)) => self.dial(number),
+                    (Ok(()), Some(number)) => self.dial(now, number),
                     (Ok(()), None) => {}
                     (Err((code, cause)), _) => {
                         let account = self
@@ -238,7 +238,7 @@ impl CallState {
                         tracing::info!(call = %self.id, %account, cause, "call refused by the ledger");
                         metrics::counter!("switchboard_calls_refused_total", "cause" => cause)
                             .increment(1);
-                        self.fail(code, Disposition::Failed, cause);
+                        self.fail(now, admission_failure(code, cause));
                     }
                 }
             }
@@ -249,21 +249,15 @@ impl CallState {
                 c.reserved = Some(r);
                 c.credit_until = c.answered_at.map(|t| t + Duration::from_secs(r.secs));
                 tracing::debug!(call = %self.id, amount = r.amount, secs = r.secs, "credit reserved");
+                self.command(now, Command::Reserved(Ok(Duration::from_secs(r.secs))));
             }
             ChargeEvent::Reserved(Err(cause)) => {
                 tracing::info!(call = %self.id, cause, "no reservation on answer; releasing the call");
                 metrics::counter!("switchboard_calls_refused_total", "cause" => cause).increment(1);
-                self.hangup(cause, 503);
+                let cause = HangupCause::parse(cause).unwrap_or(HangupCause::LedgerError);
+                self.command(now, Command::Reserved(Err(cause)));
             }
         }
-    }
-
-    /// When the reservation runs out.
-    pub(super) fn credit_deadline(&self) -> Option<Instant> {
-        self.charging
-            .as_ref()
-            .and_then(|c| c.credit_until)
-            .filter(|_| self.phase == Phase::Answered)
     }
 
     /// Post the real cost (capped at the reservation) or void the reservation; returns the
@@ -278,5 +272,14 @@ impl CallState {
         let answered_at = c.answered_at?;
         let cost = settle_reservation(&ledger, &self.id, &c.rating, answered_at, c.reserved).await;
         Some((account, cost))
+    }
+}
+
+/// The failure of a call the ledger refused to admit (`status` is what the caller gets).
+fn admission_failure(status: u16, cause: &str) -> CallFailure {
+    match cause {
+        "no credit" => CallFailure::NoCredit { status },
+        "no account" => CallFailure::NoAccount { status },
+        _ => CallFailure::LedgerError,
     }
 }

@@ -1,32 +1,31 @@
-//! The `Call` actor: one per call, owning both legs of the B2BUA (RFC 3261
-//! §6 "back-to-back user agent"), the media relay and the CDR.
+//! The `Call` actor: one per B2BUA call (RFC 3261 §6 "back-to-back user agent"), a thin
+//! driver of [`switchboard_call::CallCore`], which holds both legs' SIP state, the relay
+//! rules (provisionals, finals, CANCEL, BYE, re-INVITE/UPDATE/INFO, RFC 4028 session
+//! timers) and the call timers.
 //!
-//! The A leg is the caller's dialog (we are its UAS); the B leg is a new
-//! dialog toward a trunk (we are its UAC) with its own Call-ID, tags and an
-//! SDP anchored on our media ports. Provisional and final responses are
-//! relayed back, CANCEL and BYE cross from either side, in-dialog requests
-//! (re-INVITE, UPDATE, INFO) are relayed to the other leg, and RFC 4028
-//! session timers are passed through and watched.
+//! The actor owns what does IO: the endpoint it sends SIP through, the RTP relay and its
+//! ports, the ledger (admission, reservation, settlement), the crash journal, the fork app
+//! and the CDR. It reads the clock once per message and passes that instant to the core.
+//! The route is decided by the supervisor and arrives in [`CallArgs::routing`].
 
 pub(crate) mod build;
 pub(crate) mod charge;
 pub(crate) mod flow;
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use serde::Serialize;
-use switchboard_config::{RouteTarget, TrunkConfig};
+use switchboard_call::{CallConfig, CallCore, CallFailure};
+use switchboard_config::{RouteConfig, TrunkConfig};
 use switchboard_sip::dialog::Dialog;
-use switchboard_sip::message::{self, MessageExt};
+use switchboard_sip::message::MessageExt;
 use switchboard_sip::transaction::TransactionKey;
 use switchboard_sip::transport::Peer;
 use switchboard_storage::{now_unix_ms, Disposition};
 
-use crate::context::{mask_number, CallContext};
+use crate::context::CallContext;
 use crate::endpoint::{EndpointMsg, Owner, SipEvent};
 use crate::media::{MediaSnapshot, Relay, RelayStats, Side};
 
@@ -35,6 +34,8 @@ pub use charge::{ChargeEvent, ChargeView};
 
 /// How long we wait for the far side to answer our BYE before giving up.
 const BYE_GUARD: Duration = Duration::from_secs(32);
+/// Digest retries toward a trunk before the call fails.
+const MAX_AUTH_TRIES: u8 = 2;
 /// The hang-up cause of calls ended by the drain deadline (issue 12).
 pub const SHUTDOWN_CAUSE: &str = "shutdown";
 
@@ -215,6 +216,22 @@ pub(crate) struct Teardown {
     pub call_ids: Vec<String>,
 }
 
+/// Where the supervisor decided a call goes (once, in its new-call path).
+#[derive(Debug, Clone)]
+pub enum Routing {
+    /// Out through a trunk that is configured and up.
+    Trunk {
+        /// The matching route.
+        route: Box<RouteConfig>,
+        /// Its trunk.
+        trunk: Box<TrunkConfig>,
+        /// The number to dial (the route's rewrite applied).
+        number: String,
+    },
+    /// Refused before dialling (no route, unknown trunk, trunk down).
+    Refused(CallFailure),
+}
+
 /// Arguments of a new call.
 #[derive(Debug)]
 pub struct CallArgs {
@@ -230,47 +247,8 @@ pub struct CallArgs {
     pub ctx: Arc<CallContext>,
     /// The `[[sip_user]]` that authenticated the INVITE, if any (the payer's identity).
     pub user: Option<String>,
-}
-
-struct ALeg {
-    invite: rsip::Request,
-    key: TransactionKey,
-    peer: Peer,
-    tag: String,
-    call_id: String,
-    dialog: Option<Dialog>,
-    final_sent: bool,
-    remote_media: Option<SocketAddr>,
-    /// Its latest SDP puts the audio on hold (sendonly, inactive, 0.0.0.0 or no audio).
-    held: bool,
-}
-
-struct BLeg {
-    invite: Option<rsip::Request>,
-    peer: Peer,
-    call_id: String,
-    dialog: Option<Dialog>,
-    provisional: bool,
-    auth_tries: u8,
-    cancel_sent: bool,
-    /// The INVITE transaction is over (final response or Timer B).
-    invite_done: bool,
-    remote_media: Option<SocketAddr>,
-    /// Its latest SDP puts the audio on hold.
-    held: bool,
-}
-
-/// A request relayed from one leg, waiting for the other leg's answer.
-struct Relayed {
-    from: Side,
-    key: TransactionKey,
-    request: rsip::Request,
-}
-
-struct Outcome {
-    disposition: Disposition,
-    cause: &'static str,
-    code: Option<u16>,
+    /// The route decided by the supervisor.
+    pub routing: Routing,
 }
 
 /// State of a call actor.
@@ -278,9 +256,9 @@ pub struct CallState {
     id: CallId,
     myself: ActorRef<CallMsg>,
     ctx: Arc<CallContext>,
-    phase: Phase,
-    a: ALeg,
-    b: Option<BLeg>,
+    core: CallCore,
+    /// The route, until the call is set up.
+    routing: Option<Routing>,
     trunk: Option<TrunkConfig>,
     relay: Option<Relay>,
     /// Fork mode: the app that gets a copy of the call's audio (route `fork`), and its
@@ -299,31 +277,9 @@ pub struct CallState {
     src: String,
     dst: String,
     trunk_in: Option<String>,
-    codec: Option<String>,
     start_ms: u64,
     answer_ms: Option<u64>,
-    cancel_pending: bool,
-    /// Requests relayed to the other leg, by the branch we sent them with.
-    relayed: HashMap<String, Relayed>,
-    /// ACKs we sent for 2xx responses, by leg and CSeq, re-sent when the
-    /// 2xx is retransmitted.
-    acks: HashMap<(Side, u32), rsip::Request>,
-    /// Branches of BYEs we sent and still wait for.
-    byes: Vec<String>,
-    no_answer_at: Option<Instant>,
-    /// Until when we wait for the caller's ACK of our 200 (64*T1, like Timer L).
-    ack_wait_until: Option<Instant>,
-    session_at: Option<Instant>,
-    session_interval: Option<Duration>,
-    end_at: Option<Instant>,
-    /// When the answered call reaches `[sip] max_call_secs`.
-    max_end_at: Option<Instant>,
-    /// When to look at the relay's last packet again (`[media] rtp_timeout_secs`).
-    rtp_check_at: Option<Instant>,
-    /// Since when media is expected: the answer, or the last hold/unhold.
-    rtp_since: Instant,
     timer: crate::timer::Deadline,
-    outcome: Option<Outcome>,
     /// What was last sent to the supervisor (to skip identical updates).
     published: Option<(Phase, bool, bool, bool, usize)>,
 }
@@ -342,35 +298,56 @@ impl Actor for Call {
         myself: ActorRef<CallMsg>,
         args: CallArgs,
     ) -> Result<CallState, ActorProcessingErr> {
+        let now = Instant::now();
         let call_id = args.invite.call_id().unwrap_or_default();
         args.ctx.endpoint.send_message(EndpointMsg::Register {
-            call_id: call_id.clone(),
+            call_id,
             owner: Owner::Call(myself.clone()),
         })?;
-        let trunk_in = args
-            .ctx
+        let ctx = args.ctx;
+        let trunk_in = ctx
             .config
             .trunk_for_source(args.peer.addr.ip())
             .map(|t| t.name.clone());
+        let src = build::calling(&args.invite);
+        let dst = build::dialed(&args.invite).unwrap_or_default();
+        let a = CallCore::caller_leg(
+            args.peer,
+            ctx.via_host(args.peer.transport),
+            ctx.contact(args.peer.transport),
+            args.key,
+            args.invite,
+        );
+        let config = CallConfig {
+            no_answer: ctx.config.sip.no_answer_timeout,
+            t1: ctx.config.sip.t1,
+            max_call: ctx.config.sip.max_call,
+            rtp_timeout: ctx.config.media.rtp_timeout,
+            bye_guard: BYE_GUARD,
+            max_auth_tries: MAX_AUTH_TRIES,
+        };
+        let policy = crate::media::policy(&ctx);
+        let core = CallCore::new(
+            now,
+            a,
+            config,
+            ctx.media_ip,
+            Box::new(move |ip, port| {
+                policy.check(ip, port).map(|t| t.addr()).map_err(|err| {
+                    metrics::counter!("switchboard_sdp_refused_total").increment(1);
+                    tracing::info!(%err, "SDP media address refused");
+                    switchboard_call::MediaRefused
+                })
+            }),
+        );
         Ok(CallState {
-            src: build::calling(&args.invite),
-            dst: build::dialed(&args.invite).unwrap_or_default(),
-            a: ALeg {
-                invite: args.invite,
-                key: args.key,
-                peer: args.peer,
-                tag: message::new_tag(),
-                call_id,
-                dialog: None,
-                final_sent: false,
-                remote_media: None,
-                held: false,
-            },
+            src,
+            dst,
             id: args.id,
             myself: myself.clone(),
-            ctx: args.ctx,
-            phase: Phase::Trying,
-            b: None,
+            ctx,
+            core,
+            routing: Some(args.routing),
             trunk: None,
             relay: None,
             fork_app: None,
@@ -379,23 +356,9 @@ impl Actor for Call {
             journal: None,
             user: args.user,
             trunk_in,
-            codec: None,
             start_ms: now_unix_ms(),
             answer_ms: None,
-            cancel_pending: false,
-            relayed: HashMap::new(),
-            acks: HashMap::new(),
-            byes: Vec::new(),
-            no_answer_at: None,
-            ack_wait_until: None,
-            session_at: None,
-            session_interval: None,
-            end_at: None,
-            max_end_at: None,
-            rtp_check_at: None,
-            rtp_since: Instant::now(),
             timer: crate::timer::Deadline::default(),
-            outcome: None,
             published: None,
         })
     }
@@ -405,7 +368,7 @@ impl Actor for Call {
         myself: ActorRef<CallMsg>,
         state: &mut CallState,
     ) -> Result<(), ActorProcessingErr> {
-        state.setup();
+        state.setup(Instant::now());
         state.after(&myself).await;
         Ok(())
     }
@@ -416,18 +379,28 @@ impl Actor for Call {
         msg: CallMsg,
         state: &mut CallState,
     ) -> Result<(), ActorProcessingErr> {
+        // The clock is read once per message; the core gets this instant.
+        let now = Instant::now();
         match msg {
-            CallMsg::Sip(ev) => state.on_sip(ev),
+            CallMsg::Sip(ev) => state.core.handle_sip(now, flow::sip_event(ev)),
             CallMsg::Timer(gen) => {
                 if state.timer.fired(gen) {
-                    state.on_timer(Instant::now());
+                    let last = state.relay.as_ref().and_then(|r| r.stats().last_activity());
+                    state.core.note_media_activity(last);
+                    state.core.handle_timeout(now);
                 }
             }
-            CallMsg::Hangup => state.hangup("operator", 480),
-            CallMsg::End(cause) => state.hangup(cause, 480),
+            CallMsg::Hangup => state.command(now, Command::Hangup(HangupCause::Operator)),
+            CallMsg::End(cause) => {
+                let cause = HangupCause::parse(cause).unwrap_or_else(|| {
+                    tracing::warn!(call = %state.id, cause, "unknown hang-up cause; ending as operator");
+                    HangupCause::Operator
+                });
+                state.command(now, Command::Hangup(cause))
+            }
             // Only calls answered by the gateway itself are answered or refused on request.
             CallMsg::Answer | CallMsg::Reject(_) => {}
-            CallMsg::Charge(ev) => state.on_charge(ev),
+            CallMsg::Charge(ev) => state.on_charge(now, ev),
             CallMsg::Crash => panic!("call {} crashed on purpose (test hook)", state.id),
         }
         state.after(&myself).await;
@@ -435,212 +408,4 @@ impl Actor for Call {
     }
 }
 
-impl CallState {
-    fn send(&self, msg: EndpointMsg) {
-        let _ = self.ctx.endpoint.send_message(msg);
-    }
-
-    fn respond_a(&mut self, code: u16, sdp: Option<Vec<u8>>) {
-        if self.a.final_sent {
-            return;
-        }
-        if code >= 200 {
-            self.a.final_sent = true;
-        }
-        let contact = self.ctx.contact(self.a.peer.transport);
-        let contact = (code < 300).then_some(contact.as_str());
-        let mut resp = build::response_to(&self.a.invite, code, Some(&self.a.tag), contact, sdp);
-        if code == 200 {
-            if let Some(se) = self.session_interval {
-                resp.headers.push(rsip::Header::Other(
-                    "Session-Expires".into(),
-                    format!("{};refresher=uac", se.as_secs()),
-                ));
-                resp.headers.push(rsip::Header::Require("timer".into()));
-            }
-        }
-        self.send(EndpointMsg::SendResponse {
-            key: self.a.key.clone(),
-            response: resp,
-        });
-    }
-
-    fn fail(&mut self, code: u16, disposition: Disposition, cause: &'static str) {
-        self.respond_a(code, None);
-        self.finish(disposition, cause, Some(code));
-    }
-
-    fn finish(&mut self, disposition: Disposition, cause: &'static str, code: Option<u16>) {
-        if self.outcome.is_none() {
-            self.outcome = Some(Outcome {
-                disposition,
-                cause,
-                code,
-            });
-        }
-        self.phase = Phase::Ending;
-    }
-
-    /// Route the call and send the INVITE to the trunk.
-    fn setup(&mut self) {
-        let ctx = Arc::clone(&self.ctx);
-        if build::max_forwards(&self.a.invite) == 0 {
-            return self.fail(483, Disposition::Failed, "too many hops");
-        }
-        let Some((route, number)) = ctx.config.dial(&self.dst) else {
-            tracing::info!(call = %self.id, dst = %mask_number(&self.dst), "no route");
-            return self.fail(404, Disposition::Failed, "no route");
-        };
-        let trunk_name = match &route.to {
-            RouteTarget::Trunk(name) => name.clone(),
-            // The supervisor hands calls for local targets to a `UaCall`.
-            RouteTarget::Fax | RouteTarget::App(_) | RouteTarget::Device(_) => {
-                return self.fail(500, Disposition::Failed, "not a trunk route")
-            }
-        };
-        let (Some(trunk), Some(handle)) =
-            (ctx.config.trunk(&trunk_name), ctx.trunks.get(&trunk_name))
-        else {
-            return self.fail(503, Disposition::Congestion, "unknown trunk");
-        };
-        if handle.status.borrow().is_down() {
-            return self.fail(503, Disposition::Congestion, "trunk down");
-        }
-        self.trunk = Some(trunk.clone());
-        self.fork_app = route.fork.as_deref().and_then(|name| {
-            ctx.config
-                .app(name)
-                .map(|app| (app.clone(), app.parameters_with(&route.parameters)))
-        });
-        let origin = match (
-            self.trunk_in.as_deref().and_then(|n| ctx.config.trunk(n)),
-            self.user
-                .as_deref()
-                .and_then(|u| ctx.config.sip.users.iter().find(|x| x.username == u)),
-        ) {
-            (Some(t), _) => crate::billing::Origin::Trunk(t),
-            (None, Some(u)) => crate::billing::Origin::User(u),
-            (None, None) => crate::billing::Origin::Unproven,
-        };
-        match crate::billing::rate_call(&ctx.config, route, trunk, origin, &self.src) {
-            crate::billing::Charge::Free => self.dial(number),
-            crate::billing::Charge::Rated(rating) => self.ask_admission(rating, number),
-            crate::billing::Charge::NoAccount => {
-                tracing::warn!(call = %self.id, route = %mask_number(&route.pattern.to_string()), "rated route without a payer: set a fixed account on the route, the inbound trunk, the sip_user or [billing] (caller names a payer only for calls from a trunk)");
-                let code = ctx.config.billing.reject_status;
-                self.fail(code, Disposition::Failed, "no account")
-            }
-        }
-    }
-
-    /// Anchor the media and send the INVITE to the trunk chosen by [`Self::setup`].
-    fn dial(&mut self, number: String) {
-        let ctx = Arc::clone(&self.ctx);
-        let Some(trunk) = self.trunk.clone() else {
-            return self.fail(500, Disposition::Failed, "internal");
-        };
-        if !build::has_sdp(&self.a.invite, &self.a.invite.body) {
-            // Late offer is not supported yet: refuse clearly.
-            return self.fail(488, Disposition::Failed, "no SDP offer");
-        }
-        let (Some(pa), Some(pb)) = (ctx.ports.allocate(), ctx.ports.allocate()) else {
-            return self.fail(503, Disposition::Congestion, "no media ports");
-        };
-        let relay = Relay::start(
-            pa,
-            pb,
-            Some(self.a.peer.addr.ip()),
-            Some(trunk.address.ip()),
-        );
-        let anchored = match build::anchor(&self.a.invite.body, ctx.media_ip, relay.port(Side::B)) {
-            Ok(a) => a,
-            Err(err) => {
-                tracing::info!(call = %self.id, %err, "bad SDP offer");
-                return self.fail(488, Disposition::Failed, "bad SDP offer");
-            }
-        };
-        if let Some(audio) = &anchored.audio {
-            let target = match crate::media::policy(&ctx).check(audio.addr, audio.port) {
-                Ok(t) => t,
-                Err(err) => {
-                    metrics::counter!("switchboard_sdp_refused_total").increment(1);
-                    tracing::info!(call = %self.id, %err, "SDP offer refused");
-                    return self.fail(488, Disposition::Failed, "media address refused");
-                }
-            };
-            self.a.remote_media = target.addr();
-            self.a.held = build::on_hold(audio);
-            relay.set_remote(Side::A, self.a.remote_media);
-            self.codec = audio.codecs.first().cloned();
-        }
-        self.relay = Some(relay);
-        if let Some(se) = build::session_expires(&self.a.invite) {
-            self.session_interval = Some(Duration::from_secs(u64::from(se)));
-        }
-        let peer = Peer {
-            addr: trunk.address,
-            transport: crate::context::sip_transport(trunk.transport),
-        };
-        let b_call_id = format!("{}@{}", self.id, ctx.sip_addr.ip());
-        let from_tag = message::new_tag();
-        let branch = message::new_branch();
-        let uri = format!("sip:{}@{}", number, trunk.address);
-        let from_domain = trunk
-            .from_domain
-            .clone()
-            .unwrap_or_else(|| ctx.sip_addr.ip().to_string());
-        let contact = ctx.contact(peer.transport);
-        let via = ctx.via_host(peer.transport);
-        let invite = build::outbound_invite(
-            build::OutboundInvite {
-                uri: &uri,
-                src: &self.src,
-                from_domain: &from_domain,
-                from_tag: &from_tag,
-                call_id: &b_call_id,
-                cseq: 1,
-                branch: &branch,
-                via_host: &via,
-                transport: peer.transport,
-                contact: &contact,
-                max_forwards: build::max_forwards(&self.a.invite)
-                    .saturating_sub(1)
-                    .min(70),
-                user_agent: &ctx.config.sip.user_agent,
-                body: anchored.body,
-            },
-            Some(&self.a.invite),
-        );
-        let invite = match invite {
-            Ok(i) => i,
-            Err(err) => {
-                // rsip's error quotes its input (the dialled number): log only its kind.
-                let err = switchboard_sip::message::SyntaxError::from(err);
-                tracing::warn!(call = %self.id, %err, "cannot build INVITE to trunk");
-                return self.fail(500, Disposition::Failed, "internal");
-            }
-        };
-        tracing::debug!(call = %self.id, src = %mask_number(&self.src), dst = %mask_number(&self.dst), trunk = %trunk.name, "outbound INVITE");
-        self.send(EndpointMsg::Register {
-            call_id: b_call_id.clone(),
-            owner: Owner::Call(self.myself.clone()),
-        });
-        self.send(EndpointMsg::SendRequest {
-            peer,
-            request: invite.clone(),
-        });
-        self.no_answer_at = Some(Instant::now() + ctx.config.sip.no_answer_timeout);
-        self.b = Some(BLeg {
-            invite: Some(invite),
-            peer,
-            call_id: b_call_id,
-            dialog: None,
-            provisional: false,
-            auth_tries: 0,
-            cancel_sent: false,
-            invite_done: false,
-            remote_media: None,
-            held: false,
-        });
-    }
-}
+use switchboard_call::{Command, HangupCause};
