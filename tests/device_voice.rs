@@ -11,7 +11,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::rtp::{call_rtp, caller, RtpPeer};
-use common::{uac, wait_until, Gateway, Sipp};
+use common::{poll_until, uac, wait_until, Gateway, Sipp};
 use rumqttc::{AsyncClient, Event, Packet, QoS};
 use serde_json::{json, Value};
 use switchboard_mqtt::claim::{claim_mac, device_secret};
@@ -745,49 +745,40 @@ fn a_burst_of_device_audio_is_carried_or_counted_and_its_rate_is_reported() {
     let (go, rx) = std::sync::mpsc::channel();
     let port = gw.mqtt_port;
     let dev = thread::spawn(move || run_burst_device(port, "esp-burst", &pass, rx));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while gw.get("/api/v1/devices/esp-burst").1["online"] != true {
-        assert!(Instant::now() < deadline, "device not online\n{}", gw.log());
-        thread::sleep(Duration::from_millis(50));
-    }
+    wait_until(
+        "esp-burst online",
+        Duration::from_secs(10),
+        || gw.get("/api/v1/devices/esp-burst").1["online"].clone(),
+        |online| *online == true,
+    );
     let peer = RtpPeer::bind();
     let caller = caller(&gw, "uac_rtp_wait_bye.xml", "7009", &peer, &[]);
     call_rtp(&gw);
     let carried = || gw.metric("switchboard_device_voice_frames_total{dir=\"up\"}");
     let dropped = || gw.metric("switchboard_device_voice_dropped_total{dir=\"up\"}");
     // The call's media is up once paced frames get through.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while carried() < 5.0 {
-        assert!(
-            Instant::now() < deadline,
-            "no device audio reached the call\n{}",
-            gw.log()
-        );
-        thread::sleep(Duration::from_millis(20));
+    if poll_until(Duration::from_secs(10), carried, |c| *c >= 5.0).is_err() {
+        panic!("no device audio reached the call\n{}", gw.log());
     }
     let (carried_before, dropped_before) = (carried(), dropped());
     let before = carried_before + dropped_before;
     let start = Instant::now();
     go.send(BURST).unwrap();
-    let deadline = start + Duration::from_secs(30);
-    let mut polls = 0u32;
-    let (c, d) = loop {
-        let (c, d) = (carried(), dropped());
-        if c + d >= before + BURST as f64 {
-            break (c, d);
-        }
-        assert!(
-            Instant::now() < deadline,
+    let counted = poll_until(
+        Duration::from_secs(30),
+        || (carried(), dropped()),
+        |(c, d)| c + d >= before + BURST as f64,
+    );
+    let (c, d) = counted.unwrap_or_else(|(c, d)| {
+        panic!(
             "{} of {BURST} frames neither carried nor counted as dropped\n{}",
             before + BURST as f64 - c - d,
             gw.log()
-        );
-        polls += 1;
-        thread::sleep(Duration::from_millis(10));
-    };
+        )
+    });
     let secs = start.elapsed().as_secs_f64();
     eprintln!(
-        "device audio burst: {BURST} frames in {:.3} s = {:.0} frames/s: {} carried, {} dropped ({polls} polls)",
+        "device audio burst: {BURST} frames in {:.3} s (polled every 50 ms) = {:.0} frames/s: {} carried, {} dropped",
         secs,
         BURST as f64 / secs,
         c - carried_before,
