@@ -12,7 +12,9 @@ fuzz_target!(|data: &[u8]| {
     // The whole input as one datagram.
     if let Ok(packet) = UdptlPacket::decode(data) {
         let mut out = Vec::new();
-        packet.encode(&mut out).expect("a decoded datagram re-encodes");
+        packet
+            .encode(&mut out)
+            .expect("a decoded datagram re-encodes");
         assert_eq!(UdptlPacket::decode(&out).as_ref(), Ok(&packet));
         for version in [0, 3] {
             let _ = ifp::decode(&packet.primary, version);
