@@ -11,7 +11,7 @@ use switchboard_call::{
 };
 use switchboard_storage::{now_unix_ms, rfc3339, Cdr, Disposition};
 
-use super::{build, CallMsg, CallSnapshot, CallState, LegView, Phase, Routing, Teardown};
+use super::{build, CallMsg, CallSnapshot, CallState, LegView, Phase, Routing};
 use crate::context::mask_number;
 use crate::endpoint::{EndpointMsg, Owner, SipEvent};
 use crate::media::{Relay, Side};
@@ -346,19 +346,7 @@ impl CallState {
             start_ms: self.start_ms,
             answer_ms: self.answer_ms,
             stats: self.relay.as_ref().map(|r| r.stats()),
-            teardown: Teardown {
-                a_peer: t.a_peer,
-                a_key: t.a_key,
-                a_invite: t.a_invite,
-                a_tag: t.a_tag,
-                a_dialog: t.a_dialog,
-                a_final_sent: t.a_final_sent,
-                b_peer: t.b_peer,
-                b_invite: t.b_invite,
-                b_dialog: t.b_dialog,
-                b_provisional: t.b_provisional,
-                call_ids: t.call_ids,
-            },
+            teardown: t,
         }
     }
 

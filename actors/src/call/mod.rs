@@ -19,7 +19,6 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use serde::Serialize;
 use switchboard_call::{CallConfig, CallCore, CallFailure};
 use switchboard_config::{RouteConfig, TrunkConfig};
-use switchboard_sip::dialog::Dialog;
 use switchboard_sip::message::MessageExt;
 use switchboard_sip::transaction::TransactionKey;
 use switchboard_sip::transport::Peer;
@@ -200,21 +199,9 @@ impl CallSnapshot {
     }
 }
 
-/// What it takes to end both legs from outside the actor.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Teardown {
-    pub a_peer: Option<Peer>,
-    pub a_key: Option<TransactionKey>,
-    pub a_invite: Option<rsip::Request>,
-    pub a_tag: String,
-    pub a_dialog: Option<Dialog>,
-    pub a_final_sent: bool,
-    pub b_peer: Option<Peer>,
-    pub b_invite: Option<rsip::Request>,
-    pub b_dialog: Option<Dialog>,
-    pub b_provisional: bool,
-    pub call_ids: Vec<String>,
-}
+/// What it takes to end both legs from outside the actor: the core's snapshot, kept by the
+/// supervisor for crash cleanup (one-leg calls fill the A or B side only).
+pub(crate) use switchboard_call::Teardown;
 
 /// Where the supervisor decided a call goes (once, in its new-call path).
 #[derive(Debug, Clone)]
