@@ -238,44 +238,100 @@ impl Transcoder {
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
+/// Why an app's WebSocket could not be opened (logged as "app unreachable").
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The `[[app]] url` is not a WebSocket URL.
+    #[error("bad url: {0}")]
+    BadUrl(#[source] tokio_tungstenite::tungstenite::Error),
+    /// `auth_header` holds characters a header value cannot carry.
+    #[error("auth_header is not a valid header value")]
+    BadAuthHeader,
+    /// The app's `tls_ca` file is unusable.
+    #[error("tls_ca {}: {reason}", path.display())]
+    TlsCa {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        reason: TlsCaError,
+    },
+    /// The server's certificate is not trusted.
+    #[error("certificate verification failed: {error}{}", if *ca_as_leaf {
+        " (the server's certificate is a CA certificate: a self-signed certificate \
+         in tls_ca must be a leaf, basicConstraints CA:FALSE)"
+    } else {
+        ""
+    })]
+    Untrusted {
+        /// rustls's verdict.
+        error: rustls::Error,
+        /// The server presented a CA certificate as its own (webpki never accepts that).
+        ca_as_leaf: bool,
+    },
+    /// Another TLS failure.
+    #[error("TLS handshake failed: {0}")]
+    Tls(rustls::Error),
+    /// The TCP connection or the WebSocket handshake failed.
+    #[error("{0}")]
+    WebSocket(#[source] tokio_tungstenite::tungstenite::Error),
+    /// No answer within `connect_timeout_ms`.
+    #[error("no answer within {0} ms")]
+    Timeout(u32),
+}
+
+/// What is wrong with a `tls_ca` file.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsCaError {
+    /// It could not be read as PEM.
+    #[error("{0}")]
+    Pem(#[from] rustls_pki_types::pem::Error),
+    /// It holds no certificate rustls can use.
+    #[error("no usable certificate in the file")]
+    NoCertificate,
+    /// rustls refused the protocol setup.
+    #[error("{0}")]
+    Rustls(#[from] rustls::Error),
+}
+
 /// The TLS setup of a `wss://` app: `None` (tungstenite's default, the public webpki roots)
 /// unless the app names a `tls_ca`, whose certificates are then the only trusted roots.
-fn connector(app: &AppConfig) -> Result<Option<Connector>, String> {
+fn connector(app: &AppConfig) -> Result<Option<Connector>, ConnectError> {
     let Some(path) = app.tls_ca.as_deref() else {
         return Ok(None);
     };
     if !app.url.starts_with("wss://") {
         return Ok(None);
     }
-    client_tls(path).map(|config| Some(Connector::Rustls(config)))
+    client_tls(path)
+        .map(|config| Some(Connector::Rustls(config)))
+        .map_err(|reason| ConnectError::TlsCa {
+            path: path.to_path_buf(),
+            reason,
+        })
 }
 
 /// A rustls client configuration (ring provider, TLS 1.2 and 1.3) trusting only the
 /// certificates in the PEM file `ca`.
-fn client_tls(ca: &Path) -> Result<Arc<ClientConfig>, String> {
-    let bad = |reason: String| format!("tls_ca {}: {reason}", ca.display());
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(ca)
-        .map_err(|e| bad(e.to_string()))?
-        .collect::<Result<_, _>>()
-        .map_err(|e| bad(e.to_string()))?;
+fn client_tls(ca: &Path) -> Result<Arc<ClientConfig>, TlsCaError> {
+    let certs: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_file_iter(ca)?.collect::<Result<_, _>>()?;
     let mut roots = RootCertStore::empty();
     let (added, _) = roots.add_parsable_certificates(certs);
     if added == 0 {
-        return Err(bad("no usable certificate in the file".into()));
+        return Err(TlsCaError::NoCertificate);
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| bad(e.to_string()))?
+        .with_safe_default_protocol_versions()?
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(Arc::new(config))
 }
 
 /// A connect error for the log: a server certificate we do not trust is named as such.
-fn describe(e: &tokio_tungstenite::tungstenite::Error) -> String {
+fn describe(e: tokio_tungstenite::tungstenite::Error) -> ConnectError {
     use tokio_tungstenite::tungstenite::error::{Error, TlsError};
-    let rustls_error = match e {
+    let rustls_error = match &e {
         Error::Io(io) => io
             .get_ref()
             .and_then(|inner| inner.downcast_ref::<rustls::Error>()),
@@ -283,32 +339,27 @@ fn describe(e: &tokio_tungstenite::tungstenite::Error) -> String {
         _ => None,
     };
     match rustls_error {
-        Some(err @ rustls::Error::InvalidCertificate(why)) => {
+        Some(error @ rustls::Error::InvalidCertificate(why)) => ConnectError::Untrusted {
             // webpki never takes a CA certificate as the server's own, even as its anchor.
-            let hint = if format!("{why:?}").contains("CaUsedAsEndEntity") {
-                " (the server's certificate is a CA certificate: a self-signed certificate \
-                 in tls_ca must be a leaf, basicConstraints CA:FALSE)"
-            } else {
-                ""
-            };
-            format!("certificate verification failed: {err}{hint}")
-        }
-        Some(err) => format!("TLS handshake failed: {err}"),
-        None => e.to_string(),
+            ca_as_leaf: format!("{why:?}").contains("CaUsedAsEndEntity"),
+            error: error.clone(),
+        },
+        Some(error) => ConnectError::Tls(error.clone()),
+        None => ConnectError::WebSocket(e),
     }
 }
 
-async fn connect(app: &AppConfig, max_frame: usize) -> Result<Ws, String> {
+async fn connect(app: &AppConfig, max_frame: usize) -> Result<Ws, ConnectError> {
     let mut request = app
         .url
         .as_str()
         .into_client_request()
-        .map_err(|e| format!("bad url: {e}"))?;
+        .map_err(ConnectError::BadUrl)?;
     if let Some(auth) = &app.auth_header {
         let value = auth
             .expose()
             .parse()
-            .map_err(|_| "auth_header is not a valid header value".to_string())?;
+            .map_err(|_| ConnectError::BadAuthHeader)?;
         request.headers_mut().insert("authorization", value);
     }
     let config = WebSocketConfig::default()
@@ -327,8 +378,8 @@ async fn connect(app: &AppConfig, max_frame: usize) -> Result<Ws, String> {
     .await
     {
         Ok(Ok((ws, _))) => Ok(ws),
-        Ok(Err(e)) => Err(describe(&e)),
-        Err(_) => Err(format!("no answer within {} ms", app.connect_timeout_ms)),
+        Ok(Err(e)) => Err(describe(e)),
+        Err(_) => Err(ConnectError::Timeout(app.connect_timeout_ms)),
     }
 }
 
@@ -554,15 +605,22 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("sb-app-ca-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let missing = dir.join("missing.pem");
-        let err = client_tls(&missing).unwrap_err();
+        let reason = client_tls(&missing).unwrap_err();
+        assert!(matches!(reason, TlsCaError::Pem(_)), "{reason:?}");
+        let text = ConnectError::TlsCa {
+            path: missing,
+            reason,
+        }
+        .to_string();
         assert!(
-            err.starts_with("tls_ca ") && err.contains("missing.pem"),
-            "{err}"
+            text.starts_with("tls_ca ") && text.contains("missing.pem"),
+            "{text}"
         );
         let empty = dir.join("empty.pem");
         std::fs::write(&empty, "no pem here\n").unwrap();
-        let err = client_tls(&empty).unwrap_err();
-        assert!(err.contains("no usable certificate"), "{err}");
+        let reason = client_tls(&empty).unwrap_err();
+        assert!(matches!(reason, TlsCaError::NoCertificate), "{reason:?}");
+        assert!(reason.to_string().contains("no usable certificate"));
         let _ = std::fs::remove_dir_all(&dir);
     }
 
@@ -571,16 +629,20 @@ mod tests {
         use tokio_tungstenite::tungstenite::Error;
         let cert = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
         let io = std::io::Error::new(std::io::ErrorKind::InvalidData, cert);
-        let text = describe(&Error::Io(io));
+        let text = describe(Error::Io(io)).to_string();
         assert!(
             text.starts_with("certificate verification failed"),
             "{text}"
         );
         let other =
             std::io::Error::new(std::io::ErrorKind::InvalidData, rustls::Error::DecryptError);
-        assert!(describe(&Error::Io(other)).starts_with("TLS handshake failed"));
+        assert!(describe(Error::Io(other))
+            .to_string()
+            .starts_with("TLS handshake failed"));
         let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
-        assert!(!describe(&Error::Io(refused)).contains("certificate"));
+        assert!(!describe(Error::Io(refused))
+            .to_string()
+            .contains("certificate"));
     }
 
     #[test]

@@ -64,7 +64,7 @@ pub enum DocumentError {
     Render(String),
     /// The TIFF is not usable for fax.
     #[error("the TIFF is not usable for fax: {0}")]
-    BadTiff(String),
+    BadTiff(#[from] switchboard_fax::tiff::TiffError),
     /// More pages than `[fax] max_pages`.
     #[error("{pages} pages; the limit is {max}")]
     TooManyPages {
@@ -166,7 +166,7 @@ pub fn accept(
             free,
         });
     }
-    let pages = count_pages(&tiff).map_err(DocumentError::BadTiff)?;
+    let pages = count_pages(&tiff)?;
     if pages > limits.max_pages {
         return Err(if is_pdf {
             DocumentError::PagesOver {
@@ -399,9 +399,11 @@ fn run_gs(
 
 /// Pages of a TIFF, each decoded and checked (bilevel, a supported
 /// compression, sane sizes): a document that cannot be sent is refused here.
-pub fn count_pages(data: &[u8]) -> Result<u32, String> {
-    let pages = switchboard_fax::tiff::read_tiff(data).map_err(|e| e.to_string())?;
-    u32::try_from(pages.len()).map_err(|_| "too many pages".to_string())
+pub fn count_pages(data: &[u8]) -> Result<u32, switchboard_fax::tiff::TiffError> {
+    let pages = switchboard_fax::tiff::read_tiff(data)?;
+    // More than u32::MAX pages cannot be read within the reader's limits; saturate so the
+    // page limit refuses it anyway.
+    Ok(u32::try_from(pages.len()).unwrap_or(u32::MAX))
 }
 
 #[cfg(test)]
