@@ -47,7 +47,7 @@ pub enum LedgerMsg {
         RpcReplyPort<Result<Vec<Transfer>, LedgerError>>,
     ),
     /// Reserve, as one pending transfer, what the longest call the debit account can pay for
-    /// would cost under `tariff` (see [`crate::billing::Tariff::max_secs`]). Refused with
+    /// would cost under `tariff` (see [`crate::tariff::Tariff::max_secs`]). Refused with
     /// `ExceedsCredits` when not even the first block is affordable, `NoAccount` without
     /// an account. The balance is read and the reservation written with no other operation
     /// between, so two calls never reserve the same credit.
@@ -56,10 +56,10 @@ pub enum LedgerMsg {
         id: String,
         /// Who pays.
         account: String,
-        /// Who is paid (e.g. [`crate::billing::CALLS_ACCOUNT`]).
+        /// Who is paid (e.g. [`crate::tariff::CALLS_ACCOUNT`]).
         credit_account: String,
         /// The price.
-        tariff: crate::billing::Tariff,
+        tariff: crate::tariff::Tariff,
         /// Seconds the reservation outlives the call's longest duration before it lapses.
         grace_secs: u64,
         /// Free text (the call id).
@@ -169,8 +169,8 @@ impl Actor for LedgerActor {
         on_ledger(&store, |l| {
             for id in [
                 TOPUP_ACCOUNT,
-                crate::billing::CALLS_ACCOUNT,
-                crate::billing::FAX_ACCOUNT,
+                crate::tariff::CALLS_ACCOUNT,
+                crate::tariff::FAX_ACCOUNT,
             ] {
                 l.create_account(id, false, now_unix_ms())?;
             }
@@ -298,7 +298,7 @@ impl Actor for LedgerActor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::billing::{Tariff, CALLS_ACCOUNT};
+    use crate::tariff::{Tariff, CALLS_ACCOUNT};
     use ractor::rpc::CallResult;
 
     async fn reserve(l: &ActorRef<LedgerMsg>, id: &str) -> Result<Reservation, LedgerError> {

@@ -26,6 +26,7 @@ pub mod mqtt_external;
 pub mod sip_guard;
 pub mod store_io;
 pub mod supervisor;
+pub mod tariff;
 pub mod timer;
 pub mod tls;
 pub mod trunk;
