@@ -26,7 +26,7 @@ use switchboard_mqtt::broker::{
     AuthDecision, Authorizer, Broker, BrokerEvent, CloseReason, ConnId, Limits, Principal,
 };
 use switchboard_mqtt::{
-    claimant_may_publish, claimant_may_subscribe, may_publish, may_subscribe, DeviceId, Topic,
+    principal_may_publish, principal_may_retain, principal_may_subscribe, DeviceId, Topic,
 };
 use switchboard_storage::{get_device, Store};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -224,31 +224,15 @@ impl Authorizer for StoreAuthorizer {
     }
 
     fn may_publish(&self, who: &Principal, topic: &str) -> bool {
-        match who {
-            Principal::Device(id) => may_publish(id, topic),
-            Principal::Claimant(id) => claimant_may_publish(id, topic),
-            Principal::Service(_) => true,
-        }
+        principal_may_publish(who, topic)
     }
 
     fn may_subscribe(&self, who: &Principal, filter: &str) -> bool {
-        match who {
-            Principal::Device(id) => may_subscribe(id, filter),
-            Principal::Claimant(id) => claimant_may_subscribe(id, filter),
-            Principal::Service(_) => true,
-        }
+        principal_may_subscribe(who, filter)
     }
 
-    /// A device retains only its status (the Last Will `offline` and its
-    /// `online`); nothing else it publishes is kept.
     fn may_retain(&self, who: &Principal, topic: &str) -> bool {
-        match who {
-            Principal::Device(id) => {
-                matches!(switchboard_mqtt::Topic::parse(topic), Ok(switchboard_mqtt::Topic::Status(d)) if &d == id)
-            }
-            Principal::Claimant(_) => false,
-            Principal::Service(_) => true,
-        }
+        principal_may_retain(who, topic)
     }
 }
 

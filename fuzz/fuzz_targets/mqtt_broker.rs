@@ -29,7 +29,8 @@ use rumqttc::mqttbytes::v4::{
 use rumqttc::mqttbytes::{Protocol, QoS};
 use switchboard_mqtt::broker::{AuthDecision, Authorizer, Broker, BrokerEvent, Limits, Principal};
 use switchboard_mqtt::{
-    claimant_may_publish, claimant_may_subscribe, may_publish, may_subscribe, DeviceId, Topic,
+    claimant_may_publish, claimant_may_subscribe, may_publish, may_subscribe,
+    principal_may_publish, principal_may_retain, principal_may_subscribe, DeviceId,
 };
 
 const IDS: [&str; 4] = ["d0", "d1", "d2", "d3"];
@@ -64,29 +65,15 @@ impl Authorizer for FuzzAuth {
     }
 
     fn may_publish(&self, who: &Principal, topic: &str) -> bool {
-        match who {
-            Principal::Device(id) => may_publish(id, topic),
-            Principal::Claimant(id) => claimant_may_publish(id, topic),
-            Principal::Service(_) => true,
-        }
+        principal_may_publish(who, topic)
     }
 
     fn may_subscribe(&self, who: &Principal, filter: &str) -> bool {
-        match who {
-            Principal::Device(id) => may_subscribe(id, filter),
-            Principal::Claimant(id) => claimant_may_subscribe(id, filter),
-            Principal::Service(_) => true,
-        }
+        principal_may_subscribe(who, filter)
     }
 
     fn may_retain(&self, who: &Principal, topic: &str) -> bool {
-        match who {
-            Principal::Device(id) => {
-                matches!(Topic::parse(topic), Ok(Topic::Status(d)) if &d == id)
-            }
-            Principal::Claimant(_) => false,
-            Principal::Service(_) => true,
-        }
+        principal_may_retain(who, topic)
     }
 }
 

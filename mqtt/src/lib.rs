@@ -9,6 +9,7 @@ pub mod credential;
 pub mod topic;
 
 pub use topic::{
-    claimant_may_publish, claimant_may_subscribe, may_publish, may_subscribe, DeviceId, Topic,
+    claimant_may_publish, claimant_may_subscribe, may_publish, may_subscribe,
+    principal_may_publish, principal_may_retain, principal_may_subscribe, DeviceId, Topic,
     TopicError, MAX_DEVICE_ID, MAX_REQUEST_ID,
 };

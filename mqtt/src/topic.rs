@@ -5,6 +5,8 @@
 
 use std::fmt;
 
+use crate::broker::Principal;
+
 /// Longest device id accepted.
 pub const MAX_DEVICE_ID: usize = 64;
 /// Longest request id in a command topic.
@@ -200,6 +202,35 @@ pub fn may_subscribe(device: &DeviceId, filter: &str) -> bool {
     match Topic::parse(filter) {
         Ok(t @ (Topic::Command(..) | Topic::AudioDown(_) | Topic::Call(_))) => t.device() == device,
         _ => false,
+    }
+}
+
+/// The gateway's publish rule for any principal: a device per [`may_publish`], a claimant per
+/// [`claimant_may_publish`], the gateway's own services anything.
+pub fn principal_may_publish(who: &Principal, topic: &str) -> bool {
+    match who {
+        Principal::Device(id) => may_publish(id, topic),
+        Principal::Claimant(id) => claimant_may_publish(id, topic),
+        Principal::Service(_) => true,
+    }
+}
+
+/// The gateway's subscribe rule for any principal (see [`principal_may_publish`]).
+pub fn principal_may_subscribe(who: &Principal, filter: &str) -> bool {
+    match who {
+        Principal::Device(id) => may_subscribe(id, filter),
+        Principal::Claimant(id) => claimant_may_subscribe(id, filter),
+        Principal::Service(_) => true,
+    }
+}
+
+/// What the broker keeps as retained: a device only its own status (the Last Will `offline`
+/// and its `online`), a claimant nothing, the gateway's services anything.
+pub fn principal_may_retain(who: &Principal, topic: &str) -> bool {
+    match who {
+        Principal::Device(id) => matches!(Topic::parse(topic), Ok(Topic::Status(d)) if &d == id),
+        Principal::Claimant(_) => false,
+        Principal::Service(_) => true,
     }
 }
 
