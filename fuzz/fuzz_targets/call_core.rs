@@ -22,6 +22,7 @@ use switchboard_call::{
     CallConfig, CallCore, CallFailure, Command, Credentials, Dial, HangupCause, MediaRefused,
     Output, SipEvent, SipOutput,
 };
+use switchboard_fuzz::Program;
 use switchboard_sip::dialog::Dialog;
 use switchboard_sip::digest::{challenge_header, Algorithm};
 use switchboard_sip::message::{make_response, parse, to_bytes};
@@ -46,26 +47,6 @@ const METHODS: [Method; 7] = [
 ];
 /// Outputs one step may cause (a hang-up answers, BYEs and CANCELs both legs, plus events).
 const MAX_OUTPUTS_PER_STEP: usize = 16;
-
-struct Input<'a>(&'a [u8]);
-
-impl Input<'_> {
-    fn byte(&mut self) -> u8 {
-        match self.0.split_first() {
-            Some((b, rest)) => {
-                self.0 = rest;
-                *b
-            }
-            None => 0,
-        }
-    }
-    fn pick<T: Clone>(&mut self, from: &[T]) -> T {
-        from[usize::from(self.byte()) % from.len()].clone()
-    }
-    fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
 
 fn udp(addr: SocketAddr) -> Peer {
     Peer {
@@ -93,7 +74,7 @@ fn with_body(headers: &mut rsip::Headers, body: &mut Vec<u8>, sdp: Vec<u8>) {
     *body = sdp;
 }
 
-fn caller_invite(input: &mut Input<'_>) -> rsip::Request {
+fn caller_invite(input: &mut Program<'_>) -> rsip::Request {
     let b = input.byte();
     let body = if b & 1 == 0 {
         String::from_utf8(sdp(b >> 1, 4000)).unwrap_or_default()
@@ -189,7 +170,7 @@ impl Run {
         self.core.handle_sip(self.now, ev);
     }
 
-    fn trunk_response(&mut self, input: &mut Input<'_>) {
+    fn trunk_response(&mut self, input: &mut Program<'_>) {
         if self.to_trunk.is_empty() {
             return;
         }
@@ -224,7 +205,7 @@ impl Run {
         self.sip(SipEvent::Response { response: resp });
     }
 
-    fn in_dialog(&mut self, from_caller: bool, input: &mut Input<'_>) {
+    fn in_dialog(&mut self, from_caller: bool, input: &mut Program<'_>) {
         let method = input.pick(&METHODS);
         let b = input.byte();
         let (dialog, peer, host) = if from_caller {
@@ -270,7 +251,7 @@ impl Run {
         });
     }
 
-    fn step(&mut self, input: &mut Input<'_>) {
+    fn step(&mut self, input: &mut Program<'_>) {
         self.step += 1;
         match input.byte() % 12 {
             0 => {
@@ -394,7 +375,7 @@ fn check_written(msg: &SipMessage) {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let mut input = Input(data);
+    let mut input = Program::new(data);
     let now = Instant::now();
     let invite = caller_invite(&mut input);
     let key = TransactionKey::server_of(&invite);

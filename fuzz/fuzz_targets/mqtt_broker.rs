@@ -27,6 +27,7 @@ use rumqttc::mqttbytes::v4::{
     SubscribeFilter, Unsubscribe,
 };
 use rumqttc::mqttbytes::{Protocol, QoS};
+use switchboard_fuzz::Program;
 use switchboard_mqtt::broker::{AuthDecision, Authorizer, Broker, BrokerEvent, Limits, Principal};
 use switchboard_mqtt::{
     claimant_may_publish, claimant_may_subscribe, may_publish, may_subscribe,
@@ -77,33 +78,16 @@ impl Authorizer for FuzzAuth {
     }
 }
 
-/// Reads the program; past the end every read is 0.
-struct Input<'a> {
-    data: &'a [u8],
+/// The broker's vocabulary read from the program: device ids, QoS levels, topics and
+/// payloads.
+trait Shapes {
+    fn id(&mut self) -> &'static str;
+    fn qos(&mut self) -> QoS;
+    fn topic(&mut self) -> String;
+    fn payload(&mut self) -> Bytes;
 }
 
-impl Input<'_> {
-    fn byte(&mut self) -> u8 {
-        match self.data.split_first() {
-            Some((b, rest)) => {
-                self.data = rest;
-                *b
-            }
-            None => 0,
-        }
-    }
-    fn u16(&mut self) -> u16 {
-        u16::from_be_bytes([self.byte(), self.byte()])
-    }
-    fn take(&mut self, n: usize) -> &[u8] {
-        let n = n.min(self.data.len());
-        let (a, b) = self.data.split_at(n);
-        self.data = b;
-        a
-    }
-    fn done(&self) -> bool {
-        self.data.is_empty()
-    }
+impl Shapes for Program<'_> {
     fn id(&mut self) -> &'static str {
         IDS[usize::from(self.byte()) % IDS.len()]
     }
@@ -320,7 +304,7 @@ impl Run {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let mut input = Input { data };
+    let mut input = Program::new(data);
     let setup = input.byte();
     let limits = if setup & 1 == 0 {
         // Tight limits, so every bound is reached by small inputs.
@@ -362,7 +346,7 @@ fuzz_target!(|data: &[u8]| {
         sent_pkids: HashMap::new(),
     };
     let mut steps = 0;
-    while !input.done() && steps < 400 {
+    while !input.is_empty() && steps < 400 {
         steps += 1;
         let op = input.byte();
         let slot = usize::from(input.byte()) % SLOTS;

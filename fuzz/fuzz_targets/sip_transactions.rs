@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
+use switchboard_fuzz::Program;
 use switchboard_sip::message::{make_cancel, make_response, parse};
 use switchboard_sip::rsip::{Request, SipMessage};
 use switchboard_sip::transaction::{Timers, TransactionEvent, TransactionKey, TransactionLayer};
@@ -36,25 +37,6 @@ const CODES: [u16; 14] = [
 /// Timer-driven retransmissions allowed per message the TU handed over.
 const MAX_RETRANSMITS: usize = 10;
 
-struct Input<'a> {
-    data: &'a [u8],
-}
-
-impl Input<'_> {
-    fn byte(&mut self) -> u8 {
-        match self.data.split_first() {
-            Some((b, rest)) => {
-                self.data = rest;
-                *b
-            }
-            None => 0,
-        }
-    }
-    fn pick<T: Copy>(&mut self, from: &[T]) -> T {
-        from[usize::from(self.byte()) % from.len()]
-    }
-}
-
 /// The pieces a message is built from.
 #[derive(Clone, Copy)]
 struct Shape {
@@ -68,7 +50,7 @@ struct Shape {
 }
 
 impl Shape {
-    fn read(input: &mut Input<'_>) -> Self {
+    fn read(input: &mut Program<'_>) -> Self {
         let method = input.pick(&METHODS);
         let b = input.byte();
         Self {
@@ -195,7 +177,7 @@ impl Run {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let mut input = Input { data };
+    let mut input = Program::new(data);
     let timers = Timers::default();
     let mut run = Run {
         layer: TransactionLayer::new(timers),
@@ -206,7 +188,7 @@ fuzz_target!(|data: &[u8]| {
         retransmits: HashMap::new(),
     };
     let mut steps = 0;
-    while !input.data.is_empty() && steps < 300 {
+    while !input.is_empty() && steps < 300 {
         steps += 1;
         match input.byte() % 7 {
             0 | 1 => {
