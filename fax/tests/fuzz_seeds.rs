@@ -4,34 +4,13 @@
 //! without nightly. These are the fax targets' seeds (`udptl_ifp`, `fax_tiff`); the media
 //! targets' are checked in `media/tests/fuzz_seeds.rs`.
 
-use std::fs;
-use std::path::{Path, PathBuf};
-
 use switchboard_fax::t38::ifp;
 use switchboard_fax::t38::udptl::UdptlPacket;
 use switchboard_fax::tiff;
 
-fn corpus(target: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../fuzz/corpus")
-        .join(target)
-}
-
-/// The seeds of `target` whose file name starts with `prefix` and ends with `suffix`.
-fn seeds(target: &str, prefix: &str, suffix: &str) -> Vec<(String, Vec<u8>)> {
-    let mut out: Vec<_> = fs::read_dir(corpus(target))
-        .unwrap_or_else(|e| panic!("fuzz/corpus/{target}: {e}"))
-        .map(|e| e.expect("dir entry").path())
-        .filter_map(|p| {
-            let name = p.file_name()?.to_str()?.to_owned();
-            (name.starts_with(prefix) && name.ends_with(suffix))
-                .then(|| (name, fs::read(&p).expect("seed readable")))
-        })
-        .collect();
-    out.sort();
-    assert!(!out.is_empty(), "no {prefix}*{suffix} seed for {target}");
-    out
-}
+#[path = "../../fuzz/seeds/corpus.rs"]
+mod corpus;
+use corpus::seeds;
 
 #[test]
 fn udptl_seeds_decode_and_reencode_to_the_same_bytes() {

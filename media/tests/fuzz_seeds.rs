@@ -4,9 +4,6 @@
 //! without nightly. These are the media targets' seeds (`media_streams`, `ingest_stream`,
 //! `rtp_stats`); the fax targets' are checked in `fax/tests/fuzz_seeds.rs`.
 
-use std::fs;
-use std::path::{Path, PathBuf};
-
 use switchboard_media::resample::SampleRate;
 use switchboard_media::rtp::RtpStats;
 use switchboard_media::streams::ingest::{IngestEvent, IngestLimits, IngestReader};
@@ -14,27 +11,9 @@ use switchboard_media::streams::{AppMessage, Dialect, Limits, MediaFormat, Strea
 
 const SID: &str = "MZ00000000000000000000000000000001";
 
-fn corpus(target: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../fuzz/corpus")
-        .join(target)
-}
-
-/// The seeds of `target` whose file name starts with `prefix` and ends with `suffix`.
-fn seeds(target: &str, prefix: &str, suffix: &str) -> Vec<(String, Vec<u8>)> {
-    let mut out: Vec<_> = fs::read_dir(corpus(target))
-        .unwrap_or_else(|e| panic!("fuzz/corpus/{target}: {e}"))
-        .map(|e| e.expect("dir entry").path())
-        .filter_map(|p| {
-            let name = p.file_name()?.to_str()?.to_owned();
-            (name.starts_with(prefix) && name.ends_with(suffix))
-                .then(|| (name, fs::read(&p).expect("seed readable")))
-        })
-        .collect();
-    out.sort();
-    assert!(!out.is_empty(), "no {prefix}*{suffix} seed for {target}");
-    out
-}
+#[path = "../../fuzz/seeds/corpus.rs"]
+mod corpus;
+use corpus::seeds;
 
 #[test]
 fn media_stream_seeds_are_accepted_by_the_app_reader() {
