@@ -32,13 +32,7 @@ use switchboard_sip::sdp::AudioInfo;
 
 /// A FAXERROR-like code for a failed SIP attempt.
 fn error_for(code: u16) -> &'static str {
-    match code {
-        486 | 600 | 603 => "BUSY",
-        408 | 480 | 487 => "NO_ANSWER",
-        404 | 484 | 604 => "UNALLOCATED",
-        500 | 502 | 503 | 504 => "CONGESTION",
-        _ => "REJECTED",
-    }
+    switchboard_call::CallFailure::from_status(code).fax_code()
 }
 
 impl UaState {
