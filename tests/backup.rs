@@ -309,7 +309,11 @@ fn a_backup_taken_while_calls_run_restores_into_a_new_directory_intact() {
     assert_eq!(get_as(&gw2, &reader, "/api/v1/calls").0, 200);
     assert_eq!(get_as(&gw2, &reader, "/api/v1/admin/api-keys").0, 403);
     assert_eq!(get_as(&gw2, &operator, "/api/v1/admin/api-keys").0, 200);
-    let forged = format!("{}0", &reader[..reader.len() - 1]);
+    // Change the last character to a different one (a fixed replacement would
+    // be the same key whenever the key already ends in it).
+    let last = if reader.ends_with('0') { '1' } else { '0' };
+    let forged = format!("{}{last}", &reader[..reader.len() - 1]);
+    assert_ne!(forged, reader);
     assert_eq!(get_as(&gw2, &forged, "/api/v1/calls").0, 401);
     // The device logs in with its credential, and only with it.
     assert!(
