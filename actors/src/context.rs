@@ -59,6 +59,8 @@ pub struct CallContext {
     pub ledger: Option<ActorRef<crate::ledger::LedgerMsg>>,
     /// The drain flag: set, new calls and originations are refused (issue 12).
     pub drain: Arc<crate::drain::Drain>,
+    /// Where call control reads time (issue 13).
+    pub clock: crate::clock::SharedClock,
 }
 
 impl CallContext {

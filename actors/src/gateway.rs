@@ -415,6 +415,7 @@ impl Gateway {
             devices: devices.clone(),
             ledger: Some(ledger.clone()),
             drain: Arc::clone(&drain),
+            clock: crate::clock::system(),
         });
         let _ = supervisor.send_message(SupervisorMsg::SetContext(Arc::clone(&ctx)));
         let ingest = crate::ingest::start(ctx).await?.is_some();

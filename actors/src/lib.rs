@@ -9,6 +9,7 @@ pub mod audio;
 pub mod billing;
 pub mod call;
 pub mod cdr;
+pub mod clock;
 pub mod conn_limit;
 pub mod context;
 pub mod devices;
