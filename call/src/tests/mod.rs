@@ -120,6 +120,8 @@ pub(crate) struct Ua {
     pub challenges: u8,
     /// Callee: INVITEs received (with their Authorization header, if any).
     pub invites: Vec<rsip::Request>,
+    /// Caller: 2xx responses to INVITE received (the answer and re-INVITE answers).
+    pub invite_oks: Vec<rsip::Response>,
     /// Answer re-INVITEs with this status.
     pub reinvite_status: u16,
     /// ACK 2xx responses (false: never, to test Timer L).
@@ -148,6 +150,7 @@ impl Ua {
             script: Vec::new(),
             challenges: 0,
             invites: Vec::new(),
+            invite_oks: Vec::new(),
             reinvite_status: 200,
             ack_2xx: true,
             mute: false,
@@ -328,6 +331,7 @@ Content-Length: {}\r\n\r\n",
                 };
                 self.log(now, format!("{code} {method}"));
                 if method == Method::Invite && (200..300).contains(&code) {
+                    self.invite_oks.push(response.clone());
                     if self.dialog.is_none() {
                         if let Some(inv) = &self.my_invite {
                             self.dialog = Dialog::uac(inv, &response).ok();

@@ -269,6 +269,21 @@ fn session_timer_refreshes_keep_the_call_and_expiry_ends_it() {
     assert!(done > 180 * SEC && done < 185 * SEC, "{done:?}");
     assert_eq!(w.cause(), "session expired");
     assert!(w.caller.saw("BYE") && w.callee.saw("BYE"));
+    // RFC 4028 §9: the answer carries the interval; both refreshes were answered.
+    assert_eq!(w.caller.invite_oks.len(), 3, "{:?}", w.caller.got);
+    let answer = w.caller.invite_oks[0].to_string();
+    assert!(answer.contains("Session-Expires: 90"), "{answer}");
+}
+
+#[test]
+fn session_without_refresh_expires_after_its_interval() {
+    let mut w = World::clean();
+    w.callee.script = answered_script();
+    w.run(Some(90), 400 * SEC);
+    let done = w.gw.done_at.expect("done");
+    assert!(done > 90 * SEC && done < 95 * SEC, "{done:?}");
+    assert_eq!(w.cause(), "session expired");
+    assert!(w.caller.saw("BYE") && w.callee.saw("BYE"));
 }
 
 #[test]
