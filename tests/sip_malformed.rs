@@ -1,5 +1,5 @@
 //! Malformed SIP sent at the gateway while real calls run: every bad message
-//! gets a 400 or is dropped as RFC 3261 says, the process never falls over and
+//! gets a 400 (416 for a Request-URI scheme we do not serve) or is dropped as RFC 3261 says, the process never falls over and
 //! the calls in progress all succeed.
 
 mod common;
@@ -76,6 +76,32 @@ fn malformed_sip_is_rejected_or_dropped_and_calls_are_unaffected() {
             Some(400),
         ),
         ("CSeq method mismatch", cseq_mismatch, Some(400)),
+        // RFC 3261 §8.2.2.1, RFC 4475 §3.3.8 (unksm): a scheme we do not serve is 416, and
+        // with a "://" later in the message (rsip read the scheme on into the headers).
+        (
+            "unknown Request-URI scheme",
+            String::from_utf8(invite(
+                "Call-Info: <http://www.example.com/p.jpg>\r\n",
+                "0",
+                "",
+            ))
+            .unwrap()
+            .replacen(
+                "INVITE sip:100@127.0.0.1",
+                "INVITE unknownscheme:100@127.0.0.1",
+                1,
+            )
+            .into_bytes(),
+            Some(416),
+        ),
+        (
+            "tel: Request-URI",
+            String::from_utf8(invite("", "0", ""))
+                .unwrap()
+                .replacen("INVITE sip:100@127.0.0.1", "INVITE tel:+15551234567", 1)
+                .into_bytes(),
+            Some(416),
+        ),
         (
             "missing Call-ID",
             String::from_utf8(invite("", "0", ""))

@@ -96,6 +96,11 @@ pub enum ParseError {
         /// Bytes actually present after the header section.
         actual: usize,
     },
+    /// The Request-URI is well-formed but not a `sip:` or `sips:` URI (RFC 3261 §8.2.2.1:
+    /// answered 416). rsip cannot hold other schemes faithfully: for a `tel:` URI it fails,
+    /// and for an unknown scheme it reads the scheme on into the headers.
+    #[error("unsupported Request-URI scheme")]
+    UnsupportedUriScheme,
     /// rsip rejected the canonical rebuild of the message (for example an unknown method or
     /// a malformed Request-URI).
     #[error("syntax error: {0}")]
@@ -177,6 +182,7 @@ impl ParseError {
             ParseError::DuplicateHeader { name } => format!("Duplicate {name}"),
             ParseError::CseqMethodMismatch => "CSeq Method Mismatch".into(),
             ParseError::ContentLengthMismatch { .. } => "Content-Length Mismatch".into(),
+            ParseError::UnsupportedUriScheme => "Unsupported URI Scheme".into(),
             ParseError::Syntax(_) => "Syntax Error".into(),
         }
     }
@@ -259,6 +265,10 @@ fn check_start_line(line: &str) -> Result<StartLine, ParseError> {
     }
     if !c.eq_ignore_ascii_case("SIP/2.0") || !grammar::uri(b) {
         return Err(ParseError::BadStartLine);
+    }
+    let scheme = b.split(':').next().unwrap_or_default();
+    if !scheme.eq_ignore_ascii_case("sip") && !scheme.eq_ignore_ascii_case("sips") {
+        return Err(ParseError::UnsupportedUriScheme);
     }
     let method = Method::from_str(a).map_err(ParseError::from)?;
     // rsip compares methods case-insensitively; SIP methods are case-sensitive.
@@ -449,7 +459,8 @@ pub fn parse(data: &[u8]) -> Result<SipMessage, ParseError> {
     Ok(msg)
 }
 
-/// Builds a `400 Bad Request` for input that failed [`parse`] but still looks like a request
+/// Builds a `400 Bad Request` (`416 Unsupported URI Scheme` for
+/// [`ParseError::UnsupportedUriScheme`]) for input that failed [`parse`] but still looks like a request
 /// (start line `METHOD uri SIP/2.0`, method not ACK) carrying well-formed Via, From, To,
 /// Call-ID and CSeq lines that can be copied. Returns `None` otherwise: the message is dropped silently
 /// (RFC 3261 §16.3, §18.1.2).
@@ -529,7 +540,11 @@ pub fn bad_request(data: &[u8], err: &ParseError) -> Option<Vec<u8>> {
     {
         return None;
     }
-    let mut out = format!("SIP/2.0 400 Bad Request ({})\r\n", err.short_reason());
+    // RFC 3261 §8.2.2.1: an unsupported Request-URI scheme is 416, the rest 400.
+    let mut out = match err {
+        ParseError::UnsupportedUriScheme => "SIP/2.0 416 Unsupported URI Scheme\r\n".to_string(),
+        _ => format!("SIP/2.0 400 Bad Request ({})\r\n", err.short_reason()),
+    };
     for v in vias {
         out.push_str("Via: ");
         out.push_str(v);
@@ -882,8 +897,8 @@ mod tests {
         let mut hit = 0;
         let mut quoted = 0;
         for uri in [
-            // Well-formed by RFC 3261 / RFC 3966 (our grammar passes them), not for rsip.
-            "tel:+4930123456789",
+            // Well-formed by RFC 3261 (our grammar passes them), not for rsip. (A `tel:`
+            // Request-URI never reaches rsip: UnsupportedUriScheme, which quotes nothing.)
             "sip:+4930123456789@[2001:db8::10]:5070",
             "sip:+4930123456789@host;maddr=[zz]",
             "sip:+4930123456789@host;a=b?c=d",
@@ -915,7 +930,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(hit, 4, "not every input reached rsip's errors");
+        assert_eq!(hit, 3, "not every input reached rsip's errors");
         assert!(
             quoted > 0,
             "rsip no longer quotes its input: the test proves nothing"

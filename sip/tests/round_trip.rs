@@ -192,3 +192,40 @@ fn an_empty_reason_phrase_is_written_as_the_standard_one() {
         "{line}"
     );
 }
+
+/// The long run's find (`regress-uri-writes-control.sip`, 2026-12-07): a Request-URI of an
+/// unknown scheme (`sipb:`) passed the start-line check, and rsip, parsing the whole message,
+/// read the scheme on to the first `://` further down, headers, CRLFs and body included, so
+/// the accepted request could not be written. Now any scheme but `sip`/`sips` is refused
+/// before rsip sees it, and answered 416 (RFC 3261 §8.2.2.1).
+#[test]
+fn a_request_uri_of_another_scheme_is_refused_with_416() {
+    let data = include_bytes!("../../fuzz/corpus/sip_parse/regress-uri-writes-control.sip");
+    assert!(matches!(parse(data), Err(ParseError::UnsupportedUriScheme)));
+    assert_eq!(round_trip(data), Ok(false));
+    for uri in [
+        "tel:+15551234567",
+        "sipb:bob@192.0.2.4",
+        "http://example.com/x",
+        "urn:service:sos",
+    ] {
+        let msg = format!(
+            "INVITE {uri} SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK1\r\n\
+From: <sip:a@example.com>;tag=1\r\nTo: <sip:b@example.com>\r\nCall-ID: c1\r\n\
+CSeq: 1 INVITE\r\nCall-Info: <http://www.example.com/p.jpg>\r\nContent-Length: 0\r\n\r\n"
+        );
+        let err = parse(msg.as_bytes()).unwrap_err();
+        assert!(matches!(err, ParseError::UnsupportedUriScheme), "{uri}");
+        let out = bad_request(msg.as_bytes(), &err).expect("answered");
+        assert!(
+            out.starts_with(b"SIP/2.0 416 Unsupported URI Scheme\r\n"),
+            "{uri}"
+        );
+        assert!(parse(&out).is_ok(), "our 416 parses");
+    }
+    // sip: and sips: in any case still parse.
+    let ok = "INVITE SIPS:bob@example.com SIP/2.0\r\nVia: SIP/2.0/TLS 192.0.2.1:5061;branch=z9hG4bK1\r\n\
+From: <sip:a@example.com>;tag=1\r\nTo: <sip:b@example.com>\r\nCall-ID: c1\r\n\
+CSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
+    assert_eq!(round_trip(ok.as_bytes()), Ok(true));
+}
