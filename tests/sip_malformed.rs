@@ -1,5 +1,6 @@
 //! Malformed SIP sent at the gateway while real calls run: every bad message
-//! gets a 400 (416 for a Request-URI scheme we do not serve) or is dropped as RFC 3261 says, the process never falls over and
+//! gets a 400 (416 for a Request-URI scheme we do not serve, 501 for an unknown
+//! method, 505 for another SIP version) or is dropped as RFC 3261 says, the process never falls over and
 //! the calls in progress all succeed.
 
 mod common;
@@ -94,6 +95,24 @@ fn malformed_sip_is_rejected_or_dropped_and_calls_are_unaffected() {
             .into_bytes(),
             Some(416),
         ),
+        // RFC 3261 §21.5.2 and §21.5.6 (RFC 4475's badvers): an unknown method is 501, an
+        // unknown version 505; before, both were dropped and the sender retransmitted.
+        (
+            "unknown method",
+            String::from_utf8(invite("", "0", ""))
+                .unwrap()
+                .replace("INVITE", "NEWMETHOD")
+                .into_bytes(),
+            Some(501),
+        ),
+        (
+            "SIP version 7.0",
+            String::from_utf8(invite("", "0", ""))
+                .unwrap()
+                .replacen("SIP/2.0\r\n", "SIP/7.0\r\n", 1)
+                .into_bytes(),
+            Some(505),
+        ),
         (
             "tel: Request-URI",
             String::from_utf8(invite("", "0", ""))
@@ -153,4 +172,81 @@ fn malformed_sip_is_rejected_or_dropped_and_calls_are_unaffected() {
     assert_eq!(gw.get("/health/ready").0, 200);
     assert!(gw.metric("switchboard_sip_parse_errors_total{transport=\"udp\"}") >= 7.0);
     assert!(!gw.log().contains("panicked"));
+}
+
+/// Over TCP a malformed request is answered on its connection, as over UDP (before, nothing
+/// was sent and the peer waited for its own timeout), and a framing error that closes the
+/// connection no longer loses the answers to the good messages read with it.
+#[test]
+fn malformed_sip_over_tcp_is_answered_and_a_framing_error_loses_no_reply() {
+    use std::io::{Read, Write};
+    let gw = Gateway::start("");
+    let request = |start: &str, method: &str, n: u32, length: bool| {
+        let cl = if length { "Content-Length: 0\r\n" } else { "" };
+        format!(
+            "{start}\r\nVia: SIP/2.0/TCP 127.0.0.1:9;branch=z9hG4bK-tcp-{n}\r\n\
+             From: <sip:a@127.0.0.1>;tag=t{n}\r\nTo: <sip:100@127.0.0.1>\r\n\
+             Call-ID: tcp-{n}@test\r\nCSeq: {n} {method}\r\nMax-Forwards: 70\r\n{cl}\r\n"
+        )
+    };
+    let mut burst = String::new();
+    burst += &request("OPTIONS sip:100@127.0.0.1 SIP/2.0", "OPTIONS", 1, true);
+    burst += &request("NEWMETHOD sip:100@127.0.0.1 SIP/2.0", "NEWMETHOD", 2, true);
+    burst += &request("OPTIONS sip:100@127.0.0.1 SIP/3.0", "OPTIONS", 3, true);
+    burst += &request("OPTIONS tel:+15551234567 SIP/2.0", "OPTIONS", 4, true);
+    // No Content-Length on a stream (RFC 3261 §18.3): the framing is lost, the gateway
+    // closes the connection.
+    burst += &request("OPTIONS sip:100@127.0.0.1 SIP/2.0", "OPTIONS", 5, false);
+    let mut sock = std::net::TcpStream::connect(gw.sip()).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    sock.write_all(burst.as_bytes()).unwrap();
+    // Read to the gateway's close (a read timeout fails the test: it did not close).
+    let mut got = Vec::new();
+    sock.read_to_end(&mut got)
+        .expect("the gateway closes the connection after the framing error");
+    let text = String::from_utf8_lossy(&got);
+    let statuses: Vec<(String, String)> = text
+        .split("\r\n\r\n")
+        .filter(|m| m.starts_with("SIP/2.0 "))
+        .map(|m| {
+            let code = m[8..11].to_string();
+            let cseq = m
+                .lines()
+                .find_map(|l| l.strip_prefix("CSeq: "))
+                .unwrap_or_default()
+                .to_string();
+            (cseq, code)
+        })
+        .collect();
+    for (cseq, code) in [
+        ("1 OPTIONS", "200"),
+        ("2 NEWMETHOD", "501"),
+        ("3 OPTIONS", "505"),
+        ("4 OPTIONS", "416"),
+    ] {
+        assert!(
+            statuses.contains(&(cseq.to_string(), code.to_string())),
+            "no {code} for CSeq {cseq}: {text}"
+        );
+    }
+    assert!(
+        !statuses.iter().any(|(c, _)| c == "5 OPTIONS"),
+        "an unframed message was answered: {text}"
+    );
+    // The gateway is still up and answers a new connection.
+    let mut again = std::net::TcpStream::connect(gw.sip()).unwrap();
+    again
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    again
+        .write_all(request("OPTIONS sip:100@127.0.0.1 SIP/2.0", "OPTIONS", 6, true).as_bytes())
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    let n = again.read(&mut buf).unwrap();
+    assert!(
+        buf[..n].starts_with(b"SIP/2.0 200"),
+        "{:?}",
+        String::from_utf8_lossy(&buf[..n])
+    );
 }

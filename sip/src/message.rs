@@ -101,6 +101,15 @@ pub enum ParseError {
     /// and for an unknown scheme it reads the scheme on into the headers.
     #[error("unsupported Request-URI scheme")]
     UnsupportedUriScheme,
+    /// The request method is a well-formed token but not one we recognize (methods are
+    /// case-sensitive: `invite` is not `INVITE`). Answered 501 (RFC 3261 §21.5.2) with
+    /// [`ALLOW`].
+    #[error("unknown request method")]
+    UnknownMethod,
+    /// The request names a SIP version other than 2.0 (`SIP/3.0`). Answered 505 (RFC 3261
+    /// §21.5.6; RFC 4475's `badvers`).
+    #[error("SIP version not supported")]
+    VersionNotSupported,
     /// rsip rejected the canonical rebuild of the message (for example an unknown method or
     /// a malformed Request-URI).
     #[error("syntax error: {0}")]
@@ -183,6 +192,8 @@ impl ParseError {
             ParseError::CseqMethodMismatch => "CSeq Method Mismatch".into(),
             ParseError::ContentLengthMismatch { .. } => "Content-Length Mismatch".into(),
             ParseError::UnsupportedUriScheme => "Unsupported URI Scheme".into(),
+            ParseError::UnknownMethod => "Not Implemented".into(),
+            ParseError::VersionNotSupported => "Version Not Supported".into(),
             ParseError::Syntax(_) => "Syntax Error".into(),
         }
     }
@@ -263,20 +274,49 @@ fn check_start_line(line: &str) -> Result<StartLine, ParseError> {
     if a.is_empty() || !a.bytes().all(is_token_byte) || b.is_empty() || b.contains(' ') {
         return Err(ParseError::BadStartLine);
     }
-    if !c.eq_ignore_ascii_case("SIP/2.0") || !grammar::uri(b) {
+    // RFC 3261 §8.2: the version, then the method (§8.2.1), then the Request-URI's
+    // scheme (§8.2.2.1), each with its own answer.
+    if !c.eq_ignore_ascii_case("SIP/2.0") {
+        return Err(if other_sip_version(c) {
+            ParseError::VersionNotSupported
+        } else {
+            ParseError::BadStartLine
+        });
+    }
+    if !grammar::uri(b) {
         return Err(ParseError::BadStartLine);
     }
+    // rsip compares methods case-insensitively; SIP methods are case-sensitive.
+    let method = match Method::from_str(a) {
+        Ok(m) if m.to_string() == a => m,
+        _ => return Err(ParseError::UnknownMethod),
+    };
     let scheme = b.split(':').next().unwrap_or_default();
     if !scheme.eq_ignore_ascii_case("sip") && !scheme.eq_ignore_ascii_case("sips") {
         return Err(ParseError::UnsupportedUriScheme);
     }
-    let method = Method::from_str(a).map_err(ParseError::from)?;
-    // rsip compares methods case-insensitively; SIP methods are case-sensitive.
-    if a != method.to_string() {
-        return Err(ParseError::BadStartLine);
-    }
     Ok(StartLine::Request { method })
 }
+
+/// `SIP/<digits>.<digits>` (RFC 3261 §7.1 `SIP-Version`), any version.
+fn other_sip_version(v: &str) -> bool {
+    let Some(num) = v
+        .get(..4)
+        .filter(|p| p.eq_ignore_ascii_case("SIP/"))
+        .map(|_| &v[4..])
+    else {
+        return false;
+    };
+    let Some((major, minor)) = num.split_once('.') else {
+        return false;
+    };
+    let digits = |s: &str| !s.is_empty() && s.len() <= 3 && s.bytes().all(|d| d.is_ascii_digit());
+    digits(major) && digits(minor)
+}
+
+/// The methods the gateway serves, for `Allow` (RFC 3261 §20.5) in 200 to OPTIONS, 405 and
+/// 501.
+pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO";
 
 /// Parses a CSeq value `"<number> <METHOD>"`.
 fn parse_cseq(value: &str) -> Option<(u32, Method)> {
@@ -460,7 +500,9 @@ pub fn parse(data: &[u8]) -> Result<SipMessage, ParseError> {
 }
 
 /// Builds a `400 Bad Request` (`416 Unsupported URI Scheme` for
-/// [`ParseError::UnsupportedUriScheme`]) for input that failed [`parse`] but still looks like a request
+/// [`ParseError::UnsupportedUriScheme`], `501 Not Implemented` for
+/// [`ParseError::UnknownMethod`], `505 Version Not Supported` for
+/// [`ParseError::VersionNotSupported`]) for input that failed [`parse`] but still looks like a request
 /// (start line `METHOD uri SIP/2.0`, method not ACK) carrying well-formed Via, From, To,
 /// Call-ID and CSeq lines that can be copied. Returns `None` otherwise: the message is dropped silently
 /// (RFC 3261 §16.3, §18.1.2).
@@ -476,8 +518,10 @@ pub fn bad_request(data: &[u8], err: &ParseError) -> Option<Vec<u8>> {
     let method = parts.next()?;
     let _uri = parts.next().filter(|u| !u.is_empty())?;
     let version = parts.next()?;
+    let version_ok = version.eq_ignore_ascii_case("SIP/2.0")
+        || (matches!(err, ParseError::VersionNotSupported) && other_sip_version(version));
     if parts.next().is_some()
-        || !version.eq_ignore_ascii_case("SIP/2.0")
+        || !version_ok
         || method.is_empty()
         || !method.bytes().all(is_token_byte)
         || method.eq_ignore_ascii_case("ACK")
@@ -536,13 +580,15 @@ pub fn bad_request(data: &[u8], err: &ParseError) -> Option<Vec<u8>> {
         || !grammar::from_to(from)
         || !grammar::from_to(to)
         || !grammar::call_id(call_id)
-        || parse_cseq(cseq).is_none()
+        || !cseq_ok(cseq, method, err)
     {
         return None;
     }
     // RFC 3261 §8.2.2.1: an unsupported Request-URI scheme is 416, the rest 400.
     let mut out = match err {
         ParseError::UnsupportedUriScheme => "SIP/2.0 416 Unsupported URI Scheme\r\n".to_string(),
+        ParseError::UnknownMethod => format!("SIP/2.0 501 Not Implemented\r\nAllow: {ALLOW}\r\n"),
+        ParseError::VersionNotSupported => "SIP/2.0 505 Version Not Supported\r\n".to_string(),
         _ => format!("SIP/2.0 400 Bad Request ({})\r\n", err.short_reason()),
     };
     for v in vias {
@@ -564,6 +610,25 @@ pub fn bad_request(data: &[u8], err: &ParseError) -> Option<Vec<u8>> {
     out.push_str(cseq);
     out.push_str("\r\nContent-Length: 0\r\n\r\n");
     Some(out.into_bytes())
+}
+
+/// Whether the CSeq of a refused request can be echoed: a method we know (RFC 3261 §20.16),
+/// or for [`ParseError::UnknownMethod`] the request's own method token.
+fn cseq_ok(cseq: &str, method: &str, err: &ParseError) -> bool {
+    if parse_cseq(cseq).is_some() {
+        return true;
+    }
+    if !matches!(err, ParseError::UnknownMethod) {
+        return false;
+    }
+    let mut it = cseq.split_ascii_whitespace();
+    let (Some(num), Some(m), None) = (it.next(), it.next(), it.next()) else {
+        return false;
+    };
+    num.len() <= 10
+        && num.bytes().all(|d| d.is_ascii_digit())
+        && num.parse::<u32>().is_ok()
+        && m == method
 }
 
 /// Standard reason phrase for a status code (RFC 3261 §21 and common extensions).

@@ -229,3 +229,66 @@ From: <sip:a@example.com>;tag=1\r\nTo: <sip:b@example.com>\r\nCall-ID: c1\r\n\
 CSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
     assert_eq!(round_trip(ok.as_bytes()), Ok(true));
 }
+
+/// RFC 3261 §8.2's order of checks, each with its own answer: another SIP version 505, an
+/// unknown (or wrongly cased) method 501 with `Allow`, then the URI scheme 416. A response
+/// with another version is dropped (there is no one to answer).
+#[test]
+fn version_method_and_scheme_get_their_own_answers() {
+    let msg = |start: &str, method: &str| {
+        format!(
+            "{start}\r\nVia: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK1\r\n\
+From: <sip:a@example.com>;tag=1\r\nTo: <sip:b@example.com>\r\nCall-ID: c1\r\n\
+CSeq: 7 {method}\r\nContent-Length: 0\r\n\r\n"
+        )
+    };
+    let cases = [
+        (
+            "NEWMETHOD sip:b@example.com SIP/2.0",
+            "NEWMETHOD",
+            "SIP/2.0 501 Not Implemented\r\nAllow: INVITE, ",
+        ),
+        (
+            "invite sip:b@example.com SIP/2.0",
+            "invite",
+            "SIP/2.0 501 Not Implemented\r\n",
+        ),
+        (
+            "INVITE sip:b@example.com SIP/3.0",
+            "INVITE",
+            "SIP/2.0 505 Version Not Supported\r\n",
+        ),
+        (
+            "NEWMETHOD tel:+15551234567 SIP/2.0",
+            "NEWMETHOD",
+            "SIP/2.0 501 ",
+        ),
+        ("INVITE tel:+15551234567 SIP/3.0", "INVITE", "SIP/2.0 505 "),
+    ];
+    for (start, method, want) in cases {
+        let m = msg(start, method);
+        let err = parse(m.as_bytes()).unwrap_err();
+        let out = bad_request(m.as_bytes(), &err).unwrap_or_else(|| panic!("{start}: no answer"));
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with(want), "{start}: {text}");
+        assert!(text.contains(&format!("CSeq: 7 {method}\r\n")), "{text}");
+    }
+    // A 501's CSeq names the unknown method; nothing else of it fails to parse.
+    let m = msg("NEWMETHOD sip:b@example.com SIP/2.0", "NEWMETHOD");
+    let out = bad_request(m.as_bytes(), &parse(m.as_bytes()).unwrap_err()).unwrap();
+    assert!(matches!(
+        parse(&out),
+        Err(ParseError::BadHeaderValue { name: "CSeq" })
+    ));
+    // The CSeq method must still be the request's.
+    let m = msg("NEWMETHOD sip:b@example.com SIP/2.0", "OTHER");
+    assert!(bad_request(m.as_bytes(), &parse(m.as_bytes()).unwrap_err()).is_none());
+    // Not a version at all: malformed, and a response with another version is dropped.
+    let m = msg("INVITE sip:b@example.com HTTP/1.1", "INVITE");
+    assert!(matches!(parse(m.as_bytes()), Err(ParseError::BadStartLine)));
+    let resp = "SIP/3.0 200 OK\r\nVia: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK1\r\n\
+From: <sip:a@example.com>;tag=1\r\nTo: <sip:b@example.com>;tag=2\r\nCall-ID: c1\r\n\
+CSeq: 7 INVITE\r\nContent-Length: 0\r\n\r\n";
+    let err = parse(resp.as_bytes()).unwrap_err();
+    assert!(bad_request(resp.as_bytes(), &err).is_none());
+}
