@@ -551,9 +551,8 @@ fn unrouted(state: &mut EndpointState, key: Option<TransactionKey>, ev: SipEvent
     };
     let mut resp = make_response(&request, code, Some(&message::new_tag()));
     if code == 200 || code == 405 {
-        resp.headers.push(rsip::Header::Allow(
-            "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO".into(),
-        ));
+        resp.headers
+            .push(rsip::Header::Allow(message::ALLOW.into()));
     }
     add_server_header(&mut resp, &state.user_agent);
     if let Err(err) = state.layer.send_response(now, &key, resp) {
@@ -611,8 +610,15 @@ fn connect_stream(myself: &ActorRef<EndpointMsg>, state: &mut EndpointState, pee
         return;
     }
     let (tx, rx) = mpsc::channel(stream::QUEUE);
+    let replies = tx.clone();
     state.streams.insert(peer, tx);
     let tls = (peer.transport == Transport::Tls).then(|| state.tls_clients.get(peer.addr));
     let timeouts = stream::StreamTimeouts::of(&state.config);
-    tokio::spawn(stream::connect(peer, tls, myself.clone(), rx, timeouts));
+    tokio::spawn(stream::connect(
+        peer,
+        tls,
+        myself.clone(),
+        (replies, rx),
+        timeouts,
+    ));
 }

@@ -44,6 +44,9 @@ impl StreamTimeouts {
 }
 /// Time to open a TCP connection toward a peer.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a closing connection may take to write what is queued for it.
+const DRAIN_ON_CLOSE: Duration = Duration::from_secs(2);
 /// Time a TLS handshake may take, either way.
 pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -175,6 +178,7 @@ async fn inbound<S>(
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
     let (tx, rx) = mpsc::channel(QUEUE);
+    let replies = tx.clone();
     if endpoint
         .send_message(EndpointMsg::StreamUp { peer, tx })
         .is_err()
@@ -183,24 +187,27 @@ async fn inbound<S>(
     }
     let deadline =
         StreamDeadline::inbound(std::time::Instant::now(), timeouts.message, timeouts.idle);
-    run(stream, peer, endpoint, rx, deadline).await;
+    run(stream, peer, endpoint, (replies, rx), deadline).await;
 }
 
 /// Move bytes on one TCP or TLS connection: a writer task drains `rx`, this task frames
-/// what arrives (RFC 3261 §18.3) and hands parsed messages to the endpoint as from `peer`.
-/// The connection closes when `deadline` passes: only complete messages move it.
+/// what arrives (RFC 3261 §18.3) and hands parsed messages to the endpoint as from `peer`,
+/// answering a malformed request itself on `replies` (400, 416, 501, 505 as over UDP).
+/// The connection closes when `deadline` passes: only complete messages move it. On close
+/// (framing error, timeout, the peer's end) what is queued still leaves, for up to
+/// [`DRAIN_ON_CLOSE`]: the answers to the messages read before the close.
 async fn run<S>(
     stream: S,
     peer: Peer,
     endpoint: ActorRef<EndpointMsg>,
-    mut rx: mpsc::Receiver<Bytes>,
+    (replies, mut rx): (mpsc::Sender<Bytes>, mpsc::Receiver<Bytes>),
     mut deadline: StreamDeadline,
 ) where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
     let addr = peer.addr;
     let (mut rd, mut wr) = tokio::io::split(stream);
-    let writer = tokio::spawn(async move {
+    let mut writer = tokio::spawn(async move {
         while let Some(data) = rx.recv().await {
             // TLS buffers records: flush so each message leaves now.
             if wr.write_all(&data).await.is_err() || wr.flush().await.is_err() {
@@ -238,6 +245,10 @@ async fn run<S>(
                     Err(err) => {
                         metrics::counter!("switchboard_sip_parse_errors_total", "transport" => label(peer.transport)).increment(1);
                         tracing::debug!(%addr, transport = %peer.transport, %err, "malformed SIP on a stream");
+                        if let Some(reply) = message::bad_request(&data, &err) {
+                            // Never wait on a slow reader: a full queue drops the answer.
+                            let _ = replies.try_send(Bytes::from(reply));
+                        }
                     }
                 },
                 Ok(None) => break,
@@ -257,8 +268,16 @@ async fn run<S>(
         }
         deadline.on_data(now, framer.buffered() > 0);
     }
-    writer.abort();
+    // The endpoint drops its sender on StreamDown, after the answers to what was read
+    // before it; the writer then ends once the queue is written.
+    drop(replies);
     let _ = endpoint.send_message(EndpointMsg::StreamDown { peer });
+    if tokio::time::timeout(DRAIN_ON_CLOSE, &mut writer)
+        .await
+        .is_err()
+    {
+        writer.abort();
+    }
 }
 
 /// Open a TCP (and, with `tls`, TLS) connection to `peer` and run it, draining `rx`. A
@@ -267,7 +286,7 @@ pub(super) async fn connect(
     peer: Peer,
     tls: Option<TlsClient>,
     endpoint: ActorRef<EndpointMsg>,
-    rx: mpsc::Receiver<Bytes>,
+    (replies, rx): (mpsc::Sender<Bytes>, mpsc::Receiver<Bytes>),
     timeouts: StreamTimeouts,
 ) {
     let addr = peer.addr;
@@ -288,12 +307,12 @@ pub(super) async fn connect(
     let deadline =
         StreamDeadline::outbound(std::time::Instant::now(), timeouts.message, timeouts.idle);
     let Some(client) = tls else {
-        return run(stream, peer, endpoint, rx, deadline).await;
+        return run(stream, peer, endpoint, (replies, rx), deadline).await;
     };
     let name = client.server_name.to_str().into_owned();
     let handshake = client.connector.connect(client.server_name, stream);
     match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, handshake).await {
-        Ok(Ok(stream)) => run(stream, peer, endpoint, rx, deadline).await,
+        Ok(Ok(stream)) => run(stream, peer, endpoint, (replies, rx), deadline).await,
         Ok(Err(err)) => {
             metrics::counter!("switchboard_sip_tls_handshake_failures_total", "direction" => "out", "reason" => "error")
                 .increment(1);
