@@ -250,3 +250,44 @@ fn malformed_sip_over_tcp_is_answered_and_a_framing_error_loses_no_reply() {
         String::from_utf8_lossy(&buf[..n])
     );
 }
+
+/// RFC 3261 §8.2.2.3: a request that requires an extension we do not implement gets 420
+/// with the tags in `Unsupported`, before anything else (an INVITE is never rung or
+/// relayed to the trunk); `timer` (RFC 4028) is one we do implement.
+#[test]
+fn a_required_extension_we_lack_gets_420_with_unsupported() {
+    let uas = Sipp::uas("uas", &[]);
+    let gw = Gateway::start(&trunk_route("uas", &uas.addr()));
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let me = sock.local_addr().unwrap();
+    let ask = |method: &str, require: &str, n: u32| -> String {
+        let msg = format!(
+            "{method} sip:100@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-req-{n}\r\n\
+             From: <sip:a@127.0.0.1>;tag=r{n}\r\nTo: <sip:100@127.0.0.1>\r\n\
+             Call-ID: require-{n}@test\r\nCSeq: 1 {method}\r\nMax-Forwards: 70\r\n\
+             Contact: <sip:a@{me}>\r\n{require}Content-Length: 0\r\n\r\n"
+        );
+        sock.send_to(msg.as_bytes(), gw.sip()).unwrap();
+        // Skip provisionals: the final answer.
+        loop {
+            let mut buf = [0u8; 4096];
+            let (n, _) = sock.recv_from(&mut buf).expect("an answer");
+            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+            if !text.starts_with("SIP/2.0 1") {
+                return text;
+            }
+        }
+    };
+    let r = ask("INVITE", "Require: 100rel, foo\r\n", 1);
+    assert!(r.starts_with("SIP/2.0 420 "), "{r}");
+    assert!(r.contains("\r\nUnsupported: 100rel, foo\r\n"), "{r}");
+    let r = ask("OPTIONS", "Require: timer\r\nRequire: precondition\r\n", 2);
+    assert!(r.starts_with("SIP/2.0 420 "), "{r}");
+    assert!(r.contains("\r\nUnsupported: precondition\r\n"), "{r}");
+    let r = ask("OPTIONS", "Require: timer\r\n", 3);
+    assert!(r.starts_with("SIP/2.0 200 "), "{r}");
+    // The refused INVITE never reached the trunk, and left no call behind.
+    assert!(gw.calls().is_empty(), "{:?}", gw.calls());
+    assert!(gw.cdrs().is_empty(), "{:?}", gw.cdrs());
+}

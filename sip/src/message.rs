@@ -314,6 +314,10 @@ fn other_sip_version(v: &str) -> bool {
     digits(major) && digits(minor)
 }
 
+/// The option tags the gateway implements (RFC 3261 §19.2): a request that requires any
+/// other gets 420 (see [`unsupported_required`]). `timer`: RFC 4028 session timers.
+pub const SUPPORTED: &[&str] = &["timer"];
+
 /// The methods the gateway serves, for `Allow` (RFC 3261 §20.5) in 200 to OPTIONS, 405 and
 /// 501.
 pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO";
@@ -831,6 +835,28 @@ impl<T: HasHeaders> MessageExt for T {
     }
 }
 
+/// The option tags a request's `Require` headers name that are not in `supported`
+/// (RFC 3261 §8.2.2.3: answered 420 with these in `Unsupported`). Compared without regard
+/// to case; each listed once, in the order given.
+pub fn unsupported_required(req: &Request, supported: &[&str]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for h in req.headers.iter() {
+        if !header_name(h).eq_ignore_ascii_case("Require") {
+            continue;
+        }
+        for tag in header_raw_value(h).split(',').map(str::trim) {
+            if tag.is_empty()
+                || supported.iter().any(|s| s.eq_ignore_ascii_case(tag))
+                || out.iter().any(|o| o.eq_ignore_ascii_case(tag))
+            {
+                continue;
+            }
+            out.push(tag.to_string());
+        }
+    }
+    out
+}
+
 /// First Via header value of a message (its topmost Via), as a string.
 pub(crate) fn top_via_value<T: HasHeaders>(msg: &T) -> Option<String> {
     msg.headers().iter().find_map(|h| match h {
@@ -953,6 +979,20 @@ pub fn new_call_id(host: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn required_extensions_we_lack_are_listed_once() {
+        let raw =
+            "OPTIONS sip:b@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1\r\n\
+                   From: <sip:a@example.com>;tag=1\r\nTo: <sip:b@example.com>\r\nCall-ID: c\r\n\
+                   CSeq: 1 OPTIONS\r\nRequire: 100rel, Timer\r\nRequire: foo,100REL\r\n\
+                   Content-Length: 0\r\n\r\n";
+        let SipMessage::Request(req) = parse(raw.as_bytes()).unwrap() else {
+            panic!("a request")
+        };
+        assert_eq!(unsupported_required(&req, SUPPORTED), vec!["100rel", "foo"]);
+        assert!(unsupported_required(&req, &["timer", "100rel", "foo"]).is_empty());
+    }
+
     use super::*;
 
     #[test]

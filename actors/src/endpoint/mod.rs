@@ -531,6 +531,19 @@ fn unrouted(state: &mut EndpointState, key: Option<TransactionKey>, ev: SipEvent
             return;
         }
     }
+    // RFC 3261 §8.2.2.3: an extension we do not implement is refused before anything
+    // else happens (before, `Require: 100rel` was rung, and relayed to the trunk).
+    let unsupported = message::unsupported_required(&request, message::SUPPORTED);
+    if !in_dialog && !unsupported.is_empty() {
+        let mut resp = make_response(&request, 420, Some(&message::new_tag()));
+        resp.headers.push(rsip::Header::Other(
+            "Unsupported".into(),
+            unsupported.join(", "),
+        ));
+        add_server_header(&mut resp, &state.user_agent);
+        let _ = state.layer.send_response(now, &key, resp);
+        return;
+    }
     let code = match request.method {
         Method::Invite if !in_dialog => {
             state.routes.insert(call_id, Route::Pending(Vec::new()));
