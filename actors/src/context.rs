@@ -49,12 +49,8 @@ pub struct CallContext {
     pub sip_tls_addr: Option<SocketAddr>,
     /// Address put in SDP for anchored media.
     pub media_ip: IpAddr,
-    /// The fax supervisor (inbound faxes), when fax is on.
-    pub faxes: Option<ActorRef<crate::fax::FaxMsg>>,
     /// Live media streams (app, fork and ingest).
     pub streams: Arc<crate::audio::Streams>,
-    /// The device supervisor, for calls to `device:ID` (None when MQTT is off).
-    pub devices: Option<ActorRef<crate::devices::DeviceSupervisorMsg>>,
     /// The credits ledger, for rated calls (None: calls are never rated, e.g. in unit tests).
     pub ledger: Option<ActorRef<crate::ledger::LedgerMsg>>,
     /// The drain flag: set, new calls and originations are refused (issue 12).

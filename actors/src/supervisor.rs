@@ -5,6 +5,12 @@
 //! BYE (or CANCEL/500) on both legs from its last published snapshot, its
 //! media ports return to the pool with its state, and a CDR is written with
 //! the cause `crash`.
+//!
+//! Wiring comes in two phases (issue 13): [`CallSupervisor::start`] gives the supervisor's
+//! address before it runs, so the endpoint, the fax and device supervisors can be built with
+//! it; [`PendingStart::wire`] then hands it the [`CallWiring`] (the [`CallContext`] and the
+//! handles only the supervisor uses). Until then it handles nothing: ractor keeps every
+//! message in the mailbox while `pre_start` waits, so no message ever finds the wiring missing.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -27,8 +33,6 @@ use switchboard_call::CallFailure;
 /// Messages of the call supervisor.
 #[derive(Debug)]
 pub enum SupervisorMsg {
-    /// The shared context, sent once the other actors exist.
-    SetContext(Arc<CallContext>),
     /// A new INVITE (the endpoint already sent 100 Trying).
     NewCall {
         /// The endpoint, for answering when no call can be started.
@@ -53,8 +57,6 @@ pub enum SupervisorMsg {
     Hangup(CallId, RpcReplyPort<bool>),
     /// Pass a message to a call (answer, reject or end it for a local target).
     Tell(CallId, CallMsg),
-    /// The shared call context, once set.
-    Context(RpcReplyPort<Option<Arc<CallContext>>>),
     /// A reloaded configuration for calls started from now on; running calls keep theirs.
     Reload(Arc<switchboard_config::Config>),
     /// How many calls are live (started, ringing, answered or ending).
@@ -85,10 +87,50 @@ struct Entry {
     snapshot: Option<CallSnapshot>,
 }
 
+/// What the call supervisor is built with, once the actors that need its address exist.
+#[derive(Debug)]
+pub struct CallWiring {
+    /// What every call shares (its `supervisor` is this supervisor).
+    pub ctx: Arc<CallContext>,
+    /// The fax supervisor, for calls routed to `fax` (None: answered 503).
+    pub faxes: Option<ActorRef<crate::fax::FaxMsg>>,
+    /// The device supervisor, for calls routed to `device:ID` (None when MQTT is off).
+    pub devices: Option<ActorRef<crate::devices::DeviceSupervisorMsg>>,
+}
+
+/// Errors finishing the call supervisor's start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The supervisor's start task failed or panicked.
+    #[error("the call supervisor did not start: {0}")]
+    Spawn(#[from] ractor::SpawnErr),
+    /// The start task itself was lost.
+    #[error("the call supervisor's start task was lost: {0}")]
+    Join(#[from] tokio::task::JoinError),
+}
+
+/// The second phase of the call supervisor's start: see [`CallSupervisor::start`].
+#[derive(Debug)]
+pub struct PendingStart {
+    wire: tokio::sync::oneshot::Sender<CallWiring>,
+    started: tokio::task::JoinHandle<Result<tokio::task::JoinHandle<()>, ractor::SpawnErr>>,
+}
+
+impl PendingStart {
+    /// Hand the supervisor its wiring and wait until it runs. Dropping a `PendingStart`
+    /// instead stops the supervisor before it handles anything.
+    pub async fn wire(self, wiring: CallWiring) -> Result<(), StartError> {
+        let _ = self.wire.send(wiring);
+        self.started.await??;
+        Ok(())
+    }
+}
+
 /// State of the call supervisor.
-#[derive(Default)]
 pub struct SupervisorState {
-    ctx: Option<Arc<CallContext>>,
+    ctx: Arc<CallContext>,
+    faxes: Option<ActorRef<crate::fax::FaxMsg>>,
+    devices: Option<ActorRef<crate::devices::DeviceSupervisorMsg>>,
     calls: HashMap<CallId, Entry>,
     by_actor: HashMap<ActorId, CallId>,
 }
@@ -97,18 +139,41 @@ pub struct SupervisorState {
 #[derive(Debug, Default)]
 pub struct CallSupervisor;
 
+impl CallSupervisor {
+    /// Phase one: the supervisor's address, at once. It handles no message until
+    /// [`PendingStart::wire`] gives it its [`CallWiring`]; what is sent before waits in its
+    /// mailbox.
+    pub fn start() -> Result<(ActorRef<SupervisorMsg>, PendingStart), ractor::SpawnErr> {
+        let (wire, wiring) = tokio::sync::oneshot::channel();
+        let (actor, started) = ractor::ActorRuntime::spawn_instant(None, CallSupervisor, wiring)?;
+        Ok((actor, PendingStart { wire, started }))
+    }
+}
+
+/// The wiring was dropped before it was sent: the gateway's start failed.
+#[derive(Debug, thiserror::Error)]
+#[error("the call supervisor was never wired")]
+struct NotWired;
+
 impl Actor for CallSupervisor {
     type Msg = SupervisorMsg;
     type State = SupervisorState;
-    type Arguments = ();
+    type Arguments = tokio::sync::oneshot::Receiver<CallWiring>;
 
     async fn pre_start(
         &self,
         _: ActorRef<SupervisorMsg>,
-        _: (),
+        wiring: tokio::sync::oneshot::Receiver<CallWiring>,
     ) -> Result<SupervisorState, ActorProcessingErr> {
+        let wiring = wiring.await.map_err(|_| NotWired)?;
         metrics::gauge!("switchboard_calls_active").set(0.0);
-        Ok(SupervisorState::default())
+        Ok(SupervisorState {
+            ctx: wiring.ctx,
+            faxes: wiring.faxes,
+            devices: wiring.devices,
+            calls: HashMap::new(),
+            by_actor: HashMap::new(),
+        })
     }
 
     async fn handle(
@@ -118,7 +183,6 @@ impl Actor for CallSupervisor {
         state: &mut SupervisorState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            SupervisorMsg::SetContext(ctx) => state.ctx = Some(ctx),
             SupervisorMsg::NewCall {
                 endpoint,
                 key,
@@ -163,39 +227,32 @@ impl Actor for CallSupervisor {
                 mode,
                 reply,
             } => {
-                let ok = match state.ctx.clone() {
-                    Some(ctx) if ctx.drain.is_draining() => {
-                        tracing::info!(call = %id, "origination refused: the gateway is draining");
-                        metrics::counter!("switchboard_calls_rejected_total", "reason" => "draining")
-                            .increment(1);
-                        false
-                    }
-                    Some(ctx) if state.calls.len() < ctx.config.sip.max_calls => {
-                        let args = UaArgs {
-                            id: id.clone(),
-                            ctx,
-                            direction: UaDirection::Outbound { to, src },
-                            listener,
-                            mode,
-                        };
-                        let spawned =
-                            Actor::spawn_linked(None, UaCall, args, myself.get_cell()).await;
-                        state.register(id, spawned.map(|(a, _)| a)).is_ok()
-                    }
-                    _ => false,
+                let ctx = Arc::clone(&state.ctx);
+                let ok = if ctx.drain.is_draining() {
+                    tracing::info!(call = %id, "origination refused: the gateway is draining");
+                    metrics::counter!("switchboard_calls_rejected_total", "reason" => "draining")
+                        .increment(1);
+                    false
+                } else if state.calls.len() < ctx.config.sip.max_calls {
+                    let args = UaArgs {
+                        id: id.clone(),
+                        ctx,
+                        direction: UaDirection::Outbound { to, src },
+                        listener,
+                        mode,
+                    };
+                    let spawned = Actor::spawn_linked(None, UaCall, args, myself.get_cell()).await;
+                    state.register(id, spawned.map(|(a, _)| a)).is_ok()
+                } else {
+                    false
                 };
                 let _ = reply.send(ok);
             }
             SupervisorMsg::Reload(config) => {
-                if let Some(ctx) = &state.ctx {
-                    state.ctx = Some(Arc::new(CallContext {
-                        config,
-                        ..(**ctx).clone()
-                    }));
-                }
-            }
-            SupervisorMsg::Context(reply) => {
-                let _ = reply.send(state.ctx.clone());
+                state.ctx = Arc::new(CallContext {
+                    config,
+                    ..(*state.ctx).clone()
+                });
             }
             SupervisorMsg::Tell(id, msg) => {
                 if let Some(e) = state.calls.get(&id) {
@@ -236,8 +293,8 @@ impl Actor for CallSupervisor {
                 if let Some((id, entry)) = remove(state, cell.get_id()) {
                     metrics::counter!("switchboard_call_actor_crashes_total").increment(1);
                     tracing::error!(call = %id, %err, "call actor crashed; tearing the call down");
-                    if let (Some(ctx), Some(snap)) = (&state.ctx, entry.snapshot) {
-                        teardown(ctx, snap).await;
+                    if let Some(snap) = entry.snapshot {
+                        teardown(&state.ctx, snap).await;
                     }
                 }
             }
@@ -271,9 +328,7 @@ async fn new_call(
     peer: Peer,
     user: Option<String>,
 ) {
-    let Some(ctx) = state.ctx.clone() else {
-        return reject(&endpoint, key, &request, 503);
-    };
+    let ctx = Arc::clone(&state.ctx);
     if ctx.drain.is_draining() {
         // A dispatcher or trunk fails over on 503 and keeps away for Retry-After.
         metrics::counter!("switchboard_calls_rejected_total", "reason" => "draining").increment(1);
@@ -329,7 +384,9 @@ async fn new_call(
             .map(|(a, _)| a)
     } else if let Some(RouteTarget::Device(device)) = route.as_ref().map(|r| &r.to) {
         let listener = crate::devices::voice::ring_listener(
-            &ctx,
+            myself,
+            state.devices.as_ref(),
+            ctx.config.devices.audio_rate,
             device.clone(),
             id.clone(),
             crate::call::calling(&request),
@@ -341,7 +398,7 @@ async fn new_call(
             .map(|(a, _)| a)
     } else if route.as_ref().is_some_and(|r| r.to == RouteTarget::Fax) {
         // Calls to `fax` are ours to answer.
-        let Some(faxes) = ctx.faxes.clone() else {
+        let Some(faxes) = state.faxes.clone() else {
             return reject(&endpoint, key, &request, 503);
         };
         let (from, sip_call_id) = (

@@ -166,7 +166,8 @@ pub struct DeviceSupervisorState {
     by_actor: HashMap<ActorId, DeviceId>,
     broker_url: String,
     online: OnlineGauge,
-    calls: Arc<std::sync::OnceLock<ActorRef<crate::supervisor::SupervisorMsg>>>,
+    calls: ActorRef<crate::supervisor::SupervisorMsg>,
+    drain: Arc<crate::drain::Drain>,
     /// The drain notice, once the gateway drains (issue 12).
     drain_notice: Option<Bytes>,
     /// Devices the drain notice was published to.
@@ -179,8 +180,10 @@ pub struct DeviceSupervisorArgs {
     pub config: Arc<Config>,
     /// Store.
     pub store: Arc<dyn Store>,
-    /// The call supervisor, set once it runs (for calls devices place).
-    pub calls: Arc<std::sync::OnceLock<ActorRef<crate::supervisor::SupervisorMsg>>>,
+    /// The call supervisor, for calls devices place.
+    pub calls: ActorRef<crate::supervisor::SupervisorMsg>,
+    /// The drain flag: a device's dial refused while draining says so.
+    pub drain: Arc<crate::drain::Drain>,
 }
 
 impl std::fmt::Debug for DeviceSupervisorArgs {
@@ -218,6 +221,7 @@ impl Actor for DeviceSupervisor {
             broker_url,
             online: OnlineGauge::default(),
             calls: args.calls,
+            drain: args.drain,
             drain_notice: None,
             drain_told: Default::default(),
         };
@@ -533,7 +537,8 @@ impl DeviceSupervisorState {
             broker,
             view: entry.view.clone(),
             online: self.online.clone(),
-            calls: Arc::clone(&self.calls),
+            calls: self.calls.clone(),
+            drain: Arc::clone(&self.drain),
         };
         match Actor::spawn_linked(None, DeviceSession, args, myself.get_cell()).await {
             Ok((actor, _)) => {
