@@ -8,22 +8,12 @@ use std::sync::Arc;
 
 use ractor::ActorRef;
 use switchboard_config::Config;
-use tokio::sync::watch;
 
 use crate::cdr::CdrSink;
-use crate::endpoint::EndpointMsg;
+use crate::endpoint_msg::EndpointMsg;
 use crate::media::PortPool;
-use crate::supervisor::SupervisorMsg;
-use crate::trunk::{TrunkMsg, TrunkStatus};
-
-/// A trunk as calls see it: its actor and its live status.
-#[derive(Debug, Clone)]
-pub struct TrunkHandle {
-    /// The trunk actor.
-    pub actor: ActorRef<TrunkMsg>,
-    /// Live status (up/down, registration).
-    pub status: watch::Receiver<TrunkStatus>,
-}
+use crate::supervisor_msg::SupervisorMsg;
+pub use crate::trunk_handle::TrunkHandle;
 
 /// Shared by every call actor.
 #[derive(Debug, Clone)]
@@ -57,6 +47,18 @@ pub struct CallContext {
     pub drain: Arc<crate::drain::Drain>,
     /// Where call control reads time (issue 13).
     pub clock: crate::clock::SharedClock,
+}
+
+impl crate::media::OwnAddresses for CallContext {
+    fn config(&self) -> &Config {
+        &self.config
+    }
+    fn media_ip(&self) -> IpAddr {
+        self.media_ip
+    }
+    fn sip_addr(&self) -> SocketAddr {
+        self.sip_addr
+    }
 }
 
 impl CallContext {

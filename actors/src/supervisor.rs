@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
 use rsip::Method;
 use switchboard_config::RouteTarget;
 use switchboard_sip::message::MessageExt;
@@ -27,60 +27,10 @@ use switchboard_storage::Disposition;
 use crate::call::{Call, CallArgs, CallId, CallMsg, CallSnapshot, Phase, Routing};
 use crate::context::CallContext;
 use crate::endpoint::EndpointMsg;
-use crate::ua::{Listener, UaArgs, UaCall, UaDirection, UaMode};
+pub use crate::supervisor_msg::SupervisorMsg;
+use crate::ua::{UaArgs, UaCall, UaDirection};
+use crate::ua_event::{Listener, UaMode};
 use switchboard_call::CallFailure;
-
-/// Messages of the call supervisor.
-#[derive(Debug)]
-pub enum SupervisorMsg {
-    /// A new INVITE (the endpoint already sent 100 Trying).
-    NewCall {
-        /// The endpoint, for answering when no call can be started.
-        endpoint: ActorRef<EndpointMsg>,
-        /// The INVITE's server transaction.
-        key: TransactionKey,
-        /// The INVITE.
-        request: rsip::Request,
-        /// Where it came from.
-        peer: Peer,
-        /// The `[[sip_user]]` whose digest credentials the endpoint verified on this INVITE
-        /// (`None` for trunk and trusted sources): who pays, never From (issue 11).
-        user: Option<String>,
-    },
-    /// A call's latest snapshot.
-    Update(Box<CallSnapshot>),
-    /// All live calls.
-    List(RpcReplyPort<Vec<CallSnapshot>>),
-    /// One call.
-    Get(CallId, RpcReplyPort<Option<CallSnapshot>>),
-    /// Hang a call up; false when unknown.
-    Hangup(CallId, RpcReplyPort<bool>),
-    /// Pass a message to a call (answer, reject or end it for a local target).
-    Tell(CallId, CallMsg),
-    /// A reloaded configuration for calls started from now on; running calls keep theirs.
-    Reload(Arc<switchboard_config::Config>),
-    /// How many calls are live (started, ringing, answered or ending).
-    Count(RpcReplyPort<usize>),
-    /// Hang up every live call with this cause (the drain deadline: `shutdown`).
-    EndAll(&'static str),
-    /// Test hook: make a call actor panic; false when unknown.
-    Crash(CallId, RpcReplyPort<bool>),
-    /// Place a call of our own (a fax job's); false when none can start now.
-    Originate {
-        /// The call's id.
-        id: CallId,
-        /// Number to dial (routed by `[[route]]`).
-        to: String,
-        /// Our calling number.
-        src: String,
-        /// Who hears about the call.
-        listener: Listener,
-        /// Fax or audio.
-        mode: UaMode,
-        /// Whether the call started.
-        reply: RpcReplyPort<bool>,
-    },
-}
 
 struct Entry {
     actor: ActorRef<CallMsg>,

@@ -32,7 +32,7 @@ use switchboard_storage::{
 };
 use tokio::sync::watch;
 
-use crate::mqtt::BrokerMsg;
+use crate::broker_msg::BrokerMsg;
 use crate::store_io::on_store;
 pub use session::{DeviceMsg, DeviceSession, DeviceView};
 
@@ -66,7 +66,7 @@ pub enum DeviceSupervisorMsg {
         topic: String,
         payload: Bytes,
         /// The sending connection's credit, released once handled.
-        credit: Option<crate::mqtt::Credit>,
+        credit: Option<crate::broker_msg::Credit>,
     },
     /// A claim over HTTP.
     Claim(
@@ -166,7 +166,7 @@ pub struct DeviceSupervisorState {
     by_actor: HashMap<ActorId, DeviceId>,
     broker_url: String,
     online: OnlineGauge,
-    calls: ActorRef<crate::supervisor::SupervisorMsg>,
+    calls: ActorRef<crate::supervisor_msg::SupervisorMsg>,
     drain: Arc<crate::drain::Drain>,
     /// The drain notice, once the gateway drains (issue 12).
     drain_notice: Option<Bytes>,
@@ -181,7 +181,7 @@ pub struct DeviceSupervisorArgs {
     /// Store.
     pub store: Arc<dyn Store>,
     /// The call supervisor, for calls devices place.
-    pub calls: ActorRef<crate::supervisor::SupervisorMsg>,
+    pub calls: ActorRef<crate::supervisor_msg::SupervisorMsg>,
     /// The drain flag: a device's dial refused while draining says so.
     pub drain: Arc<crate::drain::Drain>,
 }
@@ -557,7 +557,7 @@ impl DeviceSupervisorState {
         from: Principal,
         topic: &str,
         payload: Bytes,
-        credit: Option<crate::mqtt::Credit>,
+        credit: Option<crate::broker_msg::Credit>,
     ) {
         metrics::counter!("switchboard_device_messages_in_total").increment(1);
         match (from, Topic::parse(topic)) {

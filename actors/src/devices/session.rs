@@ -33,7 +33,7 @@ use switchboard_storage::{
 use tokio::sync::watch;
 
 use super::voice::{self, VoiceCall, VoiceEvent};
-use crate::mqtt::BrokerMsg;
+use crate::broker_msg::BrokerMsg;
 use crate::store_io::on_store;
 
 /// Most telemetry keys remembered per device.
@@ -113,7 +113,7 @@ pub enum DeviceMsg {
         /// Its payload.
         payload: Bytes,
         /// The sending connection's credit (dropped once handled).
-        _credit: Option<crate::mqtt::Credit>,
+        _credit: Option<crate::broker_msg::Credit>,
     },
     /// The device was granted subscriptions.
     Subscribed {
@@ -160,7 +160,7 @@ pub struct SessionArgs {
     /// The fleet's online count.
     pub online: super::OnlineGauge,
     /// The call supervisor, for calls the device places.
-    pub calls: ActorRef<crate::supervisor::SupervisorMsg>,
+    pub calls: ActorRef<crate::supervisor_msg::SupervisorMsg>,
     /// The drain flag, to say why a dial was refused.
     pub drain: Arc<crate::drain::Drain>,
 }

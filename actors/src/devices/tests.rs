@@ -11,7 +11,7 @@ const FLEET: &str = "test-fleet-secret-0123456789";
 struct NoCalls;
 
 impl Actor for NoCalls {
-    type Msg = crate::supervisor::SupervisorMsg;
+    type Msg = crate::supervisor_msg::SupervisorMsg;
     type State = ();
     type Arguments = ();
 

@@ -39,10 +39,10 @@ use tokio::sync::mpsc;
 use super::session::DeviceMsg;
 use super::DeviceSupervisorMsg;
 use crate::audio::leg::{Leg, LegCommand, LegEvent};
-use crate::call::{CallId, CallMsg};
-use crate::mqtt::BrokerMsg;
-use crate::supervisor::SupervisorMsg;
-use crate::ua::{Listener, UaEvent, UaMode};
+use crate::broker_msg::BrokerMsg;
+use crate::call_msg::{CallId, CallMsg};
+use crate::supervisor_msg::SupervisorMsg;
+use crate::ua_event::{Listener, UaEvent, UaMode};
 
 mod wire;
 
