@@ -57,6 +57,9 @@ pub enum StartError {
     /// The start task itself was lost.
     #[error("the call supervisor's start task was lost: {0}")]
     Join(#[from] tokio::task::JoinError),
+    /// The wiring was dropped before it was sent (the gateway's start failed first).
+    #[error("the call supervisor was never wired")]
+    NotWired,
 }
 
 /// The second phase of the call supervisor's start: see [`CallSupervisor::start`].
@@ -100,11 +103,6 @@ impl CallSupervisor {
     }
 }
 
-/// The wiring was dropped before it was sent: the gateway's start failed.
-#[derive(Debug, thiserror::Error)]
-#[error("the call supervisor was never wired")]
-struct NotWired;
-
 impl Actor for CallSupervisor {
     type Msg = SupervisorMsg;
     type State = SupervisorState;
@@ -115,7 +113,7 @@ impl Actor for CallSupervisor {
         _: ActorRef<SupervisorMsg>,
         wiring: tokio::sync::oneshot::Receiver<CallWiring>,
     ) -> Result<SupervisorState, ActorProcessingErr> {
-        let wiring = wiring.await.map_err(|_| NotWired)?;
+        let wiring = wiring.await.map_err(|_| StartError::NotWired)?;
         metrics::gauge!("switchboard_calls_active").set(0.0);
         Ok(SupervisorState {
             ctx: wiring.ctx,
@@ -520,4 +518,28 @@ async fn teardown(ctx: &Arc<CallContext>, snap: CallSnapshot) {
     metrics::counter!("switchboard_calls_total", "disposition" => cdr.disposition.as_str())
         .increment(1);
     ctx.cdrs.submit(cdr).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Phase one alone: the address exists, nothing is handled, and a start abandoned before
+    /// `wire` stops the supervisor instead of leaving it half built.
+    #[tokio::test]
+    async fn an_unwired_supervisor_handles_nothing_and_stops_when_abandoned() {
+        let (supervisor, pending) = CallSupervisor::start().expect("spawn");
+        let asked = ractor::call_t!(supervisor, SupervisorMsg::Count, 100);
+        assert!(asked.is_err(), "answered before it was wired: {asked:?}");
+        drop(pending);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while supervisor.get_status() != ractor::ActorStatus::Stopped {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "still {:?}",
+                supervisor.get_status()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
 }
