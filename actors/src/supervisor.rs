@@ -524,6 +524,74 @@ async fn teardown(ctx: &Arc<CallContext>, snap: CallSnapshot) {
 mod tests {
     use super::*;
 
+    /// Stands in for the SIP endpoint: these tests send no SIP.
+    struct NoEndpoint;
+
+    impl Actor for NoEndpoint {
+        type Msg = EndpointMsg;
+        type State = ();
+        type Arguments = ();
+
+        async fn pre_start(
+            &self,
+            _: ActorRef<EndpointMsg>,
+            _: (),
+        ) -> Result<(), ActorProcessingErr> {
+            Ok(())
+        }
+    }
+
+    /// A call context on a temporary store, for `supervisor`.
+    async fn context(supervisor: &ActorRef<SupervisorMsg>) -> Arc<CallContext> {
+        let config = Arc::new(switchboard_config::load_from_str("", &[]).expect("config"));
+        let store: Arc<dyn switchboard_storage::Store> =
+            Arc::new(switchboard_storage::SledStore::temporary().expect("store"));
+        let (endpoint, _) = Actor::spawn(None, NoEndpoint, ()).await.expect("endpoint");
+        let (cdrs, _cdr_writer) = crate::cdr::start(Arc::clone(&store)).expect("cdrs");
+        let (journal, _journal_writer) =
+            crate::journal::start(store, config.sip.journal_checkpoint).expect("journal");
+        let ip = std::net::IpAddr::from([127, 0, 0, 1]);
+        Arc::new(CallContext {
+            endpoint,
+            supervisor: supervisor.clone(),
+            ports: crate::media::PortPool::new(ip, config.media.rtp_ports.clone()),
+            cdrs,
+            journal,
+            trunks: HashMap::new(),
+            sip_addr: std::net::SocketAddr::new(ip, 5060),
+            sip_tls_addr: None,
+            media_ip: ip,
+            streams: Arc::default(),
+            ledger: None,
+            drain: Arc::new(crate::drain::Drain::new(config.sip.drain)),
+            clock: crate::clock::system(),
+            config,
+        })
+    }
+
+    /// Phase two: what was sent before the wiring waited in the mailbox and is handled,
+    /// in order, once the supervisor is wired; nothing is answered from a half-built state.
+    #[tokio::test]
+    async fn messages_sent_before_the_wiring_are_handled_after_it() {
+        let (supervisor, pending) = CallSupervisor::start().expect("spawn");
+        let early = {
+            let s = supervisor.clone();
+            tokio::spawn(async move { ractor::call_t!(s, SupervisorMsg::Count, 5_000) })
+        };
+        let ctx = context(&supervisor).await;
+        assert!(!early.is_finished(), "answered before it was wired");
+        pending
+            .wire(CallWiring {
+                ctx,
+                faxes: None,
+                devices: None,
+            })
+            .await
+            .expect("wired");
+        let answer = early.await.expect("the asking task");
+        assert_eq!(answer.expect("an answer once wired"), 0);
+    }
+
     /// Phase one alone: the address exists, nothing is handled, and a start abandoned before
     /// `wire` stops the supervisor instead of leaving it half built.
     #[tokio::test]
