@@ -12,6 +12,7 @@ use switchboard_config::Config;
 use crate::cdr::CdrSink;
 use crate::endpoint_msg::EndpointMsg;
 use crate::media::PortPool;
+pub use crate::sip_contact::{contact_uri, sip_transport};
 use crate::supervisor_msg::SupervisorMsg;
 pub use crate::trunk_handle::TrunkHandle;
 
@@ -77,25 +78,6 @@ impl CallContext {
     }
 }
 
-/// Our Contact URI for `transport`: `sip_addr` for UDP and TCP (with `;transport=tcp`),
-/// the TLS listener's address for TLS (with `;transport=tls`; `sip_addr` when there is no
-/// TLS listener).
-pub fn contact_uri(
-    transport: switchboard_sip::transport::Transport,
-    sip_addr: SocketAddr,
-    sip_tls_addr: Option<SocketAddr>,
-) -> String {
-    use switchboard_sip::transport::Transport as T;
-    match transport {
-        T::Udp => format!("sip:switchboard@{sip_addr}"),
-        T::Tcp => format!("sip:switchboard@{sip_addr};transport=tcp"),
-        T::Tls => format!(
-            "sip:switchboard@{};transport=tls",
-            sip_tls_addr.unwrap_or(sip_addr)
-        ),
-    }
-}
-
 /// Mask a phone number for logs: keep the first 4 and last 2 characters.
 pub fn mask_number(n: &str) -> String {
     let chars: Vec<char> = n.chars().collect();
@@ -113,42 +95,9 @@ pub fn mask_number(n: &str) -> String {
     out
 }
 
-/// The SIP transport for a configured trunk transport.
-pub fn sip_transport(t: switchboard_config::Transport) -> switchboard_sip::transport::Transport {
-    use switchboard_sip::transport::Transport as T;
-    match t {
-        switchboard_config::Transport::Udp => T::Udp,
-        switchboard_config::Transport::Tcp => T::Tcp,
-        switchboard_config::Transport::Tls => T::Tls,
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{contact_uri, mask_number};
-    use switchboard_sip::transport::Transport;
-
-    #[test]
-    fn contact_names_the_transport_and_its_port() {
-        let sip = "192.0.2.1:5060".parse().unwrap();
-        let tls = Some("192.0.2.1:5061".parse().unwrap());
-        assert_eq!(
-            contact_uri(Transport::Udp, sip, tls),
-            "sip:switchboard@192.0.2.1:5060"
-        );
-        assert_eq!(
-            contact_uri(Transport::Tcp, sip, tls),
-            "sip:switchboard@192.0.2.1:5060;transport=tcp"
-        );
-        assert_eq!(
-            contact_uri(Transport::Tls, sip, tls),
-            "sip:switchboard@192.0.2.1:5061;transport=tls"
-        );
-        assert_eq!(
-            contact_uri(Transport::Tls, sip, None),
-            "sip:switchboard@192.0.2.1:5060;transport=tls"
-        );
-    }
+    use super::mask_number;
 
     #[test]
     fn masks_numbers() {

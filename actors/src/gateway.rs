@@ -21,13 +21,14 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::watch;
 
 use crate::cdr;
-use crate::context::{sip_transport, CallContext, TrunkHandle};
+use crate::context::{CallContext, TrunkHandle};
 use crate::devices::{DeviceSupervisor, DeviceSupervisorArgs, DeviceSupervisorMsg};
 use crate::drain::{Drain, Stage};
 use crate::endpoint::{Endpoint, EndpointArgs, EndpointMsg, TlsClient, TlsClients};
 use crate::media::PortPool;
 use crate::mqtt::{BrokerActor, BrokerArgs, BrokerMsg};
 use crate::mqtt_external::{ExternalArgs, ExternalBroker};
+use crate::sip_contact::sip_transport;
 use crate::supervisor::{CallSupervisor, CallWiring, SupervisorMsg};
 use crate::trunk::{initial_status, Trunk, TrunkArgs, TrunkMsg, TrunkStatus};
 
@@ -698,7 +699,8 @@ impl Root {
                     return Ok(());
                 };
                 let transport = sip_transport(t.transport);
-                let contact = crate::context::contact_uri(transport, a.sip_addr, a.sip_tls_addr);
+                let contact =
+                    crate::sip_contact::contact_uri(transport, a.sip_addr, a.sip_tls_addr);
                 let name = t.name.clone();
                 let args = TrunkArgs {
                     config: t,

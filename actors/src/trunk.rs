@@ -66,7 +66,7 @@ pub fn initial_status(t: &TrunkConfig) -> TrunkStatus {
     TrunkStatus {
         name: t.name.clone(),
         address: t.address.to_string(),
-        transport: crate::context::sip_transport(t.transport).as_str(),
+        transport: crate::sip_contact::sip_transport(t.transport).as_str(),
         state: if t.monitored() {
             TrunkState::Unknown
         } else {
@@ -111,7 +111,7 @@ impl Actor for Trunk {
         let now = Instant::now();
         let peer = Peer {
             addr: args.config.address,
-            transport: crate::context::sip_transport(args.config.transport),
+            transport: crate::sip_contact::sip_transport(args.config.transport),
         };
         Ok(TrunkActorState {
             next_options: args.config.monitored().then_some(now),
