@@ -8,22 +8,13 @@ use std::sync::Arc;
 
 use ractor::ActorRef;
 use switchboard_config::Config;
-use tokio::sync::watch;
 
 use crate::cdr::CdrSink;
-use crate::endpoint::EndpointMsg;
+use crate::endpoint_msg::EndpointMsg;
 use crate::media::PortPool;
-use crate::supervisor::SupervisorMsg;
-use crate::trunk::{TrunkMsg, TrunkStatus};
-
-/// A trunk as calls see it: its actor and its live status.
-#[derive(Debug, Clone)]
-pub struct TrunkHandle {
-    /// The trunk actor.
-    pub actor: ActorRef<TrunkMsg>,
-    /// Live status (up/down, registration).
-    pub status: watch::Receiver<TrunkStatus>,
-}
+pub use crate::sip_contact::{contact_uri, sip_transport};
+use crate::supervisor_msg::SupervisorMsg;
+pub use crate::trunk_handle::TrunkHandle;
 
 /// Shared by every call actor.
 #[derive(Debug, Clone)]
@@ -49,18 +40,26 @@ pub struct CallContext {
     pub sip_tls_addr: Option<SocketAddr>,
     /// Address put in SDP for anchored media.
     pub media_ip: IpAddr,
-    /// The fax supervisor (inbound faxes), when fax is on.
-    pub faxes: Option<ActorRef<crate::fax::FaxMsg>>,
     /// Live media streams (app, fork and ingest).
     pub streams: Arc<crate::audio::Streams>,
-    /// The device supervisor, for calls to `device:ID` (None when MQTT is off).
-    pub devices: Option<ActorRef<crate::devices::DeviceSupervisorMsg>>,
     /// The credits ledger, for rated calls (None: calls are never rated, e.g. in unit tests).
     pub ledger: Option<ActorRef<crate::ledger::LedgerMsg>>,
     /// The drain flag: set, new calls and originations are refused (issue 12).
     pub drain: Arc<crate::drain::Drain>,
     /// Where call control reads time (issue 13).
     pub clock: crate::clock::SharedClock,
+}
+
+impl crate::media::OwnAddresses for CallContext {
+    fn config(&self) -> &Config {
+        &self.config
+    }
+    fn media_ip(&self) -> IpAddr {
+        self.media_ip
+    }
+    fn sip_addr(&self) -> SocketAddr {
+        self.sip_addr
+    }
 }
 
 impl CallContext {
@@ -76,25 +75,6 @@ impl CallContext {
     /// Our Contact URI for `transport`.
     pub fn contact(&self, transport: switchboard_sip::transport::Transport) -> String {
         contact_uri(transport, self.sip_addr, self.sip_tls_addr)
-    }
-}
-
-/// Our Contact URI for `transport`: `sip_addr` for UDP and TCP (with `;transport=tcp`),
-/// the TLS listener's address for TLS (with `;transport=tls`; `sip_addr` when there is no
-/// TLS listener).
-pub fn contact_uri(
-    transport: switchboard_sip::transport::Transport,
-    sip_addr: SocketAddr,
-    sip_tls_addr: Option<SocketAddr>,
-) -> String {
-    use switchboard_sip::transport::Transport as T;
-    match transport {
-        T::Udp => format!("sip:switchboard@{sip_addr}"),
-        T::Tcp => format!("sip:switchboard@{sip_addr};transport=tcp"),
-        T::Tls => format!(
-            "sip:switchboard@{};transport=tls",
-            sip_tls_addr.unwrap_or(sip_addr)
-        ),
     }
 }
 
@@ -115,42 +95,9 @@ pub fn mask_number(n: &str) -> String {
     out
 }
 
-/// The SIP transport for a configured trunk transport.
-pub fn sip_transport(t: switchboard_config::Transport) -> switchboard_sip::transport::Transport {
-    use switchboard_sip::transport::Transport as T;
-    match t {
-        switchboard_config::Transport::Udp => T::Udp,
-        switchboard_config::Transport::Tcp => T::Tcp,
-        switchboard_config::Transport::Tls => T::Tls,
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{contact_uri, mask_number};
-    use switchboard_sip::transport::Transport;
-
-    #[test]
-    fn contact_names_the_transport_and_its_port() {
-        let sip = "192.0.2.1:5060".parse().unwrap();
-        let tls = Some("192.0.2.1:5061".parse().unwrap());
-        assert_eq!(
-            contact_uri(Transport::Udp, sip, tls),
-            "sip:switchboard@192.0.2.1:5060"
-        );
-        assert_eq!(
-            contact_uri(Transport::Tcp, sip, tls),
-            "sip:switchboard@192.0.2.1:5060;transport=tcp"
-        );
-        assert_eq!(
-            contact_uri(Transport::Tls, sip, tls),
-            "sip:switchboard@192.0.2.1:5061;transport=tls"
-        );
-        assert_eq!(
-            contact_uri(Transport::Tls, sip, None),
-            "sip:switchboard@192.0.2.1:5060;transport=tls"
-        );
-    }
+    use super::mask_number;
 
     #[test]
     fn masks_numbers() {

@@ -21,14 +21,15 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::watch;
 
 use crate::cdr;
-use crate::context::{sip_transport, CallContext, TrunkHandle};
+use crate::context::{CallContext, TrunkHandle};
 use crate::devices::{DeviceSupervisor, DeviceSupervisorArgs, DeviceSupervisorMsg};
 use crate::drain::{Drain, Stage};
 use crate::endpoint::{Endpoint, EndpointArgs, EndpointMsg, TlsClient, TlsClients};
 use crate::media::PortPool;
 use crate::mqtt::{BrokerActor, BrokerArgs, BrokerMsg};
 use crate::mqtt_external::{ExternalArgs, ExternalBroker};
-use crate::supervisor::{CallSupervisor, SupervisorMsg};
+use crate::sip_contact::sip_transport;
+use crate::supervisor::{CallSupervisor, CallWiring, SupervisorMsg};
 use crate::trunk::{initial_status, Trunk, TrunkArgs, TrunkMsg, TrunkStatus};
 
 /// Receive and send buffer asked for on the SIP UDP socket.
@@ -86,6 +87,9 @@ pub enum GatewayError {
     /// The CDR writer thread could not start.
     #[error("cannot start the CDR writer: {0}")]
     CdrWriter(std::io::Error),
+    /// The call supervisor could not be wired.
+    #[error(transparent)]
+    CallSupervisor(#[from] crate::supervisor::StartError),
     /// The call journal could not be recovered or its writer started.
     #[error(transparent)]
     Journal(#[from] crate::journal::JournalError),
@@ -286,14 +290,22 @@ impl Gateway {
             }
             _ => None,
         };
-        let device_calls = Arc::new(std::sync::OnceLock::new());
+        // Phase one of the wiring (issue 13): the call supervisor's address, so the actors
+        // that place or receive calls are built with it. It handles nothing until phase two
+        // (`wire` below) gives it the call context; what arrives before waits in its mailbox.
+        let (supervisor, supervisor_start) =
+            CallSupervisor::start().map_err(|source| GatewayError::Spawn {
+                which: "call supervisor",
+                source,
+            })?;
         let devices = match config.mqtt.mode {
             switchboard_config::MqttMode::Off => None,
             _ => {
                 let args = DeviceSupervisorArgs {
                     config: Arc::clone(&config),
                     store: Arc::clone(&store),
-                    calls: Arc::clone(&device_calls),
+                    calls: supervisor.clone(),
+                    drain: Arc::clone(&drain),
                 };
                 let (d, _) =
                     Actor::spawn(None, DeviceSupervisor, args)
@@ -312,13 +324,6 @@ impl Gateway {
                 which: "ledger",
                 source,
             })?;
-        let (supervisor, _) = Actor::spawn(None, CallSupervisor, ())
-            .await
-            .map_err(|source| GatewayError::Spawn {
-                which: "call supervisor",
-                source,
-            })?;
-        let _ = device_calls.set(supervisor.clone());
         let (faxes, _) = Actor::spawn(
             None,
             crate::fax::FaxSupervisor,
@@ -367,12 +372,11 @@ impl Gateway {
                 which: "root",
                 source,
             })?;
-        supervisor.get_cell().link(root.get_cell());
         faxes.get_cell().link(root.get_cell());
         if let Some(d) = &devices {
             d.get_cell().link(root.get_cell());
         }
-        // Wait for the root to publish the endpoint, then hand the context to the call supervisor.
+        // Wait for the root to publish the endpoint, then wire the call supervisor (phase two).
         let mut ep_rx = endpoint_rx.clone();
         let endpoint = loop {
             if let Some(ep) = ep_rx.borrow_and_update().clone() {
@@ -410,15 +414,20 @@ impl Gateway {
             sip_addr,
             sip_tls_addr,
             media_ip,
-            faxes: Some(faxes.clone()),
             streams: Arc::clone(&streams),
-            devices: devices.clone(),
             ledger: Some(ledger.clone()),
             drain: Arc::clone(&drain),
             clock: crate::clock::system(),
         });
-        let _ = supervisor.send_message(SupervisorMsg::SetContext(Arc::clone(&ctx)));
-        let ingest = crate::ingest::start(ctx).await?.is_some();
+        supervisor_start
+            .wire(CallWiring {
+                ctx: Arc::clone(&ctx),
+                faxes: Some(faxes.clone()),
+                devices: devices.clone(),
+            })
+            .await?;
+        supervisor.get_cell().link(root.get_cell());
+        let ingest = crate::ingest::start(ctx, devices.clone()).await?.is_some();
         tracing::info!(%bound, advertised = %sip_addr, "SIP listening on UDP and TCP");
         Ok(Self {
             root,
@@ -690,7 +699,8 @@ impl Root {
                     return Ok(());
                 };
                 let transport = sip_transport(t.transport);
-                let contact = crate::context::contact_uri(transport, a.sip_addr, a.sip_tls_addr);
+                let contact =
+                    crate::sip_contact::contact_uri(transport, a.sip_addr, a.sip_tls_addr);
                 let name = t.name.clone();
                 let args = TrunkArgs {
                     config: t,

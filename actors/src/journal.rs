@@ -108,19 +108,6 @@ impl JournalTicket {
     }
 }
 
-/// Journal a call answered now (the answer hook of [`crate::call`] and [`crate::ua`]):
-/// `snap` is the call as of its answer, `charging` its rating, for a rated call.
-pub(crate) fn on_answer(
-    ctx: &crate::context::CallContext,
-    snap: &crate::call::CallSnapshot,
-    charging: Option<&crate::call::charge::Charging>,
-) -> Option<JournalTicket> {
-    let answered_ms = snap.answer_ms.unwrap_or_else(now_unix_ms);
-    let cdr = snap.cdr(Disposition::Answered, CRASH_CAUSE, None);
-    ctx.journal
-        .answered(cdr, snap.start_ms, answered_ms, charging.map(|c| &c.rating))
-}
-
 /// Wait for `ticket`, if any: the end-of-call hook, before the CDR is submitted.
 pub async fn before_cdr(ticket: Option<JournalTicket>) {
     if let Some(t) = ticket {
@@ -141,7 +128,7 @@ impl JournalSink {
     ) -> Option<JournalTicket> {
         let charge = rating.map(|r| JournalCharge {
             account: r.account.clone(),
-            pending_id: crate::call::charge::pending_id(&crate::call::CallId(cdr.id.clone())),
+            pending_id: crate::call_msg::CallId(cdr.id.clone()).pending_id(),
             price_per_minute: r.tariff.price_per_minute,
             initial_secs: r.tariff.initial_secs,
             increment_secs: r.tariff.increment_secs,

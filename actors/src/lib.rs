@@ -7,7 +7,9 @@
 
 pub mod audio;
 pub mod billing;
+pub mod broker_msg;
 pub mod call;
+pub mod call_msg;
 pub mod cdr;
 pub mod clock;
 pub mod conn_limit;
@@ -15,6 +17,7 @@ pub mod context;
 pub mod devices;
 pub mod drain;
 pub mod endpoint;
+pub mod endpoint_msg;
 pub mod fax;
 pub mod gateway;
 pub mod ingest;
@@ -24,14 +27,19 @@ pub mod local;
 pub mod media;
 pub mod mqtt;
 pub mod mqtt_external;
+pub mod sip_contact;
+pub mod sip_event;
 pub mod sip_guard;
 pub mod store_io;
 pub mod supervisor;
+pub mod supervisor_msg;
 pub mod tariff;
 pub mod timer;
 pub mod tls;
 pub mod trunk;
+pub mod trunk_handle;
 pub mod ua;
+pub mod ua_event;
 
 pub use call::{CallId, CallSnapshot};
 pub use gateway::{Gateway, GatewayError};

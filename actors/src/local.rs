@@ -11,10 +11,10 @@ use switchboard_media::streams::Track;
 
 use crate::audio::app::{AppStream, AppStreamArgs};
 use crate::audio::leg::{Leg, LegCommand, LegEvent};
-use crate::call::{CallId, CallMsg};
+use crate::call_msg::{CallId, CallMsg};
 use crate::context::CallContext;
-use crate::supervisor::SupervisorMsg;
-use crate::ua::{Listener, UaEvent};
+use crate::supervisor_msg::SupervisorMsg;
+use crate::ua_event::{Listener, UaEvent};
 
 /// Ask the call supervisor to end call `id` with `cause`.
 pub fn end_call(ctx: &CallContext, id: &CallId, cause: &'static str) {
@@ -138,7 +138,7 @@ pub async fn ingest_to_call(
             to: number,
             src: from,
             listener,
-            mode: crate::ua::UaMode::Audio { ring_first: false },
+            mode: crate::ua_event::UaMode::Audio { ring_first: false },
             reply,
         },
         2_000

@@ -268,11 +268,34 @@ pub fn count_foreign() {
     metrics::counter!("switchboard_rtp_dropped_foreign_total").increment(1);
 }
 
+/// Where [`policy`] learns the gateway's own addresses: the call context implements it, so
+/// media needs no knowledge of calls.
+pub trait OwnAddresses {
+    /// The configuration in force.
+    fn config(&self) -> &switchboard_config::Config;
+    /// The address put in SDP for anchored media.
+    fn media_ip(&self) -> std::net::IpAddr;
+    /// Our SIP address as peers reach it.
+    fn sip_addr(&self) -> std::net::SocketAddr;
+}
+
+impl<T: OwnAddresses> OwnAddresses for Arc<T> {
+    fn config(&self) -> &switchboard_config::Config {
+        (**self).config()
+    }
+    fn media_ip(&self) -> std::net::IpAddr {
+        (**self).media_ip()
+    }
+    fn sip_addr(&self) -> std::net::SocketAddr {
+        (**self).sip_addr()
+    }
+}
+
 /// The SDP media-address policy of this gateway: `[media] allow_loopback`, and its own
 /// addresses (SIP listen and advertised, media) with its RTP ports and SIP listener ports.
-pub fn policy(ctx: &crate::context::CallContext) -> MediaPolicy {
-    let cfg = &ctx.config;
-    let mut own_ips = vec![ctx.media_ip, ctx.sip_addr.ip(), cfg.sip.listen.ip()];
+pub fn policy(ctx: &impl OwnAddresses) -> MediaPolicy {
+    let cfg = ctx.config();
+    let mut own_ips = vec![ctx.media_ip(), ctx.sip_addr().ip(), cfg.sip.listen.ip()];
     own_ips.extend(cfg.sip.advertise);
     own_ips.extend(cfg.media.advertise);
     own_ips.extend(cfg.sip.tls_listen.map(|a| a.ip()));

@@ -19,9 +19,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use ractor::{Actor, ActorProcessingErr, ActorRef};
 use rumqttc::mqttbytes::v4::{ConnectReturnCode, Packet};
-use rumqttc::mqttbytes::QoS;
 use switchboard_mqtt::broker::{
     AuthDecision, Authorizer, Broker, BrokerEvent, CloseReason, ConnId, Limits, Principal,
 };
@@ -33,6 +32,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
 
+pub use crate::broker_msg::{BrokerMsg, BrokerStatus, Credit};
 use crate::devices::DeviceSupervisorMsg;
 
 /// Packets queued toward one client before it counts as too slow.
@@ -42,9 +42,6 @@ const CLIENT_QUEUE: usize = 512;
 /// TCP pushes back on the device: overload waits in socket buffers, not in
 /// the gateway's memory.
 const CREDITS: usize = 64;
-
-/// One in-flight packet's credit; released when the last holder drops it.
-pub type Credit = Arc<tokio::sync::OwnedSemaphorePermit>;
 
 /// Read buffer growth step of a connection.
 const READ_CHUNK: usize = 512;
@@ -56,61 +53,6 @@ const MAX_TLS_HANDSHAKES: usize = 256;
 /// TLS handshakes in progress at once from one source (IPv6: one /64).
 const MAX_TLS_HANDSHAKES_PER_SOURCE: usize = 8;
 
-/// Messages of the broker actor.
-#[derive(Debug)]
-pub enum BrokerMsg {
-    /// A connection from `source` was accepted; packets for it go to `tx`.
-    Accepted {
-        conn: ConnId,
-        source: std::net::IpAddr,
-        tx: mpsc::Sender<Bytes>,
-        /// Resolves when the connection's writer has written what was queued and ended.
-        written: oneshot::Receiver<()>,
-    },
-    /// Close every connection of this principal and drop its session (its
-    /// credential was reset, or its claim completed).
-    Revoke(Principal),
-    /// A decoded packet, holding one of its connection's credits until the
-    /// message it caused has been handled all the way to the device session.
-    Packet {
-        conn: ConnId,
-        packet: Packet,
-        credit: Credit,
-    },
-    /// The client sent bytes that are not MQTT (or too large).
-    ProtocolError { conn: ConnId },
-    /// The client asked for a protocol level we do not speak.
-    UnsupportedProtocol { conn: ConnId },
-    /// The transport closed.
-    Closed { conn: ConnId },
-    /// Publish from the gateway.
-    Publish {
-        topic: String,
-        payload: Bytes,
-        qos: QoS,
-        retain: bool,
-    },
-    /// Hand `device`'s `audio/up` frames for call `call` straight to `tx` (bounded; a frame
-    /// that does not fit is dropped and counted), or, with `None`, stop routing them if the
-    /// route is still that call's. Unrouted frames go to the device supervisor.
-    AudioRoute {
-        /// The device.
-        device: DeviceId,
-        /// The call the route belongs to.
-        call: String,
-        /// The call's uplink audio channel.
-        tx: Option<mpsc::Sender<Bytes>>,
-    },
-    /// Timer tick.
-    Tick,
-    /// Counters for status and readiness.
-    Status(RpcReplyPort<BrokerStatus>),
-    /// The writers of the connections closed so far that may still be sending what was
-    /// queued for them (a revoked device's last notice): await them before the process
-    /// exits (see [`wait_written`]).
-    Closing(RpcReplyPort<Vec<oneshot::Receiver<()>>>),
-}
-
 /// Wait until every writer in `written` has ended, or `deadline`; false when some did not.
 pub async fn wait_written(written: Vec<oneshot::Receiver<()>>, deadline: Instant) -> bool {
     for w in written {
@@ -120,20 +62,6 @@ pub async fn wait_written(written: Vec<oneshot::Receiver<()>>, deadline: Instant
         }
     }
     true
-}
-
-/// Broker counters.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct BrokerStatus {
-    /// Connected clients.
-    pub clients: usize,
-    /// Retained messages.
-    pub retained: usize,
-    /// The listening address (the broker's URL in external mode).
-    pub listen: String,
-    /// Ready for devices: always for the embedded broker; connected to the
-    /// broker in external mode.
-    pub connected: bool,
 }
 
 /// Start-up arguments of the broker actor.

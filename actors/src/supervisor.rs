@@ -5,11 +5,17 @@
 //! BYE (or CANCEL/500) on both legs from its last published snapshot, its
 //! media ports return to the pool with its state, and a CDR is written with
 //! the cause `crash`.
+//!
+//! Wiring comes in two phases (issue 13): [`CallSupervisor::start`] gives the supervisor's
+//! address before it runs, so the endpoint, the fax and device supervisors can be built with
+//! it; [`PendingStart::wire`] then hands it the [`CallWiring`] (the [`CallContext`] and the
+//! handles only the supervisor uses). Until then it handles nothing: ractor keeps every
+//! message in the mailbox while `pre_start` waits, so no message ever finds the wiring missing.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
 use rsip::Method;
 use switchboard_config::RouteTarget;
 use switchboard_sip::message::MessageExt;
@@ -21,74 +27,63 @@ use switchboard_storage::Disposition;
 use crate::call::{Call, CallArgs, CallId, CallMsg, CallSnapshot, Phase, Routing};
 use crate::context::CallContext;
 use crate::endpoint::EndpointMsg;
-use crate::ua::{Listener, UaArgs, UaCall, UaDirection, UaMode};
+pub use crate::supervisor_msg::SupervisorMsg;
+use crate::ua::{UaArgs, UaCall, UaDirection};
+use crate::ua_event::{Listener, UaMode};
 use switchboard_call::CallFailure;
-
-/// Messages of the call supervisor.
-#[derive(Debug)]
-pub enum SupervisorMsg {
-    /// The shared context, sent once the other actors exist.
-    SetContext(Arc<CallContext>),
-    /// A new INVITE (the endpoint already sent 100 Trying).
-    NewCall {
-        /// The endpoint, for answering when no call can be started.
-        endpoint: ActorRef<EndpointMsg>,
-        /// The INVITE's server transaction.
-        key: TransactionKey,
-        /// The INVITE.
-        request: rsip::Request,
-        /// Where it came from.
-        peer: Peer,
-        /// The `[[sip_user]]` whose digest credentials the endpoint verified on this INVITE
-        /// (`None` for trunk and trusted sources): who pays, never From (issue 11).
-        user: Option<String>,
-    },
-    /// A call's latest snapshot.
-    Update(Box<CallSnapshot>),
-    /// All live calls.
-    List(RpcReplyPort<Vec<CallSnapshot>>),
-    /// One call.
-    Get(CallId, RpcReplyPort<Option<CallSnapshot>>),
-    /// Hang a call up; false when unknown.
-    Hangup(CallId, RpcReplyPort<bool>),
-    /// Pass a message to a call (answer, reject or end it for a local target).
-    Tell(CallId, CallMsg),
-    /// The shared call context, once set.
-    Context(RpcReplyPort<Option<Arc<CallContext>>>),
-    /// A reloaded configuration for calls started from now on; running calls keep theirs.
-    Reload(Arc<switchboard_config::Config>),
-    /// How many calls are live (started, ringing, answered or ending).
-    Count(RpcReplyPort<usize>),
-    /// Hang up every live call with this cause (the drain deadline: `shutdown`).
-    EndAll(&'static str),
-    /// Test hook: make a call actor panic; false when unknown.
-    Crash(CallId, RpcReplyPort<bool>),
-    /// Place a call of our own (a fax job's); false when none can start now.
-    Originate {
-        /// The call's id.
-        id: CallId,
-        /// Number to dial (routed by `[[route]]`).
-        to: String,
-        /// Our calling number.
-        src: String,
-        /// Who hears about the call.
-        listener: Listener,
-        /// Fax or audio.
-        mode: UaMode,
-        /// Whether the call started.
-        reply: RpcReplyPort<bool>,
-    },
-}
 
 struct Entry {
     actor: ActorRef<CallMsg>,
     snapshot: Option<CallSnapshot>,
 }
 
+/// What the call supervisor is built with, once the actors that need its address exist.
+#[derive(Debug)]
+pub struct CallWiring {
+    /// What every call shares (its `supervisor` is this supervisor).
+    pub ctx: Arc<CallContext>,
+    /// The fax supervisor, for calls routed to `fax` (None: answered 503).
+    pub faxes: Option<ActorRef<crate::fax::FaxMsg>>,
+    /// The device supervisor, for calls routed to `device:ID` (None when MQTT is off).
+    pub devices: Option<ActorRef<crate::devices::DeviceSupervisorMsg>>,
+}
+
+/// Errors finishing the call supervisor's start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The supervisor's start task failed or panicked.
+    #[error("the call supervisor did not start: {0}")]
+    Spawn(#[from] ractor::SpawnErr),
+    /// The start task itself was lost.
+    #[error("the call supervisor's start task was lost: {0}")]
+    Join(#[from] tokio::task::JoinError),
+    /// The wiring was dropped before it was sent (the gateway's start failed first).
+    #[error("the call supervisor was never wired")]
+    NotWired,
+}
+
+/// The second phase of the call supervisor's start: see [`CallSupervisor::start`].
+#[derive(Debug)]
+pub struct PendingStart {
+    wire: tokio::sync::oneshot::Sender<CallWiring>,
+    started: tokio::task::JoinHandle<Result<tokio::task::JoinHandle<()>, ractor::SpawnErr>>,
+}
+
+impl PendingStart {
+    /// Hand the supervisor its wiring and wait until it runs. Dropping a `PendingStart`
+    /// instead stops the supervisor before it handles anything.
+    pub async fn wire(self, wiring: CallWiring) -> Result<(), StartError> {
+        let _ = self.wire.send(wiring);
+        self.started.await??;
+        Ok(())
+    }
+}
+
 /// State of the call supervisor.
-#[derive(Default)]
 pub struct SupervisorState {
-    ctx: Option<Arc<CallContext>>,
+    ctx: Arc<CallContext>,
+    faxes: Option<ActorRef<crate::fax::FaxMsg>>,
+    devices: Option<ActorRef<crate::devices::DeviceSupervisorMsg>>,
     calls: HashMap<CallId, Entry>,
     by_actor: HashMap<ActorId, CallId>,
 }
@@ -97,18 +92,36 @@ pub struct SupervisorState {
 #[derive(Debug, Default)]
 pub struct CallSupervisor;
 
+impl CallSupervisor {
+    /// Phase one: the supervisor's address, at once. It handles no message until
+    /// [`PendingStart::wire`] gives it its [`CallWiring`]; what is sent before waits in its
+    /// mailbox.
+    pub fn start() -> Result<(ActorRef<SupervisorMsg>, PendingStart), ractor::SpawnErr> {
+        let (wire, wiring) = tokio::sync::oneshot::channel();
+        let (actor, started) = ractor::ActorRuntime::spawn_instant(None, CallSupervisor, wiring)?;
+        Ok((actor, PendingStart { wire, started }))
+    }
+}
+
 impl Actor for CallSupervisor {
     type Msg = SupervisorMsg;
     type State = SupervisorState;
-    type Arguments = ();
+    type Arguments = tokio::sync::oneshot::Receiver<CallWiring>;
 
     async fn pre_start(
         &self,
         _: ActorRef<SupervisorMsg>,
-        _: (),
+        wiring: tokio::sync::oneshot::Receiver<CallWiring>,
     ) -> Result<SupervisorState, ActorProcessingErr> {
+        let wiring = wiring.await.map_err(|_| StartError::NotWired)?;
         metrics::gauge!("switchboard_calls_active").set(0.0);
-        Ok(SupervisorState::default())
+        Ok(SupervisorState {
+            ctx: wiring.ctx,
+            faxes: wiring.faxes,
+            devices: wiring.devices,
+            calls: HashMap::new(),
+            by_actor: HashMap::new(),
+        })
     }
 
     async fn handle(
@@ -118,7 +131,6 @@ impl Actor for CallSupervisor {
         state: &mut SupervisorState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            SupervisorMsg::SetContext(ctx) => state.ctx = Some(ctx),
             SupervisorMsg::NewCall {
                 endpoint,
                 key,
@@ -163,39 +175,32 @@ impl Actor for CallSupervisor {
                 mode,
                 reply,
             } => {
-                let ok = match state.ctx.clone() {
-                    Some(ctx) if ctx.drain.is_draining() => {
-                        tracing::info!(call = %id, "origination refused: the gateway is draining");
-                        metrics::counter!("switchboard_calls_rejected_total", "reason" => "draining")
-                            .increment(1);
-                        false
-                    }
-                    Some(ctx) if state.calls.len() < ctx.config.sip.max_calls => {
-                        let args = UaArgs {
-                            id: id.clone(),
-                            ctx,
-                            direction: UaDirection::Outbound { to, src },
-                            listener,
-                            mode,
-                        };
-                        let spawned =
-                            Actor::spawn_linked(None, UaCall, args, myself.get_cell()).await;
-                        state.register(id, spawned.map(|(a, _)| a)).is_ok()
-                    }
-                    _ => false,
+                let ctx = Arc::clone(&state.ctx);
+                let ok = if ctx.drain.is_draining() {
+                    tracing::info!(call = %id, "origination refused: the gateway is draining");
+                    metrics::counter!("switchboard_calls_rejected_total", "reason" => "draining")
+                        .increment(1);
+                    false
+                } else if state.calls.len() < ctx.config.sip.max_calls {
+                    let args = UaArgs {
+                        id: id.clone(),
+                        ctx,
+                        direction: UaDirection::Outbound { to, src },
+                        listener,
+                        mode,
+                    };
+                    let spawned = Actor::spawn_linked(None, UaCall, args, myself.get_cell()).await;
+                    state.register(id, spawned.map(|(a, _)| a)).is_ok()
+                } else {
+                    false
                 };
                 let _ = reply.send(ok);
             }
             SupervisorMsg::Reload(config) => {
-                if let Some(ctx) = &state.ctx {
-                    state.ctx = Some(Arc::new(CallContext {
-                        config,
-                        ..(**ctx).clone()
-                    }));
-                }
-            }
-            SupervisorMsg::Context(reply) => {
-                let _ = reply.send(state.ctx.clone());
+                state.ctx = Arc::new(CallContext {
+                    config,
+                    ..(*state.ctx).clone()
+                });
             }
             SupervisorMsg::Tell(id, msg) => {
                 if let Some(e) = state.calls.get(&id) {
@@ -236,8 +241,8 @@ impl Actor for CallSupervisor {
                 if let Some((id, entry)) = remove(state, cell.get_id()) {
                     metrics::counter!("switchboard_call_actor_crashes_total").increment(1);
                     tracing::error!(call = %id, %err, "call actor crashed; tearing the call down");
-                    if let (Some(ctx), Some(snap)) = (&state.ctx, entry.snapshot) {
-                        teardown(ctx, snap).await;
+                    if let Some(snap) = entry.snapshot {
+                        teardown(&state.ctx, snap).await;
                     }
                 }
             }
@@ -271,9 +276,7 @@ async fn new_call(
     peer: Peer,
     user: Option<String>,
 ) {
-    let Some(ctx) = state.ctx.clone() else {
-        return reject(&endpoint, key, &request, 503);
-    };
+    let ctx = Arc::clone(&state.ctx);
     if ctx.drain.is_draining() {
         // A dispatcher or trunk fails over on 503 and keeps away for Retry-After.
         metrics::counter!("switchboard_calls_rejected_total", "reason" => "draining").increment(1);
@@ -329,7 +332,9 @@ async fn new_call(
             .map(|(a, _)| a)
     } else if let Some(RouteTarget::Device(device)) = route.as_ref().map(|r| &r.to) {
         let listener = crate::devices::voice::ring_listener(
-            &ctx,
+            myself,
+            state.devices.as_ref(),
+            ctx.config.devices.audio_rate,
             device.clone(),
             id.clone(),
             crate::call::calling(&request),
@@ -341,7 +346,7 @@ async fn new_call(
             .map(|(a, _)| a)
     } else if route.as_ref().is_some_and(|r| r.to == RouteTarget::Fax) {
         // Calls to `fax` are ours to answer.
-        let Some(faxes) = ctx.faxes.clone() else {
+        let Some(faxes) = state.faxes.clone() else {
             return reject(&endpoint, key, &request, 503);
         };
         let (from, sip_call_id) = (
@@ -513,4 +518,96 @@ async fn teardown(ctx: &Arc<CallContext>, snap: CallSnapshot) {
     metrics::counter!("switchboard_calls_total", "disposition" => cdr.disposition.as_str())
         .increment(1);
     ctx.cdrs.submit(cdr).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Stands in for the SIP endpoint: these tests send no SIP.
+    struct NoEndpoint;
+
+    impl Actor for NoEndpoint {
+        type Msg = EndpointMsg;
+        type State = ();
+        type Arguments = ();
+
+        async fn pre_start(
+            &self,
+            _: ActorRef<EndpointMsg>,
+            _: (),
+        ) -> Result<(), ActorProcessingErr> {
+            Ok(())
+        }
+    }
+
+    /// A call context on a temporary store, for `supervisor`.
+    async fn context(supervisor: &ActorRef<SupervisorMsg>) -> Arc<CallContext> {
+        let config = Arc::new(switchboard_config::load_from_str("", &[]).expect("config"));
+        let store: Arc<dyn switchboard_storage::Store> =
+            Arc::new(switchboard_storage::SledStore::temporary().expect("store"));
+        let (endpoint, _) = Actor::spawn(None, NoEndpoint, ()).await.expect("endpoint");
+        let (cdrs, _cdr_writer) = crate::cdr::start(Arc::clone(&store)).expect("cdrs");
+        let (journal, _journal_writer) =
+            crate::journal::start(store, config.sip.journal_checkpoint).expect("journal");
+        let ip = std::net::IpAddr::from([127, 0, 0, 1]);
+        Arc::new(CallContext {
+            endpoint,
+            supervisor: supervisor.clone(),
+            ports: crate::media::PortPool::new(ip, config.media.rtp_ports.clone()),
+            cdrs,
+            journal,
+            trunks: HashMap::new(),
+            sip_addr: std::net::SocketAddr::new(ip, 5060),
+            sip_tls_addr: None,
+            media_ip: ip,
+            streams: Arc::default(),
+            ledger: None,
+            drain: Arc::new(crate::drain::Drain::new(config.sip.drain)),
+            clock: crate::clock::system(),
+            config,
+        })
+    }
+
+    /// Phase two: what was sent before the wiring waited in the mailbox and is handled,
+    /// in order, once the supervisor is wired; nothing is answered from a half-built state.
+    #[tokio::test]
+    async fn messages_sent_before_the_wiring_are_handled_after_it() {
+        let (supervisor, pending) = CallSupervisor::start().expect("spawn");
+        let early = {
+            let s = supervisor.clone();
+            tokio::spawn(async move { ractor::call_t!(s, SupervisorMsg::Count, 5_000) })
+        };
+        let ctx = context(&supervisor).await;
+        assert!(!early.is_finished(), "answered before it was wired");
+        pending
+            .wire(CallWiring {
+                ctx,
+                faxes: None,
+                devices: None,
+            })
+            .await
+            .expect("wired");
+        let answer = early.await.expect("the asking task");
+        assert_eq!(answer.expect("an answer once wired"), 0);
+    }
+
+    /// Phase one alone: the address exists, nothing is handled, and a start abandoned before
+    /// `wire` stops the supervisor instead of leaving it half built.
+    #[tokio::test]
+    async fn an_unwired_supervisor_handles_nothing_and_stops_when_abandoned() {
+        let (supervisor, pending) = CallSupervisor::start().expect("spawn");
+        let asked = ractor::call_t!(supervisor, SupervisorMsg::Count, 100);
+        assert!(asked.is_err(), "answered before it was wired: {asked:?}");
+        drop(pending);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while supervisor.get_status() != ractor::ActorStatus::Stopped {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "still {:?}",
+                supervisor.get_status()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
 }

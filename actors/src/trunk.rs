@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use rsip::{Header, Method};
-use serde::Serialize;
 use switchboard_config::TrunkConfig;
 use switchboard_sip::digest::{self, Challenge};
 use switchboard_sip::message::{self, MessageExt};
@@ -18,69 +17,12 @@ use switchboard_sip::transport::Peer;
 use switchboard_storage::{now_unix_ms, rfc3339};
 use tokio::sync::watch;
 
-use crate::endpoint::{EndpointMsg, Owner, SipEvent};
+use crate::endpoint_msg::{EndpointMsg, Owner};
+use crate::sip_event::SipEvent;
+pub use crate::trunk_handle::{TrunkMsg, TrunkState, TrunkStatus};
 
 /// Retry delay after a failed registration.
 const REGISTER_RETRY: Duration = Duration::from_secs(30);
-
-/// Reachability of a trunk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TrunkState {
-    /// Monitored, not answered or timed out yet.
-    Unknown,
-    /// Not monitored (`qualify` off): never probed, never marked down.
-    Unmonitored,
-    /// Answered the last probe.
-    Up,
-    /// Did not answer (OPTIONS or INVITE timed out).
-    Down,
-}
-
-/// A trunk's status for calls, metrics and the admin API.
-#[derive(Debug, Clone, Serialize)]
-pub struct TrunkStatus {
-    /// Trunk name.
-    pub name: String,
-    /// Address.
-    pub address: String,
-    /// Transport.
-    pub transport: &'static str,
-    /// Reachability.
-    pub state: TrunkState,
-    /// Probed with OPTIONS (`qualify`).
-    pub monitored: bool,
-    /// The OPTIONS interval, in seconds, when monitored.
-    pub keepalive_secs: Option<u64>,
-    /// When the trunk last answered an OPTIONS (RFC 3339).
-    pub last_reply: Option<String>,
-    /// Registration state, when the trunk registers.
-    pub registered: Option<bool>,
-    /// Last state change (RFC 3339).
-    pub last_change: Option<String>,
-    /// Last error seen.
-    pub last_error: Option<String>,
-    /// Round-trip time of the last OPTIONS, in ms.
-    pub rtt_ms: Option<u64>,
-}
-
-impl TrunkStatus {
-    /// True when the trunk is known down.
-    pub fn is_down(&self) -> bool {
-        self.state == TrunkState::Down
-    }
-}
-
-/// Messages of a trunk actor.
-#[derive(Debug)]
-pub enum TrunkMsg {
-    /// SIP events for our Call-IDs.
-    Sip(SipEvent),
-    /// A call's INVITE to this trunk timed out.
-    Unreachable,
-    /// Once a second: check the keepalive and registration deadlines.
-    Tick,
-}
 
 /// Arguments of a trunk actor.
 #[derive(Debug)]
@@ -124,7 +66,7 @@ pub fn initial_status(t: &TrunkConfig) -> TrunkStatus {
     TrunkStatus {
         name: t.name.clone(),
         address: t.address.to_string(),
-        transport: crate::context::sip_transport(t.transport).as_str(),
+        transport: crate::sip_contact::sip_transport(t.transport).as_str(),
         state: if t.monitored() {
             TrunkState::Unknown
         } else {
@@ -169,7 +111,7 @@ impl Actor for Trunk {
         let now = Instant::now();
         let peer = Peer {
             addr: args.config.address,
-            transport: crate::context::sip_transport(args.config.transport),
+            transport: crate::sip_contact::sip_transport(args.config.transport),
         };
         Ok(TrunkActorState {
             next_options: args.config.monitored().then_some(now),

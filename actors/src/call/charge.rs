@@ -24,24 +24,15 @@ use std::time::{Duration, Instant};
 
 use ractor::rpc::CallResult;
 use ractor::{ActorRef, RpcReplyPort};
-use serde::Serialize;
 use switchboard_call::{CallFailure, Command, HangupCause};
 
 use super::{CallMsg, CallState};
 use crate::billing::{refusal, Rating, CALLS_ACCOUNT, LEDGER_WAIT};
+pub use crate::call_msg::{ChargeEvent, ChargeView};
 use crate::context::mask_number;
 use crate::ledger::{LedgerMsg, Reservation};
 /// How long a reservation outlives the call's longest duration before it lapses.
 const RESERVATION_GRACE_SECS: u64 = 300;
-
-/// What the ledger told a call.
-#[derive(Debug)]
-pub enum ChargeEvent {
-    /// Admission: `Ok` to dial, or the SIP status and cause of the refusal.
-    Admitted(Result<(), (u16, &'static str)>),
-    /// The reservation made on answer, or the cause of its refusal.
-    Reserved(Result<Reservation, &'static str>),
-}
 
 /// A rated call's charging state.
 #[derive(Debug)]
@@ -57,18 +48,9 @@ pub(crate) struct Charging {
     pub credit_until: Option<Instant>,
 }
 
-/// The charging part of a call as the admin API shows it.
-#[derive(Debug, Clone, Serialize)]
-pub struct ChargeView {
-    /// The account charged.
-    pub account: String,
-    /// Credit units per minute.
-    pub price_per_minute: u64,
-}
-
 /// The id of call `call`'s reservation (pending transfer).
 pub(crate) fn pending_id(call: &super::CallId) -> String {
-    format!("call:{call}")
+    call.pending_id()
 }
 
 /// Admission: ask the ledger whether `rating`'s payer affords the first block; the verdict
@@ -282,4 +264,24 @@ fn admission_failure(status: u16, cause: &str) -> CallFailure {
         "no account" => CallFailure::NoAccount { status },
         _ => CallFailure::LedgerError,
     }
+}
+
+/// Journal a call answered now in the crash journal ([`crate::journal`]); the answer hook of
+/// [`crate::call`] and [`crate::ua`]:
+/// `snap` is the call as of its answer, `charging` its rating, for a rated call.
+pub(crate) fn on_answer(
+    ctx: &crate::context::CallContext,
+    snap: &crate::call_msg::CallSnapshot,
+    charging: Option<&Charging>,
+) -> Option<crate::journal::JournalTicket> {
+    let answered_ms = snap
+        .answer_ms
+        .unwrap_or_else(switchboard_storage::now_unix_ms);
+    let cdr = snap.cdr(
+        switchboard_storage::Disposition::Answered,
+        crate::journal::CRASH_CAUSE,
+        None,
+    );
+    ctx.journal
+        .answered(cdr, snap.start_ms, answered_ms, charging.map(|c| &c.rating))
 }

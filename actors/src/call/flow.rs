@@ -15,7 +15,7 @@ use super::{build, CallMsg, CallSnapshot, CallState, LegView, Phase, Routing};
 use crate::context::mask_number;
 use crate::endpoint::{EndpointMsg, Owner, SipEvent};
 use crate::media::{Relay, Side};
-use crate::supervisor::SupervisorMsg;
+use crate::supervisor_msg::SupervisorMsg;
 use crate::trunk::TrunkMsg;
 
 /// Map a final failure from the callee to what the caller gets, the CDR disposition and a
@@ -240,7 +240,7 @@ impl CallState {
             self.reserve(at);
         }
         self.journal =
-            crate::journal::on_answer(&self.ctx, &self.snapshot(), self.charging.as_ref());
+            crate::call::charge::on_answer(&self.ctx, &self.snapshot(), self.charging.as_ref());
         self.start_fork();
     }
 

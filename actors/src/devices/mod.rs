@@ -32,7 +32,7 @@ use switchboard_storage::{
 };
 use tokio::sync::watch;
 
-use crate::mqtt::BrokerMsg;
+use crate::broker_msg::BrokerMsg;
 use crate::store_io::on_store;
 pub use session::{DeviceMsg, DeviceSession, DeviceView};
 
@@ -66,7 +66,7 @@ pub enum DeviceSupervisorMsg {
         topic: String,
         payload: Bytes,
         /// The sending connection's credit, released once handled.
-        credit: Option<crate::mqtt::Credit>,
+        credit: Option<crate::broker_msg::Credit>,
     },
     /// A claim over HTTP.
     Claim(
@@ -166,7 +166,8 @@ pub struct DeviceSupervisorState {
     by_actor: HashMap<ActorId, DeviceId>,
     broker_url: String,
     online: OnlineGauge,
-    calls: Arc<std::sync::OnceLock<ActorRef<crate::supervisor::SupervisorMsg>>>,
+    calls: ActorRef<crate::supervisor_msg::SupervisorMsg>,
+    drain: Arc<crate::drain::Drain>,
     /// The drain notice, once the gateway drains (issue 12).
     drain_notice: Option<Bytes>,
     /// Devices the drain notice was published to.
@@ -179,8 +180,10 @@ pub struct DeviceSupervisorArgs {
     pub config: Arc<Config>,
     /// Store.
     pub store: Arc<dyn Store>,
-    /// The call supervisor, set once it runs (for calls devices place).
-    pub calls: Arc<std::sync::OnceLock<ActorRef<crate::supervisor::SupervisorMsg>>>,
+    /// The call supervisor, for calls devices place.
+    pub calls: ActorRef<crate::supervisor_msg::SupervisorMsg>,
+    /// The drain flag: a device's dial refused while draining says so.
+    pub drain: Arc<crate::drain::Drain>,
 }
 
 impl std::fmt::Debug for DeviceSupervisorArgs {
@@ -218,6 +221,7 @@ impl Actor for DeviceSupervisor {
             broker_url,
             online: OnlineGauge::default(),
             calls: args.calls,
+            drain: args.drain,
             drain_notice: None,
             drain_told: Default::default(),
         };
@@ -533,7 +537,8 @@ impl DeviceSupervisorState {
             broker,
             view: entry.view.clone(),
             online: self.online.clone(),
-            calls: Arc::clone(&self.calls),
+            calls: self.calls.clone(),
+            drain: Arc::clone(&self.drain),
         };
         match Actor::spawn_linked(None, DeviceSession, args, myself.get_cell()).await {
             Ok((actor, _)) => {
@@ -552,7 +557,7 @@ impl DeviceSupervisorState {
         from: Principal,
         topic: &str,
         payload: Bytes,
-        credit: Option<crate::mqtt::Credit>,
+        credit: Option<crate::broker_msg::Credit>,
     ) {
         metrics::counter!("switchboard_device_messages_in_total").increment(1);
         match (from, Topic::parse(topic)) {

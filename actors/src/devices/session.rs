@@ -33,7 +33,7 @@ use switchboard_storage::{
 use tokio::sync::watch;
 
 use super::voice::{self, VoiceCall, VoiceEvent};
-use crate::mqtt::BrokerMsg;
+use crate::broker_msg::BrokerMsg;
 use crate::store_io::on_store;
 
 /// Most telemetry keys remembered per device.
@@ -113,7 +113,7 @@ pub enum DeviceMsg {
         /// Its payload.
         payload: Bytes,
         /// The sending connection's credit (dropped once handled).
-        _credit: Option<crate::mqtt::Credit>,
+        _credit: Option<crate::broker_msg::Credit>,
     },
     /// The device was granted subscriptions.
     Subscribed {
@@ -159,8 +159,10 @@ pub struct SessionArgs {
     pub view: Arc<watch::Sender<DeviceView>>,
     /// The fleet's online count.
     pub online: super::OnlineGauge,
-    /// The call supervisor, for calls the device places (set once calls are up).
-    pub calls: Arc<std::sync::OnceLock<ActorRef<crate::supervisor::SupervisorMsg>>>,
+    /// The call supervisor, for calls the device places.
+    pub calls: ActorRef<crate::supervisor_msg::SupervisorMsg>,
+    /// The drain flag, to say why a dial was refused.
+    pub drain: Arc<crate::drain::Drain>,
 }
 
 impl std::fmt::Debug for SessionArgs {
@@ -394,9 +396,7 @@ impl SessionState {
         if self.voice.is_some() {
             return refuse(self, "busy");
         }
-        let Some(calls) = self.args.calls.get().cloned() else {
-            return refuse(self, "unavailable");
-        };
+        let calls = self.args.calls.clone();
         let rate = self.args.config.devices.audio_rate;
         let line = voice::DeviceLine {
             session: myself.clone(),
@@ -408,12 +408,7 @@ impl SessionState {
                 self.on_ring(call);
             }
             None => {
-                let draining =
-                    ractor::call_t!(calls, crate::supervisor::SupervisorMsg::Context, 2_000)
-                        .ok()
-                        .flatten()
-                        .is_some_and(|ctx| ctx.drain.is_draining());
-                if draining {
+                if self.args.drain.is_draining() {
                     refuse(self, "gateway draining")
                 } else {
                     refuse(self, "no call could be placed")

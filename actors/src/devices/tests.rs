@@ -2,20 +2,33 @@
 //! the async workers (issue 13): on a current-thread runtime, a store whose flush blocks
 //! until the test opens it leaves the runtime running, and the answer waits for the flush.
 
-use std::sync::OnceLock;
-
 use super::*;
 use crate::store_io::gated::Gate;
 
 const FLEET: &str = "test-fleet-secret-0123456789";
 
+/// Stands in for the call supervisor: these tests place no calls.
+struct NoCalls;
+
+impl Actor for NoCalls {
+    type Msg = crate::supervisor_msg::SupervisorMsg;
+    type State = ();
+    type Arguments = ();
+
+    async fn pre_start(&self, _: ActorRef<Self::Msg>, _: ()) -> Result<(), ActorProcessingErr> {
+        Ok(())
+    }
+}
+
 async fn supervisor(store: Arc<dyn Store>) -> ActorRef<DeviceSupervisorMsg> {
     let toml = format!("[devices]\nfleet_secret = \"{FLEET}\"\n");
     let config = switchboard_config::load_from_str(&toml, &[]).expect("config");
+    let (calls, _) = Actor::spawn(None, NoCalls, ()).await.expect("calls");
     let args = DeviceSupervisorArgs {
+        drain: Arc::new(crate::drain::Drain::new(config.sip.drain)),
         config: Arc::new(config),
         store,
-        calls: Arc::new(OnceLock::new()),
+        calls,
     };
     let (actor, _) = Actor::spawn(None, DeviceSupervisor, args)
         .await

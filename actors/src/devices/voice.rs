@@ -27,8 +27,6 @@
 //! passes through the device supervisor's or the session's mailbox, which carry only
 //! call control.
 
-use std::sync::Arc;
-
 use bytes::Bytes;
 use ractor::ActorRef;
 use rumqttc::mqttbytes::QoS;
@@ -41,11 +39,10 @@ use tokio::sync::mpsc;
 use super::session::DeviceMsg;
 use super::DeviceSupervisorMsg;
 use crate::audio::leg::{Leg, LegCommand, LegEvent};
-use crate::call::{CallId, CallMsg};
-use crate::context::CallContext;
-use crate::mqtt::BrokerMsg;
-use crate::supervisor::SupervisorMsg;
-use crate::ua::{Listener, UaEvent, UaMode};
+use crate::broker_msg::BrokerMsg;
+use crate::call_msg::{CallId, CallMsg};
+use crate::supervisor_msg::SupervisorMsg;
+use crate::ua_event::{Listener, UaEvent, UaMode};
 
 mod wire;
 
@@ -237,8 +234,9 @@ enum Direction {
 
 /// The other end of a device's call.
 enum Peer {
-    /// A SIP call (its `UaCall` answers, refuses or ends on our word).
-    Sip(Arc<CallContext>),
+    /// A SIP call (its `UaCall` answers, refuses or ends on our word, through the call
+    /// supervisor).
+    Sip(ActorRef<SupervisorMsg>),
     /// A media stream a CPaaS sent to the ingest server; `close` ends it.
     Ingest {
         close: Option<tokio::sync::oneshot::Sender<&'static str>>,
@@ -262,10 +260,8 @@ struct Bridge {
 impl Bridge {
     fn tell_call(&mut self, msg: CallMsg) {
         match &mut self.peer {
-            Peer::Sip(ctx) => {
-                let _ = ctx
-                    .supervisor
-                    .send_message(SupervisorMsg::Tell(self.call.clone(), msg));
+            Peer::Sip(calls) => {
+                let _ = calls.send_message(SupervisorMsg::Tell(self.call.clone(), msg));
             }
             Peer::Ingest { close } => match msg {
                 CallMsg::Answer => {}
@@ -494,7 +490,9 @@ fn channels() -> Wires {
 /// The listener of a call routed to `device:ID`: rings the device, answers or refuses the
 /// call for it, and bridges the audio once both ends are up.
 pub fn ring_listener(
-    ctx: &Arc<CallContext>,
+    calls: &ActorRef<SupervisorMsg>,
+    devices: Option<&ActorRef<DeviceSupervisorMsg>>,
+    rate: u32,
     device: String,
     call: CallId,
     from: String,
@@ -507,11 +505,10 @@ pub fn ring_listener(
         link,
         audio,
     } = channels();
-    let ctx = Arc::clone(ctx);
-    let rate = ctx.config.devices.audio_rate;
+    let (calls, devices) = (calls.clone(), devices.cloned());
     tokio::spawn(async move {
         let mut bridge = Bridge {
-            peer: Peer::Sip(Arc::clone(&ctx)),
+            peer: Peer::Sip(calls),
             call: call.clone(),
             device: device.clone(),
             direction: Direction::ToDevice,
@@ -529,7 +526,7 @@ pub fn ring_listener(
             audio,
             outbound: false,
         };
-        match ring(ctx.devices.as_ref(), &device, voice_call).await {
+        match ring(devices.as_ref(), &device, voice_call).await {
             Some(Ok(line)) => bridge.line = Some(line),
             Some(Err(e)) => {
                 tracing::info!(call = %call, device = %bridge.device, err = %e, "device cannot take the call");
@@ -666,11 +663,8 @@ pub(crate) async fn dial(
     if !matches!(placed, Ok(true)) {
         return None;
     }
-    let ctx = ractor::call_t!(calls, SupervisorMsg::Context, 2_000)
-        .ok()
-        .flatten()?;
     let bridge = Bridge {
-        peer: Peer::Sip(ctx),
+        peer: Peer::Sip(calls.clone()),
         call: call.clone(),
         device: device.to_string(),
         direction: Direction::FromDevice,

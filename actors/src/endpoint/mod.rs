@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use ractor::{Actor, ActorProcessingErr, ActorRef};
 use rsip::{Method, SipMessage};
 use switchboard_sip::message::{self, make_response, MessageExt};
 use switchboard_sip::transaction::{
@@ -31,10 +31,12 @@ use tokio_rustls::TlsAcceptor;
 
 pub use stream::{TlsClient, TlsClients, TLS_HANDSHAKE_TIMEOUT};
 
-use crate::call::CallMsg;
+use crate::call_msg::CallMsg;
+pub use crate::endpoint_msg::{EndpointMsg, EndpointStatus, Owner};
+pub use crate::sip_event::SipEvent;
 use crate::sip_guard::{Admit, SipGuard};
-use crate::supervisor::SupervisorMsg;
-use crate::trunk::TrunkMsg;
+use crate::supervisor_msg::SupervisorMsg;
+use crate::trunk_handle::TrunkMsg;
 use challenge::Screen;
 
 mod challenge;
@@ -42,78 +44,6 @@ mod stream;
 
 /// Requests for a new call buffered while its actor starts.
 const PENDING_LIMIT: usize = 32;
-
-/// Who receives the transaction events of a Call-ID.
-#[derive(Debug, Clone)]
-pub enum Owner {
-    /// A call actor (both legs' Call-IDs point at it).
-    Call(ActorRef<CallMsg>),
-    /// A trunk actor (its OPTIONS and REGISTER Call-IDs).
-    Trunk(ActorRef<TrunkMsg>),
-}
-
-/// A transaction event for an owner.
-#[derive(Debug, Clone)]
-pub enum SipEvent {
-    /// A request: `key` is its server transaction (None for ACK to a 2xx).
-    Request {
-        key: Option<TransactionKey>,
-        request: rsip::Request,
-        peer: Peer,
-    },
-    /// The caller cancelled the INVITE of server transaction `invite`.
-    Cancelled { invite: TransactionKey },
-    /// A response to a request we sent (or a stray 2xx retransmission).
-    Response { response: rsip::Response },
-    /// The client transaction with this branch timed out (Timer B/F).
-    Timeout { branch: String },
-}
-
-/// Counters for the status API and readiness.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct EndpointStatus {
-    /// Transactions alive in the layer.
-    pub transactions: usize,
-    /// Call-IDs routed to owners.
-    pub dialogs: usize,
-    /// TCP connections open.
-    pub tcp_connections: usize,
-    /// TLS connections open.
-    pub tls_connections: usize,
-}
-
-/// Messages of the endpoint actor.
-#[derive(Debug)]
-pub enum EndpointMsg {
-    /// A parsed message from a transport driver.
-    Inbound { peer: Peer, msg: SipMessage },
-    /// Start a client transaction.
-    SendRequest { peer: Peer, request: rsip::Request },
-    /// Answer through a server transaction.
-    SendResponse {
-        key: TransactionKey,
-        response: rsip::Response,
-    },
-    /// Send outside a transaction (ACK for 2xx).
-    SendStateless { peer: Peer, msg: SipMessage },
-    /// Route events for `call_id` to `owner`.
-    Register { call_id: String, owner: Owner },
-    /// Stop routing `call_id`.
-    Unregister { call_id: String },
-    /// A TCP or TLS connection is up: messages for `peer` go to `tx`.
-    StreamUp { peer: Peer, tx: mpsc::Sender<Bytes> },
-    /// The TCP or TLS connection to `peer` closed.
-    StreamDown { peer: Peer },
-    /// A connection to `peer` could not be opened (connect or TLS handshake failed): client
-    /// transactions toward it fail at once instead of waiting for Timer B/F.
-    StreamFailed { peer: Peer },
-    /// Timer tick from the timer task.
-    Tick,
-    /// Status for the admin API.
-    Status(RpcReplyPort<EndpointStatus>),
-    /// A reloaded configuration (trusted sources, SIP users, limits).
-    Reload(Arc<switchboard_config::Config>),
-}
 
 /// Everything the endpoint needs at start.
 pub struct EndpointArgs {

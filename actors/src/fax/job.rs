@@ -21,10 +21,10 @@ use switchboard_storage::{
 };
 
 use super::session::{self, SessionEvent, TransferResult};
-use crate::call::CallId;
+use crate::call_msg::CallId;
 use crate::store_io::on_store;
-use crate::supervisor::SupervisorMsg;
-use crate::ua::{UaEvent, UaOutcome};
+use crate::supervisor_msg::SupervisorMsg;
+use crate::ua_event::{UaEvent, UaOutcome};
 
 /// Messages of a fax job.
 #[derive(Debug)]
@@ -241,7 +241,7 @@ impl FaxJobState {
         metrics::counter!("switchboard_fax_attempts_total").increment(1);
         tracing::info!(job = %self.job.id, attempt = self.job.attempts, "fax attempt");
         let me = myself.clone();
-        let listener = crate::ua::Listener::new(move |ev| {
+        let listener = crate::ua_event::Listener::new(move |ev| {
             let _ = me.send_message(FaxJobMsg::Call(ev));
         });
         let placed = ractor::call_t!(
@@ -251,7 +251,7 @@ impl FaxJobState {
                 to: self.job.to.clone(),
                 src: caller_id(&self.args.config),
                 listener,
-                mode: crate::ua::UaMode::Fax,
+                mode: crate::ua_event::UaMode::Fax,
                 reply,
             },
             5_000

@@ -24,10 +24,10 @@ use switchboard_storage::{
     unfinished_fax_jobs, FaxJobRecord, FaxStatus, InboundFaxRecord, Store, StoreError,
 };
 
-use crate::call::CallId;
+use crate::call_msg::CallId;
 use crate::store_io::on_store;
-use crate::supervisor::SupervisorMsg;
-use crate::ua::UaEvent;
+use crate::supervisor_msg::SupervisorMsg;
+use crate::ua_event::UaEvent;
 pub use job::{FaxJob, FaxJobArgs, FaxJobMsg};
 
 /// Restarts allowed per job within a minute.
@@ -459,7 +459,7 @@ impl FaxState {
         myself: &ActorRef<FaxMsg>,
         call: &CallId,
         sip_call_id: &str,
-        media: crate::ua::T38Media,
+        media: crate::ua_event::T38Media,
     ) {
         if self.receiving.contains_key(call) {
             return; // a re-negotiation of the same call

@@ -24,7 +24,8 @@ use switchboard_fax::tiff::{self, Page, TiffCompression};
 use switchboard_media::latch::{Latch, Verdict};
 use tokio::net::UdpSocket;
 
-use crate::ua::{sdp, T38Media};
+use crate::ua::sdp;
+use crate::ua_event::T38Media;
 
 /// Longest datagram read.
 const MAX_DATAGRAM: usize = 2048;

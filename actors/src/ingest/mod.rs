@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
+use ractor::ActorRef;
 use switchboard_config::MediaWsConfig;
 use switchboard_media::streams::ingest::{
     IngestEvent, IngestLimits, IngestReader, IngestStart, IngestWriter,
@@ -100,6 +101,8 @@ struct Server {
     allow: Allowlist,
     limits: Arc<ConnLimits>,
     ctx: Arc<CallContext>,
+    /// The device supervisor, for `device:ID` targets (None when MQTT is off).
+    devices: Option<ActorRef<crate::devices::DeviceSupervisorMsg>>,
 }
 
 fn count_reject(reason: &str) {
@@ -107,9 +110,11 @@ fn count_reject(reason: &str) {
         .increment(1);
 }
 
-/// Start the server when `[media_ws] enabled`; `Ok(None)` when it is off.
+/// Start the server when `[media_ws] enabled`; `Ok(None)` when it is off. `devices` is the
+/// device supervisor (None when MQTT is off: `device:` targets are unknown).
 pub async fn start(
     ctx: Arc<CallContext>,
+    devices: Option<ActorRef<crate::devices::DeviceSupervisorMsg>>,
 ) -> Result<Option<tokio::task::JoinHandle<()>>, IngestError> {
     let cfg = ctx.config.media_ws.clone();
     if !cfg.enabled {
@@ -156,6 +161,7 @@ pub async fn start(
         verifier,
         cfg,
         ctx,
+        devices,
     });
     Ok(Some(tokio::spawn(async move {
         loop {
@@ -571,7 +577,7 @@ impl Server {
             Target::Device(id) => {
                 let rate = ctx.config.devices.audio_rate;
                 match crate::devices::voice::ingest_to_device(
-                    ctx.devices.as_ref(),
+                    self.devices.as_ref(),
                     id,
                     from,
                     rate,

@@ -24,7 +24,7 @@ use crate::call::{CallMsg, CallSnapshot, LegView, Phase, Teardown};
 use crate::context::mask_number;
 use crate::endpoint::{EndpointMsg, SipEvent};
 use crate::media::Side;
-use crate::supervisor::SupervisorMsg;
+use crate::supervisor_msg::SupervisorMsg;
 use crate::trunk::TrunkMsg;
 use switchboard_media::g711::Law;
 use switchboard_media::target::{Target, TargetError};
@@ -294,7 +294,7 @@ impl UaState {
         }
         self.reserve();
         self.journal =
-            crate::journal::on_answer(&self.ctx, &self.snapshot(), self.charging.as_ref());
+            crate::call::charge::on_answer(&self.ctx, &self.snapshot(), self.charging.as_ref());
         self.emit(UaEvent::Answered);
     }
 
