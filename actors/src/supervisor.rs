@@ -383,8 +383,9 @@ async fn new_call(
 }
 
 /// Where a call that is not for a local target goes: the route's trunk, if it is
-/// configured and up.
-fn trunk_routing(
+/// configured and up. The one route decision for every call the gateway places (the
+/// B2BUA's B leg here, fax, device and ingest calls in `ua`).
+pub(crate) fn trunk_routing(
     ctx: &CallContext,
     route: Option<switchboard_config::RouteConfig>,
     number: Option<String>,
@@ -393,8 +394,9 @@ fn trunk_routing(
         return Routing::Refused(CallFailure::NoRoute);
     };
     let RouteTarget::Trunk(name) = &route.to else {
-        // Local targets were handed to a `UaCall` above.
-        return Routing::Refused(CallFailure::Internal);
+        // A local target cannot be dialled through a trunk (the supervisor hands those
+        // to a `UaCall` before asking).
+        return Routing::Refused(CallFailure::NoRoute);
     };
     let (Some(trunk), Some(handle)) = (ctx.config.trunk(name), ctx.trunks.get(name)) else {
         return Routing::Refused(CallFailure::UnknownTrunk);

@@ -276,7 +276,7 @@ impl CallState {
 }
 
 /// The failure of a call the ledger refused to admit (`status` is what the caller gets).
-fn admission_failure(status: u16, cause: &str) -> CallFailure {
+pub(crate) fn admission_failure(status: u16, cause: &str) -> CallFailure {
     match cause {
         "no credit" => CallFailure::NoCredit { status },
         "no account" => CallFailure::NoAccount { status },

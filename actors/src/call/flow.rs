@@ -18,19 +18,8 @@ use crate::media::{Relay, Side};
 use crate::supervisor::SupervisorMsg;
 use crate::trunk::TrunkMsg;
 
-/// Map a final failure from the callee to what the caller gets, the CDR disposition and a
-/// cause: [`CallFailure::from_status`], for the one-leg UA until it moves onto the core.
-pub(crate) fn map_failure(code: u16) -> (u16, Disposition, &'static str) {
-    let f = CallFailure::from_status(code);
-    (
-        f.status(),
-        crate::cdr::disposition(f.disposition()),
-        f.as_str(),
-    )
-}
-
 /// The endpoint's event as the core takes it.
-pub(super) fn sip_event(ev: SipEvent) -> switchboard_call::SipEvent {
+pub(crate) fn sip_event(ev: SipEvent) -> switchboard_call::SipEvent {
     match ev {
         SipEvent::Request { key, request, peer } => {
             switchboard_call::SipEvent::Request { key, request, peer }

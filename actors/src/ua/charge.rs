@@ -12,21 +12,27 @@
 
 use std::time::{Duration, Instant};
 
+use switchboard_call::{CallFailure, EndpointCommand, HangupCause};
 use switchboard_config::{RouteConfig, TrunkConfig};
 
 use super::{UaMode, UaState};
 use crate::billing::{rate_call, Charge, Origin};
 use crate::call::charge::{
-    settle_reservation, spawn_admission, spawn_reservation, ChargeEvent, Charging,
+    admission_failure, settle_reservation, spawn_admission, spawn_reservation, ChargeEvent,
+    Charging,
 };
-use crate::call::Phase;
 use crate::context::mask_number;
 
 impl UaState {
     /// Whether the call may send its INVITE through `trunk` now. A rated call asks the
     /// ledger first and dials again when [`ChargeEvent::Admitted`] comes back; a call that
     /// nobody pays for ends here with `[billing] reject_status`.
-    pub(super) fn admitted(&mut self, route: &RouteConfig, trunk: &TrunkConfig) -> bool {
+    pub(super) fn admitted(
+        &mut self,
+        now: Instant,
+        route: &RouteConfig,
+        trunk: &TrunkConfig,
+    ) -> bool {
         if self.mode == UaMode::Fax || self.admitted {
             return true;
         }
@@ -37,7 +43,8 @@ impl UaState {
                 tracing::warn!(call = %self.id, dst = %mask_number(&self.dst), "rated route without a payer for a call the gateway places: set a fixed account on the route or [billing]");
                 metrics::counter!("switchboard_calls_refused_total", "cause" => "no account")
                     .increment(1);
-                self.finish("no account", Some(refuse), Some("REJECTED"));
+                let failure = CallFailure::NoAccount { status: refuse };
+                self.fail(now, failure, Some(refuse));
                 false
             }
             Charge::Rated(rating) => {
@@ -45,7 +52,7 @@ impl UaState {
                     return false; // asked already; the answer is on its way
                 }
                 let Some(ledger) = self.ctx.ledger.clone() else {
-                    self.finish("ledger unavailable", Some(503), Some("CONGESTION"));
+                    self.fail(now, CallFailure::LedgerUnavailable, Some(503));
                     return false;
                 };
                 spawn_admission(ledger, &rating, refuse, self.myself.clone());
@@ -62,12 +69,13 @@ impl UaState {
     }
 
     /// What the ledger answered.
-    pub(super) fn on_charge(&mut self, ev: ChargeEvent) {
+    pub(super) fn on_charge(&mut self, now: Instant, ev: ChargeEvent) {
+        let ending = self.core.phase() == switchboard_call::Phase::Ending;
         match ev {
-            ChargeEvent::Admitted(_) if self.phase == Phase::Ending => {}
+            ChargeEvent::Admitted(_) if ending => {}
             ChargeEvent::Admitted(Ok(())) => {
                 self.admitted = true;
-                self.dial();
+                self.dial(now);
             }
             ChargeEvent::Admitted(Err((code, cause))) => {
                 let account = self
@@ -77,42 +85,37 @@ impl UaState {
                     .unwrap_or_default();
                 tracing::info!(call = %self.id, %account, cause, "call refused by the ledger");
                 metrics::counter!("switchboard_calls_refused_total", "cause" => cause).increment(1);
-                self.finish(cause, Some(code), Some("REJECTED"));
+                self.fail(now, admission_failure(code, cause), Some(code));
             }
             ChargeEvent::Reserved(Ok(r)) => {
                 if let Some(c) = self.charging.as_mut() {
                     c.reserved = Some(r);
                     c.credit_until = c.answered_at.map(|t| t + Duration::from_secs(r.secs));
+                    let secs = Duration::from_secs(r.secs);
+                    self.command(now, EndpointCommand::Reserved(Ok(secs)));
                 }
             }
             ChargeEvent::Reserved(Err(cause)) => {
                 tracing::info!(call = %self.id, cause, "no reservation on answer; releasing the call");
                 metrics::counter!("switchboard_calls_refused_total", "cause" => cause).increment(1);
-                self.hangup(cause, Some("REJECTED"));
+                let cause = HangupCause::parse(cause).unwrap_or(HangupCause::LedgerError);
+                self.command(now, EndpointCommand::Reserved(Err(cause)));
             }
         }
     }
 
     /// On answer: reserve what the payer can afford (a rated call only).
-    pub(super) fn reserve(&mut self) {
+    pub(super) fn reserve(&mut self, now: Instant) {
         let (Some(c), Some(ledger)) = (self.charging.as_mut(), self.ctx.ledger.clone()) else {
             return;
         };
         if c.answered_at.is_some() {
             return;
         }
-        c.answered_at = Some(Instant::now());
+        c.answered_at = Some(now);
         if !spawn_reservation(&ledger, &self.id, &c.rating, self.myself.clone()) {
-            self.on_charge(ChargeEvent::Reserved(Err("ledger error")));
+            self.on_charge(now, ChargeEvent::Reserved(Err("ledger error")));
         }
-    }
-
-    /// When the reservation runs out (an answered rated call).
-    pub(super) fn credit_deadline(&self) -> Option<Instant> {
-        self.charging
-            .as_ref()
-            .and_then(|c| c.credit_until)
-            .filter(|_| self.phase == Phase::Answered)
     }
 
     /// Post the real cost or void the reservation; the account and what was charged, for
