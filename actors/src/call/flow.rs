@@ -9,7 +9,7 @@ use ractor::ActorRef;
 use switchboard_call::{
     CallFailure, Command, Credentials, Dial, Event, MediaCtl, Output, SipOutput,
 };
-use switchboard_storage::{now_unix_ms, rfc3339, Cdr, Disposition};
+use switchboard_storage::{rfc3339, Cdr, Disposition};
 
 use super::{build, CallMsg, CallSnapshot, CallState, LegView, Phase, Routing};
 use crate::context::mask_number;
@@ -222,7 +222,7 @@ impl CallState {
     }
 
     fn on_answer(&mut self) {
-        self.answer_ms = Some(now_unix_ms());
+        self.answer_ms = Some(self.ctx.clock.unix_ms());
         metrics::counter!("switchboard_calls_answered_total").increment(1);
         tracing::debug!(call = %self.id, "answered");
         if let Some(at) = self.core.answered_at() {
@@ -278,7 +278,12 @@ impl CallState {
             return;
         }
         self.timer
-            .arm(myself, self.core.poll_timeout(), CallMsg::Timer);
+            .arm_from(
+            myself,
+            self.ctx.clock.now(),
+            self.core.poll_timeout(),
+            CallMsg::Timer,
+        );
     }
 
     fn signature(&self) -> (Phase, bool, bool, bool, usize) {
@@ -371,6 +376,7 @@ impl CallState {
         } else {
             disposition
         };
-        self.snapshot().cdr(disposition, cause, code)
+        self.snapshot()
+            .cdr_at(self.ctx.clock.unix_ms(), disposition, cause, code)
     }
 }

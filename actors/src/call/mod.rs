@@ -13,7 +13,7 @@ pub(crate) mod charge;
 pub(crate) mod flow;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use serde::Serialize;
@@ -165,14 +165,25 @@ impl CallSnapshot {
             .map_or(0, |a| now_ms.saturating_sub(a) / 1000)
     }
 
-    /// The CDR of this call ending now.
+    /// The CDR of this call ending now (by the system clock: for cleanup outside the call,
+    /// the supervisor's crash path and the journal; the call actors use [`Self::cdr_at`]).
     pub(crate) fn cdr(
         &self,
         disposition: Disposition,
         cause: &str,
         code: Option<u16>,
     ) -> switchboard_storage::Cdr {
-        let end = now_unix_ms();
+        self.cdr_at(now_unix_ms(), disposition, cause, code)
+    }
+
+    /// The CDR of this call ending at `end` (ms since the epoch, from the call's clock).
+    pub(crate) fn cdr_at(
+        &self,
+        end: u64,
+        disposition: Disposition,
+        cause: &str,
+        code: Option<u16>,
+    ) -> switchboard_storage::Cdr {
         switchboard_storage::Cdr {
             v: 1,
             id: self.id.0.clone(),
@@ -285,7 +296,7 @@ impl Actor for Call {
         myself: ActorRef<CallMsg>,
         args: CallArgs,
     ) -> Result<CallState, ActorProcessingErr> {
-        let now = Instant::now();
+        let now = args.ctx.clock.now();
         let call_id = args.invite.call_id().unwrap_or_default();
         args.ctx.endpoint.send_message(EndpointMsg::Register {
             call_id,
@@ -327,6 +338,7 @@ impl Actor for Call {
                 })
             }),
         );
+        let start_ms = ctx.clock.unix_ms();
         Ok(CallState {
             src,
             dst,
@@ -343,7 +355,7 @@ impl Actor for Call {
             journal: None,
             user: args.user,
             trunk_in,
-            start_ms: now_unix_ms(),
+            start_ms,
             answer_ms: None,
             timer: crate::timer::Deadline::default(),
             published: None,
@@ -355,7 +367,7 @@ impl Actor for Call {
         myself: ActorRef<CallMsg>,
         state: &mut CallState,
     ) -> Result<(), ActorProcessingErr> {
-        state.setup(Instant::now());
+        state.setup(state.ctx.clock.now());
         state.after(&myself).await;
         Ok(())
     }
@@ -367,7 +379,7 @@ impl Actor for Call {
         state: &mut CallState,
     ) -> Result<(), ActorProcessingErr> {
         // The clock is read once per message; the core gets this instant.
-        let now = Instant::now();
+        let now = state.ctx.clock.now();
         match msg {
             CallMsg::Sip(ev) => state.core.handle_sip(now, flow::sip_event(ev)),
             CallMsg::Timer(gen) => {

@@ -251,7 +251,12 @@ impl UaState {
             return;
         }
         self.timer
-            .arm(myself, self.core.poll_timeout(), CallMsg::Timer);
+            .arm_from(
+            myself,
+            self.ctx.clock.now(),
+            self.core.poll_timeout(),
+            CallMsg::Timer,
+        );
     }
 
     fn publish(&mut self) {
@@ -327,9 +332,10 @@ impl UaState {
             (false, Some(FaxCode::Congestion)) => Disposition::Congestion,
             _ => Disposition::Failed,
         };
+        let end = self.ctx.clock.unix_ms();
         let mut cdr = self
             .snapshot()
-            .cdr(disposition, outcome.cause(), outcome.code);
+            .cdr_at(end, disposition, outcome.cause(), outcome.code);
         if let Some((account, cost)) = self.settle().await {
             cdr.account = Some(account);
             cdr.cost = Some(cost);
