@@ -191,7 +191,11 @@ mod tests {
             (488, "REJECTED"),
         ];
         for &(rx, code) in table {
-            assert_eq!(CallFailure::from_status(rx).fax_code().as_str(), code, "{rx}");
+            assert_eq!(
+                CallFailure::from_status(rx).fax_code().as_str(),
+                code,
+                "{rx}"
+            );
         }
         assert_eq!(CallFailure::NoRoute.fax_code().as_str(), "NO_ROUTE");
         assert_eq!(CallFailure::UnknownTrunk.fax_code().as_str(), "NO_ROUTE");

@@ -118,6 +118,8 @@ pub enum HangupCause {
     RemoteHangup,
     /// The device on a local call hung up.
     DeviceHangup,
+    /// The device on a local call went offline.
+    DeviceOffline,
     /// An operator hung up (admin API or CLI).
     Operator,
     /// Ended by the drain deadline.
@@ -299,6 +301,7 @@ impl HangupCause {
             Self::CalleeHangup => "callee hangup",
             Self::RemoteHangup => "remote hangup",
             Self::DeviceHangup => "device hangup",
+            Self::DeviceOffline => "device offline",
             Self::Operator => "operator",
             Self::Shutdown => "shutdown",
             Self::NoAck => "no ACK",
@@ -331,6 +334,7 @@ impl HangupCause {
     pub fn q850(self) -> u8 {
         match self {
             Self::CallerHangup | Self::CalleeHangup | Self::RemoteHangup | Self::DeviceHangup => 16,
+            Self::DeviceOffline => 16,
             Self::Operator | Self::Shutdown => 16,
             Self::NoAck | Self::SessionExpired | Self::RtpTimeout => 102,
             Self::CreditExhausted | Self::NoCredit | Self::NoAccount => 21,
@@ -345,11 +349,12 @@ impl HangupCause {
 }
 
 /// Every [`HangupCause`], for [`HangupCause::parse`] and the tests.
-pub const ALL_HANGUP_CAUSES: [HangupCause; 23] = [
+pub const ALL_HANGUP_CAUSES: [HangupCause; 24] = [
     HangupCause::CallerHangup,
     HangupCause::CalleeHangup,
     HangupCause::RemoteHangup,
     HangupCause::DeviceHangup,
+    HangupCause::DeviceOffline,
     HangupCause::Operator,
     HangupCause::Shutdown,
     HangupCause::NoAck,

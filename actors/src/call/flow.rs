@@ -277,8 +277,7 @@ impl CallState {
             self.stop(myself).await;
             return;
         }
-        self.timer
-            .arm_from(
+        self.timer.arm_from(
             myself,
             self.ctx.clock.now(),
             self.core.poll_timeout(),

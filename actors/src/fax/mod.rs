@@ -232,7 +232,8 @@ impl Actor for FaxSupervisor {
                     let (c, s, e) = (
                         call.clone(),
                         sip_call_id.clone(),
-                        o.error().map_or("NO_FAX", switchboard_call::FaxCode::as_str),
+                        o.error()
+                            .map_or("NO_FAX", switchboard_call::FaxCode::as_str),
                     );
                     myself.send_after(Duration::from_secs(3), move || FaxMsg::Abandon {
                         call: c,

@@ -231,7 +231,13 @@ impl UaState {
                 }
             }
             EndpointEvent::RtpTimeout => {
-                let secs = self.ctx.config.media.rtp_timeout.unwrap_or_default().as_secs();
+                let secs = self
+                    .ctx
+                    .config
+                    .media
+                    .rtp_timeout
+                    .unwrap_or_default()
+                    .as_secs();
                 tracing::info!(call = %self.id, secs, "no media from the far end; hanging up");
                 metrics::counter!("switchboard_rtp_timeouts_total").increment(1);
             }
@@ -250,8 +256,7 @@ impl UaState {
             self.stop(myself).await;
             return;
         }
-        self.timer
-            .arm_from(
+        self.timer.arm_from(
             myself,
             self.ctx.clock.now(),
             self.core.poll_timeout(),

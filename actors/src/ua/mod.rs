@@ -315,11 +315,21 @@ impl Actor for UaCall {
                     key,
                     invite,
                 );
-                (EndpointCore::inbound(now, leg, config, policy), call_id, src, dst)
+                (
+                    EndpointCore::inbound(now, leg, config, policy),
+                    call_id,
+                    src,
+                    dst,
+                )
             }
             UaDirection::Outbound { to, src } => {
                 let call_id = format!("{}@{}", args.id, ctx.sip_addr.ip());
-                (EndpointCore::outbound(now, config, policy), call_id, src, to)
+                (
+                    EndpointCore::outbound(now, config, policy),
+                    call_id,
+                    src,
+                    to,
+                )
             }
         };
         ctx.endpoint.send_message(EndpointMsg::Register {

@@ -225,8 +225,8 @@ impl EndpointCore {
                 None => None,
             };
             self.remote_media = remote;
-            let sd = sdpcore::answer(&offer, self.config.media_ip, port, self.config.sdp_session)
-                .ok();
+            let sd =
+                sdpcore::answer(&offer, self.config.media_ip, port, self.config.sdp_session).ok();
             if !fax {
                 if let Some(info) = sd.as_ref().and_then(|sd| sd.audio()) {
                     self.audio_up(now, info, remote);

@@ -18,6 +18,7 @@
 
 pub mod api;
 mod media;
+mod timers;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -29,15 +30,15 @@ use switchboard_sip::sdp::SessionDescription;
 use switchboard_sip::transaction::TransactionKey;
 use switchboard_sip::transport::Peer;
 
-pub use api::{
-    EndpointCommand, EndpointConfig, EndpointDial, EndpointEvent, EndpointMode, EndpointOutput,
-    FaxConfig, T38Answerer, T38Failure,
-};
 use crate::api::{MediaPolicy, Phase, Teardown};
 use crate::build;
 use crate::leg::{Leg, SipEvent, SipOutput, UacEvent, UacLeg, UasLeg};
 use crate::outcome::{CallFailure, HangupCause, Outcome};
 use crate::timer::{Timer, TimerTable};
+pub use api::{
+    EndpointCommand, EndpointConfig, EndpointDial, EndpointEvent, EndpointMode, EndpointOutput,
+    FaxConfig, T38Answerer, T38Failure,
+};
 
 /// Where the T.38 switch is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,12 +118,7 @@ impl EndpointCore {
 
     /// An inbound call for `leg`'s INVITE: refused at once when the INVITE or its offer is
     /// unusable, else ringing (`ring_first`) or [`EndpointEvent::AnswerNow`].
-    pub fn inbound(
-        now: Instant,
-        leg: UasLeg,
-        config: EndpointConfig,
-        policy: MediaPolicy,
-    ) -> Self {
+    pub fn inbound(now: Instant, leg: UasLeg, config: EndpointConfig, policy: MediaPolicy) -> Self {
         let mut core = Self::with_role(now, Role::Inbound(leg), config, policy);
         core.offered(now);
         core.after(now);
@@ -523,7 +519,8 @@ impl EndpointCore {
             return;
         }
         self.port = Some(d.port);
-        let offer = switchboard_sip::sdp::offer(self.config.media_ip, d.port, self.config.sdp_session);
+        let offer =
+            switchboard_sip::sdp::offer(self.config.media_ip, d.port, self.config.sdp_session);
         let invite = build::outbound_invite(
             build::OutboundInvite {
                 uri: &d.uri,
@@ -614,10 +611,7 @@ impl EndpointCore {
                 }
                 None => {
                     self.bye();
-                    self.finish(
-                        Outcome::Ended(HangupCause::NoAudioInAnswer),
-                        Some(code),
-                    );
+                    self.finish(Outcome::Ended(HangupCause::NoAudioInAnswer), Some(code));
                 }
             }
         } else if let Some((addr, port)) = sd.image() {
@@ -711,10 +705,7 @@ impl EndpointCore {
             self.t38 = T38State::Audio;
             self.emit(EndpointEvent::T38Failed(T38Failure::Timeout));
             self.bye();
-            return self.finish(
-                Outcome::Ended(HangupCause::T38ReinviteTimeout),
-                Some(408),
-            );
+            return self.finish(Outcome::Ended(HangupCause::T38ReinviteTimeout), Some(408));
         }
         match &mut self.role {
             Role::Inbound(u) => {
@@ -726,80 +717,6 @@ impl EndpointCore {
             }
             Role::Outbound(None) => {}
         }
-    }
-
-    // ----- timers -----
-
-    /// Handle one timer; true when the rest of this instant's timers are moot.
-    fn on_timer(&mut self, now: Instant, t: Timer) -> bool {
-        let answered = self.phase == Phase::Answered;
-        match t {
-            Timer::ByeGuard => {
-                match &mut self.role {
-                    Role::Inbound(u) => u.leg.abandon(),
-                    Role::Outbound(Some(u)) => u.abandon(),
-                    Role::Outbound(None) => {}
-                }
-                return true;
-            }
-            Timer::NoAnswer => {
-                if matches!(self.phase, Phase::Trying | Phase::Ringing) {
-                    self.cancel();
-                    self.respond(480, None);
-                    self.finish(
-                        Outcome::Failed(CallFailure::NoAnswer { status: 408 }),
-                        Some(408),
-                    );
-                }
-            }
-            Timer::AckWait if answered => {
-                self.bye();
-                self.finish(Outcome::Ended(HangupCause::NoAck), None);
-            }
-            Timer::T38Switch if answered => {
-                if self.t38 == T38State::Audio {
-                    self.offer_t38();
-                }
-            }
-            Timer::T38Deadline if answered && self.t38 != T38State::Active => {
-                self.emit(EndpointEvent::T38Failed(T38Failure::Timeout));
-                self.bye();
-                self.finish(Outcome::Ended(HangupCause::NoT38), None);
-            }
-            Timer::MaxDuration if answered => {
-                self.bye();
-                self.finish(Outcome::Ended(HangupCause::MaxDuration), None);
-            }
-            Timer::CreditDeadline if answered => {
-                self.emit(EndpointEvent::CreditExhausted);
-                self.bye();
-                self.finish(Outcome::Ended(HangupCause::CreditExhausted), None);
-            }
-            Timer::RtpCheck if answered => self.check_rtp(now),
-            _ => {}
-        }
-        false
-    }
-
-    /// `[media] rtp_timeout_secs`: hang up when the far end has sent nothing for that long
-    /// (held calls, and fax calls before T.38, whose audio nobody reads, are exempt).
-    fn check_rtp(&mut self, now: Instant) {
-        let Some(timeout) = self.config.rtp_timeout else {
-            return;
-        };
-        let fax_audio = self.fax() && self.t38 != T38State::Active;
-        if self.held || fax_audio {
-            return self.timers.set(Timer::RtpCheck, now + timeout);
-        }
-        let last = self
-            .media_activity
-            .map_or(self.rtp_since, |t| t.max(self.rtp_since));
-        if now.saturating_duration_since(last) < timeout {
-            return self.timers.set(Timer::RtpCheck, last + timeout);
-        }
-        self.emit(EndpointEvent::RtpTimeout);
-        self.bye();
-        self.finish(Outcome::Ended(HangupCause::RtpTimeout), None);
     }
 
     /// After every input: an ending call keeps only its BYE guard.

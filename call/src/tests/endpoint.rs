@@ -148,12 +148,8 @@ impl EWorld {
                             key,
                             request,
                         );
-                        self.core = Some(EndpointCore::inbound(
-                            now,
-                            leg,
-                            config(self.mode),
-                            policy(),
-                        ));
+                        self.core =
+                            Some(EndpointCore::inbound(now, leg, config(self.mode), policy()));
                     }
                     return;
                 }
@@ -359,7 +355,10 @@ fn outbound_call_is_answered_and_ends_with_the_trunks_bye() {
     assert!(w.peer.saw("ACK"));
     assert!(w.peer.saw("200 BYE"));
     let offer = String::from_utf8_lossy(&w.peer.invites[0].body).to_string();
-    assert!(offer.contains(&format!("m=audio {PORT} RTP/AVP")), "{offer}");
+    assert!(
+        offer.contains(&format!("m=audio {PORT} RTP/AVP")),
+        "{offer}"
+    );
 }
 
 #[test]
@@ -368,7 +367,11 @@ fn outbound_failures_keep_their_status_and_fax_code() {
         (486, CallFailure::Busy, FaxCode::Busy),
         (404, CallFailure::Unallocated, FaxCode::Unallocated),
         (503, CallFailure::Congestion, FaxCode::Congestion),
-        (480, CallFailure::NoAnswer { status: 480 }, FaxCode::NoAnswer),
+        (
+            480,
+            CallFailure::NoAnswer { status: 480 },
+            FaxCode::NoAnswer,
+        ),
     ] {
         let mut w = EWorld::outbound(EndpointMode::Fax);
         w.peer.script = vec![
@@ -517,7 +520,9 @@ fn inbound_audio_call_is_answered_at_once_and_ends_with_the_callers_bye() {
     w.peer_at(5 * SEC, Act::Bye);
     w.run(120 * SEC);
     assert_eq!(w.peer.invite_finals(), vec![200]);
-    assert!(w.saw(|e| matches!(e, EndpointEvent::Audio { remote: Some(r), .. } if r.port() == 4000)));
+    assert!(
+        w.saw(|e| matches!(e, EndpointEvent::Audio { remote: Some(r), .. } if r.port() == 4000))
+    );
     assert_eq!(w.outcome(), Outcome::Ended(HangupCause::RemoteHangup));
 }
 
@@ -632,7 +637,10 @@ fn the_far_ends_t38_reinvite_is_accepted() {
     w.peer_at(10 * SEC, Act::Bye);
     w.run(120 * SEC);
     assert!(w.saw(|e| matches!(e, EndpointEvent::T38 { remote, .. } if remote.port() == 4100)));
-    assert!(!w.saw(|e| *e == EndpointEvent::OfferingT38), "no switch of ours");
+    assert!(
+        !w.saw(|e| *e == EndpointEvent::OfferingT38),
+        "no switch of ours"
+    );
     assert_eq!(w.outcome(), Outcome::Ended(HangupCause::RemoteHangup));
 }
 
@@ -695,6 +703,10 @@ fn lossy_network_keeps_one_leg_outcomes() {
             (SEC, Act::Respond(486, false)),
         ];
         w.run(200 * SEC);
-        assert_eq!(w.outcome(), Outcome::Failed(CallFailure::Busy), "seed {seed}");
+        assert_eq!(
+            w.outcome(),
+            Outcome::Failed(CallFailure::Busy),
+            "seed {seed}"
+        );
     }
 }
