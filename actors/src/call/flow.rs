@@ -38,7 +38,8 @@ fn side(s: switchboard_call::Side) -> Side {
     }
 }
 
-fn phase(p: switchboard_call::Phase) -> Phase {
+/// The actors' name for a core phase.
+pub(crate) fn phase(p: switchboard_call::Phase) -> Phase {
     match p {
         switchboard_call::Phase::Trying => Phase::Trying,
         switchboard_call::Phase::Ringing => Phase::Ringing,

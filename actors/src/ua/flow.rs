@@ -18,22 +18,14 @@ use switchboard_storage::{rfc3339, Disposition};
 
 use super::{T38Media, UaEvent, UaMode, UaOutcome, UaState};
 use crate::audio::AudioMedia;
-use crate::call::{CallMsg, CallSnapshot, LegView, Phase, Routing};
+use crate::call::flow::phase;
+use crate::call::{CallMsg, CallSnapshot, LegView, Routing};
 use crate::context::mask_number;
 use crate::endpoint::EndpointMsg;
 use crate::media::Side;
 use crate::supervisor::SupervisorMsg;
 use crate::trunk::TrunkMsg;
 use switchboard_media::g711::Law;
-
-fn phase(p: switchboard_call::Phase) -> Phase {
-    match p {
-        switchboard_call::Phase::Trying => Phase::Trying,
-        switchboard_call::Phase::Ringing => Phase::Ringing,
-        switchboard_call::Phase::Answered => Phase::Answered,
-        switchboard_call::Phase::Ending => Phase::Ending,
-    }
-}
 
 impl UaState {
     fn send(&self, msg: EndpointMsg) {

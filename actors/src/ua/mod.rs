@@ -408,3 +408,188 @@ impl Actor for UaCall {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The (cause, error) pairs `UaCall` recorded before issue 13, from the typed outcome.
+    #[test]
+    fn outcomes_keep_the_strings_the_fax_job_and_cdrs_read() {
+        let out = |outcome, answered, inbound| UaOutcome {
+            answered,
+            code: None,
+            outcome,
+            inbound,
+        };
+        let f = |f| Outcome::Failed(f);
+        let e = |c| Outcome::Ended(c);
+        let table: &[(UaOutcome, &str, Option<&str>)] = &[
+            (
+                out(f(CallFailure::NoRoute), false, false),
+                "no route",
+                Some("NO_ROUTE"),
+            ),
+            (
+                out(f(CallFailure::UnknownTrunk), false, false),
+                "unknown trunk",
+                Some("NO_ROUTE"),
+            ),
+            (
+                out(f(CallFailure::T38Disabled), false, false),
+                "T.38 disabled on trunk",
+                Some("T38_DISABLED"),
+            ),
+            (
+                out(f(CallFailure::TrunkDown), false, false),
+                "trunk down",
+                Some("CONGESTION"),
+            ),
+            (
+                out(f(CallFailure::NoMediaPorts), false, false),
+                "no media ports",
+                Some("CONGESTION"),
+            ),
+            (
+                out(f(CallFailure::Internal), false, false),
+                "internal",
+                Some("REJECTED"),
+            ),
+            (
+                out(f(CallFailure::from_status(486)), false, false),
+                "busy",
+                Some("BUSY"),
+            ),
+            (
+                out(f(CallFailure::Timeout), false, false),
+                "timeout",
+                Some("NO_ANSWER"),
+            ),
+            (
+                out(f(CallFailure::TrunkTimeout), false, false),
+                "trunk timeout",
+                Some("CONGESTION"),
+            ),
+            (
+                out(f(CallFailure::BadAnswer), false, false),
+                "bad answer",
+                Some("REJECTED"),
+            ),
+            (
+                out(f(CallFailure::NoAnswer { status: 408 }), false, false),
+                "no answer",
+                Some("NO_ANSWER"),
+            ),
+            (
+                out(
+                    f(CallFailure::Abandoned(HangupCause::Operator)),
+                    false,
+                    true,
+                ),
+                "operator",
+                Some("NO_ANSWER"),
+            ),
+            (
+                out(f(CallFailure::LedgerUnavailable), false, false),
+                "ledger unavailable",
+                Some("CONGESTION"),
+            ),
+            (
+                out(f(CallFailure::NoAccount { status: 402 }), false, false),
+                "no account",
+                Some("REJECTED"),
+            ),
+            (
+                out(f(CallFailure::TooManyHops), false, true),
+                "too many hops",
+                None,
+            ),
+            (
+                out(f(CallFailure::NoSdpOffer), false, true),
+                "no SDP offer",
+                None,
+            ),
+            (
+                out(f(CallFailure::NoAudioOffered), false, true),
+                "no audio offered",
+                None,
+            ),
+            (
+                out(f(CallFailure::NoCommonMedia), false, true),
+                "no common media",
+                None,
+            ),
+            (
+                out(f(CallFailure::Cancelled), false, true),
+                "cancelled",
+                None,
+            ),
+            (
+                out(e(HangupCause::RemoteHangup), true, true),
+                "remote hangup",
+                None,
+            ),
+            (out(e(HangupCause::NoAck), true, true), "no ACK", None),
+            (
+                out(e(HangupCause::T38Refused), true, false),
+                "T.38 refused",
+                Some("T38_REFUSED"),
+            ),
+            (
+                out(e(HangupCause::T38DialogGone), true, false),
+                "dialog gone",
+                Some("T38_REFUSED"),
+            ),
+            (
+                out(e(HangupCause::T38ReinviteTimeout), true, false),
+                "T.38 re-INVITE timed out",
+                Some("T38_REFUSED"),
+            ),
+            (
+                out(e(HangupCause::NoT38), true, true),
+                "no T.38",
+                Some("T38_REFUSED"),
+            ),
+            (
+                out(e(HangupCause::MaxDuration), true, false),
+                "max duration",
+                Some("TIMEOUT"),
+            ),
+            (
+                out(e(HangupCause::RtpTimeout), true, false),
+                "rtp timeout",
+                Some("TIMEOUT"),
+            ),
+            (
+                out(e(HangupCause::CreditExhausted), true, false),
+                "credit exhausted",
+                None,
+            ),
+            (
+                out(e(HangupCause::NoCredit), true, false),
+                "no credit",
+                Some("REJECTED"),
+            ),
+            (
+                out(e(HangupCause::NoAudioInAnswer), true, false),
+                "no audio in answer",
+                Some("REJECTED"),
+            ),
+            (
+                out(e(HangupCause::DeviceOffline), true, false),
+                "device offline",
+                None,
+            ),
+            (UaOutcome::ended(HangupCause::Crash), "crash", None),
+            (
+                UaOutcome::ended(HangupCause::StreamEnded),
+                "stream ended",
+                None,
+            ),
+        ];
+        for (o, cause, error) in table {
+            assert_eq!(o.cause(), *cause, "{o:?}");
+            assert_eq!(o.error().map(FaxCode::as_str), *error, "{o:?}");
+        }
+    }
+}
