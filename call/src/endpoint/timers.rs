@@ -37,11 +37,7 @@ impl EndpointCore {
                 self.bye();
                 self.finish(Outcome::Ended(HangupCause::NoAck), None);
             }
-            Timer::T38Switch if answered => {
-                if self.t38 == T38State::Audio {
-                    self.offer_t38();
-                }
-            }
+            Timer::T38Switch if answered && self.t38 == T38State::Audio => self.offer_t38(),
             Timer::T38Deadline if answered && self.t38 != T38State::Active => {
                 self.emit(EndpointEvent::T38Failed(T38Failure::Timeout));
                 self.bye();
