@@ -68,6 +68,8 @@ struct EWorld {
     credentials: Option<Credentials>,
     /// Inbound: answer [`EndpointEvent::AnswerNow`] with a port.
     auto_answer: bool,
+    /// `[media] rtp_timeout_secs` for the core.
+    rtp_timeout: Option<Duration>,
     started: bool,
 }
 
@@ -100,6 +102,7 @@ impl EWorld {
             commands: Vec::new(),
             credentials: None,
             auto_answer: true,
+            rtp_timeout: None,
             started: false,
         }
     }
@@ -148,8 +151,9 @@ impl EWorld {
                             key,
                             request,
                         );
-                        self.core =
-                            Some(EndpointCore::inbound(now, leg, config(self.mode), policy()));
+                        let mut cfg = config(self.mode);
+                        cfg.rtp_timeout = self.rtp_timeout;
+                        self.core = Some(EndpointCore::inbound(now, leg, cfg, policy()));
                     }
                     return;
                 }
@@ -294,7 +298,9 @@ impl EWorld {
             if self.peer.addr == CALLER {
                 self.peer.invite(self.now, None);
             } else {
-                let mut core = EndpointCore::outbound(self.now, config(self.mode), policy());
+                let mut cfg = config(self.mode);
+                cfg.rtp_timeout = self.rtp_timeout;
+                let mut core = EndpointCore::outbound(self.now, cfg, policy());
                 let mut dial = Self::dial();
                 dial.credentials = self.credentials.clone();
                 core.handle_command(self.now, EndpointCommand::Dial(Box::new(dial)));
@@ -709,4 +715,47 @@ fn lossy_network_keeps_one_leg_outcomes() {
             "seed {seed}"
         );
     }
+}
+
+#[test]
+fn the_credit_reservation_ends_an_answered_call() {
+    let mut w = EWorld::outbound(AUDIO);
+    w.peer.script = answered_script();
+    w.command_at(2 * SEC, EndpointCommand::Reserved(Ok(30 * SEC)));
+    w.run(120 * SEC);
+    assert_eq!(w.outcome(), Outcome::Ended(HangupCause::CreditExhausted));
+    assert!(w.saw(|e| *e == EndpointEvent::CreditExhausted));
+    // Answered at ~1 s: the credit lasts until ~31 s.
+    let done = w.done_at.expect("done");
+    assert!(done >= 31 * SEC && done < 32 * SEC, "{done:?}");
+
+    let mut w = EWorld::outbound(AUDIO);
+    w.peer.script = answered_script();
+    w.command_at(
+        2 * SEC,
+        EndpointCommand::Reserved(Err(HangupCause::NoCredit)),
+    );
+    w.run(120 * SEC);
+    assert_eq!(w.outcome(), Outcome::Ended(HangupCause::NoCredit));
+    assert_eq!(HangupCause::NoCredit.fax_code(), Some(FaxCode::Rejected));
+}
+
+#[test]
+fn rtp_timeout_ends_silent_audio_but_spares_fax_before_t38() {
+    // Audio: nothing ever arrives, so the call ends 20 s after answer.
+    let mut w = EWorld::outbound(AUDIO);
+    w.rtp_timeout = Some(20 * SEC);
+    w.peer.script = answered_script();
+    w.run(120 * SEC);
+    assert_eq!(w.outcome(), Outcome::Ended(HangupCause::RtpTimeout));
+    assert!(w.saw(|e| *e == EndpointEvent::RtpTimeout));
+    let done = w.done_at.expect("done");
+    assert!(done >= 21 * SEC && done < 22 * SEC, "{done:?}");
+
+    // Fax still on audio: exempt (the T.38 deadline ends it instead).
+    let mut w = EWorld::inbound(EndpointMode::Fax);
+    w.rtp_timeout = Some(20 * SEC);
+    w.peer.reinvite_status = 491;
+    w.run(120 * SEC);
+    assert_eq!(w.outcome(), Outcome::Ended(HangupCause::NoT38));
 }
