@@ -18,8 +18,7 @@ use switchboard_config::{RouteConfig, TrunkConfig};
 use super::{UaMode, UaState};
 use crate::billing::{rate_call, Charge, Origin};
 use crate::call::charge::{
-    admission_failure, settle_reservation, spawn_admission, spawn_reservation, ChargeEvent,
-    Charging,
+    settle_reservation, spawn_admission, spawn_reservation, ChargeEvent, Charging,
 };
 use crate::context::mask_number;
 
@@ -77,15 +76,16 @@ impl UaState {
                 self.admitted = true;
                 self.dial(now);
             }
-            ChargeEvent::Admitted(Err((code, cause))) => {
+            ChargeEvent::Admitted(Err(failure)) => {
                 let account = self
                     .charging
                     .as_ref()
                     .map(|c| mask_number(&c.rating.account))
                     .unwrap_or_default();
-                tracing::info!(call = %self.id, %account, cause, "call refused by the ledger");
-                metrics::counter!("switchboard_calls_refused_total", "cause" => cause).increment(1);
-                self.fail(now, admission_failure(code, cause), Some(code));
+                tracing::info!(call = %self.id, %account, cause = %failure, "call refused by the ledger");
+                metrics::counter!("switchboard_calls_refused_total", "cause" => failure.as_str())
+                    .increment(1);
+                self.fail(now, failure, Some(failure.status()));
             }
             ChargeEvent::Reserved(Ok(r)) => {
                 if let Some(c) = self.charging.as_mut() {
@@ -96,9 +96,9 @@ impl UaState {
                 }
             }
             ChargeEvent::Reserved(Err(cause)) => {
-                tracing::info!(call = %self.id, cause, "no reservation on answer; releasing the call");
-                metrics::counter!("switchboard_calls_refused_total", "cause" => cause).increment(1);
-                let cause = HangupCause::parse(cause).unwrap_or(HangupCause::LedgerError);
+                tracing::info!(call = %self.id, %cause, "no reservation on answer; releasing the call");
+                metrics::counter!("switchboard_calls_refused_total", "cause" => cause.as_str())
+                    .increment(1);
                 self.command(now, EndpointCommand::Reserved(Err(cause)));
             }
         }
@@ -114,7 +114,7 @@ impl UaState {
         }
         c.answered_at = Some(now);
         if !spawn_reservation(&ledger, &self.id, &c.rating, self.myself.clone()) {
-            self.on_charge(now, ChargeEvent::Reserved(Err("ledger error")));
+            self.on_charge(now, ChargeEvent::Reserved(Err(HangupCause::LedgerError)));
         }
     }
 
