@@ -16,6 +16,11 @@
 //! The actor speaks [`CallMsg`] so the call supervisor lists, hangs up and
 //! tears it down like any other call; what happens on the call is reported
 //! to a [`Listener`] (the fax job, or the fax supervisor for inbound faxes).
+//!
+//! The call itself is [`switchboard_call::EndpointCore`], the sans-IO one-leg
+//! core built from the same legs as the B2BUA's; this actor routes and admits
+//! outbound calls, owns the port and its socket, reads time from `ctx.clock`
+//! and carries the core's outputs to the endpoint and the listener.
 
 mod charge;
 mod flow;
