@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use serde::Serialize;
-use switchboard_call::CallFailure;
+use switchboard_call::{CallFailure, HangupCause};
 use switchboard_config::{RouteConfig, TrunkConfig};
 use switchboard_storage::{now_unix_ms, Disposition};
 
@@ -149,14 +149,25 @@ impl CallSnapshot {
             .map_or(0, |a| now_ms.saturating_sub(a) / 1000)
     }
 
-    /// The CDR of this call ending now.
+    /// The CDR of this call ending now (by the system clock: for cleanup outside the call,
+    /// the supervisor's crash path and the journal; the call actors use [`Self::cdr_at`]).
     pub(crate) fn cdr(
         &self,
         disposition: Disposition,
         cause: &str,
         code: Option<u16>,
     ) -> switchboard_storage::Cdr {
-        let end = now_unix_ms();
+        self.cdr_at(now_unix_ms(), disposition, cause, code)
+    }
+
+    /// The CDR of this call ending at `end` (ms since the epoch, from the call's clock).
+    pub(crate) fn cdr_at(
+        &self,
+        end: u64,
+        disposition: Disposition,
+        cause: &str,
+        code: Option<u16>,
+    ) -> switchboard_storage::Cdr {
         switchboard_storage::Cdr {
             v: 1,
             id: self.id.0.clone(),
@@ -206,10 +217,10 @@ pub enum Routing {
 /// What the ledger told a call.
 #[derive(Debug)]
 pub enum ChargeEvent {
-    /// Admission: `Ok` to dial, or the SIP status and cause of the refusal.
-    Admitted(Result<(), (u16, &'static str)>),
-    /// The reservation made on answer, or the cause of its refusal.
-    Reserved(Result<Reservation, &'static str>),
+    /// Admission: `Ok` to dial, or why not (its `status()` is what the caller gets).
+    Admitted(Result<(), CallFailure>),
+    /// The reservation made on answer, or why it was refused.
+    Reserved(Result<Reservation, HangupCause>),
 }
 
 /// The charging part of a call as the admin API shows it.

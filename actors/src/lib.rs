@@ -27,6 +27,7 @@ pub mod local;
 pub mod media;
 pub mod mqtt;
 pub mod mqtt_external;
+pub mod routing;
 pub mod sip_contact;
 pub mod sip_event;
 pub mod sip_guard;

@@ -24,13 +24,12 @@ use switchboard_sip::transaction::TransactionKey;
 use switchboard_sip::transport::Peer;
 use switchboard_storage::Disposition;
 
-use crate::call::{Call, CallArgs, CallId, CallMsg, CallSnapshot, Phase, Routing};
+use crate::call::{Call, CallArgs, CallId, CallMsg, CallSnapshot, Phase};
 use crate::context::CallContext;
 use crate::endpoint::EndpointMsg;
 pub use crate::supervisor_msg::SupervisorMsg;
 use crate::ua::{UaArgs, UaCall, UaDirection};
 use crate::ua_event::{Listener, UaMode};
-use switchboard_call::CallFailure;
 
 struct Entry {
     actor: ActorRef<CallMsg>,
@@ -368,7 +367,7 @@ async fn new_call(
             .await
             .map(|(a, _)| a)
     } else {
-        let routing = trunk_routing(&ctx, route, number);
+        let routing = crate::routing::trunk_routing(&ctx, route, number);
         let args = CallArgs {
             id: id.clone(),
             key: key.clone(),
@@ -384,33 +383,6 @@ async fn new_call(
     };
     if state.register(id, spawned).is_err() {
         reject(&endpoint, key, &request, 500);
-    }
-}
-
-/// Where a call that is not for a local target goes: the route's trunk, if it is
-/// configured and up.
-fn trunk_routing(
-    ctx: &CallContext,
-    route: Option<switchboard_config::RouteConfig>,
-    number: Option<String>,
-) -> Routing {
-    let (Some(route), Some(number)) = (route, number) else {
-        return Routing::Refused(CallFailure::NoRoute);
-    };
-    let RouteTarget::Trunk(name) = &route.to else {
-        // Local targets were handed to a `UaCall` above.
-        return Routing::Refused(CallFailure::Internal);
-    };
-    let (Some(trunk), Some(handle)) = (ctx.config.trunk(name), ctx.trunks.get(name)) else {
-        return Routing::Refused(CallFailure::UnknownTrunk);
-    };
-    if handle.status.borrow().is_down() {
-        return Routing::Refused(CallFailure::TrunkDown);
-    }
-    Routing::Trunk {
-        trunk: Box::new(trunk.clone()),
-        route: Box::new(route),
-        number,
     }
 }
 

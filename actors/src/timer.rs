@@ -53,6 +53,18 @@ impl Deadline {
         next: Option<Instant>,
         tick: fn(u64) -> M,
     ) {
+        self.arm_from(myself, Instant::now(), next, tick);
+    }
+
+    /// [`Self::arm`] with the wait counted from `now` (an actor that reads time from its
+    /// injected clock).
+    pub fn arm_from<M: Message>(
+        &mut self,
+        myself: &ActorRef<M>,
+        now: Instant,
+        next: Option<Instant>,
+        tick: fn(u64) -> M,
+    ) {
         if next == self.armed {
             return;
         }
@@ -60,7 +72,7 @@ impl Deadline {
         self.gen += 1;
         if let Some(at) = next {
             let gen = self.gen;
-            let wait = at.saturating_duration_since(Instant::now());
+            let wait = at.saturating_duration_since(now);
             myself.send_after(wait, move || tick(gen));
         }
     }

@@ -6,6 +6,8 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use switchboard_call::{CallFailure, FaxCode, HangupCause, Outcome};
+
 /// What happened on the call, for its listener.
 #[derive(Debug, Clone)]
 pub enum UaEvent {
@@ -30,7 +32,7 @@ pub enum UaMode {
     Fax,
     /// G.711 audio for the listener.
     Audio {
-        /// Inbound: ring (180) and wait for [`CallMsg::Answer`](crate::call_msg::CallMsg::Answer) instead of answering at once.
+        /// Inbound: ring (180) and wait for [`CallMsg::Answer`] instead of answering at once.
         ring_first: bool,
     },
 }
@@ -53,18 +55,48 @@ pub struct T38Media {
 }
 
 /// How the call ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UaOutcome {
     /// Whether it was answered.
     pub answered: bool,
-    /// Final SIP status of a failed attempt.
+    /// Final SIP status of a failed attempt (or of the request that ended the call).
     pub code: Option<u16>,
-    /// Short cause (CDR hangup cause).
-    pub cause: &'static str,
-    /// Result code like Asterisk's FAXERROR when the call failed for a
-    /// reason a fax job retries or reports: `BUSY`, `NO_ANSWER`,
-    /// `CONGESTION`, `NO_ROUTE`, `T38_REFUSED`, `T38_DISABLED`, ...
-    pub error: Option<&'static str>,
+    /// Why it ended.
+    pub outcome: Outcome,
+    /// The far end called us (we were the UAS).
+    pub inbound: bool,
+}
+
+impl UaOutcome {
+    /// An answered call ended by `cause` outside the call (a listener gone, a stream ended).
+    pub fn ended(cause: HangupCause) -> Self {
+        Self {
+            answered: true,
+            code: None,
+            outcome: Outcome::Ended(cause),
+            inbound: false,
+        }
+    }
+
+    /// The CDR hang-up cause.
+    pub fn cause(&self) -> &'static str {
+        self.outcome.as_str()
+    }
+
+    /// The result code like Asterisk's FAXERROR when the call failed for a reason a fax
+    /// job retries or reports (`BUSY`, `NO_ANSWER`, `CONGESTION`, `NO_ROUTE`,
+    /// `T38_REFUSED`, `T38_DISABLED`, ...). An inbound call refused before answer has
+    /// none, unless it was abandoned or not answered in time.
+    pub fn error(&self) -> Option<FaxCode> {
+        match self.outcome {
+            Outcome::Ended(c) => c.fax_code(),
+            Outcome::Failed(f @ (CallFailure::Abandoned(_) | CallFailure::NoAnswer { .. })) => {
+                Some(f.fax_code())
+            }
+            Outcome::Failed(_) if self.inbound => None,
+            Outcome::Failed(f) => Some(f.fax_code()),
+        }
+    }
 }
 
 /// Receives a call's events (called from the call actor; must not block).

@@ -99,6 +99,12 @@ pub enum CallFailure {
     /// Ended before answer by a cause that usually ends answered calls (operator, drain,
     /// an app or device gone); the caller gets 480.
     Abandoned(HangupCause),
+    /// An inbound audio call offered no audio stream (488).
+    NoAudioOffered,
+    /// Our answer to the offer cannot be built (no common codec, T.38 unusable: 488).
+    NoCommonMedia,
+    /// A fax call routed to a trunk with `t38 = "never"`.
+    T38Disabled,
 }
 
 /// Why an answered call ended.
@@ -112,6 +118,8 @@ pub enum HangupCause {
     RemoteHangup,
     /// The device on a local call hung up.
     DeviceHangup,
+    /// The device on a local call went offline.
+    DeviceOffline,
     /// An operator hung up (admin API or CLI).
     Operator,
     /// Ended by the drain deadline.
@@ -138,6 +146,18 @@ pub enum HangupCause {
     StreamEnded,
     /// The local media path failed.
     MediaError,
+    /// The far end refused our T.38 re-INVITE (or answered it without a usable stream).
+    T38Refused,
+    /// The far end answered our T.38 re-INVITE with 408 or 481: the dialog is gone.
+    T38DialogGone,
+    /// Our T.38 re-INVITE got no answer (Timer B).
+    T38ReinviteTimeout,
+    /// T.38 was not up by the fax deadline after answer.
+    NoT38,
+    /// The far end's 2xx to an audio call carries no audio stream.
+    NoAudioInAnswer,
+    /// The call's owner (the listener) went away without a cause (a crashed task).
+    Crash,
 }
 
 impl CallFailure {
@@ -176,7 +196,12 @@ impl CallFailure {
             Self::TooManyHops => 483,
             Self::Timeout => 408,
             Self::NoAccount { status } | Self::NoCredit { status } => status,
-            Self::NoSdpOffer | Self::BadSdpOffer | Self::MediaAddressRefused => 488,
+            Self::NoSdpOffer
+            | Self::BadSdpOffer
+            | Self::MediaAddressRefused
+            | Self::NoAudioOffered
+            | Self::NoCommonMedia => 488,
+            Self::T38Disabled => 488,
             Self::CalleeLeftEarly | Self::Abandoned(_) => 480,
             Self::BadAnswer => 502,
             Self::BadCallerDialog => 400,
@@ -232,6 +257,9 @@ impl CallFailure {
             Self::BadCallerDialog => "bad caller dialog",
             Self::Internal => "internal",
             Self::Abandoned(cause) => cause.as_str(),
+            Self::NoAudioOffered => "no audio offered",
+            Self::NoCommonMedia => "no common media",
+            Self::T38Disabled => "T.38 disabled on trunk",
         }
     }
 
@@ -255,29 +283,12 @@ impl CallFailure {
             Self::TrunkTimeout | Self::Timeout => 102,
             Self::NoAccount { .. } | Self::NoCredit { .. } => 21,
             Self::LedgerError | Self::LedgerUnavailable => 41,
-            Self::NoSdpOffer | Self::BadSdpOffer => 79,
+            Self::NoSdpOffer | Self::BadSdpOffer | Self::NoAudioOffered => 79,
+            Self::NoCommonMedia | Self::T38Disabled => 65,
             Self::MediaAddressRefused => 88,
             Self::CalleeLeftEarly => 16,
             Self::BadAnswer => 38,
             Self::Abandoned(cause) => cause.q850(),
-        }
-    }
-
-    /// The fax job's result code for a call that never connected (Faxbot-like).
-    pub fn fax_code(self) -> &'static str {
-        match self {
-            Self::Busy | Self::Declined => "BUSY",
-            Self::NoAnswer { .. } | Self::Cancelled | Self::Timeout | Self::Abandoned(_) => {
-                "NO_ANSWER"
-            }
-            Self::Unallocated => "UNALLOCATED",
-            Self::Congestion
-            | Self::TrunkDown
-            | Self::TrunkTimeout
-            | Self::NoMediaPorts
-            | Self::LedgerUnavailable => "CONGESTION",
-            Self::NoRoute | Self::UnknownTrunk => "NO_ROUTE",
-            _ => "REJECTED",
         }
     }
 }
@@ -290,6 +301,7 @@ impl HangupCause {
             Self::CalleeHangup => "callee hangup",
             Self::RemoteHangup => "remote hangup",
             Self::DeviceHangup => "device hangup",
+            Self::DeviceOffline => "device offline",
             Self::Operator => "operator",
             Self::Shutdown => "shutdown",
             Self::NoAck => "no ACK",
@@ -303,6 +315,12 @@ impl HangupCause {
             Self::AppGone => "app gone",
             Self::StreamEnded => "stream ended",
             Self::MediaError => "media error",
+            Self::T38Refused => "T.38 refused",
+            Self::T38DialogGone => "dialog gone",
+            Self::T38ReinviteTimeout => "T.38 re-INVITE timed out",
+            Self::NoT38 => "no T.38",
+            Self::NoAudioInAnswer => "no audio in answer",
+            Self::Crash => "crash",
         }
     }
 
@@ -316,32 +334,27 @@ impl HangupCause {
     pub fn q850(self) -> u8 {
         match self {
             Self::CallerHangup | Self::CalleeHangup | Self::RemoteHangup | Self::DeviceHangup => 16,
+            Self::DeviceOffline => 16,
             Self::Operator | Self::Shutdown => 16,
             Self::NoAck | Self::SessionExpired | Self::RtpTimeout => 102,
             Self::CreditExhausted | Self::NoCredit | Self::NoAccount => 21,
             Self::LedgerError | Self::MediaError => 41,
             Self::MaxDuration => 16,
             Self::AppGone | Self::StreamEnded => 16,
-        }
-    }
-
-    /// The fax result code of an answered fax call that ended this way before the document
-    /// went through (`None`: the fax session's own result decides).
-    pub fn fax_code(self) -> Option<&'static str> {
-        match self {
-            Self::MaxDuration | Self::RtpTimeout => Some("TIMEOUT"),
-            Self::NoCredit | Self::NoAccount | Self::LedgerError => Some("REJECTED"),
-            _ => None,
+            Self::T38Refused | Self::NoAudioInAnswer => 65,
+            Self::T38DialogGone | Self::Crash => 41,
+            Self::T38ReinviteTimeout | Self::NoT38 => 102,
         }
     }
 }
 
 /// Every [`HangupCause`], for [`HangupCause::parse`] and the tests.
-pub const ALL_HANGUP_CAUSES: [HangupCause; 17] = [
+pub const ALL_HANGUP_CAUSES: [HangupCause; 24] = [
     HangupCause::CallerHangup,
     HangupCause::CalleeHangup,
     HangupCause::RemoteHangup,
     HangupCause::DeviceHangup,
+    HangupCause::DeviceOffline,
     HangupCause::Operator,
     HangupCause::Shutdown,
     HangupCause::NoAck,
@@ -355,6 +368,12 @@ pub const ALL_HANGUP_CAUSES: [HangupCause; 17] = [
     HangupCause::AppGone,
     HangupCause::StreamEnded,
     HangupCause::MediaError,
+    HangupCause::T38Refused,
+    HangupCause::T38DialogGone,
+    HangupCause::T38ReinviteTimeout,
+    HangupCause::NoT38,
+    HangupCause::NoAudioInAnswer,
+    HangupCause::Crash,
 ];
 
 /// RFC 3398 §8.2.6.1: the Q.850 cause of a SIP final status (127, interworking, for those
@@ -469,41 +488,6 @@ mod tests {
             assert_eq!(f.disposition(), disposition, "{rx}");
             assert_eq!(f.as_str(), cause, "{rx}");
         }
-    }
-
-    /// The one-leg UA's `error_for` before issue 13 (the fax result code).
-    #[test]
-    fn fax_codes_as_the_ua_gave_them() {
-        let table: &[(u16, &str)] = &[
-            (486, "BUSY"),
-            (600, "BUSY"),
-            (603, "BUSY"),
-            (408, "NO_ANSWER"),
-            (480, "NO_ANSWER"),
-            (487, "NO_ANSWER"),
-            (404, "UNALLOCATED"),
-            (484, "UNALLOCATED"),
-            (604, "UNALLOCATED"),
-            (500, "CONGESTION"),
-            (502, "CONGESTION"),
-            (503, "CONGESTION"),
-            (504, "CONGESTION"),
-            (403, "REJECTED"),
-            (401, "REJECTED"),
-            (488, "REJECTED"),
-        ];
-        for &(rx, code) in table {
-            assert_eq!(CallFailure::from_status(rx).fax_code(), code, "{rx}");
-        }
-        assert_eq!(CallFailure::NoRoute.fax_code(), "NO_ROUTE");
-        assert_eq!(CallFailure::UnknownTrunk.fax_code(), "NO_ROUTE");
-        assert_eq!(CallFailure::TrunkDown.fax_code(), "CONGESTION");
-        assert_eq!(CallFailure::TrunkTimeout.fax_code(), "CONGESTION");
-        assert_eq!(CallFailure::Timeout.fax_code(), "NO_ANSWER");
-        assert_eq!(CallFailure::NoMediaPorts.fax_code(), "CONGESTION");
-        assert_eq!(HangupCause::MaxDuration.fax_code(), Some("TIMEOUT"));
-        assert_eq!(HangupCause::RtpTimeout.fax_code(), Some("TIMEOUT"));
-        assert_eq!(HangupCause::CallerHangup.fax_code(), None);
     }
 
     /// The gateway's own failures: (failure, status to the caller, disposition, CDR cause).
@@ -644,7 +628,7 @@ mod tests {
             assert_eq!(HangupCause::parse(c.as_str()), Some(c));
             assert_eq!(Outcome::Ended(c).disposition(), Disposition::Answered);
         }
-        assert_eq!(HangupCause::parse("crash"), None);
+        assert_eq!(HangupCause::parse("no such cause"), None);
         // The strings the CDRs and the integration tests read.
         for s in [
             "caller hangup",

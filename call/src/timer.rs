@@ -27,17 +27,24 @@ pub enum Timer {
     RtpCheck,
     /// The credit reservation runs out.
     CreditDeadline,
+    /// Fax: offer T.38 by re-INVITE (`[fax] t38_switch_timeout_secs` after answer, or
+    /// again after a glare back-off).
+    T38Switch,
+    /// Fax: T.38 must be up by now.
+    T38Deadline,
 }
 
 impl Timer {
     /// Number of timers (the table's size).
-    pub const COUNT: usize = 7;
+    pub const COUNT: usize = 9;
 
     /// Every timer, in table order (which is also the order they fire in at one instant).
     pub const ALL: [Timer; Self::COUNT] = [
         Timer::ByeGuard,
         Timer::NoAnswer,
         Timer::AckWait,
+        Timer::T38Switch,
+        Timer::T38Deadline,
         Timer::CreditDeadline,
         Timer::SessionExpiry,
         Timer::MaxDuration,
@@ -49,10 +56,12 @@ impl Timer {
             Timer::ByeGuard => 0,
             Timer::NoAnswer => 1,
             Timer::AckWait => 2,
-            Timer::CreditDeadline => 3,
-            Timer::SessionExpiry => 4,
-            Timer::MaxDuration => 5,
-            Timer::RtpCheck => 6,
+            Timer::T38Switch => 3,
+            Timer::T38Deadline => 4,
+            Timer::CreditDeadline => 5,
+            Timer::SessionExpiry => 6,
+            Timer::MaxDuration => 7,
+            Timer::RtpCheck => 8,
         }
     }
 }

@@ -73,9 +73,9 @@ pub(crate) fn spawn_admission(
             .await;
         let verdict = match answer {
             Ok(CallResult::Success(Ok(Some(a)))) if a.available() >= i128::from(need) => Ok(()),
-            Ok(CallResult::Success(Ok(Some(_)))) => Err((refuse, "no credit")),
-            Ok(CallResult::Success(Ok(None))) => Err((refuse, "no account")),
-            _ => Err((503, "ledger error")),
+            Ok(CallResult::Success(Ok(Some(_)))) => Err(CallFailure::NoCredit { status: refuse }),
+            Ok(CallResult::Success(Ok(None))) => Err(CallFailure::NoAccount { status: refuse }),
+            _ => Err(CallFailure::LedgerError),
         };
         let _ = me.send_message(CallMsg::Charge(ChargeEvent::Admitted(verdict)));
     });
@@ -105,8 +105,10 @@ pub(crate) fn spawn_reservation(
     }
     tokio::spawn(async move {
         let r = match tokio::time::timeout(LEDGER_WAIT, rx).await {
-            Ok(Ok(r)) => r.map_err(|e| refusal(&e)),
-            _ => Err("ledger error"),
+            Ok(Ok(r)) => {
+                r.map_err(|e| HangupCause::parse(refusal(&e)).unwrap_or(HangupCause::LedgerError))
+            }
+            _ => Err(HangupCause::LedgerError),
         };
         let _ = me.send_message(CallMsg::Charge(ChargeEvent::Reserved(r)));
     });
@@ -197,7 +199,10 @@ impl CallState {
         }
         c.answered_at = Some(answered_at);
         if !spawn_reservation(&ledger, &self.id, &c.rating, self.myself.clone()) {
-            self.on_charge(answered_at, ChargeEvent::Reserved(Err("ledger error")));
+            self.on_charge(
+                answered_at,
+                ChargeEvent::Reserved(Err(HangupCause::LedgerError)),
+            );
         }
     }
 
@@ -211,16 +216,16 @@ impl CallState {
                 match (verdict, number) {
                     (Ok(()), Some(number)) => self.dial(now, number),
                     (Ok(()), None) => {}
-                    (Err((code, cause)), _) => {
+                    (Err(failure), _) => {
                         let account = self
                             .charging
                             .as_ref()
                             .map(|c| mask_number(&c.rating.account))
                             .unwrap_or_default();
-                        tracing::info!(call = %self.id, %account, cause, "call refused by the ledger");
-                        metrics::counter!("switchboard_calls_refused_total", "cause" => cause)
+                        tracing::info!(call = %self.id, %account, cause = %failure, "call refused by the ledger");
+                        metrics::counter!("switchboard_calls_refused_total", "cause" => failure.as_str())
                             .increment(1);
-                        self.fail(now, admission_failure(code, cause));
+                        self.fail(now, failure);
                     }
                 }
             }
@@ -234,9 +239,9 @@ impl CallState {
                 self.command(now, Command::Reserved(Ok(Duration::from_secs(r.secs))));
             }
             ChargeEvent::Reserved(Err(cause)) => {
-                tracing::info!(call = %self.id, cause, "no reservation on answer; releasing the call");
-                metrics::counter!("switchboard_calls_refused_total", "cause" => cause).increment(1);
-                let cause = HangupCause::parse(cause).unwrap_or(HangupCause::LedgerError);
+                tracing::info!(call = %self.id, %cause, "no reservation on answer; releasing the call");
+                metrics::counter!("switchboard_calls_refused_total", "cause" => cause.as_str())
+                    .increment(1);
                 self.command(now, Command::Reserved(Err(cause)));
             }
         }
@@ -254,15 +259,6 @@ impl CallState {
         let answered_at = c.answered_at?;
         let cost = settle_reservation(&ledger, &self.id, &c.rating, answered_at, c.reserved).await;
         Some((account, cost))
-    }
-}
-
-/// The failure of a call the ledger refused to admit (`status` is what the caller gets).
-fn admission_failure(status: u16, cause: &str) -> CallFailure {
-    match cause {
-        "no credit" => CallFailure::NoCredit { status },
-        "no account" => CallFailure::NoAccount { status },
-        _ => CallFailure::LedgerError,
     }
 }
 

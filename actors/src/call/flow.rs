@@ -9,7 +9,7 @@ use ractor::ActorRef;
 use switchboard_call::{
     CallFailure, Command, Credentials, Dial, Event, MediaCtl, Output, SipOutput,
 };
-use switchboard_storage::{now_unix_ms, rfc3339, Cdr, Disposition};
+use switchboard_storage::{rfc3339, Cdr, Disposition};
 
 use super::{build, CallMsg, CallSnapshot, CallState, LegView, Phase, Routing};
 use crate::context::mask_number;
@@ -18,19 +18,8 @@ use crate::media::{Relay, Side};
 use crate::supervisor_msg::SupervisorMsg;
 use crate::trunk::TrunkMsg;
 
-/// Map a final failure from the callee to what the caller gets, the CDR disposition and a
-/// cause: [`CallFailure::from_status`], for the one-leg UA until it moves onto the core.
-pub(crate) fn map_failure(code: u16) -> (u16, Disposition, &'static str) {
-    let f = CallFailure::from_status(code);
-    (
-        f.status(),
-        crate::cdr::disposition(f.disposition()),
-        f.as_str(),
-    )
-}
-
 /// The endpoint's event as the core takes it.
-pub(super) fn sip_event(ev: SipEvent) -> switchboard_call::SipEvent {
+pub(crate) fn sip_event(ev: SipEvent) -> switchboard_call::SipEvent {
     match ev {
         SipEvent::Request { key, request, peer } => {
             switchboard_call::SipEvent::Request { key, request, peer }
@@ -49,7 +38,8 @@ fn side(s: switchboard_call::Side) -> Side {
     }
 }
 
-fn phase(p: switchboard_call::Phase) -> Phase {
+/// The actors' name for a core phase.
+pub(crate) fn phase(p: switchboard_call::Phase) -> Phase {
     match p {
         switchboard_call::Phase::Trying => Phase::Trying,
         switchboard_call::Phase::Ringing => Phase::Ringing,
@@ -233,7 +223,7 @@ impl CallState {
     }
 
     fn on_answer(&mut self) {
-        self.answer_ms = Some(now_unix_ms());
+        self.answer_ms = Some(self.ctx.clock.unix_ms());
         metrics::counter!("switchboard_calls_answered_total").increment(1);
         tracing::debug!(call = %self.id, "answered");
         if let Some(at) = self.core.answered_at() {
@@ -288,8 +278,12 @@ impl CallState {
             self.stop(myself).await;
             return;
         }
-        self.timer
-            .arm(myself, self.core.poll_timeout(), CallMsg::Timer);
+        self.timer.arm_from(
+            myself,
+            self.ctx.clock.now(),
+            self.core.poll_timeout(),
+            CallMsg::Timer,
+        );
     }
 
     fn signature(&self) -> (Phase, bool, bool, bool, usize) {
@@ -382,6 +376,7 @@ impl CallState {
         } else {
             disposition
         };
-        self.snapshot().cdr(disposition, cause, code)
+        self.snapshot()
+            .cdr_at(self.ctx.clock.unix_ms(), disposition, cause, code)
     }
 }

@@ -13,7 +13,7 @@ pub(crate) mod charge;
 pub(crate) mod flow;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use switchboard_call::{CallConfig, CallCore};
@@ -21,7 +21,6 @@ use switchboard_config::TrunkConfig;
 use switchboard_sip::message::MessageExt;
 use switchboard_sip::transaction::TransactionKey;
 use switchboard_sip::transport::Peer;
-use switchboard_storage::now_unix_ms;
 
 use crate::context::CallContext;
 use crate::endpoint::{EndpointMsg, Owner};
@@ -37,7 +36,6 @@ const MAX_AUTH_TRIES: u8 = 2;
 /// The hang-up cause of calls ended by the drain deadline (issue 12).
 pub const SHUTDOWN_CAUSE: &str = "shutdown";
 
-pub(crate) use crate::call_msg::Teardown;
 pub use crate::call_msg::{CallId, CallMsg, CallSnapshot, LegView, Phase, Routing};
 
 /// Arguments of a new call.
@@ -106,7 +104,7 @@ impl Actor for Call {
         myself: ActorRef<CallMsg>,
         args: CallArgs,
     ) -> Result<CallState, ActorProcessingErr> {
-        let now = Instant::now();
+        let now = args.ctx.clock.now();
         let call_id = args.invite.call_id().unwrap_or_default();
         args.ctx.endpoint.send_message(EndpointMsg::Register {
             call_id,
@@ -148,6 +146,7 @@ impl Actor for Call {
                 })
             }),
         );
+        let start_ms = ctx.clock.unix_ms();
         Ok(CallState {
             src,
             dst,
@@ -164,7 +163,7 @@ impl Actor for Call {
             journal: None,
             user: args.user,
             trunk_in,
-            start_ms: now_unix_ms(),
+            start_ms,
             answer_ms: None,
             timer: crate::timer::Deadline::default(),
             published: None,
@@ -176,7 +175,7 @@ impl Actor for Call {
         myself: ActorRef<CallMsg>,
         state: &mut CallState,
     ) -> Result<(), ActorProcessingErr> {
-        state.setup(Instant::now());
+        state.setup(state.ctx.clock.now());
         state.after(&myself).await;
         Ok(())
     }
@@ -188,7 +187,7 @@ impl Actor for Call {
         state: &mut CallState,
     ) -> Result<(), ActorProcessingErr> {
         // The clock is read once per message; the core gets this instant.
-        let now = Instant::now();
+        let now = state.ctx.clock.now();
         match msg {
             CallMsg::Sip(ev) => state.core.handle_sip(now, flow::sip_event(ev)),
             CallMsg::Timer(gen) => {

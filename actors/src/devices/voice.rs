@@ -357,7 +357,7 @@ impl Bridge {
             Input::Call(UaEvent::T38(_)) => {}
             Input::Call(UaEvent::Ended(outcome)) => {
                 let reason = if outcome.answered || self.direction == Direction::FromDevice {
-                    outcome.cause
+                    outcome.cause()
                 } else {
                     "cancelled"
                 };
@@ -430,12 +430,9 @@ impl Drop for EndOnDrop {
     fn drop(&mut self) {
         let _ = self
             .0
-            .try_send(Input::Call(UaEvent::Ended(crate::ua::UaOutcome {
-                answered: true,
-                code: None,
-                cause: "crash",
-                error: None,
-            })));
+            .try_send(Input::Call(UaEvent::Ended(crate::ua::UaOutcome::ended(
+                switchboard_call::HangupCause::Crash,
+            ))));
     }
 }
 
@@ -617,12 +614,9 @@ pub async fn ingest_to_device(
         let _listener = listener;
         let _ = end_rx.recv().await;
         let _ = ended
-            .send(Input::Call(UaEvent::Ended(crate::ua::UaOutcome {
-                answered: true,
-                code: None,
-                cause: "stream ended",
-                error: None,
-            })))
+            .send(Input::Call(UaEvent::Ended(crate::ua::UaOutcome::ended(
+                switchboard_call::HangupCause::StreamEnded,
+            ))))
             .await;
     });
     drop(tx);

@@ -25,6 +25,7 @@ use crate::call_msg::CallId;
 use crate::store_io::on_store;
 use crate::supervisor_msg::SupervisorMsg;
 use crate::ua_event::{UaEvent, UaOutcome};
+use switchboard_call::FaxCode;
 
 /// Messages of a fax job.
 #[derive(Debug)]
@@ -78,12 +79,9 @@ pub struct FaxJobState {
     gen: u64,
 }
 
-/// Errors a job retries after `retry_delay`.
+/// Errors a job retries after `retry_delay` (the typed [`FaxCode::retryable`]).
 fn retryable(error: &str) -> bool {
-    matches!(
-        error,
-        "BUSY" | "NO_ANSWER" | "CONGESTION" | "TRANSFER_FAILED" | "CALL_DROPPED" | "INTERRUPTED"
-    )
+    FaxCode::parse(error).is_some_and(FaxCode::retryable)
 }
 
 /// The fax job actor.
@@ -338,16 +336,16 @@ impl FaxJobState {
                 .attempt_failed(myself, error, &r.error_text.unwrap_or_default())
                 .await;
         }
-        let error = outcome.error.unwrap_or(if outcome.answered {
-            "CALL_DROPPED"
+        let error = outcome.error().unwrap_or(if outcome.answered {
+            FaxCode::CallDropped
         } else {
-            "REJECTED"
+            FaxCode::Rejected
         });
         let text = match outcome.code {
-            Some(code) => format!("{} (SIP {code})", outcome.cause),
-            None => outcome.cause.to_string(),
+            Some(code) => format!("{} (SIP {code})", outcome.cause()),
+            None => outcome.cause().to_string(),
         };
-        self.attempt_failed(myself, error, &text).await
+        self.attempt_failed(myself, error.as_str(), &text).await
     }
 
     /// Record a failed attempt; queue a retry or fail the job.

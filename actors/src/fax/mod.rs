@@ -232,7 +232,8 @@ impl Actor for FaxSupervisor {
                     let (c, s, e) = (
                         call.clone(),
                         sip_call_id.clone(),
-                        o.error.unwrap_or("NO_FAX"),
+                        o.error()
+                            .map_or("NO_FAX", switchboard_call::FaxCode::as_str),
                     );
                     myself.send_after(Duration::from_secs(3), move || FaxMsg::Abandon {
                         call: c,
@@ -550,7 +551,12 @@ impl FaxState {
                     return Ok(()); // the transfer already recorded (and announced) its result
                 }
                 rec.status = "failed".into();
-                rec.error = Some(outcome.error.unwrap_or("NO_FAX").to_string());
+                rec.error = Some(
+                    outcome
+                        .error()
+                        .map_or("NO_FAX", switchboard_call::FaxCode::as_str)
+                        .to_string(),
+                );
                 metrics::counter!("switchboard_fax_inbound_total", "status" => "failed")
                     .increment(1);
                 rec.updated_at = now;

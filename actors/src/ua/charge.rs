@@ -12,6 +12,7 @@
 
 use std::time::{Duration, Instant};
 
+use switchboard_call::{CallFailure, EndpointCommand, HangupCause};
 use switchboard_config::{RouteConfig, TrunkConfig};
 
 use super::{UaMode, UaState};
@@ -19,14 +20,18 @@ use crate::billing::{rate_call, Charge, Origin};
 use crate::call::charge::{
     settle_reservation, spawn_admission, spawn_reservation, ChargeEvent, Charging,
 };
-use crate::call::Phase;
 use crate::context::mask_number;
 
 impl UaState {
     /// Whether the call may send its INVITE through `trunk` now. A rated call asks the
     /// ledger first and dials again when [`ChargeEvent::Admitted`] comes back; a call that
     /// nobody pays for ends here with `[billing] reject_status`.
-    pub(super) fn admitted(&mut self, route: &RouteConfig, trunk: &TrunkConfig) -> bool {
+    pub(super) fn admitted(
+        &mut self,
+        now: Instant,
+        route: &RouteConfig,
+        trunk: &TrunkConfig,
+    ) -> bool {
         if self.mode == UaMode::Fax || self.admitted {
             return true;
         }
@@ -37,7 +42,8 @@ impl UaState {
                 tracing::warn!(call = %self.id, dst = %mask_number(&self.dst), "rated route without a payer for a call the gateway places: set a fixed account on the route or [billing]");
                 metrics::counter!("switchboard_calls_refused_total", "cause" => "no account")
                     .increment(1);
-                self.finish("no account", Some(refuse), Some("REJECTED"));
+                let failure = CallFailure::NoAccount { status: refuse };
+                self.fail(now, failure, Some(refuse));
                 false
             }
             Charge::Rated(rating) => {
@@ -45,7 +51,7 @@ impl UaState {
                     return false; // asked already; the answer is on its way
                 }
                 let Some(ledger) = self.ctx.ledger.clone() else {
-                    self.finish("ledger unavailable", Some(503), Some("CONGESTION"));
+                    self.fail(now, CallFailure::LedgerUnavailable, Some(503));
                     return false;
                 };
                 spawn_admission(ledger, &rating, refuse, self.myself.clone());
@@ -62,57 +68,54 @@ impl UaState {
     }
 
     /// What the ledger answered.
-    pub(super) fn on_charge(&mut self, ev: ChargeEvent) {
+    pub(super) fn on_charge(&mut self, now: Instant, ev: ChargeEvent) {
+        let ending = self.core.phase() == switchboard_call::Phase::Ending;
         match ev {
-            ChargeEvent::Admitted(_) if self.phase == Phase::Ending => {}
+            ChargeEvent::Admitted(_) if ending => {}
             ChargeEvent::Admitted(Ok(())) => {
                 self.admitted = true;
-                self.dial();
+                self.dial(now);
             }
-            ChargeEvent::Admitted(Err((code, cause))) => {
+            ChargeEvent::Admitted(Err(failure)) => {
                 let account = self
                     .charging
                     .as_ref()
                     .map(|c| mask_number(&c.rating.account))
                     .unwrap_or_default();
-                tracing::info!(call = %self.id, %account, cause, "call refused by the ledger");
-                metrics::counter!("switchboard_calls_refused_total", "cause" => cause).increment(1);
-                self.finish(cause, Some(code), Some("REJECTED"));
+                tracing::info!(call = %self.id, %account, cause = %failure, "call refused by the ledger");
+                metrics::counter!("switchboard_calls_refused_total", "cause" => failure.as_str())
+                    .increment(1);
+                self.fail(now, failure, Some(failure.status()));
             }
             ChargeEvent::Reserved(Ok(r)) => {
                 if let Some(c) = self.charging.as_mut() {
                     c.reserved = Some(r);
                     c.credit_until = c.answered_at.map(|t| t + Duration::from_secs(r.secs));
+                    let secs = Duration::from_secs(r.secs);
+                    self.command(now, EndpointCommand::Reserved(Ok(secs)));
                 }
             }
             ChargeEvent::Reserved(Err(cause)) => {
-                tracing::info!(call = %self.id, cause, "no reservation on answer; releasing the call");
-                metrics::counter!("switchboard_calls_refused_total", "cause" => cause).increment(1);
-                self.hangup(cause, Some("REJECTED"));
+                tracing::info!(call = %self.id, %cause, "no reservation on answer; releasing the call");
+                metrics::counter!("switchboard_calls_refused_total", "cause" => cause.as_str())
+                    .increment(1);
+                self.command(now, EndpointCommand::Reserved(Err(cause)));
             }
         }
     }
 
     /// On answer: reserve what the payer can afford (a rated call only).
-    pub(super) fn reserve(&mut self) {
+    pub(super) fn reserve(&mut self, now: Instant) {
         let (Some(c), Some(ledger)) = (self.charging.as_mut(), self.ctx.ledger.clone()) else {
             return;
         };
         if c.answered_at.is_some() {
             return;
         }
-        c.answered_at = Some(Instant::now());
+        c.answered_at = Some(now);
         if !spawn_reservation(&ledger, &self.id, &c.rating, self.myself.clone()) {
-            self.on_charge(ChargeEvent::Reserved(Err("ledger error")));
+            self.on_charge(now, ChargeEvent::Reserved(Err(HangupCause::LedgerError)));
         }
-    }
-
-    /// When the reservation runs out (an answered rated call).
-    pub(super) fn credit_deadline(&self) -> Option<Instant> {
-        self.charging
-            .as_ref()
-            .and_then(|c| c.credit_until)
-            .filter(|_| self.phase == Phase::Answered)
     }
 
     /// Post the real cost or void the reservation; the account and what was charged, for

@@ -16,32 +16,40 @@
 //! The actor speaks [`CallMsg`] so the call supervisor lists, hangs up and
 //! tears it down like any other call; what happens on the call is reported
 //! to a [`Listener`] (the fax job, or the fax supervisor for inbound faxes).
+//!
+//! The call itself is [`switchboard_call::EndpointCore`], the sans-IO one-leg
+//! core built from the same legs as the B2BUA's; this actor routes and admits
+//! outbound calls, owns the port and its socket, reads time from `ctx.clock`
+//! and carries the core's outputs to the endpoint and the listener.
 
 mod charge;
 mod flow;
 pub mod sdp;
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
-use switchboard_config::TrunkConfig;
-use switchboard_sip::dialog::Dialog;
-use switchboard_sip::message::{self, MessageExt};
+use switchboard_call::{
+    EndpointCommand, EndpointConfig, EndpointCore, EndpointMode, FaxConfig, HangupCause,
+};
+use switchboard_sip::message::MessageExt;
 use switchboard_sip::transaction::TransactionKey;
 use switchboard_sip::transport::Peer;
-use switchboard_storage::now_unix_ms;
 
 use crate::call::{CallId, CallMsg, Phase};
 use crate::context::CallContext;
 use crate::endpoint::{EndpointMsg, Owner};
 use crate::media::PortPair;
-pub use crate::ua_event::{Listener, T38Media, UaEvent, UaMode, UaOutcome};
 
 /// How long we wait, after answer, for T.38 to be up before giving up.
 const T38_DEADLINE: Duration = Duration::from_secs(40);
+/// How long an ending call waits for BYE answers and the INVITE's final.
+const BYE_GUARD: Duration = Duration::from_secs(32);
+/// Digest retries toward the trunk.
+const MAX_AUTH_TRIES: u8 = 2;
+
+pub use crate::ua_event::{Listener, T38Media, UaEvent, UaMode, UaOutcome};
 
 /// Which way the call goes.
 pub enum UaDirection {
@@ -85,44 +93,6 @@ impl std::fmt::Debug for UaArgs {
     }
 }
 
-/// The inbound side of our dialog (we are the UAS).
-struct Uas {
-    key: TransactionKey,
-    invite: rsip::Request,
-    tag: String,
-    final_sent: bool,
-    /// The offer held while ringing (`ring_first`).
-    offer: Option<switchboard_sip::sdp::SessionDescription>,
-}
-
-/// The outbound side (we are the UAC).
-struct Uac {
-    invite: rsip::Request,
-    trunk: TrunkConfig,
-    auth_tries: u8,
-    provisional: bool,
-    invite_done: bool,
-    cancel_sent: bool,
-}
-
-enum Role {
-    Uas(Uas),
-    /// An outbound call before its INVITE is built.
-    Pending,
-    Uac(Uac),
-}
-
-/// Where the T.38 switch is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum T38State {
-    /// Audio; we will offer T.38 at `switch_at` unless the far end does.
-    Audio,
-    /// Our re-INVITE offering T.38 is out (its branch).
-    Offered(String),
-    /// UDPTL flows.
-    Active,
-}
-
 /// State of a `UaCall`.
 pub struct UaState {
     id: CallId,
@@ -136,43 +106,68 @@ pub struct UaState {
     ctx: Arc<CallContext>,
     listener: Listener,
     mode: UaMode,
-    /// The negotiated audio codec name (audio mode), for the snapshot.
-    codec: Option<String>,
-    role: Role,
-    peer: Peer,
+    /// The one-leg call.
+    core: EndpointCore,
+    /// The trunk an outbound call goes through.
+    trunk: Option<String>,
+    /// Until the route is known: where an outbound call's snapshot points.
+    placeholder: Peer,
     call_id: String,
-    dialog: Option<Dialog>,
-    phase: Phase,
     src: String,
     dst: String,
     ports: Option<PortPair>,
     socket: Option<Arc<tokio::net::UdpSocket>>,
-    remote_media: Option<SocketAddr>,
-    sdp_session: u64,
-    sdp_version: u64,
-    t38: T38State,
-    t38_switch_at: Option<Instant>,
-    t38_deadline: Option<Instant>,
-    start_ms: u64,
-    answer_ms: Option<u64>,
-    no_answer_at: Option<Instant>,
-    ack_wait_until: Option<Instant>,
-    max_end_at: Option<Instant>,
-    /// When to look at the media activity again (`[media] rtp_timeout_secs`).
-    rtp_check_at: Option<Instant>,
-    /// Since when media is expected: the answer, hold/resume, the switch to T.38.
-    rtp_since: Instant,
-    /// The far end's latest SDP puts the media on hold.
-    held: bool,
     /// Packets accepted from the far end, stamped by the leg or the fax session.
     activity: Arc<crate::media::Activity>,
-    end_at: Option<Instant>,
-    /// ACKs of 2xx to our INVITEs, by CSeq, re-sent on retransmitted 2xx.
-    acks: HashMap<u32, rsip::Request>,
-    byes: Vec<String>,
-    outcome: Option<UaOutcome>,
+    start_ms: u64,
+    answer_ms: Option<u64>,
     timer: crate::timer::Deadline,
     published: Option<(Phase, bool, bool)>,
+}
+
+/// The core's settings from the config.
+fn endpoint_config(ctx: &CallContext, mode: UaMode, inbound: bool) -> EndpointConfig {
+    let cfg = &ctx.config;
+    let (version, rate) = (cfg.fax.t38_version, cfg.fax.max_rate);
+    let fax = (mode == UaMode::Fax).then(|| FaxConfig {
+        switch_after: Duration::from_secs(u64::from(cfg.fax.t38_switch_timeout_secs)),
+        deadline: T38_DEADLINE,
+        offer: sdp::offer(version, rate),
+        answer: Box::new(move |theirs| sdp::answer(theirs, version, rate)),
+    });
+    let no_answer = if inbound {
+        Duration::from_secs(u64::from(cfg.devices.ring_timeout_secs))
+    } else {
+        cfg.sip.no_answer_timeout
+    };
+    EndpointConfig {
+        mode: match mode {
+            UaMode::Fax => EndpointMode::Fax,
+            UaMode::Audio { ring_first } => EndpointMode::Audio { ring_first },
+        },
+        no_answer,
+        t1: cfg.sip.t1,
+        max_call: cfg.sip.max_call,
+        rtp_timeout: cfg.media.rtp_timeout,
+        bye_guard: BYE_GUARD,
+        max_auth_tries: MAX_AUTH_TRIES,
+        media_ip: ctx.media_ip,
+        sdp_session: u64::from(rand::random::<u32>()),
+        fax,
+    }
+}
+
+/// The media-address policy as the core takes it (refusals counted and logged).
+fn media_policy(ctx: &CallContext, id: &CallId) -> switchboard_call::MediaPolicy {
+    let policy = crate::media::policy(ctx);
+    let id = id.clone();
+    Box::new(move |ip, port| {
+        policy.check(ip, port).map(|t| t.addr()).map_err(|err| {
+            metrics::counter!("switchboard_sdp_refused_total").increment(1);
+            tracing::info!(call = %id, %err, "SDP media address refused");
+            switchboard_call::MediaRefused
+        })
+    })
 }
 
 /// The actor.
@@ -190,35 +185,49 @@ impl Actor for UaCall {
         args: UaArgs,
     ) -> Result<UaState, ActorProcessingErr> {
         let ctx = args.ctx;
-        let (role, peer, call_id, src, dst) = match args.direction {
+        let now = ctx.clock.now();
+        let inbound = matches!(args.direction, UaDirection::Inbound { .. });
+        let config = endpoint_config(&ctx, args.mode, inbound);
+        let policy = media_policy(&ctx, &args.id);
+        // A placeholder until the route is known.
+        let mut placeholder = Peer {
+            addr: ctx.sip_addr,
+            transport: switchboard_sip::transport::Transport::Udp,
+        };
+        let (core, call_id, src, dst) = match args.direction {
             UaDirection::Inbound { key, invite, peer } => {
                 let call_id = invite.call_id().unwrap_or_default();
                 let src = crate::call::calling(&invite);
                 let dst = crate::call::dialed(&invite).unwrap_or_default();
-                let role = Role::Uas(Uas {
+                placeholder = peer;
+                let leg = EndpointCore::callee_leg(
+                    peer,
+                    ctx.via_host(peer.transport),
+                    ctx.contact(peer.transport),
                     key,
                     invite,
-                    tag: message::new_tag(),
-                    final_sent: false,
-                    offer: None,
-                });
-                (role, peer, call_id, src, dst)
+                );
+                (
+                    EndpointCore::inbound(now, leg, config, policy),
+                    call_id,
+                    src,
+                    dst,
+                )
             }
             UaDirection::Outbound { to, src } => {
                 let call_id = format!("{}@{}", args.id, ctx.sip_addr.ip());
-                // A placeholder until the route is known; `setup` replaces it.
-                let peer = Peer {
-                    addr: ctx.sip_addr,
-                    transport: switchboard_sip::transport::Transport::Udp,
-                };
-                (Role::Pending, peer, call_id, src, to)
+                (
+                    EndpointCore::outbound(now, config, policy),
+                    call_id,
+                    src,
+                    to,
+                )
             }
         };
         ctx.endpoint.send_message(EndpointMsg::Register {
             call_id: call_id.clone(),
             owner: Owner::Call(myself.clone()),
         })?;
-        let sdp_session = u64::from(rand::random::<u32>());
         Ok(UaState {
             id: args.id,
             myself: myself.clone(),
@@ -227,35 +236,17 @@ impl Actor for UaCall {
             admitted: false,
             listener: args.listener,
             mode: args.mode,
-            codec: None,
-            role,
-            peer,
+            core,
+            trunk: None,
+            placeholder,
             call_id,
-            dialog: None,
-            phase: Phase::Trying,
             src,
             dst,
             ports: None,
             socket: None,
-            remote_media: None,
-            sdp_session,
-            sdp_version: sdp_session,
-            t38: T38State::Audio,
-            t38_switch_at: None,
-            t38_deadline: None,
-            start_ms: now_unix_ms(),
-            answer_ms: None,
-            no_answer_at: None,
-            ack_wait_until: None,
-            max_end_at: None,
-            rtp_check_at: None,
-            rtp_since: Instant::now(),
-            held: false,
             activity: Arc::default(),
-            end_at: None,
-            acks: HashMap::new(),
-            byes: Vec::new(),
-            outcome: None,
+            start_ms: ctx.clock.unix_ms(),
+            answer_ms: None,
             timer: crate::timer::Deadline::default(),
             published: None,
             ctx,
@@ -267,10 +258,11 @@ impl Actor for UaCall {
         myself: ActorRef<CallMsg>,
         state: &mut UaState,
     ) -> Result<(), ActorProcessingErr> {
-        match state.role {
-            Role::Uas(_) => state.answer_inbound(),
-            Role::Pending | Role::Uac(_) => state.dial(),
+        let now = state.ctx.clock.now();
+        if !state.core.is_inbound() {
+            state.dial(now);
         }
+        state.drain(now);
         state.after(&myself).await;
         Ok(())
     }
@@ -281,21 +273,216 @@ impl Actor for UaCall {
         msg: CallMsg,
         state: &mut UaState,
     ) -> Result<(), ActorProcessingErr> {
+        let now = state.ctx.clock.now();
         match msg {
-            CallMsg::Sip(ev) => state.on_sip(ev),
+            CallMsg::Sip(ev) => state.core.handle_sip(now, crate::call::flow::sip_event(ev)),
             CallMsg::Timer(gen) => {
                 if state.timer.fired(gen) {
-                    state.on_timer(Instant::now());
+                    state.core.note_media_activity(state.activity.last());
+                    state.core.handle_timeout(now);
                 }
             }
-            CallMsg::Hangup => state.hangup("operator", None),
-            CallMsg::End(cause) => state.hangup(cause, None),
-            CallMsg::Answer => state.answer_now(),
-            CallMsg::Reject(code) => state.reject(code),
-            CallMsg::Charge(ev) => state.on_charge(ev),
+            CallMsg::Hangup => state.command(now, EndpointCommand::Hangup(HangupCause::Operator)),
+            CallMsg::End(cause) => {
+                let cause = HangupCause::parse(cause).unwrap_or_else(|| {
+                    tracing::warn!(call = %state.id, cause, "unknown hang-up cause; ending as operator");
+                    HangupCause::Operator
+                });
+                state.command(now, EndpointCommand::Hangup(cause));
+            }
+            CallMsg::Answer => state.answer(now),
+            CallMsg::Reject(code) => state.command(now, EndpointCommand::Reject(code)),
+            CallMsg::Charge(ev) => state.on_charge(now, ev),
             CallMsg::Crash => panic!("call {} crashed on purpose (test hook)", state.id),
         }
+        state.drain(now);
         state.after(&myself).await;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchboard_call::{CallFailure, FaxCode, Outcome};
+
+    /// The (cause, error) pairs `UaCall` recorded before issue 13, from the typed outcome.
+    #[test]
+    fn outcomes_keep_the_strings_the_fax_job_and_cdrs_read() {
+        let out = |outcome, answered, inbound| UaOutcome {
+            answered,
+            code: None,
+            outcome,
+            inbound,
+        };
+        let f = |f| Outcome::Failed(f);
+        let e = |c| Outcome::Ended(c);
+        let table: &[(UaOutcome, &str, Option<&str>)] = &[
+            (
+                out(f(CallFailure::NoRoute), false, false),
+                "no route",
+                Some("NO_ROUTE"),
+            ),
+            (
+                out(f(CallFailure::UnknownTrunk), false, false),
+                "unknown trunk",
+                Some("NO_ROUTE"),
+            ),
+            (
+                out(f(CallFailure::T38Disabled), false, false),
+                "T.38 disabled on trunk",
+                Some("T38_DISABLED"),
+            ),
+            (
+                out(f(CallFailure::TrunkDown), false, false),
+                "trunk down",
+                Some("CONGESTION"),
+            ),
+            (
+                out(f(CallFailure::NoMediaPorts), false, false),
+                "no media ports",
+                Some("CONGESTION"),
+            ),
+            (
+                out(f(CallFailure::Internal), false, false),
+                "internal",
+                Some("REJECTED"),
+            ),
+            (
+                out(f(CallFailure::from_status(486)), false, false),
+                "busy",
+                Some("BUSY"),
+            ),
+            (
+                out(f(CallFailure::Timeout), false, false),
+                "timeout",
+                Some("NO_ANSWER"),
+            ),
+            (
+                out(f(CallFailure::TrunkTimeout), false, false),
+                "trunk timeout",
+                Some("CONGESTION"),
+            ),
+            (
+                out(f(CallFailure::BadAnswer), false, false),
+                "bad answer",
+                Some("REJECTED"),
+            ),
+            (
+                out(f(CallFailure::NoAnswer { status: 408 }), false, false),
+                "no answer",
+                Some("NO_ANSWER"),
+            ),
+            (
+                out(
+                    f(CallFailure::Abandoned(HangupCause::Operator)),
+                    false,
+                    true,
+                ),
+                "operator",
+                Some("NO_ANSWER"),
+            ),
+            (
+                out(f(CallFailure::LedgerUnavailable), false, false),
+                "ledger unavailable",
+                Some("CONGESTION"),
+            ),
+            (
+                out(f(CallFailure::NoAccount { status: 402 }), false, false),
+                "no account",
+                Some("REJECTED"),
+            ),
+            (
+                out(f(CallFailure::TooManyHops), false, true),
+                "too many hops",
+                None,
+            ),
+            (
+                out(f(CallFailure::NoSdpOffer), false, true),
+                "no SDP offer",
+                None,
+            ),
+            (
+                out(f(CallFailure::NoAudioOffered), false, true),
+                "no audio offered",
+                None,
+            ),
+            (
+                out(f(CallFailure::NoCommonMedia), false, true),
+                "no common media",
+                None,
+            ),
+            (
+                out(f(CallFailure::Cancelled), false, true),
+                "cancelled",
+                None,
+            ),
+            (
+                out(e(HangupCause::RemoteHangup), true, true),
+                "remote hangup",
+                None,
+            ),
+            (out(e(HangupCause::NoAck), true, true), "no ACK", None),
+            (
+                out(e(HangupCause::T38Refused), true, false),
+                "T.38 refused",
+                Some("T38_REFUSED"),
+            ),
+            (
+                out(e(HangupCause::T38DialogGone), true, false),
+                "dialog gone",
+                Some("T38_REFUSED"),
+            ),
+            (
+                out(e(HangupCause::T38ReinviteTimeout), true, false),
+                "T.38 re-INVITE timed out",
+                Some("T38_REFUSED"),
+            ),
+            (
+                out(e(HangupCause::NoT38), true, true),
+                "no T.38",
+                Some("T38_REFUSED"),
+            ),
+            (
+                out(e(HangupCause::MaxDuration), true, false),
+                "max duration",
+                Some("TIMEOUT"),
+            ),
+            (
+                out(e(HangupCause::RtpTimeout), true, false),
+                "rtp timeout",
+                Some("TIMEOUT"),
+            ),
+            (
+                out(e(HangupCause::CreditExhausted), true, false),
+                "credit exhausted",
+                None,
+            ),
+            (
+                out(e(HangupCause::NoCredit), true, false),
+                "no credit",
+                Some("REJECTED"),
+            ),
+            (
+                out(e(HangupCause::NoAudioInAnswer), true, false),
+                "no audio in answer",
+                Some("REJECTED"),
+            ),
+            (
+                out(e(HangupCause::DeviceOffline), true, false),
+                "device offline",
+                None,
+            ),
+            (UaOutcome::ended(HangupCause::Crash), "crash", None),
+            (
+                UaOutcome::ended(HangupCause::StreamEnded),
+                "stream ended",
+                None,
+            ),
+        ];
+        for (o, cause, error) in table {
+            assert_eq!(o.cause(), *cause, "{o:?}");
+            assert_eq!(o.error().map(FaxCode::as_str), *error, "{o:?}");
+        }
     }
 }

@@ -3,6 +3,7 @@
 //! trunk on leg B) with their own transaction layers, all on one virtual clock, joined by a
 //! seeded network that loses, delays and reorders datagrams. No sockets, no sleeps.
 
+mod endpoint;
 mod legs;
 mod scenarios;
 
@@ -45,6 +46,13 @@ fn udp(addr: SocketAddr) -> Peer {
 pub(crate) fn sdp(ip: &str, port: u16, direction: &str) -> Vec<u8> {
     format!(
         "v=0\r\no=- 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\nm=audio {port} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na={direction}\r\n"
+    )
+    .into_bytes()
+}
+
+pub(crate) fn t38_sdp(ip: &str, port: u16) -> Vec<u8> {
+    format!(
+        "v=0\r\no=- 1 2 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\nm=image {port} udptl t38\r\na=T38FaxVersion:0\r\na=T38MaxBitRate:14400\r\na=T38FaxRateManagement:transferredTCF\r\n"
     )
     .into_bytes()
 }
@@ -104,6 +112,8 @@ pub(crate) enum Act {
     StrayBye,
     /// Caller: the same INVITE again on a new branch (a merged request).
     MergedInvite,
+    /// re-INVITE in the dialog offering T.38 (`m=image`).
+    ReInviteT38,
 }
 
 /// A scripted peer UA.
@@ -124,6 +134,8 @@ pub(crate) struct Ua {
     pub invite_oks: Vec<rsip::Response>,
     /// Answer re-INVITEs with this status.
     pub reinvite_status: u16,
+    /// Answer a re-INVITE offering T.38 with a T.38 stream (else audio).
+    pub accept_t38: bool,
     /// ACK 2xx responses (false: never, to test Timer L).
     pub ack_2xx: bool,
     /// Drop everything (an unreachable trunk).
@@ -152,6 +164,7 @@ impl Ua {
             invites: Vec::new(),
             invite_oks: Vec::new(),
             reinvite_status: 200,
+            accept_t38: false,
             ack_2xx: true,
             mute: false,
             deaf_until: None,
@@ -163,6 +176,14 @@ impl Ua {
             bye_sent: false,
             reinvite_out: None,
             base,
+        }
+    }
+
+    fn ip(&self) -> &'static str {
+        if self.addr == CALLER {
+            "192.0.2.10"
+        } else {
+            "198.51.100.20"
         }
     }
 
@@ -241,6 +262,10 @@ Content-Length: {}\r\n\r\n",
                     "198.51.100.20"
                 };
                 let body = sdp(ip, 4000, dir);
+                self.reinvite_out = self.in_dialog(now, Method::Invite, Some(body));
+            }
+            Act::ReInviteT38 => {
+                let body = t38_sdp(self.ip(), 4100);
                 self.reinvite_out = self.in_dialog(now, Method::Invite, Some(body));
             }
             Act::Info => {
@@ -396,7 +421,14 @@ Content-Length: {}\r\n\r\n",
                 } else {
                     "198.51.100.20"
                 };
-                let body = (code < 300).then(|| sdp(ip, 4000, "sendrecv"));
+                let t38 = self.accept_t38 && String::from_utf8_lossy(&req.body).contains("m=image");
+                let body = (code < 300).then(|| {
+                    if t38 {
+                        t38_sdp(ip, 4100)
+                    } else {
+                        sdp(ip, 4000, "sendrecv")
+                    }
+                });
                 reply(self, code, body);
             }
             Method::Bye => {
