@@ -9,7 +9,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use switchboard_call::{CallFailure, HangupCause};
 use switchboard_config::{RouteConfig, TrunkConfig};
-use switchboard_storage::{now_unix_ms, Disposition};
+use switchboard_storage::Disposition;
 
 use crate::ledger::Reservation;
 use crate::media::{MediaSnapshot, RelayStats, Side};
@@ -56,7 +56,7 @@ pub enum CallMsg {
     /// Hang up on operator request.
     Hangup,
     /// Hang up with this cause (an app or device went away).
-    End(&'static str),
+    End(HangupCause),
     /// Answer a call that is ringing for a local target (a device took the call).
     Answer,
     /// Refuse a call that is ringing for a local target, with this SIP status.
@@ -147,17 +147,6 @@ impl CallSnapshot {
     pub fn billsec(&self, now_ms: u64) -> u64 {
         self.answer_ms
             .map_or(0, |a| now_ms.saturating_sub(a) / 1000)
-    }
-
-    /// The CDR of this call ending now (by the system clock: for cleanup outside the call,
-    /// the supervisor's crash path and the journal; the call actors use [`Self::cdr_at`]).
-    pub(crate) fn cdr(
-        &self,
-        disposition: Disposition,
-        cause: &str,
-        code: Option<u16>,
-    ) -> switchboard_storage::Cdr {
-        self.cdr_at(now_unix_ms(), disposition, cause, code)
     }
 
     /// The CDR of this call ending at `end` (ms since the epoch, from the call's clock).

@@ -513,9 +513,9 @@ impl Gateway {
                 calls = report.hung_up,
                 "drain deadline: hanging up the calls left"
             );
-            let _ = self
-                .supervisor
-                .send_message(SupervisorMsg::EndAll(crate::call::SHUTDOWN_CAUSE));
+            let _ = self.supervisor.send_message(SupervisorMsg::EndAll(
+                switchboard_call::HangupCause::Shutdown,
+            ));
             let until = Instant::now() + ENDING_WAIT;
             loop {
                 let n = self.live_calls().await;

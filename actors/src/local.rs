@@ -15,9 +15,10 @@ use crate::call_msg::{CallId, CallMsg};
 use crate::context::CallContext;
 use crate::supervisor_msg::SupervisorMsg;
 use crate::ua_event::{Listener, UaEvent};
+use switchboard_call::HangupCause;
 
 /// Ask the call supervisor to end call `id` with `cause`.
-pub fn end_call(ctx: &CallContext, id: &CallId, cause: &'static str) {
+pub fn end_call(ctx: &CallContext, id: &CallId, cause: HangupCause) {
     let _ = ctx
         .supervisor
         .send_message(SupervisorMsg::Tell(id.clone(), CallMsg::End(cause)));
@@ -48,7 +49,7 @@ pub fn app_listener(
                     Ok(l) => l,
                     Err(err) => {
                         tracing::error!(call = %call, %err, "cannot start the audio leg");
-                        return end_call(&ctx, &call, "media error");
+                        return end_call(&ctx, &call, HangupCause::MediaError);
                     }
                 };
                 let args = AppStreamArgs {
@@ -61,7 +62,7 @@ pub fn app_listener(
                     tracks: vec![Track::Inbound],
                 };
                 let (ctx2, call2) = (Arc::clone(&ctx), call.clone());
-                let on_gone = Box::new(move |_why| end_call(&ctx2, &call2, "app gone"));
+                let on_gone = Box::new(move |_why| end_call(&ctx2, &call2, HangupCause::AppGone));
                 *slot = Some(AppStream::spawn(args, leg, &ctx.streams, on_gone));
             }
             UaEvent::Ended(_) => {

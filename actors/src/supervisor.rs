@@ -210,7 +210,11 @@ impl Actor for CallSupervisor {
                 let _ = reply.send(state.calls.len());
             }
             SupervisorMsg::EndAll(cause) => {
-                tracing::info!(calls = state.calls.len(), cause, "hanging up every call");
+                tracing::info!(
+                    calls = state.calls.len(),
+                    cause = cause.as_str(),
+                    "hanging up every call"
+                );
                 for e in state.calls.values() {
                     let _ = e.actor.send_message(CallMsg::End(cause));
                 }
@@ -486,7 +490,7 @@ async fn teardown(ctx: &Arc<CallContext>, snap: CallSnapshot) {
     } else {
         Disposition::Failed
     };
-    let cdr = snap.cdr(disposition, "crash", None);
+    let cdr = snap.cdr_at(ctx.clock.unix_ms(), disposition, "crash", None);
     metrics::counter!("switchboard_calls_total", "disposition" => cdr.disposition.as_str())
         .increment(1);
     ctx.cdrs.submit(cdr).await;

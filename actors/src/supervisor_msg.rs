@@ -46,7 +46,7 @@ pub enum SupervisorMsg {
     /// How many calls are live (started, ringing, answered or ending).
     Count(RpcReplyPort<usize>),
     /// Hang up every live call with this cause (the drain deadline: `shutdown`).
-    EndAll(&'static str),
+    EndAll(switchboard_call::HangupCause),
     /// Test hook: make a call actor panic; false when unknown.
     Crash(CallId, RpcReplyPort<bool>),
     /// Place a call of our own (a fax job's); false when none can start now.

@@ -123,6 +123,7 @@ pub(crate) async fn settle_reservation(
     id: &super::CallId,
     rating: &Rating,
     answered_at: Instant,
+    now: Instant,
     reserved: Option<Reservation>,
 ) -> u64 {
     let pending = pending_id(id);
@@ -144,7 +145,8 @@ pub(crate) async fn settle_reservation(
     let Some(reserved) = reserved else {
         return 0;
     };
-    let ms = u64::try_from(answered_at.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let ms =
+        u64::try_from(now.saturating_duration_since(answered_at).as_millis()).unwrap_or(u64::MAX);
     let cost = rating.tariff.cost(ms).min(reserved);
     match crate::billing::settle(ledger, &pending, cost, &id.to_string()).await {
         Ok(()) => {
@@ -250,16 +252,26 @@ impl CallState {
     /// Post the real cost (capped at the reservation) or void the reservation; returns the
     /// account and what was charged, for the CDR.
     pub(super) async fn settle(&mut self) -> Option<(String, u64)> {
-        let c = self.charging.as_ref()?;
-        let account = c.rating.account.clone();
-        if c.answered_at.is_none() {
-            return Some((account, 0));
-        }
-        let ledger = self.ctx.ledger.clone()?;
-        let answered_at = c.answered_at?;
-        let cost = settle_reservation(&ledger, &self.id, &c.rating, answered_at, c.reserved).await;
-        Some((account, cost))
+        settle(&self.ctx, &self.id, self.charging.as_ref()).await
     }
+}
+
+/// Settle a call's charging at its end, for both call actors ([`crate::call`] and
+/// [`crate::ua`]): `None` for an unrated call, else its account and what was charged (0 when
+/// it was never answered or there is no ledger).
+pub(crate) async fn settle(
+    ctx: &crate::context::CallContext,
+    id: &super::CallId,
+    charging: Option<&Charging>,
+) -> Option<(String, u64)> {
+    let c = charging?;
+    let account = c.rating.account.clone();
+    let (Some(answered_at), Some(ledger)) = (c.answered_at, ctx.ledger.as_ref()) else {
+        return Some((account, 0));
+    };
+    let now = ctx.clock.now();
+    let cost = settle_reservation(ledger, id, &c.rating, answered_at, now, c.reserved).await;
+    Some((account, cost))
 }
 
 /// Journal a call answered now in the crash journal ([`crate::journal`]); the answer hook of
@@ -270,10 +282,9 @@ pub(crate) fn on_answer(
     snap: &crate::call_msg::CallSnapshot,
     charging: Option<&Charging>,
 ) -> Option<crate::journal::JournalTicket> {
-    let answered_ms = snap
-        .answer_ms
-        .unwrap_or_else(switchboard_storage::now_unix_ms);
-    let cdr = snap.cdr(
+    let answered_ms = snap.answer_ms.unwrap_or_else(|| ctx.clock.unix_ms());
+    let cdr = snap.cdr_at(
+        ctx.clock.unix_ms(),
         switchboard_storage::Disposition::Answered,
         crate::journal::CRASH_CAUSE,
         None,

@@ -33,8 +33,6 @@ pub use charge::{ChargeEvent, ChargeView};
 const BYE_GUARD: Duration = Duration::from_secs(32);
 /// Digest retries toward a trunk before the call fails.
 const MAX_AUTH_TRIES: u8 = 2;
-/// The hang-up cause of calls ended by the drain deadline (issue 12).
-pub const SHUTDOWN_CAUSE: &str = "shutdown";
 
 pub use crate::call_msg::{CallId, CallMsg, CallSnapshot, LegView, Phase, Routing};
 
@@ -198,13 +196,7 @@ impl Actor for Call {
                 }
             }
             CallMsg::Hangup => state.command(now, Command::Hangup(HangupCause::Operator)),
-            CallMsg::End(cause) => {
-                let cause = HangupCause::parse(cause).unwrap_or_else(|| {
-                    tracing::warn!(call = %state.id, cause, "unknown hang-up cause; ending as operator");
-                    HangupCause::Operator
-                });
-                state.command(now, Command::Hangup(cause))
-            }
+            CallMsg::End(cause) => state.command(now, Command::Hangup(cause)),
             // Only calls answered by the gateway itself are answered or refused on request.
             CallMsg::Answer | CallMsg::Reject(_) => {}
             CallMsg::Charge(ev) => state.on_charge(now, ev),

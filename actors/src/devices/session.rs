@@ -35,6 +35,7 @@ use tokio::sync::watch;
 use super::voice::{self, VoiceCall, VoiceEvent};
 use crate::broker_msg::BrokerMsg;
 use crate::store_io::on_store;
+use switchboard_call::HangupCause;
 
 /// Most telemetry keys remembered per device.
 const MAX_TELEMETRY_KEYS: usize = 64;
@@ -218,7 +219,7 @@ impl Actor for DeviceSession {
             DeviceMsg::Online => state.set_online(true),
             DeviceMsg::Offline { .. } => {
                 state.set_online(false);
-                state.end_voice("device offline");
+                state.end_voice(HangupCause::DeviceOffline);
                 // Commands stay in the store; a new session picks them up.
                 myself.stop(None);
                 return Ok(());
@@ -361,7 +362,7 @@ impl SessionState {
     }
 
     /// The device's call (if any) is over from its side.
-    fn end_voice(&mut self, cause: &'static str) {
+    fn end_voice(&mut self, cause: HangupCause) {
         if let Some(v) = self.clear_voice() {
             let _ = v.link.try_send(VoiceEvent::Hangup(cause));
         }

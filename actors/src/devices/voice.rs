@@ -43,6 +43,7 @@ use crate::broker_msg::BrokerMsg;
 use crate::call_msg::{CallId, CallMsg};
 use crate::supervisor_msg::SupervisorMsg;
 use crate::ua_event::{Listener, UaEvent, UaMode};
+use switchboard_call::HangupCause;
 
 mod wire;
 
@@ -69,7 +70,7 @@ pub enum VoiceEvent {
     /// It refused (`busy`, `decline`, or it was offline / already in a call).
     Rejected(&'static str),
     /// It hung up (or went offline).
-    Hangup(&'static str),
+    Hangup(HangupCause),
 }
 
 /// A call offered to a device session.
@@ -349,7 +350,7 @@ impl Bridge {
                         }
                         Err(err) => {
                             tracing::error!(call = %self.call, %err, "cannot start the audio leg");
-                            self.tell_call(CallMsg::End("media error"));
+                            self.tell_call(CallMsg::End(HangupCause::MediaError));
                         }
                     }
                 }

@@ -710,7 +710,9 @@ impl Live {
                 stream.stop("stream ended");
             }
             Holder::Device(end) => drop(end),
-            Holder::Call(ctx, call) => crate::local::end_call(&ctx, &call, "stream ended"),
+            Holder::Call(ctx, call) => {
+                crate::local::end_call(&ctx, &call, switchboard_call::HangupCause::StreamEnded)
+            }
         }
     }
 }

@@ -17,9 +17,7 @@ use switchboard_config::{RouteConfig, TrunkConfig};
 
 use super::{UaMode, UaState};
 use crate::billing::{rate_call, Charge, Origin};
-use crate::call::charge::{
-    settle_reservation, spawn_admission, spawn_reservation, ChargeEvent, Charging,
-};
+use crate::call::charge::{spawn_admission, spawn_reservation, ChargeEvent, Charging};
 use crate::context::mask_number;
 
 impl UaState {
@@ -121,12 +119,6 @@ impl UaState {
     /// Post the real cost or void the reservation; the account and what was charged, for
     /// the CDR (`None` for a call that is not rated).
     pub(super) async fn settle(&mut self) -> Option<(String, u64)> {
-        let c = self.charging.as_ref()?;
-        let account = c.rating.account.clone();
-        let (Some(answered_at), Some(ledger)) = (c.answered_at, self.ctx.ledger.clone()) else {
-            return Some((account, 0));
-        };
-        let cost = settle_reservation(&ledger, &self.id, &c.rating, answered_at, c.reserved).await;
-        Some((account, cost))
+        crate::call::charge::settle(&self.ctx, &self.id, self.charging.as_ref()).await
     }
 }

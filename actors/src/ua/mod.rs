@@ -283,13 +283,7 @@ impl Actor for UaCall {
                 }
             }
             CallMsg::Hangup => state.command(now, EndpointCommand::Hangup(HangupCause::Operator)),
-            CallMsg::End(cause) => {
-                let cause = HangupCause::parse(cause).unwrap_or_else(|| {
-                    tracing::warn!(call = %state.id, cause, "unknown hang-up cause; ending as operator");
-                    HangupCause::Operator
-                });
-                state.command(now, EndpointCommand::Hangup(cause));
-            }
+            CallMsg::End(cause) => state.command(now, EndpointCommand::Hangup(cause)),
             CallMsg::Answer => state.answer(now),
             CallMsg::Reject(code) => state.command(now, EndpointCommand::Reject(code)),
             CallMsg::Charge(ev) => state.on_charge(now, ev),

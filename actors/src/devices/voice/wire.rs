@@ -4,6 +4,7 @@
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::json;
+use switchboard_call::HangupCause;
 
 use super::{VoiceCall, VoiceEvent, MAX_CONTROL_BYTES};
 
@@ -31,7 +32,7 @@ pub(crate) fn parse_call_event(payload: &[u8], current: &str) -> Option<VoiceEve
             Some("busy") => "busy",
             _ => "decline",
         })),
-        "hangup" => Some(VoiceEvent::Hangup("device hangup")),
+        "hangup" => Some(VoiceEvent::Hangup(HangupCause::DeviceHangup)),
         _ => None,
     }
 }
