@@ -13,22 +13,10 @@ use switchboard_storage::{rfc3339, Cdr, Disposition};
 
 use super::{build, CallMsg, CallSnapshot, CallState, LegView, Phase, Routing};
 use crate::context::mask_number;
-use crate::endpoint::{EndpointMsg, Owner, SipEvent};
+use crate::endpoint::{EndpointMsg, Owner};
 use crate::media::{Relay, Side};
 use crate::supervisor_msg::SupervisorMsg;
 use crate::trunk::TrunkMsg;
-
-/// The endpoint's event as the core takes it.
-pub(crate) fn sip_event(ev: SipEvent) -> switchboard_call::SipEvent {
-    match ev {
-        SipEvent::Request { key, request, peer } => {
-            switchboard_call::SipEvent::Request { key, request, peer }
-        }
-        SipEvent::Cancelled { invite } => switchboard_call::SipEvent::Cancelled { invite },
-        SipEvent::Response { response } => switchboard_call::SipEvent::Response { response },
-        SipEvent::Timeout { branch } => switchboard_call::SipEvent::Timeout { branch },
-    }
-}
 
 /// The relay's name for a core leg.
 fn side(s: switchboard_call::Side) -> Side {

@@ -187,7 +187,7 @@ impl Actor for Call {
         // The clock is read once per message; the core gets this instant.
         let now = state.ctx.clock.now();
         match msg {
-            CallMsg::Sip(ev) => state.core.handle_sip(now, flow::sip_event(ev)),
+            CallMsg::Sip(ev) => state.core.handle_sip(now, ev),
             CallMsg::Timer(gen) => {
                 if state.timer.fired(gen) {
                     let last = state.relay.as_ref().and_then(|r| r.stats().last_activity());

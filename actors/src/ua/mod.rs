@@ -275,7 +275,7 @@ impl Actor for UaCall {
     ) -> Result<(), ActorProcessingErr> {
         let now = state.ctx.clock.now();
         match msg {
-            CallMsg::Sip(ev) => state.core.handle_sip(now, crate::call::flow::sip_event(ev)),
+            CallMsg::Sip(ev) => state.core.handle_sip(now, ev),
             CallMsg::Timer(gen) => {
                 if state.timer.fired(gen) {
                     state.core.note_media_activity(state.activity.last());
