@@ -31,7 +31,7 @@ use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use switchboard_call::{
-    EndpointCommand, EndpointConfig, EndpointCore, EndpointMode, FaxConfig, HangupCause,
+    CallConfig, EndpointCommand, EndpointConfig, EndpointCore, EndpointMode, FaxConfig, HangupCause,
 };
 use switchboard_sip::message::MessageExt;
 use switchboard_sip::transaction::TransactionKey;
@@ -145,12 +145,14 @@ fn endpoint_config(ctx: &CallContext, mode: UaMode, inbound: bool) -> EndpointCo
             UaMode::Fax => EndpointMode::Fax,
             UaMode::Audio { ring_first } => EndpointMode::Audio { ring_first },
         },
-        no_answer,
-        t1: cfg.sip.t1,
-        max_call: cfg.sip.max_call,
-        rtp_timeout: cfg.media.rtp_timeout,
-        bye_guard: BYE_GUARD,
-        max_auth_tries: MAX_AUTH_TRIES,
+        timing: CallConfig {
+            no_answer,
+            t1: cfg.sip.t1,
+            max_call: cfg.sip.max_call,
+            rtp_timeout: cfg.media.rtp_timeout,
+            bye_guard: BYE_GUARD,
+            max_auth_tries: MAX_AUTH_TRIES,
+        },
         media_ip: ctx.media_ip,
         sdp_session: u64::from(rand::random::<u32>()),
         fax,

@@ -53,18 +53,9 @@ impl std::fmt::Debug for FaxConfig {
 pub struct EndpointConfig {
     /// Fax or audio.
     pub mode: EndpointMode,
-    /// Outbound: `[sip] no_answer_timeout`; inbound ringing: the ring timeout.
-    pub no_answer: Duration,
-    /// SIP T1 (the ACK wait is 64·T1).
-    pub t1: Duration,
-    /// `[sip] max_call_secs`.
-    pub max_call: Duration,
-    /// `[media] rtp_timeout_secs`.
-    pub rtp_timeout: Option<Duration>,
-    /// How long an ending call waits for BYE answers and the INVITE's final.
-    pub bye_guard: Duration,
-    /// Digest retries toward the trunk.
-    pub max_auth_tries: u8,
+    /// The timing settings every call has (its `no_answer` is, for an inbound call that
+    /// rings, the ring timeout).
+    pub timing: crate::CallConfig,
     /// Our media address in SDP.
     pub media_ip: std::net::IpAddr,
     /// The SDP session id (`o=`), random per call.

@@ -423,7 +423,7 @@ impl EndpointCore {
                 self.respond(180, None);
                 self.phase = Phase::Ringing;
                 self.timers
-                    .set(Timer::NoAnswer, now + self.config.no_answer);
+                    .set(Timer::NoAnswer, now + self.config.timing.no_answer);
                 self.offer = Some(offer);
                 return;
             }
@@ -467,7 +467,8 @@ impl EndpointCore {
             return self.finish(Outcome::Failed(f), Some(400));
         }
         self.answered(now);
-        self.timers.set(Timer::AckWait, now + self.config.t1 * 64);
+        self.timers
+            .set(Timer::AckWait, now + self.config.timing.t1 * 64);
         if let Some(info) = negotiated {
             let remote = self.remote_media;
             self.audio_up(now, info, remote);
@@ -497,9 +498,9 @@ impl EndpointCore {
         self.answered_at = Some(now);
         self.timers.clear(Timer::NoAnswer);
         self.timers
-            .set(Timer::MaxDuration, now + self.config.max_call);
+            .set(Timer::MaxDuration, now + self.config.timing.max_call);
         self.rtp_since = self.rtp_since.max(now);
-        if let Some(t) = self.config.rtp_timeout {
+        if let Some(t) = self.config.timing.rtp_timeout {
             self.timers.set(Timer::RtpCheck, now + t);
         }
         if self.t38 == T38State::Audio {
@@ -553,10 +554,10 @@ impl EndpointCore {
             d.contact,
             invite,
             d.credentials,
-            self.config.max_auth_tries,
+            self.config.timing.max_auth_tries,
         )));
         self.timers
-            .set(Timer::NoAnswer, now + self.config.no_answer);
+            .set(Timer::NoAnswer, now + self.config.timing.no_answer);
     }
 
     fn on_uac_event(&mut self, now: Instant, ev: UacEvent, first: bool) {
@@ -725,7 +726,7 @@ impl EndpointCore {
             let guard = self
                 .timers
                 .get(Timer::ByeGuard)
-                .unwrap_or(now + self.config.bye_guard);
+                .unwrap_or(now + self.config.timing.bye_guard);
             self.timers.clear_all();
             if !self.is_done() {
                 self.timers.set(Timer::ByeGuard, guard);

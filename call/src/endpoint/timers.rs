@@ -61,7 +61,7 @@ impl EndpointCore {
     /// `[media] rtp_timeout_secs`: hang up when the far end has sent nothing for that long
     /// (held calls, and fax calls before T.38, whose audio nobody reads, are exempt).
     fn check_rtp(&mut self, now: Instant) {
-        let Some(timeout) = self.config.rtp_timeout else {
+        let Some(timeout) = self.config.timing.rtp_timeout else {
             return;
         };
         let fax_audio = self.fax() && self.t38 != T38State::Active;

@@ -23,12 +23,7 @@ const PORT: u16 = 31000;
 fn config(mode: EndpointMode) -> EndpointConfig {
     EndpointConfig {
         mode,
-        no_answer: 60 * SEC,
-        t1: 500 * MS,
-        max_call: 4 * 3600 * SEC,
-        rtp_timeout: None,
-        bye_guard: 32 * SEC,
-        max_auth_tries: 2,
+        timing: crate::CallConfig::default(),
         media_ip: MEDIA_IP,
         sdp_session: 42,
         fax: (mode == EndpointMode::Fax).then(|| FaxConfig {
@@ -152,7 +147,7 @@ impl EWorld {
                             request,
                         );
                         let mut cfg = config(self.mode);
-                        cfg.rtp_timeout = self.rtp_timeout;
+                        cfg.timing.rtp_timeout = self.rtp_timeout;
                         self.core = Some(EndpointCore::inbound(now, leg, cfg, policy()));
                     }
                     return;
@@ -299,7 +294,7 @@ impl EWorld {
                 self.peer.invite(self.now, None);
             } else {
                 let mut cfg = config(self.mode);
-                cfg.rtp_timeout = self.rtp_timeout;
+                cfg.timing.rtp_timeout = self.rtp_timeout;
                 let mut core = EndpointCore::outbound(self.now, cfg, policy());
                 let mut dial = Self::dial();
                 dial.credentials = self.credentials.clone();
