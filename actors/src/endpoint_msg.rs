@@ -69,3 +69,18 @@ pub enum EndpointMsg {
     /// A reloaded configuration (trusted sources, SIP users, limits).
     Reload(Arc<switchboard_config::Config>),
 }
+
+impl From<switchboard_call::SipOutput> for EndpointMsg {
+    /// What a call core asks to send, as the endpoint's message.
+    fn from(out: switchboard_call::SipOutput) -> Self {
+        use switchboard_call::SipOutput;
+        match out {
+            SipOutput::Request { peer, request } => EndpointMsg::SendRequest { peer, request },
+            SipOutput::Response { key, response } => EndpointMsg::SendResponse { key, response },
+            SipOutput::Stateless { peer, request } => EndpointMsg::SendStateless {
+                peer,
+                msg: request.into(),
+            },
+        }
+    }
+}

@@ -36,7 +36,7 @@ pub use crate::api::{
 use crate::build;
 use crate::leg::{Leg, SipEvent, UacEvent, UacLeg, UasLeg};
 use crate::outcome::{CallFailure, HangupCause, Outcome};
-use crate::timer::{Timer, TimerTable};
+use crate::timer::{rtp_next_check, Timer, TimerTable};
 
 /// Most requests relayed at once between the legs.
 const MAX_RELAYED: usize = 8;
@@ -815,14 +815,10 @@ impl CallCore {
         let Some(timeout) = self.config.rtp_timeout else {
             return;
         };
-        if self.media.iter().any(|m| m.held) {
-            return self.timers.set(Timer::RtpCheck, now + timeout);
-        }
-        let last = self
-            .media_activity
-            .map_or(self.rtp_since, |t| t.max(self.rtp_since));
-        if now.saturating_duration_since(last) < timeout {
-            return self.timers.set(Timer::RtpCheck, last + timeout);
+        let held = self.media.iter().any(|m| m.held);
+        let next = rtp_next_check(now, timeout, held, self.rtp_since, self.media_activity);
+        if let Some(at) = next {
+            return self.timers.set(Timer::RtpCheck, at);
         }
         self.emit(Event::RtpTimeout);
         self.bye_all();

@@ -8,7 +8,7 @@
 //! Timer L, RFC 6026), the RFC 4028 session expiry, the BYE guard, and the gateway's own
 //! policy timers.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// A call-control timer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -115,6 +115,24 @@ impl TimerTable {
     pub fn clear_all(&mut self) {
         self.slots = [None; Timer::COUNT];
     }
+}
+
+/// The RTP check both call shapes run (`[media] rtp_timeout_secs`): `Some(when)` to look
+/// again, `None` when the far end has been silent for `timeout`. Silence counts from the
+/// later of `since` (answer, hold or resume) and the last packet; an `exempt` call (held, or
+/// fax audio nobody reads) is looked at again a whole `timeout` later.
+pub(crate) fn rtp_next_check(
+    now: Instant,
+    timeout: Duration,
+    exempt: bool,
+    since: Instant,
+    last_packet: Option<Instant>,
+) -> Option<Instant> {
+    if exempt {
+        return Some(now + timeout);
+    }
+    let last = last_packet.map_or(since, |t| t.max(since));
+    (now.saturating_duration_since(last) < timeout).then_some(last + timeout)
 }
 
 #[cfg(test)]

@@ -6,9 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use ractor::ActorRef;
-use switchboard_call::{
-    CallFailure, Command, Credentials, Dial, Event, MediaCtl, Output, SipOutput,
-};
+use switchboard_call::{CallFailure, Command, Credentials, Dial, Event, MediaCtl, Output};
 use switchboard_storage::{rfc3339, Cdr, Disposition};
 
 use super::{build, CallMsg, CallSnapshot, CallState, LegView, Phase, Routing};
@@ -167,18 +165,7 @@ impl CallState {
     fn drain(&mut self) {
         while let Some(out) = self.core.poll_output() {
             match out {
-                Output::Sip(SipOutput::Request { peer, request }) => {
-                    self.send(EndpointMsg::SendRequest { peer, request })
-                }
-                Output::Sip(SipOutput::Response { key, response }) => {
-                    self.send(EndpointMsg::SendResponse { key, response })
-                }
-                Output::Sip(SipOutput::Stateless { peer, request }) => {
-                    self.send(EndpointMsg::SendStateless {
-                        peer,
-                        msg: request.into(),
-                    })
-                }
+                Output::Sip(out) => self.send(out.into()),
                 Output::Media(MediaCtl::Remote { side: s, addr }) => {
                     if let Some(r) = &self.relay {
                         r.set_remote(side(s), addr);

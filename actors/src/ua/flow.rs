@@ -10,7 +10,7 @@ use std::time::Instant;
 use ractor::ActorRef;
 use switchboard_call::{
     CallFailure, Credentials, EndpointCommand, EndpointDial, EndpointEvent, EndpointOutput,
-    FaxCode, Outcome, SipOutput, T38Failure,
+    FaxCode, Outcome, T38Failure,
 };
 use switchboard_config::T38Policy;
 use switchboard_sip::transport::Peer;
@@ -130,18 +130,7 @@ impl UaState {
     pub(super) fn drain(&mut self, now: Instant) {
         while let Some(o) = self.core.poll_output() {
             match o {
-                EndpointOutput::Sip(SipOutput::Request { peer, request }) => {
-                    self.send(EndpointMsg::SendRequest { peer, request })
-                }
-                EndpointOutput::Sip(SipOutput::Response { key, response }) => {
-                    self.send(EndpointMsg::SendResponse { key, response })
-                }
-                EndpointOutput::Sip(SipOutput::Stateless { peer, request }) => {
-                    self.send(EndpointMsg::SendStateless {
-                        peer,
-                        msg: request.into(),
-                    })
-                }
+                EndpointOutput::Sip(out) => self.send(out.into()),
                 EndpointOutput::Event(ev) => self.on_event(now, ev),
             }
         }

@@ -8,7 +8,7 @@ use std::time::Instant;
 use super::{EndpointCore, EndpointEvent, Role, T38Failure, T38State};
 use crate::api::Phase;
 use crate::outcome::{CallFailure, HangupCause, Outcome};
-use crate::timer::Timer;
+use crate::timer::{rtp_next_check, Timer};
 
 impl EndpointCore {
     /// Handle one timer; true when the rest of this instant's timers are moot.
@@ -65,14 +65,10 @@ impl EndpointCore {
             return;
         };
         let fax_audio = self.fax() && self.t38 != T38State::Active;
-        if self.held || fax_audio {
-            return self.timers.set(Timer::RtpCheck, now + timeout);
-        }
-        let last = self
-            .media_activity
-            .map_or(self.rtp_since, |t| t.max(self.rtp_since));
-        if now.saturating_duration_since(last) < timeout {
-            return self.timers.set(Timer::RtpCheck, last + timeout);
+        let exempt = self.held || fax_audio;
+        let next = rtp_next_check(now, timeout, exempt, self.rtp_since, self.media_activity);
+        if let Some(at) = next {
+            return self.timers.set(Timer::RtpCheck, at);
         }
         self.emit(EndpointEvent::RtpTimeout);
         self.bye();
